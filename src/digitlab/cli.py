@@ -1,0 +1,236 @@
+"""The `digitlab` command: one thin command per verb, each calling one library function.
+
+Run `digitlab --help`. User mistakes print one line on stderr: exit 2 for bad arguments, 1 for
+other problems (missing files, corrupt data). Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from digitlab.config import LR_SCHEDULES, OPTIMIZERS, VALIDATION_MODES
+from digitlab.data import DATASETS
+from digitlab.errors import DigitlabError
+from digitlab.models.presets import DEFAULT_PRESET, PRESETS
+
+app = typer.Typer(
+    help="Handwritten-digit recognition: train, evaluate and inspect the tutorials' networks.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+PLOT_KINDS = ("samples", "curves", "confusion", "predictions", "probabilities")
+
+
+def _choice(kind: str, choices):
+    def check(value):
+        if value is not None and value not in choices:
+            raise typer.BadParameter(f'"{value}" is not a {kind}. Choose one of: {", ".join(choices)}.')
+        return value
+
+    return check
+
+
+def _in_range(flag: str, low: float, high: float | None, low_closed: bool = False):
+    """A check that low < value (<= when low_closed) and value < high."""
+
+    def check(value):
+        if value is None:
+            return value
+        if (value < low if low_closed else value <= low) or (high is not None and value >= high):
+            bounds = f"{'[' if low_closed else '('}{low:g}, {high:g})" if high is not None else f"greater than {low:g}"
+            raise typer.BadParameter(f"{value:g} is out of range; {flag} must be {'in ' if high is not None else ''}{bounds}.")
+        return value
+
+    return check
+
+
+DataDirOption = typer.Option(
+    None, "--data-dir", help="Folder with the data set's IDX files (<dir>/<dataset>/...); also $DIGITLAB_DATA."
+)
+
+
+@app.command()
+def train(
+    model: str = typer.Option(DEFAULT_PRESET, "--model", "-m", help="Preset name (see `digitlab models`).",
+                              callback=_choice("preset", PRESETS)),
+    dataset: str = typer.Option("mnist", "--dataset", "-d", help="Data set name.", callback=_choice("data set", DATASETS)),
+    epochs: Optional[int] = typer.Option(None, min=1, help="Epochs [default: the preset's]."),
+    batch_size: Optional[int] = typer.Option(None, min=1, help="Batch size [default: the preset's]."),
+    optimizer: Optional[str] = typer.Option(None, help=f"One of {', '.join(OPTIMIZERS)} [default: the preset's].",
+                                            callback=_choice("optimizer", OPTIMIZERS)),
+    learning_rate: Optional[float] = typer.Option(None, callback=_in_range("--learning-rate", 0, None), help="Learning rate [default: the preset's or the optimizer's]."),
+    lr_schedule: Optional[str] = typer.Option(None, help="'constant' or 'cosine' (decay to 0 over the run) [default: the preset's].",
+                                              callback=_choice("learning-rate schedule", LR_SCHEDULES)),
+    validation_split: Optional[float] = typer.Option(None, callback=_in_range("--validation-split", 0, 1, low_closed=True),
+                                                     help="Share of the training set held out for validation."),
+    validation: Optional[str] = typer.Option(None, help="'split' (hold out part of the training set) or 'test' (validate on the test set).",
+                                             callback=_choice("validation mode", VALIDATION_MODES)),
+    seed: int = typer.Option(0, help="Random seed (weights, split, shuffling)."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Train on only the first N training images."),
+    out_dir: Path = typer.Option(Path("runs"), "--out", help="Parent folder for the run folder."),
+    data_dir: Optional[Path] = DataDirOption,
+    plots: bool = typer.Option(True, help="Write the PNG figures into the run folder."),
+) -> None:
+    """Train a preset with its recipe, evaluate it on the test set, write a run folder."""
+    from digitlab.models import config_for
+    from digitlab.pipeline import train as train_run
+
+    config = config_for(
+        model, dataset=dataset, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
+        learning_rate=learning_rate, lr_schedule=lr_schedule, validation_split=validation_split, validation=validation,
+        seed=seed, train_limit=limit, out=str(out_dir),
+    )
+    out.print(f"Training [bold]{config.model}[/] on {config.dataset}: {config.epochs} epochs, batch "
+              f"{config.batch_size}, {config.optimizer}" + (f" lr {config.learning_rate:g}" if config.learning_rate else ""))
+    run = train_run(config, data_dir=data_dir, plots_enabled=plots)
+    m = run.metrics
+    out.print(f"Test loss: {m['test_loss']:.4f}   Test accuracy: {m['test_accuracy']:.4f} "
+              f"({m['test_accuracy']:.2%} of {m['test_images']:,} images)")
+    out.print(f"Run folder: {run.path}")
+
+
+@app.command()
+def evaluate(
+    run: Optional[Path] = typer.Argument(None, help="Run folder or .keras file [default: the latest run in --runs]."),
+    dataset: Optional[str] = typer.Option(None, help="Data set [default: the run's].", callback=_choice("data set", DATASETS)),
+    data_dir: Optional[Path] = DataDirOption,
+    runs_dir: Path = typer.Option(Path("runs"), "--runs", help="Where to look for the latest run."),
+    as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+) -> None:
+    """Test loss and accuracy, confusion matrix, per-class report, most confused pairs."""
+    from digitlab.evaluation import evaluate as evaluate_run
+
+    ev = evaluate_run(run, dataset=dataset, data_dir=data_dir, out=runs_dir)
+    if as_json:
+        out.print_json(json.dumps({**ev.to_dict(), "confusion": ev.confusion.tolist()}))
+        return
+    out.print(f"Test loss: {ev.loss:.4f}   Test accuracy: {ev.accuracy:.4f} ({ev.accuracy:.2%} of {len(ev.labels):,} {ev.dataset} test images)")
+    names = ev.class_names
+    cm = Table(title="Confusion matrix (rows: true, columns: predicted)", show_lines=False)
+    cm.add_column("true \\ pred", style="bold")
+    for name in names:
+        cm.add_column(name[:8], justify="right")
+    for i, name in enumerate(names):
+        cells = [f"[bold green]{c}[/]" if i == j else (f"[red]{c}[/]" if c else "·") for j, c in enumerate(ev.confusion[i])]
+        cm.add_row(name, *cells)
+    out.print(cm)
+    report = Table(title="Per-class report")
+    for col in ("class", "precision", "recall", "F1", "support"):
+        report.add_column(col, justify="left" if col == "class" else "right")
+    for r in ev.per_class:
+        report.add_row(r["class"], f"{r['precision']:.4f}", f"{r['recall']:.4f}", f"{r['f1']:.4f}", str(r["support"]))
+    out.print(report)
+    out.print("Most confused pairs:")
+    for p in ev.most_confused():
+        out.print(f"  true {p['true']} taken for {p['predicted']}: {p['count']} times")
+
+
+@app.command()
+def models() -> None:
+    """Every preset: a one-line description, its layers and its parameter count."""
+    from digitlab.models import build_model
+    from digitlab.models.describe import describe_model
+    from digitlab.reproduce import recipe_text
+
+    summary = Table(title="Presets")
+    for col in ("preset", "parameters", "description", "recipe"):
+        summary.add_column(col, justify="right" if col == "parameters" else "left")
+    for name, preset in PRESETS.items():
+        model = build_model(name)
+        layers = describe_model(model)
+        summary.add_row(f"[bold]{name}[/]", f"{model.count_params():,}", preset.description, recipe_text(name))
+        summary.add_row("", "", "[dim]" + " -> ".join(d for d, _, _ in layers) + "[/]", "")
+    out.print(summary)
+
+
+@app.command()
+def fetch(
+    dataset: str = typer.Argument("mnist", help="Data set name.", callback=_choice("data set", DATASETS)),
+    force: bool = typer.Option(False, help="Download again even if the cache holds a good copy."),
+) -> None:
+    """Download a data set's files into the cache (checksums verified)."""
+    from digitlab.data.fetch import default_cache_dir, fetch_file
+    from digitlab.data.registry import get_dataset
+
+    ds = get_dataset(dataset)
+    for f in ds.files:
+        path = fetch_file(ds, f, force=force)
+        out.print(f"{path}  [green]ok[/] (sha256 {f.gz_sha256[:12]}…)")
+    out.print(f"Cache: {default_cache_dir()}")
+
+
+@app.command()
+def plot(
+    kind: str = typer.Argument(..., help=f"One of: {', '.join(PLOT_KINDS)}.", callback=_choice("plot kind", PLOT_KINDS)),
+    run: Optional[Path] = typer.Argument(None, help="Run folder or .keras file [default: the latest run]."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="PNG file to write [default: KIND.png]."),
+    dataset: Optional[str] = typer.Option(None, help="Data set [default: the run's, or mnist].", callback=_choice("data set", DATASETS)),
+    index: int = typer.Option(0, min=0, help="Test image for `probabilities`."),
+    count: int = typer.Option(25, min=1, max=100, help="Images in a grid."),
+    mistakes: bool = typer.Option(False, help="`predictions`: show only misclassified images."),
+    data_dir: Optional[Path] = DataDirOption,
+    runs_dir: Path = typer.Option(Path("runs"), "--runs", help="Where to look for the latest run."),
+) -> None:
+    """Draw one figure: sample digits, training curves, confusion heat map, predictions, probabilities."""
+    from digitlab.figures import make_figure
+
+    fig = make_figure(kind, run, dataset=dataset, index=index, count=count, mistakes=mistakes,
+                      data_dir=data_dir, runs_dir=runs_dir)
+    output = output or Path(f"{kind}.png")
+    fig.savefig(output, dpi=110)
+    out.print(f"Wrote {output}")
+
+
+@app.command()
+def reproduce(
+    seeds: int = typer.Option(1, min=1, help="Seeds per preset (0..N-1)."),
+    presets: Optional[str] = typer.Option(None, help="Comma-separated presets [default: all]."),
+    out_dir: Path = typer.Option(Path("runs/reproduce"), "--out", help="Where the runs go."),
+    data_dir: Optional[Path] = DataDirOption,
+    markdown: Optional[Path] = typer.Option(None, help="Also write the table as Markdown to this file."),
+) -> None:
+    """Train every tutorial preset with its recipe and compare with what the tutorial reported."""
+    from digitlab.reproduce import markdown_table
+    from digitlab.reproduce import reproduce as run_all
+
+    names = [p.strip() for p in presets.split(",")] if presets else None
+    for name in names or []:
+        _choice("preset", PRESETS)(name)
+    table = Table(title=f"Tutorial presets, {seeds} seed(s) each")
+    for col in ("preset", "recipe", "tutorial reported", "we got", "meets"):
+        table.add_column(col)
+
+    def show(r):
+        out.print(f"{r.preset}: {r.mean:.2%} ± {r.spread:.2%} ({'meets' if r.meets else 'misses'} \"{r.claim}\")")
+        where = "held-out" if r.metric == "val_accuracy" else "test"
+        table.add_row(r.preset, r.recipe, r.claim, f"{r.mean:.2%} ± {r.spread:.2%} {where}",
+                      "[green]yes[/]" if r.meets else "[red]no[/]")
+
+    results = run_all(names, seeds, out_dir, data_dir, on_result=show)
+    out.print(table)
+    if markdown is not None:
+        markdown.write_text(markdown_table(results) + "\n")
+        out.print(f"Wrote {markdown}")
+
+
+def main() -> None:
+    """Entry point: runs the app, turning digitlab's own errors into one line and exit code 1."""
+    try:
+        app()
+    except DigitlabError as e:
+        err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)

@@ -1,0 +1,80 @@
+"""RunConfig: everything that describes one training run, saved as config.json in the run folder."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from digitlab.errors import ConfigError
+
+OPTIMIZERS = ("sgd", "adam", "rmsprop", "adamw", "adagrad", "nadam")
+VALIDATION_MODES = ("split", "test")
+LR_SCHEDULES = ("constant", "cosine")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One training run. Presets give the recipe defaults; CLI flags replace single fields."""
+
+    model: str = "mlp"
+    dataset: str = "mnist"
+    epochs: int = 5
+    batch_size: int = 64
+    optimizer: str = "adam"
+    learning_rate: float | None = None  # None: the optimizer's Keras default
+    # "constant", or "cosine": decay the learning rate to 0 over the run (a cheap accuracy gain)
+    lr_schedule: str = "constant"
+    # "split": hold out `validation_split` of the training set (seeded); "test": validate on the
+    # test set, as some tutorials do (their validation numbers are then test numbers).
+    validation: str = "split"
+    validation_split: float = 0.1
+    seed: int = 0
+    train_limit: int | None = None  # train on only the first N training images (quick experiments)
+    out: str = "runs"  # parent folder of the run folders
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.epochs < 1:
+            problems.append(f"epochs must be at least 1, got {self.epochs}")
+        if self.batch_size < 1:
+            problems.append(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.optimizer not in OPTIMIZERS:
+            problems.append(f'optimizer "{self.optimizer}" is not one of {", ".join(OPTIMIZERS)}')
+        if self.learning_rate is not None and not self.learning_rate > 0:
+            problems.append(f"learning_rate must be positive, got {self.learning_rate}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            problems.append(f'lr_schedule "{self.lr_schedule}" is not one of {", ".join(LR_SCHEDULES)}')
+        if self.validation not in VALIDATION_MODES:
+            problems.append(f'validation "{self.validation}" is not one of {", ".join(VALIDATION_MODES)}')
+        if not 0 <= self.validation_split < 1:
+            problems.append(f"validation_split must be in [0, 1), got {self.validation_split}")
+        if self.train_limit is not None and self.train_limit < 1:
+            problems.append(f"train_limit must be at least 1, got {self.train_limit}")
+        if problems:
+            raise ConfigError("invalid run configuration: " + "; ".join(problems) + ".")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RunConfig:
+        """Build from a dict, rejecting unknown keys by name."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(
+                f"unknown configuration field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}."
+            )
+        return cls(**data)
+
+    def save(self, path: Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> RunConfig:
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text()))
+        except (OSError, json.JSONDecodeError) as e:
+            raise ConfigError(f"{path}: cannot read the run configuration ({e}).") from None

@@ -1,0 +1,147 @@
+"""Download data files into a cache folder: checksum, progress bar, next mirror on failure.
+
+pooch does the HTTP transfer (streaming, progress bar, temporary file, SHA-256 check, rename into
+place); this module adds what it lacks: a list of mirrors tried in turn, local folders as mirrors
+for offline machines, a file lock so that concurrent processes download once, and error messages
+that say what was tried and what to do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import filelock
+import platformdirs
+import pooch
+
+from digitlab.data.registry import DataFile, Dataset
+from digitlab.errors import FetchError
+
+CACHE_ENV = "DIGITLAB_CACHE"  # overrides the cache folder
+MIRROR_ENV = "DIGITLAB_MIRROR"  # comma-separated URLs or folders laid out as <base>/<dataset>/<file>
+TIMEOUT_S = 30
+
+
+def default_cache_dir() -> Path:
+    """`$DIGITLAB_CACHE` if set, else the user's cache folder (e.g. ~/.cache/digitlab)."""
+    return Path(os.environ.get(CACHE_ENV) or platformdirs.user_cache_dir("digitlab"))
+
+
+def mirrors_for(dataset: Dataset) -> list[str]:
+    """The mirrors to try for `dataset`: `$DIGITLAB_MIRROR` replaces the public ones."""
+    override = os.environ.get(MIRROR_ENV, "").strip()
+    if not override:
+        return list(dataset.mirrors)
+    return [f"{m.strip().rstrip('/')}/{dataset.name}/" for m in override.split(",") if m.strip()]
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def fetch_file(
+    dataset: Dataset,
+    datafile: DataFile,
+    *,
+    cache_dir: Path | None = None,
+    mirrors: list[str] | None = None,
+    progress: bool = True,
+    force: bool = False,
+) -> Path:
+    """Return the path of a verified copy of `datafile` in the cache, downloading it if needed."""
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    folder = cache_dir / dataset.name
+    target = folder / datafile.filename
+    if not force and _verified(target, datafile):
+        return target
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        lock = filelock.FileLock(str(target) + ".lock")
+        lock.acquire(timeout=600)
+    except OSError as e:
+        raise FetchError(
+            f"cannot write to the cache folder {folder} ({e.strerror or e}). "
+            f"Make it writable, or set {CACHE_ENV} to a folder you can write to."
+        ) from None
+    try:
+        # Another process may have fetched it while we waited for the lock.
+        if not force and _verified(target, datafile):
+            return target
+        failures = []
+        for mirror in mirrors if mirrors is not None else mirrors_for(dataset):
+            try:
+                _fetch_from(mirror, datafile, target, progress)
+                return target
+            except _MirrorFailed as e:
+                failures.append(f"{mirror}{datafile.filename}: {e}")
+        tried = "\n  ".join(failures) or "(no mirrors configured)"
+        raise FetchError(
+            f"could not fetch {dataset.name}/{datafile.filename} from any mirror:\n  {tried}\n"
+            f"On a machine without internet, put the files in a folder and pass it with "
+            f"--data-dir (or set DIGITLAB_DATA), or set {MIRROR_ENV} to a folder or URL "
+            f"laid out as <base>/{dataset.name}/{datafile.filename}."
+        )
+    finally:
+        lock.release()
+
+
+class _MirrorFailed(Exception):
+    """One mirror could not provide a good copy; the next one is tried."""
+
+
+def _verified(path: Path, datafile: DataFile) -> bool:
+    return path.is_file() and sha256_file(path) == datafile.gz_sha256
+
+
+def _fetch_from(mirror: str, datafile: DataFile, target: Path, progress: bool) -> None:
+    if "://" not in mirror or mirror.startswith("file://"):
+        _copy_from_folder(Path(mirror.removeprefix("file://")), datafile, target)
+        return
+    url = mirror if mirror.endswith("/") else mirror + "/"
+    url += datafile.filename
+    logging.getLogger("pooch").setLevel(logging.WARNING)
+    try:
+        # pooch downloads to a temporary file in the same folder, checks the hash, then renames.
+        pooch.retrieve(
+            url,
+            known_hash=f"sha256:{datafile.gz_sha256}",
+            fname=target.name,
+            path=target.parent,
+            downloader=pooch.HTTPDownloader(progressbar=progress, timeout=TIMEOUT_S),
+        )
+    except ValueError as e:  # pooch's hash mismatch
+        raise _MirrorFailed(f"checksum mismatch, the file is corrupt or cut off ({_first_line(e)})") from None
+    except Exception as e:  # requests' connection, HTTP and truncation errors
+        raise _MirrorFailed(f"{type(e).__name__}: {_first_line(e)}") from None
+
+
+def _copy_from_folder(folder: Path, datafile: DataFile, target: Path) -> None:
+    source = folder / datafile.filename
+    if not source.is_file():
+        raise _MirrorFailed("no such file")
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
+            shutil.copyfileobj(src, out)
+        if sha256_file(Path(tmp)) != datafile.gz_sha256:
+            raise _MirrorFailed("checksum mismatch, the file is corrupt or not the expected one")
+        os.replace(tmp, target)
+    except OSError as e:
+        raise _MirrorFailed(f"cannot copy: {e}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__

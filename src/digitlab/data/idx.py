@@ -1,0 +1,171 @@
+"""Strict reader and writer for the IDX format that MNIST and its relatives are published in.
+
+The format (http://yann.lecun.com/exdb/mnist/): a 4-byte magic number -- two zero bytes, a type
+code, the number of dimensions -- then one big-endian uint32 per dimension, then the data in
+C order, big-endian. Files may be gzip-compressed. Every header field is checked, and the data is
+read in chunks as it arrives, so a hostile header that claims billions of items cannot make the
+reader allocate more memory than the file really holds.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import struct
+import zlib
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from digitlab.errors import DataError
+
+# Type code -> NumPy dtype. IDX is big-endian, so multi-byte dtypes are read with '>'.
+TYPE_CODES: dict[int, np.dtype] = {
+    0x08: np.dtype(">u1"),
+    0x09: np.dtype(">i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+CODES_BY_DTYPE: dict[np.dtype, int] = {dt.newbyteorder("="): code for code, dt in TYPE_CODES.items()}
+
+# Refuse headers that claim more than this, whatever the file holds (MNIST's largest file is 47 MB).
+MAX_BYTES = 4 * 1024**3
+CHUNK = 1 << 20
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def read_idx(
+    source: str | os.PathLike | bytes,
+    *,
+    sha256: str | None = None,
+    max_bytes: int = MAX_BYTES,
+) -> np.ndarray:
+    """Read an IDX file (raw or gzip-compressed) into a native-endian NumPy array.
+
+    `source` is a path or the file's bytes. With `sha256`, the decompressed bytes must have
+    that digest. Raises `DataError` naming the file and the problem for any malformed input.
+    """
+    name = "<bytes>" if isinstance(source, (bytes, bytearray)) else str(source)
+    try:
+        raw = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else open(source, "rb")
+    except FileNotFoundError:
+        raise DataError(f"{name}: no such file.") from None
+    except OSError as e:
+        raise DataError(f"{name}: cannot open ({e.strerror or e}).") from None
+    with raw:
+        compressed = raw.read(2) == GZIP_MAGIC
+        raw.seek(0)
+        stream: BinaryIO = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
+        try:
+            return _read_stream(stream, name, compressed, sha256, max_bytes)
+        except (OSError, EOFError, zlib.error) as e:
+            # gzip.BadGzipFile is an OSError; a cut-off gzip stream raises EOFError.
+            raise DataError(f"{name}: the gzip stream is corrupt or cut off ({e}).") from None
+
+
+def _read_stream(
+    stream: BinaryIO, name: str, compressed: bool, sha256: str | None, max_bytes: int
+) -> np.ndarray:
+    digest = hashlib.sha256()
+    magic = stream.read(4)
+    digest.update(magic)
+    if len(magic) < 4:
+        raise DataError(f"{name}: only {len(magic)} bytes; an IDX file starts with a 4-byte magic number.")
+    if magic[0] != 0 or magic[1] != 0:
+        what = "a gzip file within a gzip file" if magic[:2] == GZIP_MAGIC else "not an IDX file"
+        raise DataError(
+            f"{name}: bad magic number {magic.hex()}: an IDX file starts with two zero bytes ({what})."
+        )
+    code, ndim = magic[2], magic[3]
+    if code not in TYPE_CODES:
+        known = ", ".join(f"0x{c:02X}" for c in TYPE_CODES)
+        raise DataError(f"{name}: unknown IDX type code 0x{code:02X}; the format defines {known}.")
+    dims_bytes = stream.read(4 * ndim)
+    digest.update(dims_bytes)
+    if len(dims_bytes) < 4 * ndim:
+        raise DataError(
+            f"{name}: truncated header: {ndim} dimensions need {4 * ndim} bytes of sizes, "
+            f"only {len(dims_bytes)} follow the magic number."
+        )
+    shape = struct.unpack(f">{ndim}I", dims_bytes)
+    dtype = TYPE_CODES[code]
+    expected = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    header_len = 4 + 4 * ndim
+    shape_text = "x".join(map(str, shape)) or "scalar"
+    if expected > max_bytes:
+        raise DataError(
+            f"{name}: header says {shape_text} {dtype.newbyteorder('=').name} ({expected} bytes), "
+            f"more than the {max_bytes}-byte limit; the header is corrupt or hostile."
+        )
+    data = bytearray()
+    while len(data) < expected:
+        chunk = stream.read(min(CHUNK, expected - len(data)))
+        if not chunk:
+            break
+        data += chunk  # grows only as real data arrives, never to the size the header claims
+    digest.update(data)
+    if len(data) < expected:
+        raise DataError(
+            f"{name}: header says {shape_text} {dtype.newbyteorder('=').name} ({expected} bytes), "
+            f"but only {len(data)} bytes follow the {header_len}-byte header. "
+            "The file is probably truncated; fetch it again."
+        )
+    extra = stream.read(CHUNK)
+    if extra:
+        more = len(extra)
+        while chunk := stream.read(CHUNK):
+            more += len(chunk)
+        raise DataError(
+            f"{name}: {more} trailing bytes after the {expected} bytes of data the header "
+            f"({shape_text}) describes; the dimensions disagree with the file's size."
+        )
+    if sha256 is not None and digest.hexdigest() != sha256.lower():
+        raise DataError(
+            f"{name}: SHA-256 of the {'decompressed ' if compressed else ''}contents is "
+            f"{digest.hexdigest()}, expected {sha256.lower()}. The file is corrupt or not the "
+            "expected one; delete it and fetch it again."
+        )
+    return np.frombuffer(data, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="), copy=False)
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """Encode an array as IDX bytes (uncompressed)."""
+    array = np.asarray(array)
+    native = array.dtype.newbyteorder("=")
+    code = CODES_BY_DTYPE.get(native)
+    if code is None:
+        names = ", ".join(dt.name for dt in CODES_BY_DTYPE)
+        raise DataError(f"IDX cannot store dtype {array.dtype.name}; it stores {names}.")
+    if array.ndim > 255:
+        raise DataError(f"IDX stores at most 255 dimensions, the array has {array.ndim}.")
+    if any(n >= 2**32 for n in array.shape):
+        raise DataError(f"IDX dimension sizes must fit in 32 bits; shape is {array.shape}.")
+    header = bytes([0, 0, code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    return header + np.ascontiguousarray(array, dtype=TYPE_CODES[code]).tobytes()
+
+
+def write_idx(path: str | os.PathLike, array: np.ndarray, *, compress: bool | None = None) -> Path:
+    """Write `array` as an IDX file; gzip-compressed when `compress` or when the name ends in .gz.
+
+    Writes to a temporary file beside `path` and renames it into place, so a reader never sees
+    a half-written file.
+    """
+    path = Path(path)
+    if compress is None:
+        compress = path.suffix == ".gz"
+    payload = idx_bytes(array)
+    if compress:
+        # mtime=0: the same array always gives the same bytes.
+        payload = gzip.compress(payload, mtime=0)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(payload)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

@@ -1,0 +1,24 @@
+"""The exceptions digitlab raises for problems a user can fix.
+
+Library code raises these; the CLI prints them as one line and exits 1. Anything else is a bug.
+"""
+
+
+class DigitlabError(Exception):
+    """Base class: a problem with the user's input, files or environment, with a clear message."""
+
+
+class DataError(DigitlabError, ValueError):
+    """A data file is malformed, has the wrong checksum, or a data set is unknown."""
+
+
+class FetchError(DigitlabError, OSError):
+    """A data file could not be found locally nor downloaded from any mirror."""
+
+
+class ConfigError(DigitlabError, ValueError):
+    """A run configuration, preset name or option value is invalid."""
+
+
+class RunError(DigitlabError, OSError):
+    """A run folder or model file is missing or unreadable."""

@@ -1,0 +1,100 @@
+"""Evaluate a trained model on a data set's test images: loss, accuracy, confusion, per-class report."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from digitlab import metrics
+from digitlab.backend import select_backend
+from digitlab.config import RunConfig
+from digitlab.data import get_dataset, load_dataset
+from digitlab.errors import RunError
+from digitlab.models import get_preset
+from digitlab.preprocess import shape_for
+from digitlab.runs import CONFIG_FILE, resolve_model
+
+
+@dataclass
+class Evaluation:
+    """A model's predictions on a labelled set, and the scores computed from them."""
+
+    dataset: str
+    class_names: list[str]
+    labels: np.ndarray  # (n,) true classes
+    probabilities: np.ndarray  # (n, classes) softmax outputs
+    loss: float = field(init=False)
+    accuracy: float = field(init=False)
+    confusion: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.loss = metrics.cross_entropy(self.labels, self.probabilities)
+        self.accuracy = metrics.accuracy(self.labels, self.predicted)
+        self.confusion = metrics.confusion(self.labels, self.predicted, len(self.class_names))
+
+    @property
+    def predicted(self) -> np.ndarray:
+        return self.probabilities.argmax(axis=1)
+
+    @property
+    def per_class(self) -> list[dict]:
+        return metrics.per_class(self.labels, self.predicted, self.class_names)
+
+    def most_confused(self, top: int = 5) -> list[dict]:
+        return metrics.most_confused(self.confusion, self.class_names, top)
+
+    def to_dict(self) -> dict:
+        return {
+            "dataset": self.dataset,
+            "test_loss": self.loss,
+            "test_accuracy": self.accuracy,
+            "test_images": int(len(self.labels)),
+            "per_class": self.per_class,
+            "most_confused": self.most_confused(),
+        }
+
+
+def predict_probabilities(model, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+    """Softmax outputs of a Keras model for uint8 images (n, 28, 28)."""
+    x = shape_for(images, tuple(model.input_shape[1:]))
+    return np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
+
+
+def evaluate_model(model, images: np.ndarray, labels: np.ndarray, dataset: str = "mnist") -> Evaluation:
+    """Evaluate an in-memory Keras model on uint8 images and integer labels."""
+    names = list(get_dataset(dataset).class_names)
+    return Evaluation(dataset, names, np.asarray(labels), predict_probabilities(model, images))
+
+
+def load_model(path: str | os.PathLike):
+    """Load a .keras file in Keras' safe mode (no code from the file is run)."""
+    import keras
+
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except Exception as e:  # Keras raises ValueError, OSError, zipfile errors... for a bad file
+        raise RunError(f"{path}: cannot load the model ({type(e).__name__}: {e}).") from None
+
+
+def evaluate(
+    run_or_model: str | os.PathLike | None = None,
+    *,
+    dataset: str | None = None,
+    data_dir: str | os.PathLike | None = None,
+    out: str | os.PathLike = "runs",
+) -> Evaluation:
+    """Evaluate a run folder or .keras file (default: the latest run) on its data set's test split."""
+    model_path, run_dir = resolve_model(run_or_model, out)
+    config = RunConfig.load(run_dir / CONFIG_FILE) if run_dir is not None else None
+    select_backend(get_preset(config.model).backend if config else None)
+    dataset = dataset or (config.dataset if config else "mnist")
+    model = load_model(model_path)
+    _, (x_test, y_test) = load_dataset(dataset, data_dir=data_dir)
+    return evaluate_model(model, x_test, y_test, dataset)
+
+
+def run_name(path: Path | None) -> str:
+    return path.name if path is not None else "model"

@@ -1,0 +1,65 @@
+"""Figures of a run or data set by name, as `digitlab plot KIND [RUN]` draws them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from digitlab import plots
+from digitlab.data import get_dataset, load_dataset
+from digitlab.errors import ConfigError, RunError
+from digitlab.runs import CONFIG_FILE, HISTORY_JSON, latest_run, read_json
+
+
+def make_figure(
+    kind: str,
+    run: str | os.PathLike | None = None,
+    *,
+    dataset: str | None = None,
+    index: int = 0,
+    count: int = 25,
+    mistakes: bool = False,
+    data_dir: str | os.PathLike | None = None,
+    runs_dir: str | os.PathLike = "runs",
+) -> Figure:
+    """One of: samples, curves, confusion, predictions, probabilities."""
+    if kind == "samples":
+        if dataset is None and run is not None:
+            dataset = _run_dataset(Path(run))
+        dataset = dataset or "mnist"
+        (x, y), _ = load_dataset(dataset, data_dir=data_dir)
+        return plots.plot_samples(x, y, get_dataset(dataset).class_names, n=count, title=f"{dataset}: training samples")
+    if kind == "curves":
+        run_dir = Path(run) if run is not None else latest_run(runs_dir)
+        history_file = run_dir / HISTORY_JSON
+        if not history_file.is_file():
+            raise RunError(f"{run_dir}: no {HISTORY_JSON}; training curves need a run folder, not a model file.")
+        return plots.plot_history(read_json(history_file), title=f"Training curves, run {run_dir.name}")
+
+    from digitlab.evaluation import evaluate
+
+    ev = evaluate(run, dataset=dataset, data_dir=data_dir, out=runs_dir)
+    _, (x_test, _) = load_dataset(ev.dataset, data_dir=data_dir)
+    label = f"{ev.dataset}, {Path(run).name if run else 'latest run'}"
+    if kind == "confusion":
+        return plots.plot_confusion(ev.confusion, ev.class_names, title=f"Confusion matrix, test set ({label})")
+    if kind == "predictions":
+        chosen = np.flatnonzero(ev.predicted != ev.labels) if mistakes else np.arange(len(ev.labels))
+        chosen = chosen[:count]
+        what = "Misclassified test images" if mistakes else "Test predictions"
+        return plots.plot_predictions(x_test[chosen], ev.labels[chosen], ev.probabilities[chosen],
+                                      ev.class_names, n=count, title=f"{what} ({label})")
+    if kind == "probabilities":
+        if index >= len(ev.labels):
+            raise ConfigError(f"--index {index} is past the last test image ({len(ev.labels) - 1}).")
+        return plots.plot_probabilities(ev.probabilities[index], ev.class_names, x_test[index],
+                                        int(ev.labels[index]), title=f"Test image {index} ({label})")
+    raise ConfigError(f'unknown plot kind "{kind}".')
+
+
+def _run_dataset(run: Path) -> str | None:
+    config = run / CONFIG_FILE if run.is_dir() else run.parent / CONFIG_FILE
+    return read_json(config).get("dataset") if config.is_file() else None

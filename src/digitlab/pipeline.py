@@ -1,0 +1,119 @@
+"""train(config): data -> fitted model -> test evaluation -> a complete run folder, in one call."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from digitlab import plots
+from digitlab.config import RunConfig
+from digitlab.data import get_dataset, load_dataset
+from digitlab.evaluation import Evaluation, evaluate_model
+from digitlab.models import config_for
+from digitlab.runs import (
+    CONFIG_FILE,
+    CONFUSION_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    STATUS_FILE,
+    new_run_dir,
+    write_json,
+)
+from digitlab.training import fit, make_splits, write_history
+
+
+@dataclass
+class Run:
+    """A finished training run: where it is, what it was, what it learned, how it scored."""
+
+    path: Path
+    config: RunConfig
+    model: object  # keras.Model
+    history: dict[str, list[float]]
+    evaluation: Evaluation
+    metrics: dict
+
+
+def train(
+    config: RunConfig | str | None = None,
+    *,
+    data_dir: str | os.PathLike | None = None,
+    verbose: int | None = None,
+    plots_enabled: bool = True,
+) -> Run:
+    """Train a preset with its recipe, evaluate it on the test set, and write a run folder.
+
+    `config` is a RunConfig, a preset name, or None for the default MLP. Returns a `Run`.
+    """
+    if config is None or isinstance(config, str):
+        config = config_for(config) if config else config_for()
+    dataset = get_dataset(config.dataset)
+    started = time.perf_counter()
+    train_split, test_split = load_dataset(config.dataset, data_dir=data_dir)
+    splits = make_splits(config, train_split, test_split)
+
+    run_dir = new_run_dir(config.out, config.model, config.dataset)
+    config.save(run_dir / CONFIG_FILE)
+    write_json(run_dir / STATUS_FILE, {"state": "training"})
+
+    model, history = fit(config, splits, num_classes=dataset.num_classes, run_dir=run_dir, verbose=verbose)
+    train_seconds = time.perf_counter() - started
+    evaluation = evaluate_model(model, splits.x_test, splits.y_test, config.dataset)
+
+    write_history(run_dir, history)
+    metrics = {
+        **evaluation.to_dict(),
+        **{f"final_{k}": v[-1] for k, v in history.items()},
+        "parameters": int(model.count_params()),
+        "train_seconds": round(train_seconds, 2),
+    }
+    write_json(run_dir / METRICS_FILE, metrics)
+    np.savetxt(run_dir / CONFUSION_FILE, evaluation.confusion, fmt="%d", delimiter=",",
+               header=",".join(evaluation.class_names), comments="")
+    if plots_enabled:
+        save_run_figures(run_dir, history, evaluation, splits.x_train, splits.y_train, splits.x_test)
+    tmp_model = run_dir / ".model.tmp.keras"
+    model.save(tmp_model)
+    tmp_model.replace(run_dir / MODEL_FILE)
+    write_json(run_dir / STATUS_FILE, {"state": "complete", **environment()})
+    return Run(run_dir, config, model, history, evaluation, metrics)
+
+
+def save_run_figures(run_dir: Path, history, evaluation: Evaluation, x_train, y_train, x_test) -> None:
+    """The five standard figures of a run, as PNG files in its folder."""
+    name = f"{evaluation.dataset}, run {run_dir.name}"
+    names = evaluation.class_names
+    figures = {
+        "samples.png": plots.plot_samples(x_train, y_train, names, title=f"Training samples ({name})"),
+        "curves.png": plots.plot_history(history, title=f"Training curves ({name})"),
+        "confusion.png": plots.plot_confusion(evaluation.confusion, names, title=f"Confusion matrix, test set ({name})"),
+        "predictions.png": plots.plot_predictions(
+            x_test, evaluation.labels, evaluation.probabilities, names, title=f"Test predictions ({name})"
+        ),
+        "probabilities.png": plots.plot_probabilities(
+            evaluation.probabilities[0], names, x_test[0], int(evaluation.labels[0]),
+            title=f"Test image 0 ({name})",
+        ),
+    }
+    for filename, fig in figures.items():
+        fig.savefig(run_dir / filename, dpi=110)
+
+
+def environment() -> dict:
+    """Versions and machine facts recorded with a run, so its numbers can be compared later."""
+    import keras
+
+    return {
+        "backend": keras.backend.backend(),
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }

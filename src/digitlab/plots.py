@@ -1,0 +1,155 @@
+"""Figures a person would rather look at than read. Each function takes arrays, returns a Figure.
+
+Figures are built with matplotlib's object API (no pyplot global state, no GUI backend), so they
+work in scripts, servers and notebooks alike; the caller saves or displays them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+MISTAKE = "#c62828"
+CORRECT = "#1b5e20"
+BAR = "#90a4ae"
+
+
+def _grid(n: int, max_cols: int = 10) -> tuple[int, int]:
+    cols = min(n, max_cols, math.ceil(math.sqrt(n)) if n <= 25 else max_cols)
+    return math.ceil(n / cols), cols
+
+
+def _names(class_names: Sequence[str] | None, k: int) -> list[str]:
+    return list(class_names) if class_names is not None else [str(i) for i in range(k)]
+
+
+def plot_samples(
+    images: np.ndarray,
+    labels: np.ndarray,
+    class_names: Sequence[str] | None = None,
+    n: int = 25,
+    title: str = "Sample images",
+) -> Figure:
+    """A grid of the first `n` images, each titled with its label."""
+    n = min(n, len(images))
+    names = _names(class_names, int(np.max(labels)) + 1 if len(labels) else 10)
+    rows, cols = _grid(n)
+    fig = Figure(figsize=(1.5 * cols, 1.6 * rows + 0.6), layout="constrained")
+    for i, ax in enumerate(fig.subplots(rows, cols, squeeze=False).flat):
+        ax.set_axis_off()
+        if i < n:
+            ax.imshow(images[i], cmap="gray_r", vmin=0, vmax=255 if images.dtype == np.uint8 else 1)
+            ax.set_title(names[int(labels[i])], fontsize=9)
+    fig.suptitle(title)
+    return fig
+
+
+def plot_history(history: dict[str, list[float]], title: str = "Training curves") -> Figure:
+    """Accuracy and loss per epoch, training against validation, side by side."""
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    for ax, metric in zip(fig.subplots(1, 2), ("accuracy", "loss")):
+        for key, label, style in ((metric, "training", "o-"), (f"val_{metric}", "validation", "s--")):
+            values = history.get(key)
+            if values:
+                ax.plot(range(1, len(values) + 1), values, style, label=label)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.set_title(metric.capitalize())
+        ax.grid(alpha=0.3)
+        ax.legend()
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    fig.suptitle(title)
+    return fig
+
+
+def plot_confusion(
+    matrix: np.ndarray, class_names: Sequence[str] | None = None, title: str = "Confusion matrix"
+) -> Figure:
+    """A heat map of the confusion matrix with counts in the cells (rows: true, columns: predicted)."""
+    matrix = np.asarray(matrix)
+    names = _names(class_names, len(matrix))
+    fig = Figure(figsize=(7.5, 6.5), layout="constrained")
+    ax = fig.subplots()
+    # Colour by row share, so mistakes show up even beside a diagonal of ~1,000.
+    share = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    fig.colorbar(im, ax=ax, label="share of the true class")
+    for (i, j), count in np.ndenumerate(matrix):
+        if count:
+            colour = "white" if share[i, j] > 0.5 else ("black" if i == j else MISTAKE)
+            ax.text(j, i, str(count), ha="center", va="center", fontsize=8, color=colour)
+    ax.set_xticks(range(len(names)), names, rotation=45 if max(map(len, names)) > 2 else 0, ha="right" if max(map(len, names)) > 2 else "center")
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    return fig
+
+
+def plot_predictions(
+    images: np.ndarray,
+    labels: np.ndarray,
+    probabilities: np.ndarray,
+    class_names: Sequence[str] | None = None,
+    n: int = 25,
+    title: str = "Test predictions",
+) -> Figure:
+    """A grid of images titled "Predicted: p  Label: l"; mistakes in red with a red frame."""
+    n = min(n, len(images))
+    names = _names(class_names, probabilities.shape[1])
+    predicted = probabilities.argmax(axis=1)
+    rows, cols = _grid(n, max_cols=5)
+    fig = Figure(figsize=(2.6 * cols, 2.5 * rows + 0.6), layout="constrained")
+    for i, ax in enumerate(fig.subplots(rows, cols, squeeze=False).flat):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if i >= n:
+            ax.set_axis_off()
+            continue
+        ax.imshow(images[i], cmap="gray_r")
+        wrong = predicted[i] != labels[i]
+        colour = MISTAKE if wrong else CORRECT
+        ax.set_title(f"Predicted: {names[predicted[i]]}  Label: {names[int(labels[i])]}", fontsize=8, color=colour)
+        for spine in ax.spines.values():
+            spine.set_edgecolor(colour if wrong else "#cccccc")
+            spine.set_linewidth(3 if wrong else 1)
+    mistakes = int(np.sum(predicted[:n] != labels[:n]))
+    fig.suptitle(f"{title} ({mistakes} of {n} wrong, in red)")
+    return fig
+
+
+def plot_probabilities(
+    probabilities: np.ndarray,
+    class_names: Sequence[str] | None = None,
+    image: np.ndarray | None = None,
+    label: int | None = None,
+    title: str = "Softmax probabilities",
+) -> Figure:
+    """The softmax output for one image as bars, the predicted class highlighted, the image beside."""
+    probabilities = np.asarray(probabilities).ravel()
+    names = _names(class_names, len(probabilities))
+    predicted = int(probabilities.argmax())
+    fig = Figure(figsize=(9 if image is not None else 7, 3.6), layout="constrained")
+    if image is not None:
+        ax_img, ax = fig.subplots(1, 2, width_ratios=[1, 2.4])
+        ax_img.imshow(image, cmap="gray_r")
+        ax_img.set_xticks([])
+        ax_img.set_yticks([])
+        ax_img.set_title("the image" if label is None else f"Label: {names[label]}")
+    else:
+        ax = fig.subplots()
+    wrong = label is not None and label != predicted
+    colours = [BAR] * len(probabilities)
+    colours[predicted] = MISTAKE if wrong else CORRECT
+    bars = ax.bar(range(len(probabilities)), probabilities, color=colours)
+    for bar, p in zip(bars, probabilities):
+        if p >= 0.01:
+            ax.text(bar.get_x() + bar.get_width() / 2, p + 0.02, f"{p:.0%}", ha="center", fontsize=8)
+    ax.set_xticks(range(len(names)), names, rotation=45 if max(map(len, names)) > 2 else 0)
+    ax.set_ylim(0, 1.12)
+    ax.set_ylabel("probability")
+    ax.set_title(f"{title}: predicted {names[predicted]} ({probabilities[predicted]:.1%})")
+    return fig

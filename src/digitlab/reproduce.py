@@ -1,0 +1,105 @@
+"""Reproduce the tutorials: train every preset with its recipe over several seeds, compare claims.
+
+Each (preset, seed) trains in its own `digitlab train` process, so every preset runs on the Keras
+backend measured fastest for it (a process can use only one).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from digitlab.errors import DigitlabError
+from digitlab.models import PRESETS, get_preset
+from digitlab.runs import METRICS_FILE, latest_run, read_json
+
+
+@dataclass
+class Reproduction:
+    """One preset's results against its tutorial's claim."""
+
+    preset: str
+    recipe: str
+    claim: str
+    metric: str
+    threshold: float
+    values: list[float]
+    seconds: list[float]
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.values)
+
+    @property
+    def spread(self) -> float:
+        return statistics.stdev(self.values) if len(self.values) > 1 else 0.0
+
+    @property
+    def meets(self) -> bool:
+        return self.mean >= self.threshold
+
+
+def recipe_text(name: str) -> str:
+    config = get_preset(name).config()
+    lr = f" lr {config.learning_rate:g}" if config.learning_rate else ""
+    if config.lr_schedule != "constant":
+        lr += f" ({config.lr_schedule} decay)"
+    if config.validation == "test":
+        val = "validated on test"
+    else:
+        val = f"val split {config.validation_split:g}"
+    return f"{config.optimizer}{lr}, batch {config.batch_size}, {config.epochs} epochs, {val}"
+
+
+def reproduce(
+    presets: list[str] | None = None,
+    seeds: int = 1,
+    out: str | os.PathLike = "runs/reproduce",
+    data_dir: str | os.PathLike | None = None,
+    on_result=None,
+) -> list[Reproduction]:
+    """Train each preset `seeds` times (seeds 0..n-1) and compare with what its tutorial reported."""
+    names = presets or list(PRESETS)
+    for name in names:
+        get_preset(name)  # reject unknown names before training anything
+    results = []
+    for name in names:
+        claim = get_preset(name).claim
+        row = Reproduction(name, recipe_text(name), claim.text, claim.metric, claim.threshold, [], [])
+        for seed in range(seeds):
+            metrics = _train_in_subprocess(name, seed, Path(out) / f"{name}-seed{seed}", data_dir)
+            key = claim.metric if claim.metric in metrics else f"final_{claim.metric}"
+            row.values.append(float(metrics[key]))
+            row.seconds.append(float(metrics["train_seconds"]))
+        results.append(row)
+        if on_result is not None:
+            on_result(row)
+    return results
+
+
+def _train_in_subprocess(name: str, seed: int, out: Path, data_dir) -> dict:
+    command = [sys.executable, "-m", "digitlab", "train", "--model", name, "--seed", str(seed), "--out", str(out)]
+    if data_dir is not None:
+        command += ["--data-dir", str(data_dir)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-5:])
+        raise DigitlabError(f"training {name} (seed {seed}) failed with exit code {done.returncode}:\n{tail}")
+    return read_json(latest_run(out) / METRICS_FILE)
+
+
+def markdown_table(results: list[Reproduction]) -> str:
+    """The results as a Markdown table, as shown in the README."""
+    lines = [
+        "| preset | recipe | the tutorial reported | we got (mean ± sd, n) | meets the claim |",
+        "|---|---|---|---|---|",
+    ]
+    for r in results:
+        where = "held-out" if r.metric == "val_accuracy" else "test"
+        got = f"{r.mean:.2%} ± {r.spread:.2%} {where}, n={len(r.values)}"
+        lines.append(f"| {r.preset} | {r.recipe} | {r.claim} | {got} | {'yes' if r.meets else 'no'} |")
+    return "\n".join(lines)

@@ -1,0 +1,97 @@
+"""Run folders: where a training run's files live, and how to find them again.
+
+A run folder is self-describing:
+  config.json        the exact RunConfig used (written before the first epoch)
+  status.json        "training" until everything is written, then "complete", with the backend
+  model.keras        the trained Keras model
+  history.json/.csv  per-epoch loss, accuracy, val_loss, val_accuracy
+  metrics.json       test loss and accuracy, per-class report, most confused pairs
+  confusion.csv      the test confusion matrix (row = true class, column = predicted)
+  *.png              samples, curves, confusion, predictions, probabilities
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from digitlab.errors import RunError
+
+MODEL_FILE = "model.keras"
+CONFIG_FILE = "config.json"
+STATUS_FILE = "status.json"
+HISTORY_JSON = "history.json"
+HISTORY_CSV = "history.csv"
+METRICS_FILE = "metrics.json"
+CONFUSION_FILE = "confusion.csv"
+
+
+def new_run_dir(out: str | os.PathLike, model: str, dataset: str) -> Path:
+    """Create and return a fresh folder out/<date-time>-<model>-<dataset>[-k]."""
+    out = Path(out)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = f"{stamp}-{model}-{dataset}"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for k in range(1, 1000):
+            path = out / (base if k == 1 else f"{base}-{k}")
+            try:
+                path.mkdir()
+                return path
+            except FileExistsError:
+                continue
+    except OSError as e:
+        raise RunError(f"cannot create a run folder in {out} ({e.strerror or e}); choose another with --out.") from None
+    raise RunError(f"{out}: too many runs named {base}.")
+
+
+def write_json(path: Path, data) -> None:
+    """Write JSON atomically: a temporary file beside it, then a rename."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def read_json(path: Path):
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise RunError(f"{path}: cannot read ({e}).") from None
+
+
+def is_complete(run_dir: Path) -> bool:
+    status = Path(run_dir) / STATUS_FILE
+    return status.is_file() and read_json(status).get("state") == "complete"
+
+
+def latest_run(out: str | os.PathLike = "runs") -> Path:
+    """The most recent complete run folder under `out`."""
+    out = Path(out)
+    runs = sorted(
+        (p for p in out.glob("*/") if (p / MODEL_FILE).is_file() and is_complete(p)),
+        key=lambda p: (p / STATUS_FILE).stat().st_mtime,
+    )
+    if not runs:
+        raise RunError(f'no complete run in {out}/; train one with "digitlab train" or name a run folder.')
+    return runs[-1]
+
+
+def resolve_model(path: str | os.PathLike | None, out: str | os.PathLike = "runs") -> tuple[Path, Path | None]:
+    """Map a run folder, a .keras file or None (latest run) to (model file, run folder or None)."""
+    if path is None:
+        run = latest_run(out)
+        return run / MODEL_FILE, run
+    path = Path(path)
+    if path.is_dir():
+        model = path / MODEL_FILE
+        if not model.is_file():
+            raise RunError(f"{path}: not a run folder (no {MODEL_FILE}); is the run still training or did it fail?")
+        return model, path
+    if path.is_file():
+        if path.suffix != ".keras":
+            raise RunError(f"{path}: not a Keras model file; expected a run folder or a .keras file.")
+        run = path.parent if (path.parent / CONFIG_FILE).is_file() else None
+        return path, run
+    raise RunError(f"{path}: no such run folder or model file.")

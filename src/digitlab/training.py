@@ -1,0 +1,141 @@
+"""Fit a preset's Keras network to a data set with its recipe: seeded, validated, with progress.
+
+Keras is imported inside the functions, after `select_backend`, so each preset runs on the
+backend measured fastest for it (see digitlab.backend).
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from digitlab.backend import select_backend
+from digitlab.config import RunConfig
+from digitlab.models import build_model, get_preset
+from digitlab.preprocess import one_hot, shape_for, split_validation
+from digitlab.runs import HISTORY_CSV, HISTORY_JSON, write_json
+
+OPTIMIZER_CLASSES = {
+    "sgd": "SGD",
+    "adam": "Adam",
+    "rmsprop": "RMSprop",
+    "adamw": "AdamW",
+    "adagrad": "Adagrad",
+    "nadam": "Nadam",
+}
+
+
+@dataclass
+class Splits:
+    """The arrays a run trains, validates and tests on (uint8 images, integer labels)."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray | None
+    y_val: np.ndarray | None
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+def make_splits(config: RunConfig, train: tuple, test: tuple) -> Splits:
+    """Apply the config's validation choice to the loaded data set."""
+    (x_train, y_train), (x_test, y_test) = train, test
+    if config.train_limit is not None:
+        x_train, y_train = x_train[: config.train_limit], y_train[: config.train_limit]
+    if config.validation == "test":
+        return Splits(x_train, y_train, x_test, y_test, x_test, y_test)
+    if config.validation_split == 0:
+        return Splits(x_train, y_train, None, None, x_test, y_test)
+    (xt, yt), (xv, yv) = split_validation(x_train, y_train, config.validation_split, config.seed)
+    return Splits(xt, yt, xv, yv, x_test, y_test)
+
+
+def make_optimizer(config: RunConfig, steps_per_epoch: int):
+    """The configured Keras optimizer, its learning rate constant or decaying over the run."""
+    import keras
+
+    cls = getattr(keras.optimizers, OPTIMIZER_CLASSES[config.optimizer])
+    if config.lr_schedule == "constant":
+        return cls() if config.learning_rate is None else cls(learning_rate=config.learning_rate)
+    base = config.learning_rate or float(keras.ops.convert_to_numpy(cls().learning_rate))
+    decay = keras.optimizers.schedules.CosineDecay(base, decay_steps=steps_per_epoch * config.epochs)
+    return cls(learning_rate=decay)
+
+
+def fit(
+    config: RunConfig,
+    splits: Splits,
+    *,
+    num_classes: int = 10,
+    run_dir: Path | None = None,
+    verbose: int | None = None,
+):
+    """Build, compile and train the preset's model. Returns (model, history dict).
+
+    With `run_dir`, the history so far is written there after every epoch.
+    """
+    preset = get_preset(config.model)
+    select_backend(preset.backend)
+    import keras
+
+    keras.utils.set_random_seed(config.seed)
+    model = build_model(config.model, splits.x_train.shape[1:], num_classes)
+    model.compile(
+        optimizer=make_optimizer(config, -(-len(splits.x_train) // config.batch_size)),
+        loss="categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    input_shape = tuple(model.input_shape[1:])
+    x = shape_for(splits.x_train, input_shape)
+    y = one_hot(splits.y_train, num_classes)
+    validation = None
+    if splits.x_val is not None:
+        validation = (shape_for(splits.x_val, input_shape), one_hot(splits.y_val, num_classes))
+    callbacks = [_history_writer(run_dir)] if run_dir is not None else []
+    if verbose is None:
+        verbose = 1 if sys.stdout.isatty() else 2  # a progress bar on a terminal, a line per epoch in logs
+    result = model.fit(
+        x,
+        y,
+        batch_size=config.batch_size,
+        epochs=config.epochs,
+        validation_data=validation,
+        callbacks=callbacks,
+        verbose=verbose,
+    )
+    history = {k: [float(v) for v in vs] for k, vs in result.history.items()}
+    return model, history
+
+
+def write_history(run_dir: Path, history: dict) -> None:
+    """history.json and history.csv (one row per epoch) in the run folder."""
+    write_json(run_dir / HISTORY_JSON, history)
+    keys = list(history)
+    tmp = run_dir / f".{HISTORY_CSV}.tmp"
+    with open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["epoch", *keys])
+        for i in range(len(history[keys[0]]) if keys else 0):
+            writer.writerow([i + 1, *(f"{history[k][i]:.6g}" for k in keys)])
+    tmp.replace(run_dir / HISTORY_CSV)
+
+
+def _history_writer(run_dir: Path):
+    """A Keras callback that writes the history so far to the run folder after each epoch."""
+    import keras
+
+    class HistoryWriter(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.history: dict[str, list[float]] = {}
+
+        def on_epoch_end(self, epoch, logs=None):
+            for k, v in (logs or {}).items():
+                self.history.setdefault(k, []).append(float(v))
+            write_history(run_dir, self.history)
+
+    return HistoryWriter()

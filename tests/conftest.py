@@ -1,0 +1,61 @@
+"""Shared fixtures: where the real data is, and how to run the installed `digitlab` command."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from digitlab.data.load import DATA_ENV
+
+REPO = Path(__file__).resolve().parents[1]
+# CI sets DIGITLAB_DATA to ../shared/data; a developer checkout finds it beside the repo too.
+DATA_DIR = Path(os.environ.get(DATA_ENV) or REPO.parent / "shared" / "data")
+
+
+def require_real_data(name: str = "mnist") -> Path:
+    """The folder of real data set `name`; fails (never skips) the test when it is missing."""
+    folder = DATA_DIR / name
+    if not (folder / "train-images-idx3-ubyte.gz").is_file():
+        pytest.fail(
+            f"real {name} data not found in {folder}. Set {DATA_ENV} to the folder that holds "
+            f"{name}/train-images-idx3-ubyte.gz (CI uses ../shared/data)."
+        )
+    return DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return require_real_data("mnist")
+
+
+@pytest.fixture(scope="session")
+def mnist(data_dir):
+    from digitlab import load_dataset
+
+    return load_dataset("mnist", data_dir=data_dir)
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory, monkeypatch):
+    """Every test gets an empty cache and no mirror override: nothing leaks between tests."""
+    monkeypatch.setenv("DIGITLAB_CACHE", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.delenv("DIGITLAB_MIRROR", raising=False)
+
+
+def digitlab_command() -> list[str]:
+    exe = shutil.which("digitlab", path=str(Path(sys.executable).parent)) or shutil.which("digitlab")
+    assert exe, "the digitlab entry point is not installed; run pip install -e '.[dev]'"
+    return [exe]
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 900):
+    """Run the installed `digitlab` command; returns the CompletedProcess (text output)."""
+    full_env = {**os.environ, DATA_ENV: str(DATA_DIR), **(env or {})}
+    return subprocess.run(
+        [*digitlab_command(), *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
+    )

@@ -1,0 +1,170 @@
+"""The installed `digitlab` command, end to end on real MNIST."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import re
+import threading
+
+import numpy as np
+import pytest
+
+from tests.conftest import DATA_DIR, require_real_data, run_cli
+
+
+def plain(text: str) -> str:
+    """Terminal output without Rich's box drawing and line wrapping."""
+    return " ".join(re.sub("[│╭╮╰╯─]", " ", text).split())
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One real run: the default MLP, one epoch on all 60,000 training images."""
+    require_real_data("mnist")
+    out = tmp_path_factory.mktemp("runs")
+    done = run_cli("train", "--epochs", "1", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    (run,) = [p for p in out.iterdir() if p.is_dir()]
+    return run, done.stdout
+
+
+def test_train_reaches_95_percent_in_one_epoch_and_writes_a_complete_run(trained):
+    run, stdout = trained
+    accuracy = float(re.search(r"Test accuracy: (0\.\d+)", stdout).group(1))
+    assert accuracy >= 0.95
+    assert "844/844" in stdout and "val_accuracy" in stdout and f"Run folder: {run}" in stdout.replace("\n", "")
+    expected = {"model.keras", "config.json", "status.json", "history.json", "history.csv", "metrics.json",
+                "confusion.csv", "samples.png", "curves.png", "confusion.png", "predictions.png", "probabilities.png"}
+    assert expected <= {p.name for p in run.iterdir()}
+    assert not [p.name for p in run.iterdir() if p.name.startswith(".")], "temporary files left behind"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert abs(metrics["test_accuracy"] - accuracy) < 1e-4 and metrics["test_images"] == 10000
+    config = json.loads((run / "config.json").read_text())
+    assert (config["model"], config["epochs"], config["batch_size"], config["optimizer"]) == ("mlp", 1, 64, "adam")
+    status = json.loads((run / "status.json").read_text())
+    assert status["state"] == "complete" and status["backend"] == "jax"
+    history = json.loads((run / "history.json").read_text())
+    assert set(history) == {"accuracy", "loss", "val_accuracy", "val_loss"}
+    assert (run / "history.csv").read_text().splitlines()[0] == "epoch,accuracy,loss,val_accuracy,val_loss"
+    confusion = np.loadtxt(run / "confusion.csv", delimiter=",", skiprows=1)
+    assert confusion.sum() == 10000 and abs(np.trace(confusion) / 10000 - accuracy) < 1e-4
+
+
+def test_evaluate_prints_the_report(trained):
+    run, _ = trained
+    done = run_cli("evaluate", str(run))
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert f"Test accuracy: {metrics['test_accuracy']:.4f}" in done.stdout
+    for phrase in ("Confusion matrix", "Per-class report", "precision", "recall", "F1", "Most confused pairs", "taken for"):
+        assert phrase in done.stdout
+
+
+def test_evaluate_json_agrees_with_scikit_learn(trained, mnist):
+    from sklearn.metrics import accuracy_score, confusion_matrix
+
+    run, _ = trained
+    done = run_cli("evaluate", str(run / "model.keras"), "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    import digitlab
+
+    model = digitlab.load_model(run / "model.keras")
+    _, (x_test, y_test) = mnist
+    predicted = model.predict(x_test.reshape(-1, 784).astype("float32") / 255, verbose=0).argmax(1)
+    assert np.array_equal(np.array(report["confusion"]), confusion_matrix(y_test, predicted))
+    assert abs(report["test_accuracy"] - accuracy_score(y_test, predicted)) < 1e-9
+
+
+@pytest.mark.parametrize("kind", ["samples", "curves", "confusion", "predictions", "probabilities"])
+def test_plot_each_kind(trained, tmp_path, kind):
+    run, _ = trained
+    target = tmp_path / f"{kind}.png"
+    done = run_cli("plot", kind, str(run), "--output", str(target), "--index", "3", "--mistakes")
+    assert done.returncode == 0, done.stderr
+    assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_models_lists_every_preset_with_parameters():
+    done = run_cli("models")
+    assert done.returncode == 0, done.stderr
+    for phrase in ("softmax", "mlp-dropout", "mlp-wide", "mlp-small", "cnn", "640,890", "101,770", "407,050"):
+        assert phrase in done.stdout
+
+
+@pytest.mark.parametrize(
+    "args, phrase",
+    [
+        (["train", "--model", "cnn-fats"], '"cnn-fats" is not a preset'),
+        (["train", "--epochs", "0"], "--epochs"),
+        (["train", "--epochs", "three"], "integer"),
+        (["train", "--optimizer", "adamm"], '"adamm" is not a optimizer'),
+        (["train", "--validation-split", "1.5"], "--validation-split must be in [0, 1)"),
+        (["train", "--learning-rate", "0"], "--learning-rate must be greater than 0"),
+        (["train", "--dataset", "kmnist"], '"kmnist" is not a data set'),
+        (["plot", "histogram"], '"histogram" is not a plot kind'),
+        (["train", "--no-such-flag"], "No such option"),
+    ],
+)
+def test_bad_arguments_exit_2_with_a_message_and_no_traceback(args, phrase):
+    done = run_cli(*args)
+    assert done.returncode == 2
+    assert phrase in plain(done.stderr)
+    assert "Traceback" not in done.stderr
+
+
+def test_user_errors_exit_1_with_one_line(tmp_path):
+    done = run_cli("evaluate", str(tmp_path / "nothing"))
+    assert done.returncode == 1
+    assert "no such run folder or model file" in done.stderr and "Traceback" not in done.stderr
+    (tmp_path / "fake.keras").write_text("not a zip")
+    done = run_cli("evaluate", str(tmp_path / "fake.keras"))
+    assert done.returncode == 1 and "cannot load the model" in done.stderr and "Traceback" not in done.stderr
+    done = run_cli("evaluate", "--runs", str(tmp_path))
+    assert done.returncode == 1 and "no complete run" in done.stderr
+
+
+@pytest.fixture
+def mirror_server():
+    """Serves ../shared/data over HTTP on 127.0.0.1, laid out as <dataset>/<file>."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(DATA_DIR))
+    handler.log_message = lambda *a: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_fetch_downloads_the_real_files_over_http(mirror_server, tmp_path):
+    require_real_data("mnist")
+    env = {"DIGITLAB_MIRROR": mirror_server, "DIGITLAB_CACHE": str(tmp_path), "DIGITLAB_DATA": ""}
+    done = run_cli("fetch", "mnist", env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count(" ok ") == 4
+    for name in ("train-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        assert (tmp_path / "mnist" / name).read_bytes() == (DATA_DIR / "mnist" / name).read_bytes()
+    offline = {**env, "DIGITLAB_MIRROR": "http://127.0.0.1:9/", "DIGITLAB_CACHE": str(tmp_path / "empty")}
+    done = run_cli("fetch", "mnist", env=offline)
+    assert done.returncode == 1 and "could not fetch mnist" in done.stderr and "--data-dir" in done.stderr
+
+
+def test_cnn_trains_on_its_own_backend(tmp_path):
+    done = run_cli("train", "--model", "cnn", "--epochs", "1", "--limit", "10000", "--out", str(tmp_path), "--no-plots")
+    assert done.returncode == 0, done.stderr
+    (run,) = list(tmp_path.iterdir())
+    assert json.loads((run / "status.json").read_text())["backend"] == "tensorflow"
+    assert json.loads((run / "metrics.json").read_text())["test_accuracy"] > 0.85
+    assert not list(run.glob("*.png"))
+
+
+def test_reproduce_compares_with_the_tutorial(tmp_path):
+    table = tmp_path / "table.md"
+    done = run_cli("reproduce", "--presets", "softmax", "--seeds", "2", "--out", str(tmp_path / "runs"), "--markdown", str(table))
+    assert done.returncode == 0, done.stderr
+    row = table.read_text().splitlines()[2]
+    assert row.startswith("| softmax | sgd lr 0.5, batch 128, 10 epochs") and "n=2" in row
+    got = float(re.search(r"\| (\d+\.\d+)% ±", row).group(1))
+    assert 90 < got < 94 and row.endswith("| yes |")

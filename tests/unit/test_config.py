@@ -1,0 +1,40 @@
+"""RunConfig validation and its JSON round trip."""
+
+import json
+
+import pytest
+
+from digitlab.config import RunConfig
+from digitlab.errors import ConfigError
+
+
+def test_round_trip(tmp_path):
+    c = RunConfig(model="cnn", epochs=3, learning_rate=0.01, seed=7)
+    c.save(tmp_path / "config.json")
+    assert RunConfig.load(tmp_path / "config.json") == c
+    assert json.loads((tmp_path / "config.json").read_text())["model"] == "cnn"
+
+
+@pytest.mark.parametrize(
+    "field, value, phrase",
+    [
+        ("epochs", 0, "epochs must be at least 1"),
+        ("batch_size", -5, "batch_size must be at least 1"),
+        ("optimizer", "adamm", 'optimizer "adamm" is not one of'),
+        ("learning_rate", 0.0, "learning_rate must be positive"),
+        ("validation_split", 1.0, "validation_split must be in"),
+        ("validation", "train", 'validation "train" is not one of'),
+        ("train_limit", 0, "train_limit must be at least 1"),
+    ],
+)
+def test_invalid_values(field, value, phrase):
+    with pytest.raises(ConfigError, match=phrase):
+        RunConfig(**{field: value})
+
+
+def test_unknown_keys_are_named(tmp_path):
+    with pytest.raises(ConfigError, match="unknown configuration field.*nb_epoch"):
+        RunConfig.from_dict({"model": "mlp", "nb_epoch": 3})
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="cannot read the run configuration"):
+        RunConfig.load(tmp_path / "bad.json")

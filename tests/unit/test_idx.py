@@ -1,0 +1,139 @@
+"""The IDX reader and writer: round trips on every type code, and each kind of malformed file."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+import tracemalloc
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from digitlab.data.idx import TYPE_CODES, idx_bytes, read_idx, write_idx
+from digitlab.errors import DataError
+
+DTYPES = [dt.newbyteorder("=") for dt in TYPE_CODES.values()]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    array=st.sampled_from(DTYPES).flatmap(
+        lambda dt: hnp.arrays(dt, hnp.array_shapes(min_dims=1, max_dims=4, min_side=0, max_side=6))
+    ),
+    compress=st.booleans(),
+)
+def test_round_trip_every_type_code(tmp_path_factory, array, compress):
+    path = tmp_path_factory.mktemp("idx") / ("a.idx.gz" if compress else "a.idx")
+    write_idx(path, array)
+    back = read_idx(path)
+    assert back.dtype == array.dtype and back.shape == array.shape
+    np.testing.assert_array_equal(back, array)  # NaNs compare equal here
+    assert read_idx(path.read_bytes()).shape == array.shape
+
+
+def test_header_layout_is_big_endian():
+    data = idx_bytes(np.array([[1, 2, 3]], dtype=np.int16))
+    assert data[:4] == bytes([0, 0, 0x0B, 2])
+    assert struct.unpack(">II", data[4:12]) == (1, 3)
+    assert data[12:] == b"\x00\x01\x00\x02\x00\x03"
+
+
+def test_unsupported_dtype_is_refused():
+    with pytest.raises(DataError, match="cannot store dtype int64"):
+        idx_bytes(np.zeros(3, dtype=np.int64))
+
+
+def header(code=0x08, dims=(2, 3)):
+    return bytes([0, 0, code, len(dims)]) + struct.pack(f">{len(dims)}I", *dims)
+
+
+@pytest.mark.parametrize(
+    "payload, phrase",
+    [
+        (b"", "only 0 bytes"),
+        (b"\x00\x00", "only 2 bytes"),
+        (b"\x01\x00\x08\x01" + b"\x00" * 8, "bad magic number"),
+        (b"PK\x03\x04" + b"\x00" * 8, "bad magic number"),
+        (header(code=0x0A) + b"\x00" * 6, "unknown IDX type code 0x0A"),
+        (header(dims=(2, 3))[:-2], "truncated header"),
+        (header(dims=(2, 3)) + b"\x00" * 5, "only 5 bytes follow"),
+        (header(dims=(2, 3)) + b"\x00" * 7, "1 trailing bytes"),
+        (header(code=0x0C, dims=(2,)) + b"\x00" * 4, "only 4 bytes follow"),
+        (header(dims=(4_000_000_000, 4_000_000_000)) + b"\x00" * 8, "more than the"),
+    ],
+)
+@pytest.mark.parametrize("compress", [False, True])
+def test_malformed_files_get_a_clear_error_naming_the_file(tmp_path, payload, phrase, compress):
+    path = tmp_path / ("bad.idx.gz" if compress else "bad.idx")
+    path.write_bytes(gzip.compress(payload) if compress else payload)
+    with pytest.raises(DataError, match=phrase) as info:
+        read_idx(path)
+    assert str(path) in str(info.value)
+
+
+def test_hostile_header_does_not_allocate_what_it_claims(tmp_path):
+    # A claim of 3.9 GB, just under the 4 GiB limit, with only 100 bytes of real data behind it.
+    path = tmp_path / "hostile.idx"
+    path.write_bytes(header(dims=(3_900_000_000,)) + b"\x00" * 100)
+    tracemalloc.start()
+    with pytest.raises(DataError, match="only 100 bytes follow"):
+        read_idx(path)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 10 * 1024 * 1024
+
+
+def test_corrupt_and_cut_off_gzip(tmp_path):
+    good = gzip.compress(idx_bytes(np.arange(1000, dtype=np.uint8)))
+    cut = tmp_path / "cut.gz"
+    cut.write_bytes(good[: len(good) // 2])
+    with pytest.raises(DataError, match="gzip stream is corrupt or cut off"):
+        read_idx(cut)
+    garbled = tmp_path / "garbled.gz"
+    garbled.write_bytes(good[:12] + bytes(b ^ 0xFF for b in good[12:40]) + good[40:])
+    with pytest.raises(DataError, match="garbled.gz"):
+        read_idx(garbled)
+
+
+def test_sha256_is_checked_on_the_decompressed_bytes(tmp_path):
+    import hashlib
+
+    raw = idx_bytes(np.arange(10, dtype=np.uint8))
+    path = tmp_path / "a.idx.gz"
+    path.write_bytes(gzip.compress(raw))
+    assert read_idx(path, sha256=hashlib.sha256(raw).hexdigest()).tolist() == list(range(10))
+    with pytest.raises(DataError, match="SHA-256 of the decompressed contents"):
+        read_idx(path, sha256="0" * 64)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(DataError, match="no such file"):
+        read_idx(tmp_path / "nope.idx")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200))
+def test_random_bytes_give_an_array_or_a_data_error(blob):
+    try:
+        read_idx(blob)
+    except DataError:
+        pass
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=120))
+def test_random_bytes_after_a_valid_magic(blob):
+    try:
+        read_idx(b"\x00\x00\x08\x02" + blob)
+        read_idx(gzip.compress(b"\x00\x00\x0d\x01" + blob))
+    except DataError:
+        pass
+
+
+def test_writer_is_atomic_and_leaves_no_temporary_file(tmp_path):
+    path = write_idx(tmp_path / "x.idx", np.zeros((2, 2), np.uint8))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.idx"]
+    assert path.read_bytes()[:4] == b"\x00\x00\x08\x02"

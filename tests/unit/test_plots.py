@@ -1,0 +1,56 @@
+"""Figures: each function returns a Figure with the promised titles and marks."""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from digitlab import plots
+
+RNG = np.random.default_rng(0)
+IMAGES = RNG.integers(0, 256, (30, 28, 28), dtype=np.uint8)
+LABELS = np.arange(30) % 10
+PROBS = np.eye(10)[LABELS]
+PROBS[3] = np.eye(10)[9]  # one mistake: label 3, predicted 9
+
+
+def titles(fig: Figure) -> list[str]:
+    return [ax.get_title() for ax in fig.axes]
+
+
+def test_samples_grid_titles_are_labels(tmp_path):
+    fig = plots.plot_samples(IMAGES, LABELS, n=12)
+    assert titles(fig)[:3] == ["0", "1", "2"]
+    fig.savefig(tmp_path / "s.png")
+    assert (tmp_path / "s.png").stat().st_size > 1000
+
+
+def test_predictions_are_titled_and_mistakes_marked():
+    fig = plots.plot_predictions(IMAGES, LABELS, PROBS, n=10)
+    assert "Predicted: 0  Label: 0" in titles(fig)
+    mistake = [ax for ax in fig.axes if ax.get_title() == "Predicted: 9  Label: 3"]
+    assert len(mistake) == 1
+    assert mistake[0].title.get_color() == plots.MISTAKE
+    assert "1 of 10 wrong" in fig.get_suptitle()
+
+
+def test_history_has_training_and_validation_curves():
+    fig = plots.plot_history({"accuracy": [0.9, 0.95], "val_accuracy": [0.91, 0.94], "loss": [0.3, 0.2], "val_loss": [0.3, 0.25]})
+    assert titles(fig) == ["Accuracy", "Loss"]
+    assert [line.get_label() for line in fig.axes[0].lines] == ["training", "validation"]
+
+
+def test_confusion_heat_map_writes_counts():
+    cm = np.diag([98, 97]) + np.array([[0, 2], [3, 0]])
+    fig = plots.plot_confusion(cm, ["cat", "dog"])
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert sorted(texts) == ["2", "3", "97", "98"]
+
+
+def test_probabilities_bars_highlight_the_prediction():
+    p = np.full(10, 0.02)
+    p[7] = 0.82
+    fig = plots.plot_probabilities(p, image=IMAGES[0], label=7)
+    bars = fig.axes[1].patches
+    assert len(bars) == 10 and bars[7].get_height() == 0.82
+    assert "predicted 7 (82.0%)" in fig.axes[1].get_title()

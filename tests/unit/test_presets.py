@@ -1,0 +1,59 @@
+"""Presets: the tutorials' networks with their exact parameter counts and recipes."""
+
+from __future__ import annotations
+
+import pytest
+
+from digitlab.config import RunConfig
+from digitlab.errors import ConfigError
+from digitlab.models import PRESETS, build_model, config_for, get_preset
+from digitlab.models.describe import describe_model
+
+EXPECTED_PARAMETERS = {
+    "softmax": 784 * 10 + 10,  # 7,850
+    "mlp-dropout": (784 * 512 + 512) + (512 * 512 + 512) + (512 * 10 + 10),  # 669,706
+    "mlp-wide": 640_890,  # stated by its tutorial
+    "mlp-small": 101_770,  # stated by its tutorial
+    "mlp": 784 * 512 + 512 + 512 * 10 + 10,  # 407,050
+    "cnn": (9 * 32 + 32) + (9 * 32 * 64 + 64) + (7 * 7 * 64 * 128 + 128) + (128 * 10 + 10),
+}
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_parameter_counts(name):
+    assert build_model(name).count_params() == EXPECTED_PARAMETERS[name]
+
+
+def test_every_preset_is_tested():
+    assert set(PRESETS) == set(EXPECTED_PARAMETERS)
+
+
+def test_layers_are_the_tutorials():
+    assert [d for d, _, _ in describe_model(build_model("mlp-dropout"))] == [
+        "Input", "Dense 512 relu", "Dropout 0.2", "Dense 512 relu", "Dropout 0.2", "Dense 10 softmax",
+    ]
+    assert [d for d, _, _ in describe_model(build_model("mlp-wide"))][1:] == [
+        "Dense 784 relu", "Dense 32 relu", "Dense 10 softmax",
+    ]
+
+
+def test_recipes():
+    assert config_for("softmax") == RunConfig(model="softmax", optimizer="sgd", learning_rate=0.5, batch_size=128, epochs=10)
+    assert config_for("mlp") == RunConfig()  # the default run is the default MLP recipe
+    dropout = config_for("mlp-dropout")
+    assert (dropout.optimizer, dropout.batch_size, dropout.epochs, dropout.validation) == ("rmsprop", 128, 4, "test")
+    small = config_for("mlp-small")
+    assert small.validation_split == 0.25  # 45,000 / 15,000 of the 60,000 training images
+    assert (config_for("mlp-wide").batch_size, config_for("mlp-wide").epochs) == (500, 20)
+
+
+def test_overrides_replace_single_fields_and_none_keeps_the_recipe():
+    c = config_for("mlp", epochs=1, learning_rate=None, seed=3)
+    assert (c.epochs, c.learning_rate, c.seed, c.batch_size) == (1, None, 3, 64)
+
+
+def test_unknown_names_are_rejected_with_the_choices():
+    with pytest.raises(ConfigError, match='"cnn-fats" is not a preset. Choose one of: softmax'):
+        get_preset("cnn-fats")
+    with pytest.raises(ConfigError, match="unknown option"):
+        config_for("mlp", epoch=3)

@@ -1,0 +1,70 @@
+"""Run folders: naming, atomic JSON, finding the latest complete run, resolving a model path."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from digitlab.errors import RunError
+from digitlab.runs import latest_run, new_run_dir, read_json, resolve_model, write_json
+
+
+def make_run(out, name, state="complete", model=True):
+    run = out / name
+    run.mkdir(parents=True)
+    write_json(run / "status.json", {"state": state})
+    (run / "config.json").write_text("{}")
+    if model:
+        (run / "model.keras").write_bytes(b"zip")
+    return run
+
+
+def test_new_run_dirs_are_unique(tmp_path):
+    a = new_run_dir(tmp_path, "mlp", "mnist")
+    b = new_run_dir(tmp_path, "mlp", "mnist")
+    assert a != b and a.name.endswith("-mlp-mnist") and b.name.endswith("-mlp-mnist-2")
+
+
+def test_latest_complete_run_is_chosen(tmp_path):
+    old = make_run(tmp_path, "a")
+    os.utime(old / "status.json", (time.time() - 100, time.time() - 100))
+    new = make_run(tmp_path, "b")
+    make_run(tmp_path, "c", state="training")  # newer, but not finished
+    make_run(tmp_path, "d", model=False)
+    assert latest_run(tmp_path) == new
+    assert resolve_model(None, tmp_path) == (new / "model.keras", new)
+
+
+def test_resolve_paths(tmp_path):
+    run = make_run(tmp_path, "r")
+    assert resolve_model(run) == (run / "model.keras", run)
+    assert resolve_model(run / "model.keras") == (run / "model.keras", run)
+    loose = tmp_path / "loose.keras"
+    loose.write_bytes(b"zip")
+    assert resolve_model(loose) == (loose, None)
+
+
+@pytest.mark.parametrize(
+    "setup, phrase",
+    [
+        (lambda p: p / "missing", "no such run folder or model file"),
+        (lambda p: (p / "x.h5").write_bytes(b"") or p / "x.h5", "not a Keras model file"),
+        (lambda p: (p / "empty").mkdir() or p / "empty", "not a run folder"),
+    ],
+)
+def test_resolve_errors(tmp_path, setup, phrase):
+    with pytest.raises(RunError, match=phrase):
+        resolve_model(setup(tmp_path))
+
+
+def test_no_runs_yet(tmp_path):
+    with pytest.raises(RunError, match='no complete run in .*digitlab train'):
+        latest_run(tmp_path)
+
+
+def test_json_round_trip_leaves_no_temporary_file(tmp_path):
+    write_json(tmp_path / "m.json", {"a": 1})
+    assert read_json(tmp_path / "m.json") == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
