@@ -55,7 +55,9 @@ def digitlab_command() -> list[str]:
 
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 900):
     """Run the installed `digitlab` command; returns the CompletedProcess (text output)."""
-    full_env = {**os.environ, DATA_ENV: str(DATA_DIR), **(env or {})}
+    # The backend is digitlab's choice unless a test names one.
+    inherited = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    full_env = {**inherited, DATA_ENV: str(DATA_DIR), **(env or {})}
     return subprocess.run(
         [*digitlab_command(), *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
     )

@@ -28,7 +28,6 @@ def select_backend(preferred: str | None = None) -> str:
             os.environ["KERAS_BACKEND"] = preferred or DEFAULT_BACKEND
         try:
             _import_tensorflow_quietly()  # TensorFlow's import may import Keras: env set first
-            import keras  # reads KERAS_BACKEND once, on import
         finally:
             if not user_choice:
                 del os.environ["KERAS_BACKEND"]

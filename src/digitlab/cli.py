@@ -13,6 +13,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from digitlab.config import LR_SCHEDULES, OPTIMIZERS, VALIDATION_MODES
@@ -26,16 +27,18 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-out = Console()
+out = Console(soft_wrap=True)  # paths stay whole on one line, for copy and paste
 err = Console(stderr=True)
 
 PLOT_KINDS = ("samples", "curves", "confusion", "predictions", "probabilities")
 
 
 def _choice(kind: str, choices):
+    article = "an" if kind[0] in "aeiou" else "a"
+
     def check(value):
         if value is not None and value not in choices:
-            raise typer.BadParameter(f'"{value}" is not a {kind}. Choose one of: {", ".join(choices)}.')
+            raise typer.BadParameter(f'"{value}" is not {article} {kind}. Choose one of: {", ".join(choices)}.')
         return value
 
     return check
@@ -76,7 +79,7 @@ def train(
                                                      help="Share of the training set held out for validation."),
     validation: Optional[str] = typer.Option(None, help="'split' (hold out part of the training set) or 'test' (validate on the test set).",
                                              callback=_choice("validation mode", VALIDATION_MODES)),
-    seed: int = typer.Option(0, help="Random seed (weights, split, shuffling)."),
+    seed: int = typer.Option(0, min=0, max=2**32 - 1, help="Random seed (weights, split, shuffling)."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Train on only the first N training images."),
     out_dir: Path = typer.Option(Path("runs"), "--out", help="Parent folder for the run folder."),
     data_dir: Optional[Path] = DataDirOption,
@@ -86,18 +89,22 @@ def train(
     from digitlab.models import config_for
     from digitlab.pipeline import train as train_run
 
+    if validation == "test" and validation_split is not None:
+        raise typer.BadParameter("--validation-split has no effect with --validation test; give one of them.")
+
     config = config_for(
         model, dataset=dataset, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
         learning_rate=learning_rate, lr_schedule=lr_schedule, validation_split=validation_split, validation=validation,
         seed=seed, train_limit=limit, out=str(out_dir),
     )
-    out.print(f"Training [bold]{config.model}[/] on {config.dataset}: {config.epochs} epochs, batch "
+    epochs_text = f"{config.epochs} epoch{'s' if config.epochs != 1 else ''}"
+    out.print(f"Training [bold]{config.model}[/] on {config.dataset}: {epochs_text}, batch "
               f"{config.batch_size}, {config.optimizer}" + (f" lr {config.learning_rate:g}" if config.learning_rate else ""))
     run = train_run(config, data_dir=data_dir, plots_enabled=plots)
     m = run.metrics
     out.print(f"Test loss: {m['test_loss']:.4f}   Test accuracy: {m['test_accuracy']:.4f} "
               f"({m['test_accuracy']:.2%} of {m['test_images']:,} images)")
-    out.print(f"Run folder: {run.path}")
+    out.print(f"Run folder: {escape(str(run.path))}")
 
 
 @app.command()
@@ -166,8 +173,8 @@ def fetch(
     ds = get_dataset(dataset)
     for f in ds.files:
         path = fetch_file(ds, f, force=force)
-        out.print(f"{path}  [green]ok[/] (sha256 {f.gz_sha256[:12]}…)")
-    out.print(f"Cache: {default_cache_dir()}")
+        out.print(f"{escape(str(path))}  [green]ok[/] (sha256 {f.gz_sha256[:12]}…)")
+    out.print(f"Cache: {escape(str(default_cache_dir()))}")
 
 
 @app.command()
@@ -188,8 +195,13 @@ def plot(
     fig = make_figure(kind, run, dataset=dataset, index=index, count=count, mistakes=mistakes,
                       data_dir=data_dir, runs_dir=runs_dir)
     output = output or Path(f"{kind}.png")
-    fig.savefig(output, dpi=110)
-    out.print(f"Wrote {output}")
+    if not output.parent.is_dir():
+        raise typer.BadParameter(f"folder {output.parent} does not exist.", param_hint="--output")
+    try:
+        fig.savefig(output, dpi=110)
+    except ValueError as e:  # matplotlib: unsupported file extension
+        raise typer.BadParameter(str(e), param_hint="--output") from None
+    out.print(f"Wrote {escape(str(output))}")
 
 
 @app.command()
@@ -221,7 +233,7 @@ def reproduce(
     out.print(table)
     if markdown is not None:
         markdown.write_text(markdown_table(results) + "\n")
-        out.print(f"Wrote {markdown}")
+        out.print(f"Wrote {escape(str(markdown))}")
 
 
 def main() -> None:
@@ -229,8 +241,5 @@ def main() -> None:
     try:
         app()
     except DigitlabError as e:
-        err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         sys.exit(1)
-    except KeyboardInterrupt:
-        err.print("interrupted")
-        sys.exit(130)

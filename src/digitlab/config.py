@@ -50,6 +50,8 @@ class RunConfig:
             problems.append(f'validation "{self.validation}" is not one of {", ".join(VALIDATION_MODES)}')
         if not 0 <= self.validation_split < 1:
             problems.append(f"validation_split must be in [0, 1), got {self.validation_split}")
+        if not 0 <= self.seed < 2**32:
+            problems.append(f"seed must be in 0..2**32-1, got {self.seed}")
         if self.train_limit is not None and self.train_limit < 1:
             problems.append(f"train_limit must be at least 1, got {self.train_limit}")
         if problems:

@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 from digitlab import plots
 from digitlab.data import get_dataset, load_dataset
 from digitlab.errors import ConfigError, RunError
-from digitlab.runs import CONFIG_FILE, HISTORY_JSON, latest_run, read_json
+from digitlab.runs import CONFIG_FILE, HISTORY_JSON, read_json, resolve_model
 
 
 def make_figure(
@@ -28,15 +28,16 @@ def make_figure(
     """One of: samples, curves, confusion, predictions, probabilities."""
     if kind == "samples":
         if dataset is None and run is not None:
-            dataset = _run_dataset(Path(run))
+            _, run_dir = resolve_model(run, runs_dir)
+            dataset = _run_dataset(run_dir)
         dataset = dataset or "mnist"
         (x, y), _ = load_dataset(dataset, data_dir=data_dir)
         return plots.plot_samples(x, y, get_dataset(dataset).class_names, n=count, title=f"{dataset}: training samples")
     if kind == "curves":
-        run_dir = Path(run) if run is not None else latest_run(runs_dir)
-        history_file = run_dir / HISTORY_JSON
-        if not history_file.is_file():
-            raise RunError(f"{run_dir}: no {HISTORY_JSON}; training curves need a run folder, not a model file.")
+        model_path, run_dir = resolve_model(run, runs_dir)
+        history_file = run_dir / HISTORY_JSON if run_dir is not None else None
+        if history_file is None or not history_file.is_file():
+            raise RunError(f"{model_path}: no training history beside it; curves need the run folder the model was trained in.")
         return plots.plot_history(read_json(history_file), title=f"Training curves, run {run_dir.name}")
 
     from digitlab.evaluation import evaluate
@@ -60,6 +61,7 @@ def make_figure(
     raise ConfigError(f'unknown plot kind "{kind}".')
 
 
-def _run_dataset(run: Path) -> str | None:
-    config = run / CONFIG_FILE if run.is_dir() else run.parent / CONFIG_FILE
-    return read_json(config).get("dataset") if config.is_file() else None
+def _run_dataset(run_dir: Path | None) -> str | None:
+    if run_dir is None or not (run_dir / CONFIG_FILE).is_file():
+        return None
+    return read_json(run_dir / CONFIG_FILE).get("dataset")

@@ -14,7 +14,7 @@ from digitlab import plots
 from digitlab.config import RunConfig
 from digitlab.data import get_dataset, load_dataset
 from digitlab.evaluation import Evaluation, evaluate_model
-from digitlab.models import config_for
+from digitlab.models import config_for, get_preset
 from digitlab.runs import (
     CONFIG_FILE,
     CONFUSION_FILE,
@@ -53,7 +53,7 @@ def train(
     if config is None or isinstance(config, str):
         config = config_for(config) if config else config_for()
     dataset = get_dataset(config.dataset)
-    started = time.perf_counter()
+    get_preset(config.model)  # an unknown name fails before any data is read or folder made
     train_split, test_split = load_dataset(config.dataset, data_dir=data_dir)
     splits = make_splits(config, train_split, test_split)
 
@@ -61,8 +61,13 @@ def train(
     config.save(run_dir / CONFIG_FILE)
     write_json(run_dir / STATUS_FILE, {"state": "training"})
 
+    started = time.perf_counter()
     model, history = fit(config, splits, num_classes=dataset.num_classes, run_dir=run_dir, verbose=verbose)
     train_seconds = time.perf_counter() - started
+    # The model first: whatever happens to the figures, the trained weights are kept.
+    tmp_model = run_dir / ".model.tmp.keras"
+    model.save(tmp_model)
+    tmp_model.replace(run_dir / MODEL_FILE)
     evaluation = evaluate_model(model, splits.x_test, splits.y_test, config.dataset)
 
     write_history(run_dir, history)
@@ -77,9 +82,6 @@ def train(
                header=",".join(evaluation.class_names), comments="")
     if plots_enabled:
         save_run_figures(run_dir, history, evaluation, splits.x_train, splits.y_train, splits.x_test)
-    tmp_model = run_dir / ".model.tmp.keras"
-    model.save(tmp_model)
-    tmp_model.replace(run_dir / MODEL_FILE)
     write_json(run_dir / STATUS_FILE, {"state": "complete", **environment()})
     return Run(run_dir, config, model, history, evaluation, metrics)
 

@@ -18,6 +18,7 @@ BAR = "#90a4ae"
 
 
 def _grid(n: int, max_cols: int = 10) -> tuple[int, int]:
+    n = max(n, 1)  # an empty grid still gets one (blank) cell for its message
     cols = min(n, max_cols, math.ceil(math.sqrt(n)) if n <= 25 else max_cols)
     return math.ceil(n / cols), cols
 
@@ -40,6 +41,8 @@ def plot_samples(
     fig = Figure(figsize=(1.5 * cols, 1.6 * rows + 0.6), layout="constrained")
     for i, ax in enumerate(fig.subplots(rows, cols, squeeze=False).flat):
         ax.set_axis_off()
+        if n == 0:
+            ax.text(0.5, 0.5, "no images", ha="center", va="center")
         if i < n:
             ax.imshow(images[i], cmap="gray_r", vmin=0, vmax=255 if images.dtype == np.uint8 else 1)
             ax.set_title(names[int(labels[i])], fontsize=9)
@@ -108,6 +111,8 @@ def plot_predictions(
         ax.set_yticks([])
         if i >= n:
             ax.set_axis_off()
+            if n == 0:
+                ax.text(0.5, 0.5, "no images to show", ha="center", va="center")
             continue
         ax.imshow(images[i], cmap="gray_r")
         wrong = predicted[i] != labels[i]
@@ -151,5 +156,6 @@ def plot_probabilities(
     ax.set_xticks(range(len(names)), names, rotation=45 if max(map(len, names)) > 2 else 0)
     ax.set_ylim(0, 1.12)
     ax.set_ylabel("probability")
-    ax.set_title(f"{title}: predicted {names[predicted]} ({probabilities[predicted]:.1%})")
+    ax.set_title(f"predicted {names[predicted]} ({probabilities[predicted]:.1%})")
+    fig.suptitle(title)
     return fig

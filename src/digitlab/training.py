@@ -7,7 +7,9 @@ backend measured fastest for it (see digitlab.backend).
 from __future__ import annotations
 
 import csv
+import os
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import numpy as np
 
 from digitlab.backend import select_backend
 from digitlab.config import RunConfig
+from digitlab.errors import ConfigError
 from digitlab.models import build_model, get_preset
 from digitlab.preprocess import one_hot, shape_for, split_validation
 from digitlab.runs import HISTORY_CSV, HISTORY_JSON, write_json
@@ -51,6 +54,11 @@ def make_splits(config: RunConfig, train: tuple, test: tuple) -> Splits:
     if config.validation_split == 0:
         return Splits(x_train, y_train, None, None, x_test, y_test)
     (xt, yt), (xv, yv) = split_validation(x_train, y_train, config.validation_split, config.seed)
+    if len(xt) == 0 or len(xv) == 0:
+        raise ConfigError(
+            f"a validation split of {config.validation_split:g} of {len(x_train)} training images leaves "
+            f"{len(xt)} to train on and {len(xv)} to validate on; use more images or another split."
+        )
     return Splits(xt, yt, xv, yv, x_test, y_test)
 
 
@@ -79,7 +87,14 @@ def fit(
     With `run_dir`, the history so far is written there after every epoch.
     """
     preset = get_preset(config.model)
-    select_backend(preset.backend)
+    backend = select_backend(preset.backend)
+    if backend != preset.backend and not os.environ.get("KERAS_BACKEND"):
+        warnings.warn(
+            f"{config.model} trains fastest on the {preset.backend} backend, but this process already "
+            f"runs Keras on {backend} (a process holds one backend). Train it in a new process, "
+            f"e.g. with `digitlab train --model {config.model}`, for full speed.",
+            stacklevel=2,
+        )
     import keras
 
     keras.utils.set_random_seed(config.seed)

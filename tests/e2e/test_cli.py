@@ -5,13 +5,16 @@ from __future__ import annotations
 import functools
 import http.server
 import json
+import os
 import re
+import subprocess
+import sys
 import threading
 
 import numpy as np
 import pytest
 
-from tests.conftest import DATA_DIR, require_real_data, run_cli
+from tests.conftest import DATA_DIR, REPO, require_real_data, run_cli
 
 
 def plain(text: str) -> str:
@@ -94,13 +97,25 @@ def test_models_lists_every_preset_with_parameters():
         assert phrase in done.stdout
 
 
+def test_predictions_grid_with_nothing_to_show(trained, tmp_path):
+    run, _ = trained
+    target = tmp_path / "none.png"
+    done = run_cli("plot", "predictions", str(run), "--mistakes", "--count", "1", "--output", str(target))
+    assert done.returncode == 0, done.stderr  # one mistake, or "no images to show": never a crash
+
+
 @pytest.mark.parametrize(
     "args, phrase",
     [
         (["train", "--model", "cnn-fats"], '"cnn-fats" is not a preset'),
-        (["train", "--epochs", "0"], "--epochs"),
+        (["train", "--epochs", "0"], "Invalid value for '--epochs'"),
+        (["train", "--seed", "-1"], "Invalid value for '--seed'"),
+        (["train", "--batch-size", "0"], "Invalid value for '--batch-size'"),
+        (["train", "--validation", "test", "--validation-split", "0.2"], "has no effect with --validation test"),
+        (["plot", "samples", "--output", "/no/such/folder/x.png"], "folder /no/such/folder does not exist"),
+        (["plot", "samples", "--output", "x.notanimage"], "Format 'notanimage' is not supported"),
         (["train", "--epochs", "three"], "integer"),
-        (["train", "--optimizer", "adamm"], '"adamm" is not a optimizer'),
+        (["train", "--optimizer", "adamm"], '"adamm" is not an optimizer'),
         (["train", "--validation-split", "1.5"], "--validation-split must be in [0, 1)"),
         (["train", "--learning-rate", "0"], "--learning-rate must be greater than 0"),
         (["train", "--dataset", "kmnist"], '"kmnist" is not a data set'),
@@ -124,6 +139,10 @@ def test_user_errors_exit_1_with_one_line(tmp_path):
     assert done.returncode == 1 and "cannot load the model" in done.stderr and "Traceback" not in done.stderr
     done = run_cli("evaluate", "--runs", str(tmp_path))
     assert done.returncode == 1 and "no complete run" in done.stderr
+    odd = tmp_path / "[bold]odd[/x]"
+    done = run_cli("evaluate", str(odd))
+    assert done.returncode == 1 and f"{odd}: no such run folder" in plain(done.stderr)
+    assert "Traceback" not in done.stderr
 
 
 @pytest.fixture
@@ -168,3 +187,15 @@ def test_reproduce_compares_with_the_tutorial(tmp_path):
     assert row.startswith("| softmax | sgd lr 0.5, batch 128, 10 epochs") and "n=2" in row
     got = float(re.search(r"\| (\d+\.\d+)% ±", row).group(1))
     assert 90 < got < 94 and row.endswith("| yes |")
+
+
+def test_backend_benchmark_smoke_run():
+    """benchmarks/backends.py must keep working; its timings are printed, never asserted."""
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    done = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "backends.py"), "--quick"],
+        capture_output=True, text=True, timeout=900, env={**env, "DIGITLAB_DATA": str(DATA_DIR)},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    for name in ("mlp:", "cnn:", "jax", "tensorflow", "vs tensorflow"):
+        assert name in done.stdout

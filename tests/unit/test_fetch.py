@@ -121,3 +121,20 @@ def test_unwritable_cache_gives_a_clear_error(tmp_path):
     with pytest.raises(FetchError, match="cannot write to the cache folder") as info:
         fetch_file(TINY, FILE, cache_dir=blocker, mirrors=[])
     assert "DIGITLAB_CACHE" in str(info.value)
+
+
+def test_force_replaces_the_cached_copy_only_with_a_verified_one(server, tmp_path):
+    httpd, base = server
+    fetch_file(TINY, FILE, cache_dir=tmp_path, mirrors=[f"{base}/good/"], progress=False)
+    with pytest.raises(FetchError):
+        fetch_file(TINY, FILE, cache_dir=tmp_path, mirrors=[f"{base}/corrupt/"], force=True, progress=False)
+    assert (tmp_path / "tiny" / FILE.filename).read_bytes() == GZ, "a failed forced download kept the good copy"
+    fetch_file(TINY, FILE, cache_dir=tmp_path, mirrors=[f"{base}/good/"], force=True, progress=False)
+    assert httpd.hits == ["good", "corrupt", "good"]
+    assert leftovers(tmp_path) == []
+
+
+def test_a_malformed_mirror_url_is_not_called_a_checksum_error(tmp_path):
+    with pytest.raises(FetchError) as info:
+        fetch_file(TINY, FILE, cache_dir=tmp_path, mirrors=["http://[::1/bad/"], progress=False)
+    assert "checksum" not in str(info.value) and "http://[::1/bad/" in str(info.value)

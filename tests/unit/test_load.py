@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import shutil
 
 import numpy as np
 import pytest
@@ -92,3 +91,32 @@ def test_environment_variable_names_the_data_folder(data_dir, monkeypatch, tmp_p
     monkeypatch.setenv("DIGITLAB_MIRROR", str(tmp_path / "nothing-here"))
     (_, y), _ = load_dataset("mnist")
     assert len(y) == 60000
+
+
+def test_a_data_folder_that_does_not_exist_is_an_error(tmp_path):
+    with pytest.raises(DataError, match="--data-dir names .*typo, which is not a folder"):
+        load_dataset("mnist", data_dir=tmp_path / "typo")
+
+
+def test_loose_files_count_only_in_a_folder_named_after_the_data_set(data_dir, tmp_path, monkeypatch):
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    for f in DATASETS["mnist"].files:
+        (folder / f.filename).symlink_to(data_dir / "mnist" / f.filename)
+    (_, y), _ = load_dataset("mnist", data_dir=folder)
+    assert y[0] == 5
+    # MNIST's loose files share Fashion-MNIST's names: they must not be taken for it.
+    monkeypatch.setenv("DIGITLAB_MIRROR", str(tmp_path / "no-mirror"))
+    with pytest.raises(FetchError, match="could not fetch fashion-mnist"):
+        load_dataset("fashion-mnist", data_dir=folder, cache_dir=tmp_path / "cache")
+
+
+def test_a_hostile_header_in_a_data_file_is_refused_at_the_registered_size(tmp_path):
+    import struct
+
+    (tmp_path / "mnist").mkdir()
+    # One column too many: 48,720,000 bytes claimed where the registry knows 47,040,000.
+    header = bytes([0, 0, 8, 3]) + struct.pack(">III", 60000, 28, 29)
+    (tmp_path / "mnist" / "train-images-idx3-ubyte").write_bytes(header + bytes(100))
+    with pytest.raises(DataError, match="train-images-idx3-ubyte: header says 60000x28x29 .* more than the 47040000-byte limit"):
+        load_dataset("mnist", data_dir=tmp_path)

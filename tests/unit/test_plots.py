@@ -53,4 +53,4 @@ def test_probabilities_bars_highlight_the_prediction():
     fig = plots.plot_probabilities(p, image=IMAGES[0], label=7)
     bars = fig.axes[1].patches
     assert len(bars) == 10 and bars[7].get_height() == 0.82
-    assert "predicted 7 (82.0%)" in fig.axes[1].get_title()
+    assert fig.axes[1].get_title() == "predicted 7 (82.0%)"

@@ -25,6 +25,7 @@ from digitlab.errors import FetchError
 CACHE_ENV = "DIGITLAB_CACHE"  # overrides the cache folder
 MIRROR_ENV = "DIGITLAB_MIRROR"  # comma-separated URLs or folders laid out as <base>/<dataset>/<file>
 TIMEOUT_S = 30
+LOCK_TIMEOUT_S = 600
 
 
 def default_cache_dir() -> Path:
@@ -63,10 +64,15 @@ def fetch_file(
     target = folder / datafile.filename
     if not force and _verified(target, datafile):
         return target
+    lock = filelock.FileLock(str(target) + ".lock")
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        lock = filelock.FileLock(str(target) + ".lock")
-        lock.acquire(timeout=600)
+        lock.acquire(timeout=LOCK_TIMEOUT_S)
+    except filelock.Timeout:
+        raise FetchError(
+            f"another process has been fetching {target} for {LOCK_TIMEOUT_S} s (lock file "
+            f"{lock.lock_file}). Wait for it, or delete the lock file if no digitlab is running."
+        ) from None
     except OSError as e:
         raise FetchError(
             f"cannot write to the cache folder {folder} ({e.strerror or e}). "
@@ -99,7 +105,10 @@ class _MirrorFailed(Exception):
 
 
 def _verified(path: Path, datafile: DataFile) -> bool:
-    return path.is_file() and sha256_file(path) == datafile.gz_sha256
+    try:
+        return path.is_file() and sha256_file(path) == datafile.gz_sha256
+    except OSError:  # unreadable: treat as absent, a fresh copy replaces it
+        return False
 
 
 def _fetch_from(mirror: str, datafile: DataFile, target: Path, progress: bool) -> None:
@@ -109,27 +118,39 @@ def _fetch_from(mirror: str, datafile: DataFile, target: Path, progress: bool) -
     url = mirror if mirror.endswith("/") else mirror + "/"
     url += datafile.filename
     logging.getLogger("pooch").setLevel(logging.WARNING)
+    # pooch downloads to a temporary file, checks the hash, then renames. It does so in a
+    # staging folder beside the cache file, so that a forced re-download replaces the cached
+    # copy only once the new one is verified.
     try:
-        # pooch downloads to a temporary file in the same folder, checks the hash, then renames.
-        pooch.retrieve(
+        staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".download-"))
+    except OSError as e:
+        raise _MirrorFailed(f"cannot create a temporary folder in {target.parent}: {e}") from None
+    try:
+        fetched = pooch.retrieve(
             url,
             known_hash=f"sha256:{datafile.gz_sha256}",
             fname=target.name,
-            path=target.parent,
+            path=staging,
             downloader=pooch.HTTPDownloader(progressbar=progress, timeout=TIMEOUT_S),
         )
-    except ValueError as e:  # pooch's hash mismatch
-        raise _MirrorFailed(f"checksum mismatch, the file is corrupt or cut off ({_first_line(e)})") from None
+        os.replace(fetched, target)
+    except ValueError as e:
+        if "hash" in str(e):  # pooch's checksum mismatch
+            raise _MirrorFailed(f"checksum mismatch, the file is corrupt or cut off ({_first_line(e)})") from None
+        raise _MirrorFailed(f"{type(e).__name__}: {_first_line(e)}") from None  # e.g. an invalid URL
     except Exception as e:  # requests' connection, HTTP and truncation errors
         raise _MirrorFailed(f"{type(e).__name__}: {_first_line(e)}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _copy_from_folder(folder: Path, datafile: DataFile, target: Path) -> None:
     source = folder / datafile.filename
     if not source.is_file():
         raise _MirrorFailed("no such file")
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
         with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
             shutil.copyfileobj(src, out)
         if sha256_file(Path(tmp)) != datafile.gz_sha256:
@@ -138,7 +159,7 @@ def _copy_from_folder(folder: Path, datafile: DataFile, target: Path) -> None:
     except OSError as e:
         raise _MirrorFailed(f"cannot copy: {e}") from None
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -47,13 +48,21 @@ def load_dataset(
 
 
 def find_local(dataset: Dataset, datafile: DataFile, data_dir: str | os.PathLike | None) -> Path | None:
-    """The file in the user's data folder, gzip-compressed or not, if it is there."""
+    """The file in the user's data folder, gzip-compressed or not, if it is there.
+
+    The folder holds <dataset>/<file>, or is itself named after the data set: MNIST and
+    Fashion-MNIST share file names, so loose files in any other folder would be ambiguous.
+    """
     folder = data_dir if data_dir is not None else os.environ.get(DATA_ENV)
     if not folder:
         return None
     folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        source = "--data-dir" if data_dir is not None else f"${DATA_ENV}"
+        raise DataError(f"{source} names {folder}, which is not a folder. Fix the path, or leave it unset to use the cache.")
     raw_name = datafile.filename.removesuffix(".gz")
-    for base in (folder / dataset.name, folder):
+    bases = [folder / dataset.name] + ([folder] if folder.name == dataset.name else [])
+    for base in bases:
         for candidate in (base / datafile.filename, base / raw_name):
             if candidate.is_file():
                 return candidate
@@ -64,7 +73,8 @@ def _load_file(dataset, datafile, data_dir, cache_dir, mirrors, progress) -> np.
     path = find_local(dataset, datafile, data_dir)
     if path is None:
         path = fetch_file(dataset, datafile, cache_dir=cache_dir, mirrors=mirrors, progress=progress)
-    array = read_idx(path, sha256=datafile.sha256)
+    # The registry knows each file's size (uint8: one byte an item), so a hostile header cannot ask for more.
+    array = read_idx(path, sha256=datafile.sha256, max_bytes=math.prod(datafile.shape))
     if array.shape != datafile.shape or array.dtype != np.uint8:
         raise DataError(
             f"{path}: holds {array.dtype.name} {array.shape}, expected uint8 {datafile.shape} "
