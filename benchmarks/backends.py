@@ -1,14 +1,14 @@
 """Which Keras backend trains each preset fastest on this CPU? Prints medians and ratios.
 
     python benchmarks/backends.py                       # mlp and cnn, jax vs tensorflow, 3 rounds
-    python benchmarks/backends.py --presets mlp --rounds 5 --backends jax,tensorflow,torch
+    python benchmarks/backends.py --presets mlp --rounds 5 --backends jax,tensorflow,numpy
     python benchmarks/backends.py --quick               # a smoke run on 2,000 images (CI)
 
 Each measurement is a fresh process (a process can hold one backend) that trains the preset with
 its recipe's batch size and optimizer for `--epochs` epochs and reports the steady seconds per
 epoch (the first epoch, which includes compilation, is reported apart). Rounds are interleaved
 across backends so that machine noise hits them alike; medians are quoted. TensorFlow, the
-tutorials' stack, is the reference (1x).
+tutorials' stack, is the reference (1x). `numpy` is digitlab's from-scratch engine (dense presets).
 """
 
 from __future__ import annotations
@@ -51,10 +51,38 @@ print(json.dumps({"backend": keras.backend.backend(), "epochs": times, "test_acc
 """
 
 
+CHILD_NUMPY = r"""
+import json, sys, time
+import numpy as np
+t0 = time.perf_counter()
+from digitlab import load_dataset
+from digitlab.models import build_model, config_for
+from digitlab.preprocess import shape_for
+from digitlab.scratch import make_optimizer
+from digitlab.scratch.convert import from_keras
+from digitlab.scratch.train import evaluate, train_epoch
+name, epochs, limit = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+config = config_for(name)
+(x, y), (xt, yt) = load_dataset("mnist", progress=False)
+x, y = shape_for(x[:limit], (784,)), y[:limit].astype(np.int64)
+net = from_keras(build_model(name), rng=np.random.default_rng(0))
+opt = make_optimizer(config.optimizer, config.learning_rate)
+rng = np.random.default_rng(0)
+times = []
+for e in range(epochs):
+    t = time.perf_counter()
+    train_epoch(net, opt, x, y, config.batch_size, rng)
+    times.append(time.perf_counter() - t)
+acc = evaluate(net, shape_for(xt, (784,)), yt.astype(np.int64))[1]
+print(json.dumps({"backend": "numpy", "epochs": times, "test_accuracy": acc, "process_s": time.perf_counter() - t0}))
+"""
+
+
 def measure(backend: str, preset: str, epochs: int, limit: int) -> dict:
-    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    child = CHILD_NUMPY if backend == "numpy" else CHILD
+    env = {**os.environ, "KERAS_BACKEND": "jax" if backend == "numpy" else backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", CHILD, preset, str(epochs), str(limit)],
+    done = subprocess.run([sys.executable, "-c", child, preset, str(epochs), str(limit)],
                           env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"{backend}/{preset} failed:\n{done.stderr[-2000:]}")
@@ -66,7 +94,7 @@ def measure(backend: str, preset: str, epochs: int, limit: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", default="mlp,cnn")
-    parser.add_argument("--backends", default="jax,tensorflow")
+    parser.add_argument("--backends", default="jax,tensorflow,numpy")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=3, help="epochs per process (the first is warm-up)")
     parser.add_argument("--limit", type=int, default=60000, help="training images")
@@ -74,8 +102,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.epochs, args.limit = 1, 2, 2000
-    backends = args.backends.split(",")
     for preset in args.presets.split(","):
+        # The NumPy engine has no convolutions: it runs the dense presets only.
+        backends = [b for b in args.backends.split(",") if not (b == "numpy" and preset == "cnn")]
         results: dict[str, list[dict]] = {b: [] for b in backends}
         for _ in range(args.rounds):
             for backend in backends:  # interleaved: noise hits every backend alike

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from digitlab.config import LR_SCHEDULES, OPTIMIZERS, VALIDATION_MODES
+from digitlab.config import ENGINES, INITS, LR_SCHEDULES, OPTIMIZERS, VALIDATION_MODES
 from digitlab.data import DATASETS
 from digitlab.errors import DigitlabError
 from digitlab.models.presets import DEFAULT_PRESET, PRESETS
@@ -68,11 +68,16 @@ def train(
     model: str = typer.Option(DEFAULT_PRESET, "--model", "-m", help="Preset name (see `digitlab models`).",
                               callback=_choice("preset", PRESETS)),
     dataset: str = typer.Option("mnist", "--dataset", "-d", help="Data set name.", callback=_choice("data set", DATASETS)),
+    engine: str = typer.Option("keras", help="'keras', or 'numpy' for the from-scratch engine (dense presets).",
+                               callback=_choice("engine", ENGINES)),
     epochs: Optional[int] = typer.Option(None, min=1, help="Epochs [default: the preset's]."),
     batch_size: Optional[int] = typer.Option(None, min=1, help="Batch size [default: the preset's]."),
     optimizer: Optional[str] = typer.Option(None, help=f"One of {', '.join(OPTIMIZERS)} [default: the preset's].",
                                             callback=_choice("optimizer", OPTIMIZERS)),
     learning_rate: Optional[float] = typer.Option(None, callback=_in_range("--learning-rate", 0, None), help="Learning rate [default: the preset's or the optimizer's]."),
+    init: Optional[str] = typer.Option(None, help="Kernel initialiser: glorot_uniform (Keras' default), he_normal, normal.",
+                                       callback=_choice("initializer", INITS)),
+    init_std: Optional[float] = typer.Option(None, callback=_in_range("--init-std", 0, None), help="Standard deviation for --init normal."),
     lr_schedule: Optional[str] = typer.Option(None, help="'constant' or 'cosine' (decay to 0 over the run) [default: the preset's].",
                                               callback=_choice("learning-rate schedule", LR_SCHEDULES)),
     validation_split: Optional[float] = typer.Option(None, callback=_in_range("--validation-split", 0, 1, low_closed=True),
@@ -93,12 +98,13 @@ def train(
         raise typer.BadParameter("--validation-split has no effect with --validation test; give one of them.")
 
     config = config_for(
-        model, dataset=dataset, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
-        learning_rate=learning_rate, lr_schedule=lr_schedule, validation_split=validation_split, validation=validation,
+        model, dataset=dataset, engine=engine, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
+        learning_rate=learning_rate, lr_schedule=lr_schedule, init=init, init_std=init_std, validation_split=validation_split, validation=validation,
         seed=seed, train_limit=limit, out=str(out_dir),
     )
     epochs_text = f"{config.epochs} epoch{'s' if config.epochs != 1 else ''}"
-    out.print(f"Training [bold]{config.model}[/] on {config.dataset}: {epochs_text}, batch "
+    engine_text = " with the NumPy engine" if config.engine == "numpy" else ""
+    out.print(f"Training [bold]{config.model}[/]{engine_text} on {config.dataset}: {epochs_text}, batch "
               f"{config.batch_size}, {config.optimizer}" + (f" lr {config.learning_rate:g}" if config.learning_rate else ""))
     run = train_run(config, data_dir=data_dir, plots_enabled=plots)
     m = run.metrics
@@ -202,6 +208,52 @@ def plot(
     except ValueError as e:  # matplotlib: unsupported file extension
         raise typer.BadParameter(str(e), param_hint="--output") from None
     out.print(f"Wrote {escape(str(output))}")
+
+
+@app.command()
+def diagnose(
+    run: Optional[Path] = typer.Argument(None, help="Run folder or .keras file [default: the latest run]."),
+    as_json: bool = typer.Option(False, "--json", help="Print the diagnosis as JSON."),
+    plot_file: Optional[Path] = typer.Option(None, "--plot", help="Write the per-layer gradient/update plot (PNG)."),
+    limit: Optional[int] = typer.Option(None, min=1, help="Use only the first N training images."),
+    data_dir: Optional[Path] = DataDirOption,
+    runs_dir: Path = typer.Option(Path("runs"), "--runs", help="Where to look for the latest run."),
+) -> None:
+    """Dead ReLUs, saturated units and vanishing gradients, per hidden layer, with verdicts."""
+    from digitlab.diagnose import diagnose as run_diagnosis
+
+    result = run_diagnosis(run, data_dir=data_dir, out=runs_dir, limit=limit)
+    if plot_file is not None:
+        from digitlab.plots import plot_layer_health
+        from digitlab.runs import HISTORY_JSON, read_json, resolve_model
+
+        _, run_dir = resolve_model(run, runs_dir)
+        history = read_json(run_dir / HISTORY_JSON) if run_dir and (run_dir / HISTORY_JSON).is_file() else {}
+        plot_layer_health(history, title=f"Layer health ({run_dir.name if run_dir else run})").savefig(plot_file, dpi=110)
+    if as_json:
+        out.print_json(json.dumps(result.to_dict()))
+        return
+    out.print(f"Hidden layers over {result.images:,} training images:")
+
+    def num(v):
+        return "-" if v is None else f"{v:.3g}"
+
+    for r in result.layers:
+        share = (f"dead {r.dead_fraction:.1%}" if r.dead_fraction is not None
+                 else f"saturated {r.saturated_fraction:.1%}")
+        grads = (f", grad norm {num(r.grad_norm)} ({num(r.grad_ratio)} x the largest), update ratio {num(r.update_ratio)}"
+                 if r.grad_norm is not None else "")
+        style = "green" if r.verdict == "healthy" else "red"
+        out.print(f"  {r.name} ({r.activation}, {r.units} units): {share}, activation mean {r.mean:.3f} "
+                  f"sd {r.std:.3f}{grads} -> [{style}]{escape(r.verdict)}[/]")
+    t = result.thresholds
+    out.print(f"Thresholds: dead = zero for every training image, reported at >= {t['dead_layer_share']:.0%} of a layer; "
+              f"saturated = within {t['saturation_margin']} of the bounds on > {t['saturated_unit_share_of_images']:.0%} of images, "
+              f"reported at >= {t['saturated_layer_share']:.0%}; vanishing = gradient norm < {t['vanishing_ratio']:g} x the largest layer's.")
+    if not result.history_used:
+        out.print("No per-layer gradient history (a bare model file, or a run without one): activation checks only.")
+    if plot_file is not None:
+        out.print(f"Wrote {escape(str(plot_file))}")
 
 
 @app.command()

@@ -12,6 +12,8 @@ from digitlab.errors import ConfigError
 OPTIMIZERS = ("sgd", "adam", "rmsprop", "adamw", "adagrad", "nadam")
 VALIDATION_MODES = ("split", "test")
 LR_SCHEDULES = ("constant", "cosine")
+ENGINES = ("keras", "numpy")
+INITS = ("glorot_uniform", "he_normal", "normal")
 
 
 @dataclass(frozen=True)
@@ -20,10 +22,15 @@ class RunConfig:
 
     model: str = "mlp"
     dataset: str = "mnist"
+    engine: str = "keras"  # "numpy": the from-scratch engine (dense presets only)
     epochs: int = 5
     batch_size: int = 64
     optimizer: str = "adam"
     learning_rate: float | None = None  # None: the optimizer's Keras default
+    # Weight initialisation: "glorot_uniform" (Keras' default), "he_normal", or "normal" with
+    # init_std -- the tutorials' "sloppy" initialisation, for the vanishing-gradient experiment.
+    init: str = "glorot_uniform"
+    init_std: float = 0.05
     # "constant", or "cosine": decay the learning rate to 0 over the run (a cheap accuracy gain)
     lr_schedule: str = "constant"
     # "split": hold out `validation_split` of the training set (seeded); "test": validate on the
@@ -44,6 +51,12 @@ class RunConfig:
             problems.append(f'optimizer "{self.optimizer}" is not one of {", ".join(OPTIMIZERS)}')
         if self.learning_rate is not None and not self.learning_rate > 0:
             problems.append(f"learning_rate must be positive, got {self.learning_rate}")
+        if self.engine not in ENGINES:
+            problems.append(f'engine "{self.engine}" is not one of {", ".join(ENGINES)}')
+        if self.init not in INITS:
+            problems.append(f'init "{self.init}" is not one of {", ".join(INITS)}')
+        if not self.init_std > 0:
+            problems.append(f"init_std must be positive, got {self.init_std}")
         if self.lr_schedule not in LR_SCHEDULES:
             problems.append(f'lr_schedule "{self.lr_schedule}" is not one of {", ".join(LR_SCHEDULES)}')
         if self.validation not in VALIDATION_MODES:

@@ -71,6 +71,7 @@ def evaluate_model(model, images: np.ndarray, labels: np.ndarray, dataset: str =
 
 def load_model(path: str | os.PathLike):
     """Load a .keras file in Keras' safe mode (no code from the file is run)."""
+    select_backend()  # no-op if Keras is already imported
     import keras
 
     try:

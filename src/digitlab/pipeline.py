@@ -24,7 +24,8 @@ from digitlab.runs import (
     new_run_dir,
     write_json,
 )
-from digitlab.training import fit, make_splits, write_history
+from digitlab.errors import DigitlabError
+from digitlab.training import check_numpy_engine, fit, fit_numpy, make_splits, write_history
 
 
 @dataclass
@@ -54,6 +55,8 @@ def train(
         config = config_for(config) if config else config_for()
     dataset = get_dataset(config.dataset)
     get_preset(config.model)  # an unknown name fails before any data is read or folder made
+    if config.engine == "numpy":
+        check_numpy_engine(config, dataset.image_shape, dataset.num_classes)
     train_split, test_split = load_dataset(config.dataset, data_dir=data_dir)
     splits = make_splits(config, train_split, test_split)
 
@@ -62,7 +65,12 @@ def train(
     write_json(run_dir / STATUS_FILE, {"state": "training"})
 
     started = time.perf_counter()
-    model, history = fit(config, splits, num_classes=dataset.num_classes, run_dir=run_dir, verbose=verbose)
+    fit_with = fit_numpy if config.engine == "numpy" else fit
+    try:
+        model, history = fit_with(config, splits, num_classes=dataset.num_classes, run_dir=run_dir, verbose=verbose)
+    except DigitlabError as e:  # e.g. a diverging loss: the folder says so instead of "training"
+        write_json(run_dir / STATUS_FILE, {"state": "failed", "error": str(e)})
+        raise
     train_seconds = time.perf_counter() - started
     # The model first: whatever happens to the figures, the trained weights are kept.
     tmp_model = run_dir / ".model.tmp.keras"

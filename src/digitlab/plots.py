@@ -159,3 +159,24 @@ def plot_probabilities(
     ax.set_title(f"predicted {names[predicted]} ({probabilities[predicted]:.1%})")
     fig.suptitle(title)
     return fig
+
+
+def plot_layer_health(history: dict[str, list[float]], title: str = "Layer health during training") -> Figure:
+    """Per-layer gradient norms and update-to-weight ratios per epoch (log scale)."""
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    panels = (("grad_norm/", "gradient norm of the kernel"), ("update_ratio/", "||W_end - W_start|| / ||W_start||"))
+    for ax, (prefix, label) in zip(fig.subplots(1, 2), panels):
+        for key, values in history.items():
+            if key.startswith(prefix) and values:
+                ax.plot(range(1, len(values) + 1), np.maximum(values, 1e-12), "o-", label=key[len(prefix):])
+        ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_title(label)
+        ax.grid(alpha=0.3, which="both")
+        if ax.lines:
+            ax.legend(fontsize=8)
+        else:
+            ax.text(0.5, 0.5, "not recorded for this run", ha="center", va="center", transform=ax.transAxes)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    fig.suptitle(title)
+    return fig

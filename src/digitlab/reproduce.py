@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from digitlab.errors import DigitlabError
+from digitlab.errors import ConfigError, DigitlabError
 from digitlab.models import PRESETS, get_preset
 from digitlab.runs import METRICS_FILE, latest_run, read_json
 
@@ -63,9 +63,10 @@ def reproduce(
     on_result=None,
 ) -> list[Reproduction]:
     """Train each preset `seeds` times (seeds 0..n-1) and compare with what its tutorial reported."""
-    names = presets or list(PRESETS)
+    names = presets or [name for name, p in PRESETS.items() if p.claim is not None]
     for name in names:
-        get_preset(name)  # reject unknown names before training anything
+        if get_preset(name).claim is None:  # also rejects unknown names, before training anything
+            raise ConfigError(f"{name} is not a tutorial's network: there is no claim to reproduce.")
     results = []
     for name in names:
         claim = get_preset(name).claim

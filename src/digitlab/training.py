@@ -99,6 +99,7 @@ def fit(
 
     keras.utils.set_random_seed(config.seed)
     model = build_model(config.model, splits.x_train.shape[1:], num_classes)
+    initialize_dense(model, config)
     model.compile(
         optimizer=make_optimizer(config, -(-len(splits.x_train) // config.batch_size)),
         loss="categorical_crossentropy",
@@ -110,7 +111,10 @@ def fit(
     validation = None
     if splits.x_val is not None:
         validation = (shape_for(splits.x_val, input_shape), one_hot(splits.y_val, num_classes))
-    callbacks = [_history_writer(run_dir)] if run_dir is not None else []
+    health = _health_recorder(splits)
+    callbacks = [health]
+    if run_dir is not None:
+        callbacks.append(_history_writer(run_dir))
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2  # a progress bar on a terminal, a line per epoch in logs
     result = model.fit(
@@ -123,7 +127,84 @@ def fit(
         verbose=verbose,
     )
     history = {k: [float(v) for v in vs] for k, vs in result.history.items()}
+    history.update(health.history)
     return model, history
+
+
+def initialize_dense(model, config: RunConfig) -> None:
+    """Re-draw every Dense kernel with the config's initialiser (Keras' own Glorot is kept)."""
+    if config.init == "glorot_uniform":
+        return
+    from digitlab.scratch.layers import initialize
+
+    rng = np.random.default_rng(config.seed)
+    for layer in model.layers:
+        if type(layer).__name__ == "Dense":
+            kernel, bias = layer.get_weights()
+            layer.set_weights([initialize(kernel.shape, config.init, rng, config.init_std), np.zeros_like(bias)])
+
+
+PROBE_IMAGES = 1000  # training images on which per-layer gradient norms are measured each epoch
+
+
+def check_numpy_engine(config: RunConfig, image_shape, num_classes: int) -> None:
+    """Raise ConfigError if the NumPy engine cannot run this configuration (layer, optimizer...)."""
+    from digitlab.scratch import make_optimizer as make_numpy_optimizer
+    from digitlab.scratch.convert import from_keras
+
+    from_keras(build_model(config.model, image_shape, num_classes))
+    if config.lr_schedule != "constant":
+        raise ConfigError(f'the NumPy engine has a constant learning rate only, not "{config.lr_schedule}".')
+    make_numpy_optimizer(config.optimizer, config.learning_rate)
+
+
+def fit_numpy(config: RunConfig, splits: Splits, *, num_classes: int = 10, run_dir: Path | None = None,
+              verbose: int | None = None):
+    """Train the preset with the from-scratch NumPy engine. Returns (Keras model, history).
+
+    The network starts from the same Glorot-initialised weights Keras would draw for this seed,
+    and the result is exported as a Keras model, so the run folder is the same as a Keras run's.
+    """
+    import time
+
+    from digitlab.scratch import make_optimizer as make_numpy_optimizer
+    from digitlab.scratch.convert import from_keras, to_keras
+    from digitlab.scratch.train import evaluate as evaluate_numpy
+    from digitlab.scratch.train import kernels, layer_health, train_epoch
+
+    check_numpy_engine(config, splits.x_train.shape[1:], num_classes)
+    select_backend(get_preset(config.model).backend)
+    import keras
+
+    keras.utils.set_random_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    model = build_model(config.model, splits.x_train.shape[1:], num_classes)
+    initialize_dense(model, config)
+    net = from_keras(model, rng=rng)
+    optimizer = make_numpy_optimizer(config.optimizer, config.learning_rate)
+    x = shape_for(splits.x_train, (net.dense_layers()[0].shape[0],))
+    y = splits.y_train.astype(np.int64)
+    val = None
+    if splits.x_val is not None:
+        val = (shape_for(splits.x_val, x.shape[1:]), splits.y_val.astype(np.int64))
+    probe = (x[:PROBE_IMAGES], y[:PROBE_IMAGES])
+    history: dict[str, list[float]] = {}
+    for epoch in range(1, config.epochs + 1):
+        started = time.perf_counter()
+        before = kernels(net)
+        loss, accuracy = train_epoch(net, optimizer, x, y, config.batch_size, rng, epoch)
+        logs = {"accuracy": accuracy, "loss": loss}
+        if val is not None:
+            logs["val_loss"], logs["val_accuracy"] = evaluate_numpy(net, *val)
+        logs.update(layer_health(net, *probe, before))
+        for k, v in logs.items():
+            history.setdefault(k, []).append(float(v))
+        if run_dir is not None:
+            write_history(run_dir, history)
+        if verbose != 0:
+            shown = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items() if "/" not in k)
+            print(f"Epoch {epoch}/{config.epochs} - {time.perf_counter() - started:.1f}s - {shown}", flush=True)
+    return to_keras(net, name=f"{config.model}_numpy"), history
 
 
 def write_history(run_dir: Path, history: dict) -> None:
@@ -137,6 +218,41 @@ def write_history(run_dir: Path, history: dict) -> None:
         for i in range(len(history[keys[0]]) if keys else 0):
             writer.writerow([i + 1, *(f"{history[k][i]:.6g}" for k in keys)])
     tmp.replace(run_dir / HISTORY_CSV)
+
+
+def _health_recorder(splits: Splits):
+    """A Keras callback recording per-layer gradient norms and update ratios each epoch.
+
+    It measures them with the NumPy engine on a copy of the weights, so it works on every
+    backend; networks the engine cannot run (convolutions) simply get no such entries.
+    """
+    import keras
+
+    from digitlab.errors import ConfigError as _Unsupported
+    from digitlab.scratch.convert import from_keras
+    from digitlab.scratch.train import kernels, layer_health
+
+    class HealthRecorder(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.history: dict[str, list[float]] = {}
+
+        def on_epoch_begin(self, epoch, logs=None):
+            try:
+                self.before = kernels(from_keras(self.model))
+            except _Unsupported:
+                self.before = None
+
+        def on_epoch_end(self, epoch, logs=None):
+            if self.before is None:
+                return
+            net = from_keras(self.model)
+            x = shape_for(splits.x_train[:PROBE_IMAGES], (net.dense_layers()[0].shape[0],))
+            y = splits.y_train[:PROBE_IMAGES].astype(np.int64)
+            for k, v in layer_health(net, x, y, self.before).items():
+                self.history.setdefault(k, []).append(v)
+
+    return HealthRecorder()
 
 
 def _history_writer(run_dir: Path):

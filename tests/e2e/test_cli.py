@@ -49,8 +49,9 @@ def test_train_reaches_95_percent_in_one_epoch_and_writes_a_complete_run(trained
     status = json.loads((run / "status.json").read_text())
     assert status["state"] == "complete" and status["backend"] == "jax"
     history = json.loads((run / "history.json").read_text())
-    assert set(history) == {"accuracy", "loss", "val_accuracy", "val_loss"}
-    assert (run / "history.csv").read_text().splitlines()[0] == "epoch,accuracy,loss,val_accuracy,val_loss"
+    assert set(history) == {"accuracy", "loss", "val_accuracy", "val_loss", "grad_norm/dense_1", "grad_norm/dense_2",
+                            "update_ratio/dense_1", "update_ratio/dense_2"}
+    assert (run / "history.csv").read_text().splitlines()[0].startswith("epoch,accuracy,loss,val_accuracy,val_loss,")
     confusion = np.loadtxt(run / "confusion.csv", delimiter=",", skiprows=1)
     assert confusion.sum() == 10000 and abs(np.trace(confusion) / 10000 - accuracy) < 1e-4
 
@@ -197,5 +198,5 @@ def test_backend_benchmark_smoke_run():
         capture_output=True, text=True, timeout=900, env={**env, "DIGITLAB_DATA": str(DATA_DIR)},
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    for name in ("mlp:", "cnn:", "jax", "tensorflow", "vs tensorflow"):
+    for name in ("mlp:", "cnn:", "jax", "tensorflow", "numpy", "vs tensorflow"):
         assert name in done.stdout

@@ -15,6 +15,7 @@ EXPECTED_PARAMETERS = {
     "mlp-wide": 640_890,  # stated by its tutorial
     "mlp-small": 101_770,  # stated by its tutorial
     "mlp": 784 * 512 + 512 + 512 * 10 + 10,  # 407,050
+    "mlp-deep-sigmoid": 784 * 128 + 128 + 3 * (128 * 128 + 128) + 128 * 10 + 10,  # 151,306
     "cnn": (9 * 32 + 32) + (9 * 32 * 64 + 64) + (7 * 7 * 64 * 128 + 128) + (128 * 10 + 10),
 }
 

@@ -117,7 +117,7 @@ def _fetch_from(mirror: str, datafile: DataFile, target: Path, progress: bool) -
         return
     url = mirror if mirror.endswith("/") else mirror + "/"
     url += datafile.filename
-    logging.getLogger("pooch").setLevel(logging.WARNING)
+    pooch.get_logger().setLevel(logging.WARNING)  # pooch keeps its own logger, outside logging.getLogger
     # pooch downloads to a temporary file, checks the hash, then renames. It does so in a
     # staging folder beside the cache file, so that a forced re-download replaces the cached
     # copy only once the new one is verified.

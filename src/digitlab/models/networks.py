@@ -78,6 +78,18 @@ def mlp_small(image_shape=(28, 28), num_classes=10) -> keras.Model:
     )
 
 
+def mlp_deep_sigmoid(image_shape=(28, 28), num_classes=10) -> keras.Model:
+    """784 -> 4 x (128 sigmoid) -> 10 softmax: deep enough for gradients to vanish."""
+    return keras.Sequential(
+        [
+            _flat(image_shape),
+            *[layers.Dense(128, activation="sigmoid", name=f"hidden{i}") for i in range(1, 5)],
+            layers.Dense(num_classes, activation="softmax", name="softmax"),
+        ],
+        name="mlp_deep_sigmoid",
+    )
+
+
 def cnn(image_shape=(28, 28), num_classes=10) -> keras.Model:
     """Two 3x3 conv + max-pool stages, a 128-unit dense layer, dropout: >= 99.2% on MNIST.
 

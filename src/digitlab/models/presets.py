@@ -28,7 +28,7 @@ class Preset:
     description: str
     builder: str  # name of the function in digitlab.models.networks
     recipe: dict  # RunConfig fields this preset sets
-    claim: Claim
+    claim: Claim | None  # what its tutorial reported; None for digitlab's own experiments
     backend: str  # the Keras backend measured fastest for this network on a CPU
 
     def config(self, **overrides) -> RunConfig:
@@ -87,6 +87,14 @@ PRESETS: dict[str, Preset] = {
             "mlp",
             dict(optimizer="adam", batch_size=64, epochs=5, validation_split=0.1),
             Claim("97.88%", "test_accuracy", 0.9788 - POINT_TOLERANCE),
+            "jax",
+        ),
+        Preset(
+            "mlp-deep-sigmoid",
+            "four 128-unit sigmoid layers: the vanishing-gradient experiment (see `digitlab diagnose`)",
+            "mlp_deep_sigmoid",
+            dict(optimizer="adam", batch_size=64, epochs=5, validation_split=0.1),
+            None,  # not a tutorial's network: `digitlab reproduce` leaves it out
             "jax",
         ),
         Preset(

@@ -1,0 +1,164 @@
+"""Training diagnostics: dead ReLUs, saturated sigmoids, vanishing gradients, per hidden layer.
+
+The tutorials warn that sigmoid units saturate and gradients vanish with sloppy initialisation,
+and that ReLU units die ("a large fraction (about 40%) of your neurons were zero the entire
+time"). This module measures both on a trained dense network, with the NumPy engine:
+activations over the whole training set, and the per-layer gradient norms and update ratios
+recorded in the run's history during training.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from digitlab.scratch.layers import Dense, ReLU, Sigmoid, Tanh
+from digitlab.scratch.network import Network
+
+# The thresholds behind the verdicts (reported with them).
+THRESHOLDS = {
+    "dead_unit": "a ReLU unit whose output is 0 for every training image",
+    "dead_layer_share": 0.10,  # a layer with at least this share of dead units is reported
+    "saturation_margin": 0.01,  # output within this of the bounds (0/1 sigmoid, -1/1 tanh)
+    "saturated_unit_share_of_images": 0.5,  # a unit saturated on more than half of the images
+    "saturated_layer_share": 0.5,  # a layer with at least this share of saturated units
+    "vanishing_ratio": 0.02,  # kernel gradient norm below this times the largest layer's
+}
+
+
+@dataclass
+class LayerReport:
+    """What one hidden layer (a Dense layer and its activation) did over the training set."""
+
+    name: str
+    activation: str
+    units: int
+    mean: float
+    std: float
+    dead_fraction: float | None = None  # ReLU layers
+    dead_units: list[int] = field(default_factory=list)
+    saturated_fraction: float | None = None  # sigmoid and tanh layers
+    grad_norm: float | None = None  # last epoch, from the history
+    grad_ratio: float | None = None  # grad_norm / the largest layer's grad_norm
+    update_ratio: float | None = None  # ||W_end - W_start|| / ||W_start|| over the last epoch
+    verdicts: list[str] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> str:
+        return "; ".join(self.verdicts) if self.verdicts else "healthy"
+
+
+@dataclass
+class Diagnosis:
+    layers: list[LayerReport]
+    images: int
+    history_used: bool
+    thresholds: dict = field(default_factory=lambda: dict(THRESHOLDS))
+
+    def to_dict(self) -> dict:
+        return {
+            "images": self.images,
+            "history_used": self.history_used,
+            "thresholds": self.thresholds,
+            "layers": [{**asdict(layer), "verdict": layer.verdict} for layer in self.layers],
+        }
+
+
+def hidden_layers(net: Network) -> list[tuple[Dense, object]]:
+    """(Dense, activation) pairs for the hidden layers: every Dense followed by an activation."""
+    pairs = []
+    for i, layer in enumerate(net.layers[:-1]):
+        nxt = net.layers[i + 1]
+        if isinstance(layer, Dense) and isinstance(nxt, (ReLU, Sigmoid, Tanh)):
+            pairs.append((layer, nxt))
+    return pairs
+
+
+def activation_stats(net: Network, x: np.ndarray, batch_size: int = 2000) -> dict[str, dict]:
+    """Forward `x` (n, features) in batches; per activation layer: units ever active, saturated
+    counts, and the mean and standard deviation of all outputs."""
+    margin = THRESHOLDS["saturation_margin"]
+    stats: dict[str, dict] = {}
+    for start in range(0, len(x), batch_size):
+        h = x[start : start + batch_size]
+        for layer in net.layers:
+            h = layer.forward(h, training=False)
+            if not isinstance(layer, (ReLU, Sigmoid, Tanh)):
+                continue
+            s = stats.setdefault(layer.name, {"ever_active": np.zeros(h.shape[1], bool),
+                                              "saturated": np.zeros(h.shape[1], np.int64),
+                                              "sum": 0.0, "sumsq": 0.0, "count": 0})
+            s["ever_active"] |= (h > 0).any(axis=0)
+            low = 0.0 if isinstance(layer, Sigmoid) else -1.0
+            s["saturated"] += ((h <= low + margin) | (h >= 1.0 - margin)).sum(axis=0)
+            s["sum"] += float(h.sum(dtype=np.float64))
+            s["sumsq"] += float(np.square(h, dtype=np.float64).sum())
+            s["count"] += h.size
+    return stats
+
+
+def diagnose_network(net: Network, x: np.ndarray, history: dict | None = None) -> Diagnosis:
+    """Diagnose a NumPy-engine network on flattened float images `x`, with an optional history."""
+    stats = activation_stats(net, x)
+    last = {k.split("/", 1)[1]: v[-1] for k, v in (history or {}).items() if k.startswith("grad_norm/") and v}
+    moved = {k.split("/", 1)[1]: v[-1] for k, v in (history or {}).items() if k.startswith("update_ratio/") and v}
+    largest = max(last.values(), default=0.0)
+    reports = []
+    for dense, act in hidden_layers(net):
+        s = stats[act.name]
+        mean = s["sum"] / s["count"]
+        report = LayerReport(
+            name=dense.name, activation=act.name.rsplit("_", 1)[0], units=dense.shape[1], mean=mean,
+            std=float(np.sqrt(max(s["sumsq"] / s["count"] - mean**2, 0.0))),
+        )
+        if isinstance(act, ReLU):
+            dead = np.flatnonzero(~s["ever_active"])
+            report.dead_units = dead.tolist()
+            report.dead_fraction = len(dead) / report.units
+            if report.dead_fraction >= THRESHOLDS["dead_layer_share"]:
+                report.verdicts.append(f"{report.dead_fraction:.0%} dead units")
+        else:
+            share = s["saturated"] / len(x) > THRESHOLDS["saturated_unit_share_of_images"]
+            report.saturated_fraction = float(share.mean())
+            if report.saturated_fraction >= THRESHOLDS["saturated_layer_share"]:
+                report.verdicts.append(
+                    f"saturated ({report.saturated_fraction:.0%} of units): gradients vanish through them"
+                )
+        if dense.name in last:
+            report.grad_norm = last[dense.name]
+            report.grad_ratio = last[dense.name] / largest if largest > 0 else 0.0
+            report.update_ratio = moved.get(dense.name)
+            if report.grad_ratio < THRESHOLDS["vanishing_ratio"]:
+                report.verdicts.append(f"vanishing gradients ({report.grad_ratio:.1%} of the largest layer's norm)")
+        reports.append(report)
+    return Diagnosis(reports, len(x), bool(last))
+
+
+def diagnose(
+    run_or_model: str | os.PathLike | None = None,
+    *,
+    data_dir: str | os.PathLike | None = None,
+    out: str | os.PathLike = "runs",
+    limit: int | None = None,
+) -> Diagnosis:
+    """Diagnose a run folder or .keras file (default: the latest run) on its training set."""
+    from digitlab.config import RunConfig
+    from digitlab.data import load_dataset
+    from digitlab.evaluation import load_model
+    from digitlab.preprocess import shape_for
+    from digitlab.runs import CONFIG_FILE, HISTORY_JSON, read_json, resolve_model
+    from digitlab.scratch.convert import from_keras
+
+    model_path, run_dir = resolve_model(run_or_model, out)
+    config = RunConfig.load(run_dir / CONFIG_FILE) if run_dir is not None else None
+    net = from_keras(load_model(model_path))
+    (x_train, _), _ = load_dataset(config.dataset if config else "mnist", data_dir=data_dir)
+    if limit is not None:
+        x_train = x_train[:limit]
+    history = None
+    if run_dir is not None and (run_dir / HISTORY_JSON).is_file():
+        history = read_json(run_dir / HISTORY_JSON)
+    x = shape_for(x_train, (net.dense_layers()[0].shape[0],))
+    return diagnose_network(net, x, history)

@@ -1,0 +1,75 @@
+"""The NumPy engine end to end: trains the default recipe, agrees with Keras, feeds diagnose."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from tests.conftest import require_real_data, run_cli
+
+
+@pytest.fixture(scope="module")
+def numpy_run(tmp_path_factory):
+    """The default MLP recipe (Adam, batch 64, 5 epochs) trained by the NumPy engine."""
+    require_real_data("mnist")
+    out = tmp_path_factory.mktemp("numpy-runs")
+    done = run_cli("train", "--engine", "numpy", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    (run,) = [p for p in out.iterdir() if p.is_dir()]
+    return run, done.stdout
+
+
+def test_numpy_engine_reaches_97_5_percent_on_the_default_recipe(numpy_run):
+    run, stdout = numpy_run
+    assert "with the NumPy engine" in stdout and "Epoch 5/5" in stdout
+    accuracy = float(re.search(r"Test accuracy: (0\.\d+)", stdout).group(1))
+    assert accuracy >= 0.975
+    config = json.loads((run / "config.json").read_text())
+    assert config["engine"] == "numpy" and config["model"] == "mlp"
+    history = json.loads((run / "history.json").read_text())
+    assert len(history["val_accuracy"]) == 5 and len(history["grad_norm/dense_1"]) == 5
+
+
+def test_evaluate_and_diagnose_work_on_a_numpy_run_unchanged(numpy_run):
+    run, _ = numpy_run
+    metrics = json.loads((run / "metrics.json").read_text())
+    done = run_cli("evaluate", str(run), "--json")
+    assert done.returncode == 0, done.stderr
+    assert abs(json.loads(done.stdout)["test_accuracy"] - metrics["test_accuracy"]) < 1e-9
+    done = run_cli("diagnose", str(run), "--json", "--limit", "20000")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["history_used"] and [layer["verdict"] for layer in report["layers"]] == ["healthy"]
+
+
+def test_engine_probabilities_agree_with_keras_on_all_test_images(numpy_run, mnist):
+    import digitlab
+    from digitlab.preprocess import shape_for
+    from digitlab.scratch.convert import from_keras
+
+    run, _ = numpy_run
+    model = digitlab.load_model(run / "model.keras")
+    _, (x_test, _) = mnist
+    x = shape_for(x_test, (784,))
+    keras_p = model.predict(x, batch_size=1000, verbose=0)
+    assert np.abs(from_keras(model).predict_proba(x) - keras_p).max() < 1e-5
+
+
+def test_diagnose_cli_on_a_model_the_engine_cannot_run(tmp_path):
+    done = run_cli("train", "--model", "cnn", "--epochs", "1", "--limit", "2000", "--out", str(tmp_path), "--no-plots")
+    assert done.returncode == 0, done.stderr
+    done = run_cli("diagnose", str(next(tmp_path.iterdir())))
+    assert done.returncode == 1 and "layer type Conv2D is not supported by the NumPy engine" in done.stderr
+    done = run_cli("train", "--engine", "numpy", "--model", "cnn")
+    assert done.returncode == 1 and "Conv2D is not supported" in done.stderr
+
+
+def test_a_diverging_run_stops_with_the_epoch_and_batch(tmp_path):
+    done = run_cli("train", "--engine", "numpy", "--optimizer", "sgd", "--learning-rate", "1e6",
+                   "--limit", "3000", "--out", str(tmp_path), "--no-plots")
+    assert done.returncode == 1
+    assert re.search(r"the loss became (nan|inf) in epoch 1, batch \d+", done.stderr)
+    assert "smaller --learning-rate" in done.stderr and "Traceback" not in done.stderr

@@ -1,0 +1,65 @@
+"""Diagnostics on networks built to be sick: known dead units, saturated layers, vanishing gradients."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from digitlab.diagnose import diagnose, diagnose_network
+from digitlab.preprocess import shape_for
+from digitlab.scratch import mlp
+from digitlab.scratch.convert import to_keras
+
+DEAD = [3, 7, 20, 21, 30]
+
+
+def images(mnist, n=3000):
+    (x, _), _ = mnist
+    return shape_for(x[:n], (784,))
+
+
+def test_units_with_a_bias_of_minus_100_are_reported_dead_exactly(mnist):
+    net = mlp([784, 32, 16, 10], "relu", rng=np.random.default_rng(0))
+    net.dense_layers()[0].params["bias"][DEAD] = -100
+    result = diagnose_network(net, images(mnist))
+    first, second = result.layers
+    assert first.dead_units == DEAD
+    assert first.dead_fraction == len(DEAD) / 32
+    assert first.verdict == "16% dead units"
+    assert second.dead_units == [] and second.verdict == "healthy"
+
+
+def test_a_large_std_sigmoid_network_is_saturated(mnist):
+    net = mlp([784, 64, 64, 64, 10], "sigmoid", rng=np.random.default_rng(0), init="normal", std=4.0)
+    result = diagnose_network(net, images(mnist, 1000))
+    assert all(r.saturated_fraction > 0.5 for r in result.layers)
+    assert all(r.verdict.startswith("saturated (") and "gradients vanish" in r.verdict for r in result.layers)
+
+
+def test_a_layer_whose_gradient_is_tiny_is_reported_vanishing(mnist):
+    net = mlp([784, 32, 32, 10], "relu", rng=np.random.default_rng(0))
+    history = {"grad_norm/dense_1": [0.5, 0.001], "grad_norm/dense_2": [0.5, 0.3], "grad_norm/dense_3": [0.5, 0.4],
+               "update_ratio/dense_1": [0.1, 0.0001]}
+    first, second = diagnose_network(net, images(mnist, 500), history).layers
+    assert first.verdict == "vanishing gradients (0.2% of the largest layer's norm)"
+    assert first.update_ratio == 0.0001 and second.verdict == "healthy"
+
+
+def test_a_healthy_trained_preset_is_reported_healthy(tmp_path, data_dir):
+    import digitlab
+
+    run = digitlab.train(digitlab.config_for("mlp", epochs=1, train_limit=10000, out=str(tmp_path)),
+                         data_dir=data_dir, verbose=0, plots_enabled=False)
+    assert "grad_norm/dense_1" in run.history and "update_ratio/dense_2" in run.history
+    result = diagnose(run.path, data_dir=data_dir, limit=5000)
+    assert result.history_used
+    assert [r.verdict for r in result.layers] == ["healthy"]
+    assert result.layers[0].dead_fraction < 0.1
+
+
+def test_a_bare_model_file_is_diagnosed_from_activations_alone(tmp_path, data_dir):
+    net = mlp([784, 32, 10], "relu", rng=np.random.default_rng(0))
+    net.dense_layers()[0].params["bias"][DEAD] = -100
+    to_keras(net).save(tmp_path / "sick.keras")
+    result = diagnose(tmp_path / "sick.keras", data_dir=data_dir, limit=2000)
+    assert not result.history_used and result.images == 2000
+    assert result.layers[0].dead_units == DEAD
