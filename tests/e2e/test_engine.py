@@ -45,13 +45,13 @@ def test_evaluate_and_diagnose_work_on_a_numpy_run_unchanged(numpy_run):
     assert report["history_used"] and [layer["verdict"] for layer in report["layers"]] == ["healthy"]
 
 
-def test_engine_probabilities_agree_with_keras_on_all_test_images(numpy_run, mnist):
+def test_engine_probabilities_agree_with_a_trained_keras_preset_on_all_test_images(tmp_path, mnist, data_dir):
     import digitlab
     from digitlab.preprocess import shape_for
     from digitlab.scratch.convert import from_keras
 
-    run, _ = numpy_run
-    model = digitlab.load_model(run / "model.keras")
+    config = digitlab.config_for("mlp-dropout", epochs=1, train_limit=10000, out=str(tmp_path))
+    model = digitlab.train(config, data_dir=data_dir, verbose=0, plots_enabled=False).model
     _, (x_test, _) = mnist
     x = shape_for(x_test, (784,))
     keras_p = model.predict(x, batch_size=1000, verbose=0)
