@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import sys
+
+import numpy as np
 from pathlib import Path
 from typing import Optional
 
@@ -144,6 +146,12 @@ def evaluate(
     for r in ev.per_class:
         report.add_row(r["class"], f"{r['precision']:.4f}", f"{r['recall']:.4f}", f"{r['f1']:.4f}", str(r["support"]))
     out.print(report)
+    cal = ev.calibration()
+    if "temperature" in cal:
+        out.print(f"Calibration (expected calibration error): {cal['ece']:.4f} raw, {cal['ece_calibrated']:.4f} "
+                  f"after temperature scaling (T = {cal['temperature']:.3f}, fitted on the validation split)")
+    else:
+        out.print(f"Calibration (expected calibration error): {cal['ece']:.4f} (no temperature fitted for this model)")
     out.print("Most confused pairs:")
     for p in ev.most_confused():
         out.print(f"  true {p['true']} taken for {p['predicted']}: {p['count']} times")
@@ -208,6 +216,108 @@ def plot(
     except ValueError as e:  # matplotlib: unsupported file extension
         raise typer.BadParameter(str(e), param_hint="--output") from None
     out.print(f"Wrote {escape(str(output))}")
+
+
+@app.command()
+def predict(
+    files: list[Path] = typer.Argument(..., help="Image files or folders (searched recursively)."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Run folder or .keras file [default: the latest run]."),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs", help="Where to look for the latest run."),
+    threshold: float = typer.Option(0.5, min=0, max=1, help="Below this probability an answer is 'unsure'."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per image (JSON Lines)."),
+    as_csv: bool = typer.Option(False, "--csv", help="CSV with a header row."),
+    save_prepared: Optional[Path] = typer.Option(None, help="Write the 28x28 image the model saw for each file here."),
+) -> None:
+    """The digit in each image, its probability and the top 3. Exit 1 if any image failed."""
+    import csv as csv_module
+
+    from digitlab.recognize import Recognizer, expand
+
+    if as_json and as_csv:
+        raise typer.BadParameter("choose one of --json and --csv.")
+    if save_prepared is not None:
+        save_prepared.mkdir(parents=True, exist_ok=True)
+    recognizer = Recognizer.load(model, runs=runs_dir, threshold=threshold)
+    total = sum(1 for _ in expand(files))
+    writer = csv_module.writer(sys.stdout) if as_csv else None
+    if writer:
+        writer.writerow(["source", "status", "digit", "probability", "top1", "p1", "top2", "p2", "top3", "p3", "message"])
+    failed = 0
+    with _progress(total) as advance:
+        for i, pred in enumerate(recognizer.predict_iter(expand(files), keep_prepared=save_prepared is not None)):
+            advance()
+            failed += pred.status == "error"
+            if save_prepared is not None and pred.prepared is not None:
+                from PIL import Image
+
+                Image.fromarray(np.uint8(np.rint(pred.prepared * 255))).save(save_prepared / f"{i:06d}-{Path(pred.source).stem}.png")
+            if as_json:
+                print(json.dumps(pred.to_dict()), flush=False)
+            elif writer:
+                tops = [v for c, p in pred.top for v in (c, f"{p:.6f}")] + [""] * (6 - 2 * len(pred.top))
+                writer.writerow([pred.source, pred.status, pred.digit or "",
+                                 "" if pred.probability is None else f"{pred.probability:.6f}", *tops, pred.message])
+            else:
+                out.print(_prediction_line(pred), highlight=False)
+    if failed:
+        err.print(f"{failed} of {total} image(s) could not be read; see the messages above.", highlight=False)
+        raise typer.Exit(1)
+
+
+@app.command()
+def read(
+    file: Path = typer.Argument(..., help="An image of a handwritten number."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Run folder or .keras file [default: the latest run]."),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs", help="Where to look for the latest run."),
+    threshold: float = typer.Option(0.5, min=0, max=1, help="Digits below this probability read as '?'."),
+    as_json: bool = typer.Option(False, "--json", help="Print the reading as JSON."),
+    save_boxes: Optional[Path] = typer.Option(None, help="Write a copy of the image with the digit boxes drawn."),
+) -> None:
+    """Read a handwritten number: "90210", with a probability per digit and the boxes found."""
+    from digitlab.recognize import Recognizer, draw_boxes
+
+    if save_boxes is not None and not save_boxes.parent.is_dir():
+        raise typer.BadParameter(f"folder {save_boxes.parent} does not exist.", param_hint="--save-boxes")
+    recognizer = Recognizer.load(model, runs=runs_dir, threshold=threshold)
+    reading = recognizer.read(file, str(file))
+    if save_boxes is not None:
+        draw_boxes(file, reading).save(save_boxes)
+    if as_json:
+        out.print_json(json.dumps(reading.to_dict()))
+        return
+    out.print(f"[bold]{escape(reading.text)}[/]")
+    for d, (top, left, bottom, right) in zip(reading.digits, reading.boxes):
+        out.print(f"  {d.digit or '?'}  {d.probability:.1%}  box x {left}-{right}, y {top}-{bottom}", highlight=False)
+    if save_boxes is not None:
+        out.print(f"Wrote {escape(str(save_boxes))}")
+
+
+def _prediction_line(pred) -> str:
+    source = escape(pred.source)
+    if pred.status == "error":
+        return f"[red]error:[/] {escape(pred.message)}"  # the message names the file
+    top = " · ".join(f"{escape(c)} {p:.1%}" for c, p in pred.top)
+    if pred.status == "unsure":
+        return f"{source}: [yellow]unsure[/] ({escape(pred.message)})  top 3: {top}"
+    return f"{source}: [bold]{escape(pred.digit)}[/] ({pred.probability:.1%})  top 3: {top}"
+
+
+def _progress(total: int):
+    """A progress bar on stderr for long batches on a terminal; a no-op otherwise."""
+    from contextlib import contextmanager
+
+    from rich.progress import Progress
+
+    @contextmanager
+    def bar():
+        if total < 20 or not err.is_terminal:
+            yield lambda: None
+            return
+        with Progress(console=err, transient=True) as progress:
+            task = progress.add_task("recognising", total=total)
+            yield lambda: progress.advance(task)
+
+    return bar()
 
 
 @app.command()

@@ -15,7 +15,8 @@ from digitlab.data import get_dataset, load_dataset
 from digitlab.errors import RunError
 from digitlab.models import get_preset
 from digitlab.preprocess import shape_for
-from digitlab.runs import CONFIG_FILE, resolve_model
+from digitlab.calibration import apply_temperature, expected_calibration_error
+from digitlab.runs import CALIBRATION_FILE, CONFIG_FILE, read_json, resolve_model
 
 
 @dataclass
@@ -26,6 +27,7 @@ class Evaluation:
     class_names: list[str]
     labels: np.ndarray  # (n,) true classes
     probabilities: np.ndarray  # (n, classes) softmax outputs
+    temperature: float | None = None  # fitted on the validation split, if the run has one
     loss: float = field(init=False)
     accuracy: float = field(init=False)
     confusion: np.ndarray = field(init=False)
@@ -46,12 +48,21 @@ class Evaluation:
     def most_confused(self, top: int = 5) -> list[dict]:
         return metrics.most_confused(self.confusion, self.class_names, top)
 
+    def calibration(self) -> dict:
+        """Expected calibration error of the raw softmax, and after temperature scaling."""
+        out = {"ece": expected_calibration_error(self.probabilities, self.labels)}
+        if self.temperature is not None:
+            calibrated = apply_temperature(self.probabilities, self.temperature)
+            out |= {"temperature": self.temperature, "ece_calibrated": expected_calibration_error(calibrated, self.labels)}
+        return out
+
     def to_dict(self) -> dict:
         return {
             "dataset": self.dataset,
             "test_loss": self.loss,
             "test_accuracy": self.accuracy,
             "test_images": int(len(self.labels)),
+            "calibration": self.calibration(),
             "per_class": self.per_class,
             "most_confused": self.most_confused(),
         }
@@ -63,10 +74,18 @@ def predict_probabilities(model, images: np.ndarray, batch_size: int = 1000) -> 
     return np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
 
 
-def evaluate_model(model, images: np.ndarray, labels: np.ndarray, dataset: str = "mnist") -> Evaluation:
+def evaluate_model(model, images: np.ndarray, labels: np.ndarray, dataset: str = "mnist",
+                   temperature: float | None = None) -> Evaluation:
     """Evaluate an in-memory Keras model on uint8 images and integer labels."""
     names = list(get_dataset(dataset).class_names)
-    return Evaluation(dataset, names, np.asarray(labels), predict_probabilities(model, images))
+    return Evaluation(dataset, names, np.asarray(labels), predict_probabilities(model, images), temperature)
+
+
+def run_temperature(run_dir: Path | None) -> float | None:
+    """The temperature fitted when the run trained, if it was."""
+    if run_dir is None or not (run_dir / CALIBRATION_FILE).is_file():
+        return None
+    return float(read_json(run_dir / CALIBRATION_FILE)["temperature"])
 
 
 def load_model(path: str | os.PathLike):
@@ -94,8 +113,4 @@ def evaluate(
     dataset = dataset or (config.dataset if config else "mnist")
     model = load_model(model_path)
     _, (x_test, y_test) = load_dataset(dataset, data_dir=data_dir)
-    return evaluate_model(model, x_test, y_test, dataset)
-
-
-def run_name(path: Path | None) -> str:
-    return path.name if path is not None else "model"
+    return evaluate_model(model, x_test, y_test, dataset, run_temperature(run_dir))

@@ -13,9 +13,11 @@ import numpy as np
 from digitlab import plots
 from digitlab.config import RunConfig
 from digitlab.data import get_dataset, load_dataset
-from digitlab.evaluation import Evaluation, evaluate_model
+from digitlab.calibration import fit_temperature
+from digitlab.evaluation import Evaluation, evaluate_model, predict_probabilities
 from digitlab.models import config_for, get_preset
 from digitlab.runs import (
+    CALIBRATION_FILE,
     CONFIG_FILE,
     CONFUSION_FILE,
     METRICS_FILE,
@@ -76,7 +78,11 @@ def train(
     tmp_model = run_dir / ".model.tmp.keras"
     model.save(tmp_model)
     tmp_model.replace(run_dir / MODEL_FILE)
-    evaluation = evaluate_model(model, splits.x_test, splits.y_test, config.dataset)
+    temperature = None
+    if splits.x_val is not None:  # calibrate on held-out images: honest probabilities
+        temperature = fit_temperature(predict_probabilities(model, splits.x_val), splits.y_val)
+        write_json(run_dir / CALIBRATION_FILE, {"temperature": temperature, "fitted_on": f"{len(splits.y_val)} validation images"})
+    evaluation = evaluate_model(model, splits.x_test, splits.y_test, config.dataset, temperature)
 
     write_history(run_dir, history)
     metrics = {

@@ -7,6 +7,7 @@ A run folder is self-describing:
   history.json/.csv  per-epoch loss, accuracy, val_loss, val_accuracy
   metrics.json       test loss and accuracy, per-class report, most confused pairs
   confusion.csv      the test confusion matrix (row = true class, column = predicted)
+  calibration.json   the softmax temperature fitted on the validation split
   *.png              samples, curves, confusion, predictions, probabilities
 """
 
@@ -26,6 +27,7 @@ HISTORY_JSON = "history.json"
 HISTORY_CSV = "history.csv"
 METRICS_FILE = "metrics.json"
 CONFUSION_FILE = "confusion.csv"
+CALIBRATION_FILE = "calibration.json"
 
 
 def new_run_dir(out: str | os.PathLike, model: str, dataset: str) -> Path:

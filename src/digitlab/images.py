@@ -1,0 +1,133 @@
+"""Read user images safely: any format Pillow knows, with limits, into an ink map in [0, 1].
+
+"Ink" is what the pen left: 1 where the stroke is, 0 on the paper, whatever the image's colours,
+transparency or lighting. Hostile files (a 40,000 x 40,000 PNG, a truncated file, text named
+.png) get an `ImageError` naming the file before anything large is decoded.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from digitlab.errors import DigitlabError
+
+MAX_PIXELS = 40_000_000  # a 40-megapixel phone photo passes; decompression bombs do not
+WORK_SIDE = 512  # larger images are reduced to this longest side before any analysis
+
+
+class ImageError(DigitlabError, ValueError):
+    """An image file cannot be read or holds no digit."""
+
+
+def open_image(source, *, name: str | None = None, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """A decoded Pillow image from a path, bytes, a PIL image or an array, within the pixel limit."""
+    if isinstance(source, Image.Image):
+        return source
+    if isinstance(source, np.ndarray):
+        return Image.fromarray(_array_to_uint8(source, name))
+    label = name or ("<bytes>" if isinstance(source, (bytes, bytearray)) else str(source))
+    try:
+        stream = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else open(source, "rb")
+    except FileNotFoundError:
+        raise ImageError(f"{label}: no such file.") from None
+    except IsADirectoryError:
+        raise ImageError(f"{label}: is a folder, not an image.") from None
+    except OSError as e:
+        raise ImageError(f"{label}: cannot open ({e.strerror or e}).") from None
+    with stream:
+        if isinstance(source, (str, os.PathLike)) and os.fstat(stream.fileno()).st_size == 0:
+            raise ImageError(f"{label}: the file is empty.")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                image = Image.open(stream)
+                width, height = image.size
+                if width * height > max_pixels:
+                    raise ImageError(
+                        f"{label}: {width} x {height} pixels is more than the limit of {max_pixels:,}; "
+                        "scale the image down first."
+                    )
+                image.load()
+        except ImageError:
+            raise
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+            raise ImageError(f"{label}: refused as a possible decompression bomb ({e}); scale the image down first.") from None
+        except UnidentifiedImageError:
+            raise ImageError(f"{label}: not an image Pillow can read (PNG, JPEG, GIF, BMP, WebP, TIFF...).") from None
+        except (OSError, SyntaxError, ValueError) as e:
+            raise ImageError(f"{label}: the image is damaged or truncated ({e}).") from None
+    return image
+
+
+def _array_to_uint8(array: np.ndarray, name: str | None) -> np.ndarray:
+    a = np.asarray(array)
+    if a.ndim not in (2, 3) or a.size == 0 or (a.ndim == 3 and a.shape[2] not in (1, 3, 4)):
+        raise ImageError(f"{name or 'array'}: shape {a.shape} is not an image (H x W, or H x W x 1/3/4 channels).")
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    if a.dtype == np.uint8:
+        return a
+    a = a.astype(np.float64)
+    if not np.isfinite(a).all():
+        raise ImageError(f"{name or 'array'}: contains NaN or infinite values.")
+    scale = 255.0 if a.max(initial=0) <= 1.0 else 1.0  # floats in [0, 1], or already 0-255
+    return np.clip(np.rint(a * scale), 0, 255).astype(np.uint8)
+
+
+def to_ink(image: Image.Image, *, name: str = "image") -> np.ndarray:
+    """An (h, w) float32 ink map in [0, 1]: 1 for the stroke, 0 for the background.
+
+    Transparency, when the image has it, is the stroke (drawing apps leave the background
+    transparent). Otherwise the background is estimated by a wide blur, which also removes
+    uneven lighting, and the ink is whichever of dark-on-light or light-on-dark the image is.
+    """
+    image = ImageOps.exif_transpose(image)
+    if getattr(image, "n_frames", 1) > 1:
+        image.seek(0)  # an animated image: its first frame
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        a = np.asarray(image, dtype=np.float64)
+        span = a.max() - a.min()
+        image = Image.fromarray(np.uint8(255 * (a - a.min()) / span) if span else np.zeros(a.shape, np.uint8))
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
+    image = image.convert("RGBA" if has_alpha else "L")
+    if max(image.size) > WORK_SIDE:
+        image.thumbnail((WORK_SIDE, WORK_SIDE), Image.Resampling.BOX)
+    if has_alpha:
+        rgba = np.asarray(image, dtype=np.float32) / 255
+        alpha = rgba[:, :, 3]
+        if alpha.min() < 0.5 < alpha.max():  # a transparent background: the opaque part is the ink
+            return alpha
+        gray = (rgba[:, :, :3] @ np.array([0.299, 0.587, 0.114], np.float32)) * alpha + (1 - alpha)
+    else:
+        gray = np.asarray(image, dtype=np.float32) / 255
+    if gray.size == 0:
+        raise ImageError(f"{name}: the image has no pixels.")
+    # Ink is the minority: the tail of the histogram that reaches further from the median. The
+    # extreme percentiles still see a digit that covers a thousandth of a page.
+    low, median, high = np.percentile(gray, [0.1, 50, 99.9])
+    if median - low > high - median:
+        gray = 1 - gray  # dark ink on light paper: now light ink on dark, as MNIST
+    return np.clip(gray - background_of(gray), 0, None).astype(np.float32)
+
+
+def background_of(gray: np.ndarray, blocks: int = 4) -> np.ndarray:
+    """The paper's brightness at every pixel, for light ink on dark paper: a low percentile of each
+    block of a coarse grid (ink covers less than 90% of any block), smoothly interpolated. This
+    removes uneven lighting -- a shadow across a photo -- along with the paper's grey level.
+    Small images (under 100 pixels a side) are taken as evenly lit: one block."""
+    from scipy import ndimage
+
+    h, w = gray.shape
+    if min(h, w) < 100:
+        blocks = 1
+    rows = np.array_split(np.arange(h), min(blocks, h))
+    cols = np.array_split(np.arange(w), min(blocks, w))
+    grid = np.array([[np.percentile(gray[r[0] : r[-1] + 1, c[0] : c[-1] + 1], 10) for c in cols] for r in rows])
+    if grid.size == 1:
+        return np.full_like(gray, grid[0, 0])
+    return ndimage.zoom(grid, (h / grid.shape[0], w / grid.shape[1]), order=1, mode="nearest", grid_mode=True)[:h, :w]

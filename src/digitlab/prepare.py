@@ -1,0 +1,75 @@
+"""MNIST-style preparation: an ink map -> the 28 x 28 image the networks were trained on.
+
+MNIST's recipe (LeCun et al.): the digit's bounding box scaled to fit a 20 x 20 box, aspect ratio
+kept, anti-aliased to grey levels, then placed in a 28 x 28 frame with its centre of mass at the
+centre. Networks trained on MNIST only work on digits prepared the same way.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from digitlab.images import ImageError
+
+BOX = 20
+FRAME = 28
+SPECK_SHARE = 0.05  # ink components smaller than this share of the largest are noise
+
+
+def ink_mask(ink: np.ndarray) -> np.ndarray:
+    """Where the stroke is: ink above Otsu's threshold, without specks of noise."""
+    from scipy import ndimage
+
+    if ink.size == 0 or float(ink.max()) < 0.05:
+        return np.zeros(ink.shape, bool)
+    mask = ink > max(otsu(ink), 0.05 * float(ink.max()))
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
+    if n > 1:
+        sizes = ndimage.sum_labels(mask, labels, index=np.arange(1, n + 1))
+        keep = np.flatnonzero(sizes >= SPECK_SHARE * sizes.max()) + 1
+        mask = np.isin(labels, keep)
+    return mask
+
+
+def otsu(values: np.ndarray, bins: int = 256) -> float:
+    """Otsu's threshold: the cut that best separates the two classes of a histogram."""
+    hist, edges = np.histogram(values, bins=bins, range=(0.0, float(values.max()) or 1.0))
+    hist = hist.astype(np.float64)
+    centers = (edges[:-1] + edges[1:]) / 2
+    w0 = np.cumsum(hist)
+    w1 = w0[-1] - w0
+    m0 = np.cumsum(hist * centers)
+    mu0 = m0 / np.maximum(w0, 1e-12)
+    mu1 = (m0[-1] - m0) / np.maximum(w1, 1e-12)
+    between = w0 * w1 * (mu0 - mu1) ** 2
+    return float(centers[int(np.argmax(between))])
+
+
+def to_mnist(ink: np.ndarray, *, name: str = "image", mask: np.ndarray | None = None) -> np.ndarray:
+    """A (28, 28) float32 image in [0, 1] prepared like MNIST from an (h, w) ink map."""
+    from scipy import ndimage
+
+    if mask is None:
+        mask = ink_mask(ink)
+    if not mask.any():
+        raise ImageError(f"{name}: the image is blank after thresholding; no ink stroke found. "
+                         "Draw darker or larger strokes.")
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    # Keep the anti-aliased edges next to the stroke, drop everything else (specks, shadows).
+    near = ndimage.binary_dilation(mask, iterations=2)
+    crop = np.where(near, ink, 0)[top:bottom, left:right]
+    strong = np.percentile(crop[mask[top:bottom, left:right]], 90)
+    crop = np.clip(crop / max(strong, 1e-6), 0, 1).astype(np.float32)
+    h, w = crop.shape
+    scale = BOX / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    resample = Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR
+    small = np.asarray(Image.fromarray(crop, mode="F").resize(size, resample), dtype=np.float32)
+    frame = np.zeros((FRAME, FRAME), np.float32)
+    y0, x0 = (FRAME - size[1]) // 2, (FRAME - size[0]) // 2
+    frame[y0 : y0 + size[1], x0 : x0 + size[0]] = np.clip(small, 0, 1)
+    cy, cx = ndimage.center_of_mass(frame)
+    shift = (int(round(FRAME / 2 - cy)), int(round(FRAME / 2 - cx)))  # MNIST: mass centred at (14, 14)
+    return np.clip(ndimage.shift(frame, shift, order=0, mode="constant"), 0, 1).astype(np.float32)

@@ -1,0 +1,246 @@
+"""Recognise digits in real images with a trained model: prepare like MNIST, predict, say how sure.
+
+    >>> rec = Recognizer.load()                  # the latest run in runs/, or a folder / .keras file
+    >>> rec.predict(["seven.png", pil_image, array])[0].digit
+    '7'
+    >>> rec.read("zip-code.jpg").text
+    '90210'
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from digitlab.calibration import apply_temperature
+from digitlab.images import ImageError, open_image, to_ink
+from digitlab.prepare import to_mnist
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
+DEFAULT_THRESHOLD = 0.5
+
+
+@dataclass
+class Prediction:
+    """What the model saw in one image. `digit` is None when it failed or was not sure enough."""
+
+    source: str
+    status: str  # "ok", "unsure" (best probability under the threshold) or "error"
+    digit: str | None = None
+    probability: float | None = None
+    top: list[tuple[str, float]] = field(default_factory=list)  # the 3 most likely classes
+    message: str = ""
+    prepared: np.ndarray | None = field(default=None, repr=False)  # the 28 x 28 image the model saw
+
+    def to_dict(self) -> dict:
+        return {"source": self.source, "status": self.status, "digit": self.digit,
+                "probability": self.probability, "top": [[c, p] for c, p in self.top], "message": self.message}
+
+
+def describe(source, index: int) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        return str(source)
+    return f"<{type(source).__name__} #{index}>"
+
+
+def expand(paths: Iterable[str | os.PathLike]) -> Iterator[Path]:
+    """Files as given, and the image files inside folders (recursively, sorted), lazily."""
+    for p in map(Path, paths):
+        if p.is_dir():
+            for root, dirs, files in os.walk(p):
+                dirs.sort()
+                for f in sorted(files):
+                    if Path(f).suffix.lower() in IMAGE_SUFFIXES:
+                        yield Path(root) / f
+        else:
+            yield p
+
+
+class Recognizer:
+    """A trained model plus what it needs to read real images: class names, temperature, threshold."""
+
+    def __init__(self, model, class_names: list[str], temperature: float | None = None,
+                 threshold: float = DEFAULT_THRESHOLD):
+        self.model = model
+        self.class_names = list(class_names)
+        self.temperature = temperature
+        self.threshold = threshold
+        self._input_shape = tuple(model.input_shape[1:])
+
+    @classmethod
+    def load(cls, run_or_model: str | os.PathLike | None = None, *, runs: str | os.PathLike = "runs",
+             threshold: float = DEFAULT_THRESHOLD) -> Recognizer:
+        """From a run folder, a .keras file, or the latest complete run under `runs`."""
+        from digitlab.config import RunConfig
+        from digitlab.data import get_dataset
+        from digitlab.evaluation import load_model, run_temperature
+        from digitlab.runs import CONFIG_FILE, resolve_model
+
+        model_path, run_dir = resolve_model(run_or_model, runs)
+        config = RunConfig.load(run_dir / CONFIG_FILE) if run_dir is not None else None
+        names = get_dataset(config.dataset if config else "mnist").class_names
+        return cls(load_model(model_path), list(names), run_temperature(run_dir), threshold)
+
+    def prepare(self, image, name: str = "image") -> np.ndarray:
+        """The (28, 28) float image in [0, 1] the model sees for `image` (path, bytes, PIL or array)."""
+        return to_mnist(to_ink(open_image(image, name=name), name=name), name=name)
+
+    def probabilities(self, prepared: np.ndarray) -> np.ndarray:
+        """Calibrated class probabilities for prepared images (n, 28, 28)."""
+        x = np.asarray(prepared, np.float32).reshape((len(prepared), *self._input_shape))
+        p = np.asarray(self.model.predict(x, batch_size=512, verbose=0))
+        return apply_temperature(p, self.temperature) if self.temperature else p
+
+    def predict(self, images, *, keep_prepared: bool = False) -> list[Prediction]:
+        """Predictions for one image or a list of them (paths, bytes, PIL images, arrays)."""
+        if not isinstance(images, (list, tuple)):
+            images = [images]
+        return list(self.predict_iter(images, keep_prepared=keep_prepared))
+
+    def predict_iter(self, images: Iterable, *, batch_size: int = 256,
+                     keep_prepared: bool = False) -> Iterator[Prediction]:
+        """Predictions in order, prepared and predicted batch by batch: constant memory."""
+        batch: list[tuple[Prediction, np.ndarray | None]] = []
+        for i, image in enumerate(images):
+            name = describe(image, i)
+            try:
+                batch.append((Prediction(name, "ok"), self.prepare(image, name)))
+            except ImageError as e:
+                batch.append((Prediction(name, "error", message=str(e)), None))
+            if len(batch) >= batch_size:
+                yield from self._finish(batch, keep_prepared)
+                batch = []
+        yield from self._finish(batch, keep_prepared)
+
+    def read(self, image, name: str | None = None) -> Reading:
+        """The multi-digit number in one image (a ZIP code, a phone number)."""
+        return read_number(self, image, name or describe(image, 0))
+
+    def _finish(self, batch, keep_prepared: bool) -> Iterator[Prediction]:
+        ready = [(pred, img) for pred, img in batch if img is not None]
+        if ready:
+            probs = self.probabilities(np.stack([img for _, img in ready]))
+            for (pred, img), p in zip(ready, probs):
+                self._fill(pred, p)
+                pred.prepared = img if keep_prepared else None
+        for pred, _ in batch:
+            yield pred
+
+    def _fill(self, pred: Prediction, p: np.ndarray) -> None:
+        order = np.argsort(p)[::-1][:3]
+        pred.top = [(self.class_names[k], float(p[k])) for k in order]
+        best, prob = pred.top[0]
+        pred.probability = prob
+        if prob >= self.threshold:
+            pred.digit = best
+        else:
+            pred.status = "unsure"
+            pred.message = (f"not sure: the best guess, {best}, has {prob:.0%}, under the threshold of "
+                            f"{self.threshold:.0%}; it may not be a digit.")
+
+
+@dataclass
+class Reading:
+    """A number read from one image: its text ('?' for a digit under the threshold), each digit's
+    prediction, and each digit's box (top, left, bottom, right) in the image's pixels."""
+
+    source: str
+    text: str
+    digits: list[Prediction]
+    boxes: list[tuple[int, int, int, int]]
+
+    def to_dict(self) -> dict:
+        return {"source": self.source, "text": self.text,
+                "digits": [{**d.to_dict(), "box": list(map(int, b))} for d, b in zip(self.digits, self.boxes)]}
+
+
+MAX_GROUP = 3  # a digit may be broken into at most this many side-by-side pieces
+
+
+def read_number(recognizer: Recognizer, image, name: str = "image") -> Reading:
+    """Segment the number in `image` into digits and recognise each.
+
+    Pieces of ink are grouped into digits by dynamic programming: every run of up to MAX_GROUP
+    neighbouring pieces (a broken stroke) may be one digit, and every group may be cut into
+    several (touching digits). All candidates are prepared and predicted in one batch, and the
+    reading whose digits the model is jointly most sure of (the largest sum of log-probabilities)
+    wins: merging and cutting are decided by the recogniser, not by fixed rules.
+    """
+    from digitlab.prepare import ink_mask
+    from digitlab.segment import segment
+
+    picture = open_image(image, name=name)
+    ink = to_ink(picture, name=name)
+    pieces = segment(ink_mask(ink))
+    if not pieces:
+        raise ImageError(f"{name}: the image is blank after thresholding; no digits found.")
+    candidates = _candidates(pieces)
+    keys = list(candidates)
+    flat = [s for key in keys for s in candidates[key]]
+    images = np.stack([to_mnist(ink, name=name, mask=s.mask) for s in flat])
+    probs = recognizer.probabilities(images)
+    offsets = np.cumsum([0] + [len(candidates[key]) for key in keys])
+    logp = np.log(np.clip(probs.max(axis=1), 1e-9, 1))
+    best = [0.0] + [-np.inf] * len(pieces)
+    choice: list = [None] * (len(pieces) + 1)
+    for i, key in enumerate(keys):  # in order of start, so best[start] is final when used
+        start, end, _ = key
+        total = best[start] + float(logp[offsets[i] : offsets[i + 1]].sum())
+        if total > best[end]:
+            best[end], choice[end] = total, i
+    chosen, end = [], len(pieces)
+    while end > 0:
+        chosen.append(choice[end])
+        end = keys[choice[end]][0]
+    segments, digits = [], []
+    for i in reversed(chosen):
+        for j, seg in enumerate(candidates[keys[i]]):
+            row = offsets[i] + j
+            pred = Prediction(f"{name}#{len(digits) + 1}", "ok", prepared=images[row])
+            recognizer._fill(pred, probs[row])
+            segments.append(seg)
+            digits.append(pred)
+    sy, sx = picture.size[1] / ink.shape[0], picture.size[0] / ink.shape[1]
+    boxes = [(round(t * sy), round(left * sx), round(b * sy), round(r * sx)) for t, left, b, r in (s.box for s in segments)]
+    text = "".join(d.digit if d.digit is not None else "?" for d in digits)
+    return Reading(name, text, digits, boxes)
+
+
+def _candidates(pieces) -> dict:
+    """(start, end, k) -> pieces[start:end] merged and cut into k digit segments."""
+    from digitlab.segment import Segment, split, split_counts
+
+    height = int(np.median([p.box[2] - p.box[0] for p in pieces]))
+    candidates = {}
+    for start in range(len(pieces)):
+        for end in range(start + 1, min(start + MAX_GROUP, len(pieces)) + 1):
+            boxes = [g.box for g in pieces[start:end]]
+            merged = Segment(
+                (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes)),
+                np.logical_or.reduce([g.mask for g in pieces[start:end]]),
+            )
+            if end - start > 1 and merged.box[3] - merged.box[1] > 1.2 * height:
+                break  # too wide to be one broken digit
+            for k in split_counts(merged, height):
+                parts = [s for s in split(merged, k) if s.mask.any()]
+                if parts:
+                    candidates[(start, end, k)] = parts
+    return candidates
+
+
+def draw_boxes(image, reading: Reading):
+    """A copy of the image (RGB) with each digit's box and reading drawn on it."""
+    from PIL import ImageDraw, ImageOps
+
+    picture = ImageOps.exif_transpose(open_image(image)).convert("RGB")
+    draw = ImageDraw.Draw(picture)
+    width = max(1, round(max(picture.size) / 300))
+    for (top, left, bottom, right), d in zip(reading.boxes, reading.digits):
+        colour = (46, 125, 50) if d.digit is not None else (198, 40, 40)
+        draw.rectangle([left - width, top - width, right + width, bottom + width], outline=colour, width=width)
+        draw.text((left, max(0, top - 12 * width)), f"{d.digit or '?'} {d.probability:.0%}", fill=colour)
+    return picture

@@ -1,0 +1,103 @@
+"""Split an image of a handwritten number into its digits, left to right.
+
+Connected components of the ink are the first guess. Two repairs make them digits: pieces that
+stand over one another (a "5" whose top bar lifted off the paper) are merged, and a component that
+may hold several touching digits can be cut into k pieces where the least ink crosses, near where
+the cuts are expected (`split`); which k is right is for the recogniser to judge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# Components at least this wide for the number's height may be touching digits.
+MAY_TOUCH_ASPECT = 0.75
+# The narrowest a digit in a touching run is, for the number's height: bounds the pieces tried.
+MIN_DIGIT_ASPECT = 0.4
+OVERLAP_TO_MERGE = 0.5  # horizontal overlap, as a share of the narrower piece
+
+
+@dataclass
+class Segment:
+    """One digit's place: a bounding box (top, left, bottom, right) and its pixels."""
+
+    box: tuple[int, int, int, int]
+    mask: np.ndarray  # full-image boolean mask of this digit's ink
+
+
+def segment(mask: np.ndarray) -> list[Segment]:
+    """The connected pieces of ink, stacked pieces merged, ordered left to right."""
+    from scipy import ndimage
+
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
+    if n == 0:
+        return []
+    groups = [[i + 1] for i in range(n)]
+    boxes = [_box(sl) for sl in ndimage.find_objects(labels)]
+    groups, boxes = _merge_stacked(groups, boxes)
+    segments = [Segment(box, np.isin(labels, ids)) for ids, box in zip(groups, boxes)]
+    return sorted(segments, key=lambda s: (s.box[1] + s.box[3]) / 2)
+
+
+def split_counts(segment: Segment, height: int) -> range:
+    """How many touching digits a piece might hold, given the number's height: 1 if narrow."""
+    top, left, bottom, right = segment.box
+    width = right - left
+    if width < MAY_TOUCH_ASPECT * height:
+        return range(1, 2)
+    return range(1, max(2, min(5, int(width / (MIN_DIGIT_ASPECT * height)))) + 1)
+
+
+def split(segment: Segment, k: int) -> list[Segment]:
+    """The piece cut into k digits (itself when k is 1)."""
+    return [segment] if k == 1 else _split(segment.mask, segment.box, k)
+
+
+def _box(sl) -> tuple[int, int, int, int]:
+    return sl[0].start, sl[1].start, sl[0].stop, sl[1].stop
+
+
+def _merge_stacked(groups, boxes):
+    """Merge pieces that overlap horizontally by at least half the narrower one."""
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(boxes)):
+            for j in range(i + 1, len(boxes)):
+                a, b = boxes[i], boxes[j]
+                overlap = min(a[3], b[3]) - max(a[1], b[1])
+                narrower = min(a[3] - a[1], b[3] - b[1])
+                if overlap >= OVERLAP_TO_MERGE * narrower:
+                    boxes[i] = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+                    groups[i] = groups[i] + groups[j]
+                    del boxes[j], groups[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return groups, boxes
+
+
+def _split(part: np.ndarray, box, k: int) -> list[Segment]:
+    """Cut a run of k touching digits at the columns with the least ink near the expected cuts."""
+    top, left, bottom, right = box
+    profile = part[top:bottom, left:right].sum(axis=0).astype(np.float64)
+    width = right - left
+    cuts = [0]
+    for j in range(1, k):
+        expected = j * width / k
+        lo, hi = int(expected - 0.25 * width / k), int(expected + 0.25 * width / k) + 1
+        lo, hi = max(lo, cuts[-1] + 1), min(hi, width - 1)
+        cuts.append(lo + int(np.argmin(profile[lo:hi])) if hi > lo else int(expected))
+    cuts.append(width)
+    segments = []
+    for c0, c1 in zip(cuts[:-1], cuts[1:]):
+        piece = np.zeros_like(part)
+        piece[:, left + c0 : left + c1] = part[:, left + c0 : left + c1]
+        rows = np.flatnonzero(piece.any(axis=1))
+        cols = np.flatnonzero(piece.any(axis=0))
+        if len(rows):
+            segments.append(Segment((rows[0], cols[0], rows[-1] + 1, cols[-1] + 1), piece))
+    return segments

@@ -1,0 +1,126 @@
+"""Recognition of real-looking files end to end: predict, read, bad input, the Python API."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from digitlab.synthetic import compose_number, number_accuracy, rendered_accuracy
+from tests.conftest import require_real_data, run_cli
+
+
+@pytest.fixture(scope="module")
+def model_run(tmp_path_factory):
+    """The default MLP, trained with its recipe (5 epochs), with a fitted temperature."""
+    require_real_data("mnist")
+    out = tmp_path_factory.mktemp("rec-runs")
+    done = run_cli("train", "--out", str(out), "--no-plots")
+    assert done.returncode == 0, done.stderr
+    (run,) = [p for p in out.iterdir() if p.is_dir()]
+    return run
+
+
+@pytest.fixture(scope="module")
+def recognizer(model_run):
+    from digitlab.recognize import Recognizer
+
+    return Recognizer.load(model_run)
+
+
+def test_rendered_files_are_read_within_1_5_points_of_the_raw_arrays(recognizer, mnist, tmp_path):
+    _, (x_test, y_test) = mnist
+    rng = np.random.default_rng(0)
+    pick = rng.choice(len(x_test), 1000, replace=False)
+    result = rendered_accuracy(recognizer, x_test[pick], y_test[pick], tmp_path, rng)
+    assert result["raw_accuracy"] > 0.96
+    assert result["file_accuracy"] >= result["raw_accuracy"] - 0.015, result
+    assert min(result["per_style"].values()) > 0.9, result["per_style"]
+    assert len(list(tmp_path.iterdir())) == 1000
+
+
+def test_numbers_are_read(recognizer, mnist):
+    _, (x_test, y_test) = mnist
+    result = number_accuracy(recognizer, x_test, y_test, 150, np.random.default_rng(1))
+    # The MLP; the CNN's figures (the issue's target is >= 90% whole strings) are in BENCHMARKS.md.
+    assert result["per_digit_accuracy"] > 0.9 and result["whole_string_accuracy"] > 0.6, result
+
+
+def test_api_accepts_paths_pil_images_and_arrays(recognizer, mnist, tmp_path):
+    _, (x_test, y_test) = mnist
+    path = tmp_path / "seven.png"
+    Image.fromarray(255 - x_test[0]).resize((120, 120)).save(path)
+    results = recognizer.predict([path, Image.fromarray(x_test[1]), x_test[2], str(path).encode() and path.read_bytes()])
+    assert [r.digit for r in results] == ["7", "2", "1", "7"] and y_test[:3].tolist() == [7, 2, 1]
+    assert all(r.status == "ok" and 0.5 <= r.probability <= 1 and len(r.top) == 3 for r in results)
+    reading = recognizer.read(compose_number([x_test[i] for i in (3, 2, 1)], np.random.default_rng(0), 0.0))
+    assert reading.text == "012" and len(reading.boxes) == 3
+
+
+@pytest.fixture
+def batch(tmp_path, mnist):
+    """Three good files and one of each kind of bad input."""
+    _, (x_test, _) = mnist
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray(255 - x_test[i]).resize((200, 200)).save(folder / f"good{i}.png")
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "text.png").write_text("not a picture")
+    good = (folder / "good0.png").read_bytes()
+    (folder / "truncated.png").write_bytes(good[: len(good) // 2])
+    Image.new("L", (300, 300), 255).save(folder / "white.png")
+    Image.new("1", (40_000, 40_000)).save(folder / "bomb.png")
+    return folder
+
+
+def test_predict_cli_reports_each_bad_file_and_goes_on(model_run, batch, tmp_path):
+    prepared = tmp_path / "prepared"
+    done = run_cli("predict", str(batch), "--model", str(model_run), "--save-prepared", str(prepared))
+    assert done.returncode == 1
+    assert "5 of 8 image(s) could not be read" in done.stderr and "Traceback" not in done.stderr
+    out = " ".join(done.stdout.split())
+    for name, phrase in [("empty.png", "the file is empty"), ("text.png", "not an image Pillow can read"),
+                         ("truncated.png", "the image is damaged or truncated"),
+                         ("white.png", "the image is blank after thresholding"),
+                         ("bomb.png", "refused as a possible decompression bomb")]:
+        assert f"{batch / name}: {phrase}" in out
+    assert f"{batch / 'good0.png'}: 7 (" in out and "top 3:" in out
+    saved = sorted(p.name for p in prepared.iterdir())
+    assert len(saved) == 3 and np.asarray(Image.open(prepared / saved[0])).shape == (28, 28)
+
+
+def test_predict_json_and_csv(model_run, batch):
+    done = run_cli("predict", str(batch / "good1.png"), str(batch / "good2.png"), "--model", str(model_run), "--json")
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [r["digit"] for r in rows] == ["2", "1"] and rows[0]["top"][0][0] == "2"
+    done = run_cli("predict", str(batch), "--model", str(model_run), "--csv", "--threshold", "1.0")
+    table = list(csv.DictReader(io.StringIO(done.stdout)))
+    assert len(table) == 8 and {r["status"] for r in table} == {"unsure", "error"}
+    assert all(r["digit"] == "" for r in table)
+
+
+def test_read_cli_draws_boxes(model_run, mnist, tmp_path):
+    _, (x_test, _) = mnist
+    image = tmp_path / "number.png"
+    compose_number([x_test[i] for i in (3, 2, 1, 18)], np.random.default_rng(2), 0.0).save(image)
+    boxes = tmp_path / "boxes.png"
+    done = run_cli("read", str(image), "--model", str(model_run), "--save-boxes", str(boxes), "--json")
+    assert done.returncode == 0, done.stderr
+    reading = json.loads(done.stdout)
+    assert reading["text"] == "0123" and len(reading["digits"]) == 4
+    assert Image.open(boxes).size == Image.open(image).size
+    done = run_cli("read", str(tmp_path / "missing.png"), "--model", str(model_run))
+    assert done.returncode == 1 and "no such file" in done.stderr
+
+
+def test_evaluate_reports_calibration(model_run):
+    assert json.loads((model_run / "calibration.json").read_text())["temperature"] > 0
+    done = run_cli("evaluate", str(model_run))
+    assert done.returncode == 0, done.stderr
+    assert "after temperature scaling" in done.stdout

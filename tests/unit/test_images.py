@@ -1,0 +1,124 @@
+"""Reading user images: formats, modes, polarity, lighting, and every kind of bad file."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from PIL import Image
+
+from digitlab.images import ImageError, open_image, to_ink
+from digitlab.prepare import to_mnist
+
+DIGIT = np.zeros((28, 28), np.uint8)
+DIGIT[6:22, 12:16] = 255  # a "1"
+DIGIT[6:9, 9:13] = 200
+
+
+def png(image: Image.Image, fmt: str = "PNG", **kw) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format=fmt, **kw)
+    return out.getvalue()
+
+
+def stroke_share(ink: np.ndarray) -> float:
+    return float((ink > 0.5 * ink.max()).mean())
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: Image.fromarray(DIGIT),  # white on black, like MNIST
+        lambda: Image.fromarray(255 - DIGIT),  # black on white
+        lambda: Image.fromarray(np.stack([255 - DIGIT, 255 - DIGIT // 2, np.full_like(DIGIT, 255)], -1)),  # RGB
+        lambda: Image.fromarray(np.dstack([np.zeros((28, 28, 3), np.uint8), DIGIT])),  # transparent background
+        lambda: Image.fromarray(255 - DIGIT).convert("P"),  # palette
+        lambda: Image.fromarray((255 - DIGIT).astype(np.uint16) * 257),  # 16-bit
+    ],
+    ids=["mnist", "inverted", "rgb", "rgba", "palette", "16-bit"],
+)
+def test_every_mode_gives_the_same_stroke(make):
+    image = Image.open(io.BytesIO(png(make())))
+    prepared = to_mnist(to_ink(image))
+    reference = to_mnist(to_ink(Image.fromarray(DIGIT)))
+    assert prepared.shape == (28, 28) and prepared.dtype == np.float32
+    assert np.abs(prepared - reference).mean() < 0.03
+
+
+def test_uneven_light_is_removed():
+    big = np.asarray(Image.fromarray(255 - DIGIT).resize((280, 280)), np.float32)
+    shadow = np.linspace(1.0, 0.4, 280, dtype=np.float32)[None, :]
+    ink = to_ink(Image.fromarray(np.uint8(big * shadow)))
+    prepared = to_mnist(ink)
+    reference = to_mnist(to_ink(Image.fromarray(255 - DIGIT).resize((280, 280))))
+    assert np.abs(prepared - reference).mean() < 0.05
+
+
+def test_arrays_and_animated_images():
+    assert open_image(DIGIT).size == (28, 28)
+    assert open_image(DIGIT.astype(np.float32) / 255).getpixel((13, 10)) == 255
+    frames = [Image.fromarray(255 - DIGIT), Image.fromarray(np.full((28, 28), 255, np.uint8))]
+    data = png(frames[0], "GIF", save_all=True, append_images=frames[1:])
+    assert to_mnist(to_ink(open_image(data))).max() > 0.9  # the first frame is read
+
+
+@pytest.mark.parametrize(
+    "payload, phrase",
+    [
+        (b"", "the file is empty"),
+        (b"hello, not an image", "not an image Pillow can read"),
+        (png(Image.fromarray(255 - DIGIT))[:60], "damaged or truncated"),
+    ],
+    ids=["empty", "text", "truncated"],
+)
+def test_bad_files_get_a_clear_error(tmp_path, payload, phrase):
+    path = tmp_path / "bad.png"
+    path.write_bytes(payload)
+    with pytest.raises(ImageError, match=phrase) as info:
+        open_image(path)
+    assert str(path) in str(info.value)
+
+
+def test_a_decompression_bomb_is_refused_before_decoding(tmp_path):
+    path = tmp_path / "bomb.png"
+    Image.new("1", (40_000, 40_000)).save(path)  # 1.6 gigapixels in a small file
+    with pytest.raises(ImageError, match="decompression bomb|more than the limit"):
+        open_image(path)
+    Image.new("L", (3000, 2000)).save(path)
+    with pytest.raises(ImageError, match="3000 x 2000 pixels is more than the limit of 1,000,000"):
+        open_image(path, max_pixels=1_000_000)
+
+
+def test_blank_images_and_odd_arrays():
+    with pytest.raises(ImageError, match="blank after thresholding"):
+        to_mnist(to_ink(Image.new("L", (200, 200), 255)), name="white.png")
+    with pytest.raises(ImageError, match="not an image"):
+        open_image(np.zeros((3, 3, 7)))
+    with pytest.raises(ImageError, match="NaN"):
+        open_image(np.full((5, 5), np.nan))
+    with pytest.raises(ImageError, match="no such file"):
+        open_image("/nonexistent/x.png")
+
+
+@settings(max_examples=60, deadline=None)
+@given(hnp.arrays(np.uint8, st.tuples(st.integers(1, 60), st.integers(1, 60))))
+def test_prepare_returns_an_mnist_image_or_a_clear_error(array):
+    try:
+        out = to_mnist(to_ink(open_image(array)))
+    except ImageError:
+        return
+    assert out.shape == (28, 28) and out.dtype == np.float32
+    assert 0 <= out.min() and out.max() <= 1
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.binary(max_size=300))
+def test_random_bytes_are_an_image_or_an_image_error(blob):
+    try:
+        to_ink(open_image(blob))
+    except ImageError:
+        pass
