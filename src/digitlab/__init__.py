@@ -25,11 +25,13 @@ __version__ = "0.1.0"
 # Names whose modules import Keras: loaded on first use.
 _LAZY = {
     "train": "digitlab.pipeline",
+    "resume": "digitlab.pipeline",
     "Run": "digitlab.pipeline",
     "evaluate": "digitlab.evaluation",
     "Evaluation": "digitlab.evaluation",
     "load_model": "digitlab.evaluation",
     "build_model": "digitlab.models",
+    "Recognizer": "digitlab.recognize",
     "plots": "digitlab.plots",
 }
 

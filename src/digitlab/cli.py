@@ -18,6 +18,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from digitlab.console import prediction_line, print_diagnosis, print_evaluation, progress
+
 from digitlab.config import ENGINES, INITS, LR_SCHEDULES, OPTIMIZERS, VALIDATION_MODES
 from digitlab.data import DATASETS
 from digitlab.errors import DigitlabError
@@ -91,10 +93,20 @@ def train(
     out_dir: Path = typer.Option(Path("runs"), "--out", help="Parent folder for the run folder."),
     data_dir: Optional[Path] = DataDirOption,
     plots: bool = typer.Option(True, help="Write the PNG figures into the run folder."),
+    resume: Optional[Path] = typer.Option(None, help="Continue an interrupted run folder from its last checkpoint "
+                                                     "(with its own configuration; other options are ignored)."),
 ) -> None:
     """Train a preset with its recipe, evaluate it on the test set, write a run folder."""
     from digitlab.models import config_for
+    from digitlab.pipeline import resume as resume_run
     from digitlab.pipeline import train as train_run
+
+    if resume is not None:
+        out.print(f"Resuming {escape(str(resume))}")
+        run = resume_run(resume, data_dir=data_dir, plots_enabled=plots)
+        out.print(f"Test loss: {run.metrics['test_loss']:.4f}   Test accuracy: {run.metrics['test_accuracy']:.4f}")
+        out.print(f"Run folder: {escape(str(run.path))}")
+        return
 
     if validation == "test" and validation_split is not None:
         raise typer.BadParameter("--validation-split has no effect with --validation test; give one of them.")
@@ -130,31 +142,7 @@ def evaluate(
     if as_json:
         out.print_json(json.dumps({**ev.to_dict(), "confusion": ev.confusion.tolist()}))
         return
-    out.print(f"Test loss: {ev.loss:.4f}   Test accuracy: {ev.accuracy:.4f} ({ev.accuracy:.2%} of {len(ev.labels):,} {ev.dataset} test images)")
-    names = ev.class_names
-    cm = Table(title="Confusion matrix (rows: true, columns: predicted)", show_lines=False)
-    cm.add_column("true \\ pred", style="bold")
-    for name in names:
-        cm.add_column(name[:8], justify="right")
-    for i, name in enumerate(names):
-        cells = [f"[bold green]{c}[/]" if i == j else (f"[red]{c}[/]" if c else "·") for j, c in enumerate(ev.confusion[i])]
-        cm.add_row(name, *cells)
-    out.print(cm)
-    report = Table(title="Per-class report")
-    for col in ("class", "precision", "recall", "F1", "support"):
-        report.add_column(col, justify="left" if col == "class" else "right")
-    for r in ev.per_class:
-        report.add_row(r["class"], f"{r['precision']:.4f}", f"{r['recall']:.4f}", f"{r['f1']:.4f}", str(r["support"]))
-    out.print(report)
-    cal = ev.calibration()
-    if "temperature" in cal:
-        out.print(f"Calibration (expected calibration error): {cal['ece']:.4f} raw, {cal['ece_calibrated']:.4f} "
-                  f"after temperature scaling (T = {cal['temperature']:.3f}, fitted on the validation split)")
-    else:
-        out.print(f"Calibration (expected calibration error): {cal['ece']:.4f} (no temperature fitted for this model)")
-    out.print("Most confused pairs:")
-    for p in ev.most_confused():
-        out.print(f"  true {p['true']} taken for {p['predicted']}: {p['count']} times")
+    print_evaluation(out, ev)
 
 
 @app.command()
@@ -243,7 +231,7 @@ def predict(
     if writer:
         writer.writerow(["source", "status", "digit", "probability", "top1", "p1", "top2", "p2", "top3", "p3", "message"])
     failed = 0
-    with _progress(total) as advance:
+    with progress(err, total) as advance:
         for i, pred in enumerate(recognizer.predict_iter(expand(files), keep_prepared=save_prepared is not None)):
             advance()
             failed += pred.status == "error"
@@ -258,7 +246,7 @@ def predict(
                 writer.writerow([pred.source, pred.status, pred.digit or "",
                                  "" if pred.probability is None else f"{pred.probability:.6f}", *tops, pred.message])
             else:
-                out.print(_prediction_line(pred), highlight=False)
+                out.print(prediction_line(pred), highlight=False)
     if failed:
         err.print(f"{failed} of {total} image(s) could not be read; see the messages above.", highlight=False)
         raise typer.Exit(1)
@@ -292,34 +280,6 @@ def read(
         out.print(f"Wrote {escape(str(save_boxes))}")
 
 
-def _prediction_line(pred) -> str:
-    source = escape(pred.source)
-    if pred.status == "error":
-        return f"[red]error:[/] {escape(pred.message)}"  # the message names the file
-    top = " · ".join(f"{escape(c)} {p:.1%}" for c, p in pred.top)
-    if pred.status == "unsure":
-        return f"{source}: [yellow]unsure[/] ({escape(pred.message)})  top 3: {top}"
-    return f"{source}: [bold]{escape(pred.digit)}[/] ({pred.probability:.1%})  top 3: {top}"
-
-
-def _progress(total: int):
-    """A progress bar on stderr for long batches on a terminal; a no-op otherwise."""
-    from contextlib import contextmanager
-
-    from rich.progress import Progress
-
-    @contextmanager
-    def bar():
-        if total < 20 or not err.is_terminal:
-            yield lambda: None
-            return
-        with Progress(console=err, transient=True) as progress:
-            task = progress.add_task("recognising", total=total)
-            yield lambda: progress.advance(task)
-
-    return bar()
-
-
 @app.command()
 def diagnose(
     run: Optional[Path] = typer.Argument(None, help="Run folder or .keras file [default: the latest run]."),
@@ -343,25 +303,7 @@ def diagnose(
     if as_json:
         out.print_json(json.dumps(result.to_dict()))
         return
-    out.print(f"Hidden layers over {result.images:,} training images:")
-
-    def num(v):
-        return "-" if v is None else f"{v:.3g}"
-
-    for r in result.layers:
-        share = (f"dead {r.dead_fraction:.1%}" if r.dead_fraction is not None
-                 else f"saturated {r.saturated_fraction:.1%}")
-        grads = (f", grad norm {num(r.grad_norm)} ({num(r.grad_ratio)} x the largest), update ratio {num(r.update_ratio)}"
-                 if r.grad_norm is not None else "")
-        style = "green" if r.verdict == "healthy" else "red"
-        out.print(f"  {r.name} ({r.activation}, {r.units} units): {share}, activation mean {r.mean:.3f} "
-                  f"sd {r.std:.3f}{grads} -> [{style}]{escape(r.verdict)}[/]")
-    t = result.thresholds
-    out.print(f"Thresholds: dead = zero for every training image, reported at >= {t['dead_layer_share']:.0%} of a layer; "
-              f"saturated = within {t['saturation_margin']} of the bounds on > {t['saturated_unit_share_of_images']:.0%} of images, "
-              f"reported at >= {t['saturated_layer_share']:.0%}; vanishing = gradient norm < {t['vanishing_ratio']:g} x the largest layer's.")
-    if not result.history_used:
-        out.print("No per-layer gradient history (a bare model file, or a run without one): activation checks only.")
+    print_diagnosis(out, result)
     if plot_file is not None:
         out.print(f"Wrote {escape(str(plot_file))}")
 
@@ -404,4 +346,4 @@ def main() -> None:
         app()
     except DigitlabError as e:
         err.print(f"[red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
-        sys.exit(1)
+        sys.exit(130 if type(e).__name__ == "Interrupted" else 1)

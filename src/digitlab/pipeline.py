@@ -23,10 +23,12 @@ from digitlab.runs import (
     METRICS_FILE,
     MODEL_FILE,
     STATUS_FILE,
+    is_complete,
     new_run_dir,
     write_json,
 )
-from digitlab.errors import DigitlabError
+from digitlab import checkpoints
+from digitlab.errors import DigitlabError, RunError
 from digitlab.training import check_numpy_engine, fit, fit_numpy, make_splits, write_history
 
 
@@ -61,18 +63,53 @@ def train(
         check_numpy_engine(config, dataset.image_shape, dataset.num_classes)
     train_split, test_split = load_dataset(config.dataset, data_dir=data_dir)
     splits = make_splits(config, train_split, test_split)
-
     run_dir = new_run_dir(config.out, config.model, config.dataset)
     config.save(run_dir / CONFIG_FILE)
-    write_json(run_dir / STATUS_FILE, {"state": "training"})
+    return _fit_and_finish(config, splits, run_dir, verbose, plots_enabled, resume=False)
 
+
+def resume(
+    run_dir: str | os.PathLike,
+    *,
+    data_dir: str | os.PathLike | None = None,
+    verbose: int | None = None,
+    plots_enabled: bool = True,
+) -> Run:
+    """Continue an interrupted run from its last checkpoint, with the configuration it started with."""
+    run_dir = Path(run_dir)
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise RunError(f"{run_dir}: not a run folder (no {CONFIG_FILE}).")
+    if is_complete(run_dir):
+        raise RunError(f"{run_dir}: the run is already complete; nothing to resume.")
+    config = RunConfig.load(run_dir / CONFIG_FILE)
+    checkpoints.load(run_dir)  # fails clearly before any data is read if there is none
+    train_split, test_split = load_dataset(config.dataset, data_dir=data_dir)
+    splits = make_splits(config, train_split, test_split)
+    return _fit_and_finish(config, splits, run_dir, verbose, plots_enabled, resume=True)
+
+
+class Interrupted(DigitlabError):
+    """Training was stopped with Ctrl-C; the run can be resumed."""
+
+
+def _fit_and_finish(config: RunConfig, splits, run_dir: Path, verbose, plots_enabled: bool, resume: bool) -> Run:
+    dataset = get_dataset(config.dataset)
+    write_json(run_dir / STATUS_FILE, {"state": "training"})
     started = time.perf_counter()
     fit_with = fit_numpy if config.engine == "numpy" else fit
     try:
-        model, history = fit_with(config, splits, num_classes=dataset.num_classes, run_dir=run_dir, verbose=verbose)
+        model, history = fit_with(config, splits, num_classes=dataset.num_classes, run_dir=run_dir,
+                                  verbose=verbose, resume=resume)
     except DigitlabError as e:  # e.g. a diverging loss: the folder says so instead of "training"
         write_json(run_dir / STATUS_FILE, {"state": "failed", "error": str(e)})
         raise
+    except KeyboardInterrupt:
+        write_json(run_dir / STATUS_FILE, {"state": "interrupted"})
+        done = checkpoints.load(run_dir).epoch if (run_dir / checkpoints.CHECKPOINT_JSON).is_file() else 0
+        raise Interrupted(
+            f"interrupted after {done} complete epoch(s) of {config.epochs}; they are saved. "
+            f'Resume with: digitlab train --resume "{run_dir}"'
+        ) from None
     train_seconds = time.perf_counter() - started
     # The model first: whatever happens to the figures, the trained weights are kept.
     tmp_model = run_dir / ".model.tmp.keras"
@@ -90,6 +127,7 @@ def train(
         **{f"final_{k}": v[-1] for k, v in history.items()},
         "parameters": int(model.count_params()),
         "train_seconds": round(train_seconds, 2),
+        "resumed": resume,
     }
     write_json(run_dir / METRICS_FILE, metrics)
     np.savetxt(run_dir / CONFUSION_FILE, evaluation.confusion, fmt="%d", delimiter=",",
@@ -97,6 +135,7 @@ def train(
     if plots_enabled:
         save_run_figures(run_dir, history, evaluation, splits.x_train, splits.y_train, splits.x_test)
     write_json(run_dir / STATUS_FILE, {"state": "complete", **environment()})
+    checkpoints.remove(run_dir)
     return Run(run_dir, config, model, history, evaluation, metrics)
 
 

@@ -81,10 +81,12 @@ def fit(
     num_classes: int = 10,
     run_dir: Path | None = None,
     verbose: int | None = None,
+    resume: bool = False,
 ):
     """Build, compile and train the preset's model. Returns (model, history dict).
 
-    With `run_dir`, the history so far is written there after every epoch.
+    With `run_dir`, the history and a checkpoint are written there after every epoch; with
+    `resume`, training continues from that checkpoint.
     """
     preset = get_preset(config.model)
     backend = select_backend(preset.backend)
@@ -97,38 +99,73 @@ def fit(
         )
     import keras
 
-    keras.utils.set_random_seed(config.seed)
-    model = build_model(config.model, splits.x_train.shape[1:], num_classes)
-    initialize_dense(model, config)
-    model.compile(
-        optimizer=make_optimizer(config, -(-len(splits.x_train) // config.batch_size)),
-        loss="categorical_crossentropy",
-        metrics=["accuracy"],
-    )
+    from digitlab import checkpoints
+
+    if resume:
+        checkpoint = checkpoints.load(run_dir)
+        model = keras.saving.load_model(checkpoint.state_file, safe_mode=True)
+        history, start = checkpoint.history, checkpoint.epoch
+    else:
+        keras.utils.set_random_seed(config.seed)
+        model = build_model(config.model, splits.x_train.shape[1:], num_classes)
+        initialize_dense(model, config)
+        model.compile(
+            optimizer=make_optimizer(config, -(-len(splits.x_train) // config.batch_size)),
+            loss="categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+        history, start = {}, 0
     input_shape = tuple(model.input_shape[1:])
     x = shape_for(splits.x_train, input_shape)
     y = one_hot(splits.y_train, num_classes)
     validation = None
     if splits.x_val is not None:
         validation = (shape_for(splits.x_val, input_shape), one_hot(splits.y_val, num_classes))
-    health = _health_recorder(splits)
-    callbacks = [health]
-    if run_dir is not None:
-        callbacks.append(_history_writer(run_dir))
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2  # a progress bar on a terminal, a line per epoch in logs
-    result = model.fit(
-        x,
-        y,
-        batch_size=config.batch_size,
-        epochs=config.epochs,
-        validation_data=validation,
-        callbacks=callbacks,
-        verbose=verbose,
-    )
-    history = {k: [float(v) for v in vs] for k, vs in result.history.items()}
-    history.update(health.history)
+    for epoch in range(start, config.epochs):
+        # One fit call per epoch, its randomness (shuffling, dropout) seeded by the epoch alone,
+        # so that a run resumed from a checkpoint continues exactly as it would have.
+        keras.utils.set_random_seed(checkpoints.epoch_seed(config.seed, epoch))
+        _reseed_layers(model, checkpoints.epoch_seed(config.seed, epoch))
+        health = _health_recorder(splits)
+        # We shuffle, not Keras: its shuffling draws from TensorFlow's op-level seeds where
+        # TensorFlow is installed, which depend on the process's history, not just the seed.
+        order = np.random.default_rng(checkpoints.epoch_seed(config.seed, epoch)).permutation(len(x))
+        result = model.fit(x[order], y[order], batch_size=config.batch_size, epochs=config.epochs,
+                           initial_epoch=epoch, validation_data=validation, shuffle=False,
+                           callbacks=[health, _one_epoch()], verbose=verbose)
+        for k, v in {**result.history, **health.history}.items():
+            history.setdefault(k, []).extend(float(e) for e in v)
+        if run_dir is not None:
+            write_history(run_dir, history)
+            checkpoints.save(run_dir, epoch + 1, history, model.save, ".keras")
     return model, history
+
+
+def _reseed_layers(model, seed: int) -> None:
+    """Set the random state of every layer that draws numbers (Dropout) from `seed`.
+
+    Such layers keep their own seed generator, which the global seed does not reset and a
+    reloaded model does not restore; without this a resumed run would drop other units.
+    """
+    import keras
+
+    for i, layer in enumerate(model.layers):
+        for value in vars(layer).values():
+            if isinstance(value, keras.random.SeedGenerator):
+                value.state.assign(np.array([(seed + 7919 * (i + 1)) % 2**31, 0], dtype=value.state.dtype))
+
+
+def _one_epoch():
+    """A Keras callback that ends fit after the epoch it started (fit shows "Epoch k/N" right)."""
+    import keras
+
+    class OneEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            self.model.stop_training = True
+
+    return OneEpoch()
 
 
 def initialize_dense(model, config: RunConfig) -> None:
@@ -159,7 +196,7 @@ def check_numpy_engine(config: RunConfig, image_shape, num_classes: int) -> None
 
 
 def fit_numpy(config: RunConfig, splits: Splits, *, num_classes: int = 10, run_dir: Path | None = None,
-              verbose: int | None = None):
+              verbose: int | None = None, resume: bool = False):
     """Train the preset with the from-scratch NumPy engine. Returns (Keras model, history).
 
     The network starts from the same Glorot-initialised weights Keras would draw for this seed,
@@ -167,6 +204,8 @@ def fit_numpy(config: RunConfig, splits: Splits, *, num_classes: int = 10, run_d
     """
     import time
 
+    from digitlab import checkpoints
+    from digitlab.scratch import Dropout
     from digitlab.scratch import make_optimizer as make_numpy_optimizer
     from digitlab.scratch.convert import from_keras, to_keras
     from digitlab.scratch.train import evaluate as evaluate_numpy
@@ -177,10 +216,9 @@ def fit_numpy(config: RunConfig, splits: Splits, *, num_classes: int = 10, run_d
     import keras
 
     keras.utils.set_random_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
     model = build_model(config.model, splits.x_train.shape[1:], num_classes)
     initialize_dense(model, config)
-    net = from_keras(model, rng=rng)
+    net = from_keras(model)
     optimizer = make_numpy_optimizer(config.optimizer, config.learning_rate)
     x = shape_for(splits.x_train, (net.dense_layers()[0].shape[0],))
     y = splits.y_train.astype(np.int64)
@@ -189,9 +227,20 @@ def fit_numpy(config: RunConfig, splits: Splits, *, num_classes: int = 10, run_d
         val = (shape_for(splits.x_val, x.shape[1:]), splits.y_val.astype(np.int64))
     probe = (x[:PROBE_IMAGES], y[:PROBE_IMAGES])
     history: dict[str, list[float]] = {}
-    for epoch in range(1, config.epochs + 1):
+    start = 1
+    if resume:
+        checkpoint = checkpoints.load(run_dir)
+        checkpoints.load_numpy_state(checkpoint.state_file, net, optimizer)
+        optimizer.iterations = int(checkpoint.extra["iterations"])
+        history, start = checkpoint.history, checkpoint.epoch + 1
+    for epoch in range(start, config.epochs + 1):
         started = time.perf_counter()
         before = kernels(net)
+        # Each epoch's shuffling and dropout come from its own seed: resuming changes nothing.
+        rng = np.random.default_rng(checkpoints.epoch_seed(config.seed, epoch - 1))
+        for layer in net.layers:
+            if isinstance(layer, Dropout):
+                layer.rng = rng
         loss, accuracy = train_epoch(net, optimizer, x, y, config.batch_size, rng, epoch)
         logs = {"accuracy": accuracy, "loss": loss}
         if val is not None:
@@ -201,6 +250,8 @@ def fit_numpy(config: RunConfig, splits: Splits, *, num_classes: int = 10, run_d
             history.setdefault(k, []).append(float(v))
         if run_dir is not None:
             write_history(run_dir, history)
+            checkpoints.save(run_dir, epoch, history, lambda path: checkpoints.save_numpy_state(path, net, optimizer),
+                             ".npz", {"iterations": optimizer.iterations})
         if verbose != 0:
             shown = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items() if "/" not in k)
             print(f"Epoch {epoch}/{config.epochs} - {time.perf_counter() - started:.1f}s - {shown}", flush=True)
@@ -253,20 +304,3 @@ def _health_recorder(splits: Splits):
                 self.history.setdefault(k, []).append(v)
 
     return HealthRecorder()
-
-
-def _history_writer(run_dir: Path):
-    """A Keras callback that writes the history so far to the run folder after each epoch."""
-    import keras
-
-    class HistoryWriter(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.history: dict[str, list[float]] = {}
-
-        def on_epoch_end(self, epoch, logs=None):
-            for k, v in (logs or {}).items():
-                self.history.setdefault(k, []).append(float(v))
-            write_history(run_dir, self.history)
-
-    return HistoryWriter()

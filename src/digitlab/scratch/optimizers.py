@@ -106,6 +106,7 @@ class Adam:
         if not self._m:
             self._m = [np.zeros_like(w) for w in params]
             self._v = [np.zeros_like(w) for w in params]
+        if not self._buf:  # scratch space; not state, so a resumed optimiser makes it anew
             self._buf = [np.empty_like(w) for w in params]
         t = self.iterations + 1
         b1, b2 = np.float32(self.beta_1), np.float32(self.beta_2)

@@ -1,0 +1,89 @@
+"""Interrupted training resumes to the same result: real processes, real signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import DATA_DIR, digitlab_command, require_real_data, run_cli
+
+ARGS = ["--model", "mlp-dropout", "--epochs", "3", "--seed", "7", "--no-plots"]
+
+
+def start(out: Path, *extra: str) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"} | {"DIGITLAB_DATA": str(DATA_DIR)}
+    return subprocess.Popen([*digitlab_command(), "train", *ARGS, *extra, "--out", str(out)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def stop_during_epoch_2(proc: subprocess.Popen, out: Path, sig: int) -> Path:
+    """Wait for the first epoch's checkpoint, let epoch 2 start, then send `sig`."""
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        runs = [p for p in out.iterdir() if (p / "checkpoint.json").is_file()]
+        if runs and json.loads((runs[0] / "checkpoint.json").read_text())["epoch"] == 1:
+            break
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.02)
+    time.sleep(0.3)
+    run = runs[0]
+    assert json.loads((run / "checkpoint.json").read_text())["epoch"] == 1, "epoch 2 ended before the signal"
+    proc.send_signal(sig)
+    proc.wait(timeout=120)
+    return run
+
+
+def weights(run: Path) -> list[np.ndarray]:
+    import digitlab
+
+    return digitlab.load_model(run / "model.keras").get_weights()
+
+
+@pytest.fixture(scope="module", params=["keras", "numpy"])
+def uninterrupted(request, tmp_path_factory):
+    require_real_data("mnist")
+    out = tmp_path_factory.mktemp(f"straight-{request.param}")
+    done = run_cli("train", *ARGS, "--engine", request.param, "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    (run,) = list(out.iterdir())
+    return request.param, run
+
+
+def test_sigkill_in_epoch_2_then_resume_gives_the_same_model(uninterrupted, tmp_path):
+    engine, straight = uninterrupted
+    proc = start(tmp_path, "--engine", engine)
+    run = stop_during_epoch_2(proc, tmp_path, signal.SIGKILL)
+    assert proc.returncode == -signal.SIGKILL
+    assert json.loads((run / "status.json").read_text())["state"] == "training"  # never claims complete
+    done = run_cli("train", "--resume", str(run))
+    assert done.returncode == 0, done.stderr
+    assert json.loads((run / "status.json").read_text())["state"] == "complete"
+    for a, b in zip(weights(straight), weights(run)):
+        assert np.abs(a - b).max() <= 1e-6
+    ours, theirs = (json.loads((r / "metrics.json").read_text()) for r in (run, straight))
+    assert ours["test_accuracy"] == theirs["test_accuracy"] and ours["resumed"]
+    assert json.loads((run / "history.json").read_text())["val_accuracy"] == \
+        json.loads((straight / "history.json").read_text())["val_accuracy"]
+    assert not (run / "checkpoint.json").exists()
+
+
+def test_ctrl_c_saves_says_how_to_resume_and_exits_130(tmp_path):
+    require_real_data("mnist")
+    proc = start(tmp_path)
+    run = stop_during_epoch_2(proc, tmp_path, signal.SIGINT)
+    stderr = proc.stderr.read()
+    assert proc.returncode == 130, stderr
+    assert "interrupted after 1 complete epoch(s) of 3" in " ".join(stderr.split()) and "--resume" in stderr
+    assert "Traceback" not in stderr
+    assert json.loads((run / "status.json").read_text())["state"] == "interrupted"
+    done = run_cli("train", "--resume", str(run))
+    assert done.returncode == 0, done.stderr
+    done = run_cli("train", "--resume", str(run))
+    assert done.returncode == 1 and "already complete" in done.stderr
