@@ -61,3 +61,14 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeou
     return subprocess.run(
         [*digitlab_command(), *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
     )
+
+
+@pytest.fixture(scope="session")
+def mlp_run(tmp_path_factory) -> Path:
+    """A run folder of the default MLP trained with its recipe (5 epochs) and a fitted temperature."""
+    require_real_data("mnist")
+    out = tmp_path_factory.mktemp("mlp-runs")
+    done = run_cli("train", "--out", str(out), "--no-plots")
+    assert done.returncode == 0, done.stderr
+    (run,) = [p for p in out.iterdir() if p.is_dir()]
+    return run

@@ -340,6 +340,33 @@ def reproduce(
         out.print(f"Wrote {escape(str(markdown))}")
 
 
+@app.command()
+def serve(
+    model: Optional[Path] = typer.Option(None, "--model", help="Run folder or .keras file [default: the latest run]."),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs", help="Where to look for the latest run."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0 for every interface)."),
+    port: int = typer.Option(8000, min=0, max=65535, help="Port to listen on."),
+    threshold: float = typer.Option(0.5, min=0, max=1, help="Below this probability an answer is 'unsure'."),
+    max_body: int = typer.Option(5_000_000, min=1, help="Largest request body, in bytes (413 beyond)."),
+    max_pixels: int = typer.Option(12_000_000, min=1, help="Largest image, in pixels (422 beyond)."),
+    timeout: float = typer.Option(10.0, min=0.1, help="Seconds a request may take, queueing included (503 beyond)."),
+    workers: int = typer.Option(2, min=1, help="Predictions run at once."),
+) -> None:
+    """The HTTP API and the drawing page: open http://HOST:PORT/ in a browser, /docs for the API."""
+    import uvicorn
+
+    from digitlab.api import Limits, create_app, model_facts
+    from digitlab.recognize import Recognizer
+
+    recognizer = Recognizer.load(model, runs=runs_dir, threshold=threshold)
+    facts = model_facts(model, recognizer, runs=runs_dir)
+    limits = Limits(max_body_bytes=max_body, max_pixels=max_pixels, timeout_s=timeout, workers=workers)
+    api = create_app(recognizer, facts, limits)
+    out.print(f"Serving {escape(facts.name)} ({facts.preset or 'Keras model'}, {facts.dataset}) on "
+              f"http://{host}:{port}/  (API documentation at /docs; Ctrl-C stops)", highlight=False)
+    uvicorn.run(api, host=host, port=port, log_level="warning", timeout_keep_alive=5)
+
+
 def main() -> None:
     """Entry point: runs the app, turning digitlab's own errors into one line and exit code 1."""
     try:

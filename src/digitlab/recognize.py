@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,7 @@ class Prediction:
     top: list[tuple[str, float]] = field(default_factory=list)  # the 3 most likely classes
     message: str = ""
     prepared: np.ndarray | None = field(default=None, repr=False)  # the 28 x 28 image the model saw
+    scores: np.ndarray | None = field(default=None, repr=False)  # every class's probability
 
     def to_dict(self) -> dict:
         return {"source": self.source, "status": self.status, "digit": self.digit,
@@ -70,6 +72,9 @@ class Recognizer:
         self.temperature = temperature
         self.threshold = threshold
         self._input_shape = tuple(model.input_shape[1:])
+        # Keras models are not safe to call from several threads at once (on JAX, two concurrent
+        # predict() calls swap each other's variables out); preparing images needs no lock.
+        self._model_lock = threading.Lock()
 
     @classmethod
     def load(cls, run_or_model: str | os.PathLike | None = None, *, runs: str | os.PathLike = "runs",
@@ -92,7 +97,8 @@ class Recognizer:
     def probabilities(self, prepared: np.ndarray) -> np.ndarray:
         """Calibrated class probabilities for prepared images (n, 28, 28)."""
         x = np.asarray(prepared, np.float32).reshape((len(prepared), *self._input_shape))
-        p = np.asarray(self.model.predict(x, batch_size=512, verbose=0))
+        with self._model_lock:
+            p = np.asarray(self.model.predict(x, batch_size=512, verbose=0))
         return apply_temperature(p, self.temperature) if self.temperature else p
 
     def predict(self, images, *, keep_prepared: bool = False) -> list[Prediction]:
@@ -131,6 +137,7 @@ class Recognizer:
             yield pred
 
     def _fill(self, pred: Prediction, p: np.ndarray) -> None:
+        pred.scores = p
         order = np.argsort(p)[::-1][:3]
         pred.top = [(self.class_names[k], float(p[k])) for k in order]
         best, prob = pred.top[0]

@@ -11,18 +11,12 @@ import pytest
 from PIL import Image
 
 from digitlab.synthetic import compose_number, number_accuracy, rendered_accuracy
-from tests.conftest import require_real_data, run_cli
+from tests.conftest import run_cli
 
 
 @pytest.fixture(scope="module")
-def model_run(tmp_path_factory):
-    """The default MLP, trained with its recipe (5 epochs), with a fitted temperature."""
-    require_real_data("mnist")
-    out = tmp_path_factory.mktemp("rec-runs")
-    done = run_cli("train", "--out", str(out), "--no-plots")
-    assert done.returncode == 0, done.stderr
-    (run,) = [p for p in out.iterdir() if p.is_dir()]
-    return run
+def model_run(mlp_run):
+    return mlp_run
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,299 @@
+"""The HTTP API and the drawing page: a FastAPI application around one loaded `Recognizer`.
+
+    >>> app = create_app(Recognizer.load("runs/my-run"), facts=model_facts("runs/my-run"))
+    >>> uvicorn.run(app)                          # or: digitlab serve --model runs/my-run
+
+The model is chosen when the server starts and loaded once; no request can name another file.
+Every request is bounded: its body size (checked before it is read in full), its image's pixel
+count (checked from the header, before decoding), the time it may take, and how many predictions
+run at once. Each violation is a 4xx (or 503) JSON answer `{"detail": "..."}` saying what was
+wrong; nothing a client sends can take the server down.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+import os
+from dataclasses import dataclass
+from importlib import resources
+from typing import Annotated
+
+import anyio
+import numpy as np
+from fastapi import FastAPI, File, HTTPException, Request, UploadFile
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
+
+from digitlab.images import ImageError, open_image
+from digitlab.recognize import Prediction, Reading, Recognizer
+
+API = "/api/v1"
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/bmp", "image/webp", "image/tiff",
+               "image/x-portable-anymap", "application/octet-stream")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may cost. The defaults suit a laptop; `digitlab serve --help` sets each."""
+
+    max_body_bytes: int = 5_000_000  # a phone photo as JPEG fits; a 40,000 x 40,000 PNG does not
+    max_pixels: int = 12_000_000  # well under Pillow's decompression-bomb limit (89 megapixels)
+    timeout_s: float = 10.0  # waiting for a worker included
+    workers: int = 2  # predictions running at once (the machine's cores)
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What `GET /api/v1/model` tells a client about the loaded model."""
+
+    name: str
+    preset: str | None
+    dataset: str
+    classes: list[str]
+    test_accuracy: float | None
+    temperature: float | None
+    threshold: float
+    backend: str
+
+
+def model_facts(run_or_model: str | os.PathLike | None, recognizer: Recognizer,
+                runs: str | os.PathLike = "runs") -> ModelFacts:
+    """Facts about the model `Recognizer.load(run_or_model, runs=runs)` loaded."""
+    import keras
+
+    from digitlab.config import RunConfig
+    from digitlab.runs import CONFIG_FILE, METRICS_FILE, read_json, resolve_model
+
+    model_path, run_dir = resolve_model(run_or_model, runs)
+    config = RunConfig.load(run_dir / CONFIG_FILE) if run_dir is not None else None
+    metrics = read_json(run_dir / METRICS_FILE) if run_dir is not None and (run_dir / METRICS_FILE).is_file() else {}
+    return ModelFacts(
+        name=run_dir.name if run_dir is not None else model_path.name,  # never the server's full path
+        preset=config.model if config else None,
+        dataset=config.dataset if config else "mnist",
+        classes=recognizer.class_names,
+        test_accuracy=metrics.get("test_accuracy"),
+        temperature=recognizer.temperature,
+        threshold=recognizer.threshold,
+        backend=keras.backend.backend(),
+    )
+
+
+# ---- request and response bodies (they are the OpenAPI schema) ----
+
+Row = Annotated[list[Annotated[float, Field(ge=0, le=255)]], Field(min_length=28, max_length=28)]
+
+
+class ImageBody(BaseModel):
+    """One image, as exactly one of: an image file in base64, or 28 x 28 grayscale pixels."""
+
+    image: str | None = Field(None, description="An image file (PNG, JPEG, GIF, BMP, WebP, TIFF) in base64; "
+                              "a 'data:image/png;base64,' prefix is accepted.")
+    pixels: Annotated[list[Row], Field(min_length=28, max_length=28)] | None = Field(
+        None, description="28 rows of 28 grayscale values 0-255, either polarity (MNIST is white ink on black).")
+    threshold: float | None = Field(None, ge=0, le=1, description="Answers under this probability are 'unsure' "
+                                    "[default: the server's].")
+
+
+class Guess(BaseModel):
+    digit: str
+    probability: float
+
+
+class PredictResponse(BaseModel):
+    status: str = Field(description="'ok', or 'unsure' when the best probability is under the threshold.")
+    digit: str | None = Field(description="The answer; null when unsure.")
+    probability: float
+    top: list[Guess] = Field(description="The three most likely classes.")
+    probabilities: list[float] = Field(description="Every class's probability, in the order of `classes`.")
+    classes: list[str]
+    message: str
+    prepared: list[list[int]] = Field(description="The 28 x 28 image the model saw (0-255, white ink on black).")
+
+
+class ReadDigit(PredictResponse):
+    box: list[int] = Field(description="top, left, bottom, right in the image's pixels.")
+
+
+class ReadResponse(BaseModel):
+    text: str = Field(description="The number; '?' marks a digit under the threshold.")
+    digits: list[ReadDigit]
+
+
+class Health(BaseModel):
+    status: str
+
+
+# ---- the application ----
+
+def create_app(recognizer: Recognizer, facts: ModelFacts, limits: Limits = Limits()) -> FastAPI:
+    """The FastAPI application serving `recognizer` within `limits`."""
+    app = FastAPI(
+        title="digitlab",
+        version="1",
+        summary="Recognise handwritten digits and numbers with a trained digitlab model.",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
+    workers = anyio.CapacityLimiter(limits.workers)
+
+    async def run(fn, *args):
+        """Run blocking work in a worker thread, at most `limits.workers` at once, within the timeout."""
+        try:
+            with anyio.fail_after(limits.timeout_s):
+                return await anyio.to_thread.run_sync(fn, *args, limiter=workers, abandon_on_cancel=True)
+        except TimeoutError:
+            raise HTTPException(503, f"the server is busy: the request took over {limits.timeout_s:g} s; "
+                                     "try again later.") from None
+        except ImageError as e:
+            raise HTTPException(422, str(e)) from None
+
+    def with_threshold(threshold: float | None) -> Recognizer:
+        if threshold is None:
+            return recognizer
+        other = copy.copy(recognizer)  # shares the model; only the threshold differs
+        other.threshold = threshold
+        return other
+
+    def decode(body: ImageBody):
+        if (body.image is None) == (body.pixels is None):
+            raise HTTPException(422, "send exactly one of 'image' (a base64 image file) and 'pixels' (28 x 28 values).")
+        if body.pixels is not None:
+            return np.asarray(body.pixels, dtype=np.float64).round().astype(np.uint8)
+        text = body.image
+        if text.startswith("data:"):
+            text = text.partition(",")[2]
+        try:
+            data = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            raise HTTPException(422, "'image' is not valid base64.") from None
+        return open_image(data, name="image", max_pixels=limits.max_pixels)
+
+    async def upload(file: UploadFile):
+        if (file.content_type or "application/octet-stream") not in IMAGE_TYPES:
+            raise HTTPException(415, f"a file of type {file.content_type!r} is not an image; send one of "
+                                     f"{', '.join(IMAGE_TYPES)}.")
+        data = await file.read()
+        return await run(lambda: open_image(data, name=file.filename or "upload", max_pixels=limits.max_pixels))
+
+    @app.exception_handler(ImageError)
+    async def image_error(request: Request, e: ImageError):
+        return JSONResponse({"detail": str(e)}, status_code=422)
+
+    @app.get(f"{API}/health", tags=["service"])
+    def health() -> Health:
+        """The server is up and its model is loaded."""
+        return Health(status="ok")
+
+    @app.get(f"{API}/model", tags=["service"])
+    def model() -> ModelFacts:
+        """The loaded model: its run, preset, data set, classes, test accuracy, calibration."""
+        return facts
+
+    @app.post(f"{API}/predict", tags=["recognize"], responses={422: {"description": "Not a readable image."}})
+    async def predict(body: ImageBody) -> PredictResponse:
+        """The digit in one image: its probability, the top 3, all ten probabilities, the image the model saw."""
+        rec = with_threshold(body.threshold)
+        return await run(lambda: _prediction(rec.predict(decode(body), keep_prepared=True)[0], rec))
+
+    @app.post(f"{API}/predict/upload", tags=["recognize"],
+              responses={415: {"description": "Not an image type."}, 422: {"description": "Not a readable image."}})
+    async def predict_upload(file: Annotated[UploadFile, File(description="An image file.")]) -> PredictResponse:
+        """As `predict`, for an image uploaded as multipart/form-data (field `file`)."""
+        image = await upload(file)
+        return await run(lambda: _prediction(recognizer.predict(image, keep_prepared=True)[0], recognizer))
+
+    @app.post(f"{API}/read", tags=["recognize"], responses={422: {"description": "Not a readable image."}})
+    async def read(body: ImageBody) -> ReadResponse:
+        """A handwritten number in one image: its text and, per digit, the prediction and its box."""
+        rec = with_threshold(body.threshold)
+        return await run(lambda: _reading(rec.read(decode(body), "image"), rec))
+
+    @app.post(f"{API}/read/upload", tags=["recognize"],
+              responses={415: {"description": "Not an image type."}, 422: {"description": "Not a readable image."}})
+    async def read_upload(file: Annotated[UploadFile, File(description="An image file.")]) -> ReadResponse:
+        """As `read`, for an image uploaded as multipart/form-data (field `file`)."""
+        image = await upload(file)
+        return await run(lambda: _reading(recognizer.read(image, file.filename or "upload"), recognizer))
+
+    web = resources.files("digitlab") / "web"
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(str(web / "index.html"))
+
+    app.mount("/static", StaticFiles(directory=str(web)), name="static")
+    return app
+
+
+def _prediction(pred: Prediction, recognizer: Recognizer) -> PredictResponse:
+    if pred.status == "error":  # predict() reports a bad image instead of raising
+        raise ImageError(pred.message.replace(pred.source, "image", 1))
+    return PredictResponse(**_predicted(pred, recognizer))
+
+
+def _predicted(pred: Prediction, recognizer: Recognizer) -> dict:
+    return {
+        "status": pred.status,
+        "digit": pred.digit,
+        "probability": pred.probability,
+        "top": [Guess(digit=c, probability=p) for c, p in pred.top],
+        "probabilities": [float(v) for v in pred.scores],
+        "classes": recognizer.class_names,
+        "message": pred.message,
+        "prepared": np.rint(np.asarray(pred.prepared) * 255).astype(int).tolist(),
+    }
+
+
+def _reading(reading: Reading, recognizer: Recognizer) -> ReadResponse:
+    digits = [ReadDigit(**_predicted(d, recognizer), box=list(map(int, b))) for d, b in zip(reading.digits, reading.boxes)]
+    return ReadResponse(text=reading.text, digits=digits)
+
+
+class BodyLimit:
+    """ASGI middleware: refuse a request body over `max_bytes` with 413, without reading it all.
+
+    Written here rather than taken from a library: Starlette and uvicorn have no body-size limit,
+    and a declared Content-Length is not enough (a chunked body declares none). The body is
+    buffered up to the limit, then replayed to the application.
+    """
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            return await self._refuse(scope, receive, send)
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            if len(body) > self.max_bytes:
+                return await self._refuse(scope, receive, send)
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope, receive, send):
+        response = JSONResponse(
+            {"detail": f"the request body is over the limit of {self.max_bytes:,} bytes; send a smaller image."},
+            status_code=413, headers={"Connection": "close"})
+        await response(scope, receive, send)

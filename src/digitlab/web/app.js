@@ -1,0 +1,194 @@
+// The drawing page: draw on a canvas, send it to the API as a PNG, show what the network reads.
+// Plain JavaScript with no libraries, so the page works offline and needs no build step.
+"use strict";
+
+const API = "/api/v1";
+const SIZES = { digit: [280, 280], number: [720, 240] };
+const LIVE_INTERVAL_MS = 200; // while drawing, at most one request per interval
+
+const pad = document.getElementById("pad");
+const ctx = pad.getContext("2d");
+const answer = document.getElementById("answer");
+const confidence = document.getElementById("confidence");
+const message = document.getElementById("message");
+const bars = document.getElementById("bars");
+const digits = document.getElementById("digits");
+const seenFigure = document.getElementById("seen-figure");
+const hint = document.getElementById("hint");
+
+let mode = "digit";
+let drawing = false;
+let inked = false;
+let last = null;
+let sent = 0; // requests sent; only the answer to the latest is shown
+let timer = null;
+
+function clearPad() {
+  ctx.fillStyle = "#fff";
+  ctx.fillRect(0, 0, pad.width, pad.height);
+  inked = false;
+  sent += 1; // answers still on their way are for a drawing that is gone
+  answer.textContent = "–";
+  answer.className = "";
+  confidence.textContent = "";
+  message.textContent = "";
+  showBars(null);
+  digits.replaceChildren();
+  drawPixels(document.getElementById("seen"), null);
+  document.body.dataset.state = "idle";
+}
+
+function setMode(next) {
+  mode = next;
+  [pad.width, pad.height] = SIZES[mode];
+  hint.textContent = mode === "digit" ? "Draw a digit in the box." : "Write a number, digits side by side.";
+  bars.hidden = mode !== "digit";
+  seenFigure.hidden = mode !== "digit";
+  digits.hidden = mode === "digit";
+  clearPad();
+}
+
+function point(event) {
+  const r = pad.getBoundingClientRect();
+  return [(event.clientX - r.left) * (pad.width / r.width), (event.clientY - r.top) * (pad.height / r.height)];
+}
+
+function stroke(from, to) {
+  ctx.strokeStyle = "#000";
+  ctx.lineWidth = pad.height / 14; // about MNIST's stroke width relative to the digit's height
+  ctx.lineCap = "round";
+  ctx.lineJoin = "round";
+  ctx.beginPath();
+  ctx.moveTo(...from);
+  ctx.lineTo(...to);
+  ctx.stroke();
+  inked = true;
+}
+
+pad.addEventListener("pointerdown", (event) => {
+  drawing = true;
+  pad.setPointerCapture(event.pointerId);
+  last = point(event);
+  stroke(last, last);
+});
+pad.addEventListener("pointermove", (event) => {
+  if (!drawing) return;
+  const p = point(event);
+  stroke(last, p);
+  last = p;
+  if (!timer) timer = setTimeout(() => { timer = null; recognise(); }, LIVE_INTERVAL_MS);
+});
+for (const type of ["pointerup", "pointercancel"]) {
+  pad.addEventListener(type, () => {
+    if (!drawing) return;
+    drawing = false;
+    clearTimeout(timer);
+    timer = null;
+    recognise();
+  });
+}
+
+async function recognise() {
+  if (!inked) return;
+  const mine = ++sent;
+  document.body.dataset.state = "waiting";
+  const path = mode === "digit" ? "/predict" : "/read";
+  let body;
+  let ok = false;
+  try {
+    const response = await fetch(API + path, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ image: pad.toDataURL("image/png") }),
+    });
+    body = await response.json();
+    ok = response.ok;
+  } catch (error) {
+    body = { detail: "The server cannot be reached: " + error };
+  }
+  if (mine !== sent) return; // a newer drawing has been sent since
+  if (!ok) {
+    answer.textContent = "–";
+    message.textContent = typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail);
+  } else if (mode === "digit") {
+    showPrediction(body);
+  } else {
+    showReading(body);
+  }
+  document.body.dataset.state = "done";
+}
+
+function showPrediction(p) {
+  answer.textContent = p.digit ?? "?";
+  answer.className = p.status === "ok" ? "" : "unsure";
+  confidence.textContent = `${(100 * p.probability).toFixed(1)}%`;
+  message.textContent = p.message;
+  showBars(p);
+  drawPixels(document.getElementById("seen"), p.prepared);
+}
+
+function showReading(r) {
+  answer.textContent = r.text;
+  answer.className = r.text.includes("?") ? "unsure" : "";
+  const least = Math.min(...r.digits.map((d) => d.probability));
+  confidence.textContent = r.digits.length ? `least sure digit ${(100 * least).toFixed(1)}%` : "";
+  message.textContent = "";
+  digits.replaceChildren(...r.digits.map((d) => {
+    const card = document.createElement("div");
+    card.className = "digit-card";
+    const seen = document.createElement("canvas");
+    seen.width = seen.height = 28;
+    drawPixels(seen, d.prepared);
+    const b = document.createElement("b");
+    b.textContent = d.digit ?? "?";
+    card.append(seen, b, `${(100 * d.probability).toFixed(0)}%`);
+    return card;
+  }));
+}
+
+function showBars(p) {
+  if (!p) {
+    bars.replaceChildren();
+    return;
+  }
+  const best = p.probabilities.indexOf(Math.max(...p.probabilities));
+  bars.replaceChildren(...p.classes.flatMap((name, k) => {
+    const label = document.createElement("span");
+    label.textContent = name;
+    const bar = document.createElement("div");
+    bar.className = k === best ? "bar best" : "bar";
+    const fill = document.createElement("div");
+    fill.style.width = `${(100 * p.probabilities[k]).toFixed(1)}%`;
+    bar.append(fill);
+    bar.setAttribute("role", "meter");
+    bar.setAttribute("aria-label", `probability of ${name}`);
+    bar.setAttribute("aria-valuenow", p.probabilities[k].toFixed(4));
+    const pct = document.createElement("span");
+    pct.className = "pct";
+    pct.textContent = `${(100 * p.probabilities[k]).toFixed(1)}%`;
+    return [label, bar, pct];
+  }));
+}
+
+function drawPixels(canvas, pixels) {
+  const c = canvas.getContext("2d");
+  const image = c.createImageData(28, 28);
+  for (let i = 0; i < 28 * 28; i++) {
+    const v = pixels ? pixels[Math.floor(i / 28)][i % 28] : 0;
+    image.data.set([v, v, v, 255], 4 * i);
+  }
+  c.putImageData(image, 0, 0);
+}
+
+document.getElementById("clear").addEventListener("click", clearPad);
+for (const radio of document.querySelectorAll('input[name="mode"]')) {
+  radio.addEventListener("change", () => setMode(radio.value));
+}
+
+fetch(API + "/model").then((r) => r.json()).then((m) => {
+  const accuracy = m.test_accuracy == null ? "" : `, ${(100 * m.test_accuracy).toFixed(2)}% on the test set`;
+  document.getElementById("model-facts").textContent =
+    `Model ${m.name}: ${m.preset ?? "a Keras model"} trained on ${m.dataset}${accuracy}.`;
+}).catch(() => {});
+
+setMode("digit");

@@ -1,0 +1,264 @@
+"""`digitlab serve` end to end: a real server on 127.0.0.1, real MNIST digits, hostile requests,
+a schema-driven fuzz, a load test, and a real browser drawing on the page."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import math
+import struct
+import subprocess
+import sys
+import zlib
+from collections import Counter
+
+import httpx
+import numpy as np
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from PIL import Image
+from schemathesis.checks import not_a_server_error
+
+from digitlab.synthetic import compose_number
+from tests.conftest import DATA_DIR, REPO, digitlab_command
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+from service_load import free_port, wait_until_up  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def server(mlp_run):
+    port = free_port()
+    process = subprocess.Popen([*digitlab_command(), "serve", "--model", str(mlp_run), "--port", str(port)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    wait_until_up(url, process)
+    yield url
+    assert process.poll() is None, "the server went down during the tests"
+    process.terminate()
+    process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    with httpx.Client(base_url=server, timeout=60) as c:
+        yield c
+
+
+def png(array: np.ndarray, size: int | None = None, fmt: str = "PNG") -> bytes:
+    image = Image.fromarray(array)
+    if size:
+        image = image.resize((size, size))
+    buf = io.BytesIO()
+    image.save(buf, fmt)
+    return buf.getvalue()
+
+
+def header_only_png(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height pixels, with almost no data: a decompression bomb's shape."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def test_health_and_model_facts(client, mlp_run):
+    assert client.get("/api/v1/health").json() == {"status": "ok"}
+    facts = client.get("/api/v1/model").json()
+    metrics = json.loads((mlp_run / "metrics.json").read_text())
+    assert facts["name"] == mlp_run.name and facts["preset"] == "mlp" and facts["dataset"] == "mnist"
+    assert facts["classes"] == list("0123456789") and facts["test_accuracy"] == metrics["test_accuracy"]
+    assert str(mlp_run.parent) not in json.dumps(facts), "the server's paths are not a client's business"
+    assert client.get("/openapi.json").json()["paths"].keys() >= {"/api/v1/predict", "/api/v1/read/upload"}
+    assert "digitlab" in client.get("/docs").text
+
+
+def test_predicts_real_digits_sent_as_pixels_base64_and_upload(client, mnist):
+    _, (x_test, y_test) = mnist
+    answers = [client.post("/api/v1/predict", json={"pixels": x_test[i].tolist()}).json() for i in range(30)]
+    assert sum(a["digit"] == str(y) for a, y in zip(answers, y_test[:30])) >= 28
+    first = answers[0]
+    assert math.isclose(sum(first["probabilities"]), 1, rel_tol=1e-5) and len(first["top"]) == 3
+    assert np.array(first["prepared"]).shape == (28, 28) and first["classes"] == list("0123456789")
+    paper = png(255 - x_test[1], 300)  # dark ink on white paper, scaled up
+    as_data_url = "data:image/png;base64," + base64.b64encode(paper).decode()
+    assert client.post("/api/v1/predict", json={"image": as_data_url}).json()["digit"] == str(y_test[1])
+    jpeg = png(255 - x_test[2], 250, "JPEG")
+    upload = client.post("/api/v1/predict/upload", files={"file": ("two.jpg", jpeg, "image/jpeg")})
+    assert upload.status_code == 200 and upload.json()["digit"] == str(y_test[2])
+
+
+def test_threshold_per_request_marks_unsure_answers(client, mnist):
+    _, (x_test, _) = mnist
+    answer = client.post("/api/v1/predict", json={"pixels": x_test[0].tolist(), "threshold": 1.0}).json()
+    assert answer["status"] == "unsure" and answer["digit"] is None and "threshold" in answer["message"]
+
+
+def test_reads_a_whole_number(client, mnist):
+    _, (x_test, y_test) = mnist
+    picks = [3, 2, 1, 18, 4]
+    image = compose_number([x_test[i] for i in picks], np.random.default_rng(0), 0.0)
+    buf = io.BytesIO()
+    image.save(buf, "PNG")
+    reading = client.post("/api/v1/read/upload", files={"file": ("n.png", buf.getvalue(), "image/png")}).json()
+    assert reading["text"] == "".join(str(y_test[i]) for i in picks)
+    assert len(reading["digits"]) == 5 and all(len(d["box"]) == 4 for d in reading["digits"])
+    same = client.post("/api/v1/read", json={"image": base64.b64encode(buf.getvalue()).decode()}).json()
+    assert same["text"] == reading["text"]
+
+
+@pytest.mark.parametrize(("send", "status", "says"), [
+    (dict(files={"file": ("a.txt", b"hello", "text/plain")}), 415, "not an image"),
+    (dict(files={"file": ("a.png", b"this is text", "image/png")}), 422, "not an image Pillow can read"),
+    (dict(files={"file": ("a.png", b"", "image/png")}), 422, "not an image"),
+    (dict(files={"file": ("bomb.png", header_only_png(40_000, 40_000), "image/png")}), 422, "limit"),
+    (dict(content=b"--x\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nabc",  # never closed
+          headers={"Content-Type": "multipart/form-data; boundary=x"}), 422, ""),
+    (dict(content=b"\0" * 5_000_001, headers={"Content-Type": "image/png"}), 413, "over the limit"),
+], ids=["text-file", "text-named-png", "empty", "bomb", "malformed-multipart", "oversize"])
+def test_hostile_uploads_get_a_clear_4xx(client, send, status, says):
+    response = client.post("/api/v1/predict/upload", **send)
+    assert response.status_code == status, response.text
+    assert says in response.json()["detail"] if isinstance(response.json()["detail"], str) else True
+
+
+def test_truncated_png_and_blank_drawing_are_explained(client, mnist):
+    _, (x_test, _) = mnist
+    whole = png(255 - x_test[0], 100)
+    truncated = client.post("/api/v1/predict/upload", files={"file": ("cut.png", whole[: len(whole) // 2], "image/png")})
+    assert truncated.status_code == 422 and "truncated" in truncated.json()["detail"]
+    blank = client.post("/api/v1/predict", json={"pixels": [[0] * 28] * 28})
+    assert blank.status_code == 422 and "blank" in blank.json()["detail"]
+
+
+@pytest.mark.parametrize("body", [
+    {}, {"pixels": [[0] * 28] * 27}, {"pixels": [[300] * 28] * 28}, {"image": "not base64!"},
+    {"image": "aGVsbG8=", "pixels": [[0] * 28] * 28}, {"image": "aGVsbG8=", "threshold": 2},
+])
+def test_bad_json_bodies_get_422(client, body):
+    response = client.post("/api/v1/predict", json=body)
+    assert response.status_code == 422, response.text
+
+
+def test_a_chunked_body_over_the_limit_is_refused_without_reading_it_all(client):
+    sent = 0
+
+    def chunks():  # no Content-Length: the server must count
+        nonlocal sent
+        for _ in range(100):
+            sent += 1_000_000
+            yield b"\0" * 1_000_000
+
+    try:
+        response = client.post("/api/v1/predict/upload", content=chunks(), headers={"Content-Type": "image/png"})
+        assert response.status_code == 413
+    except httpx.HTTPError:
+        pass  # the server may close the connection while the client is still sending: also a refusal
+    assert sent < 100_000_000
+    assert client.get("/api/v1/health").status_code == 200
+
+
+def test_2000_requests_at_16_concurrent_without_an_error(server):
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "service_load.py"), "--url", server,
+                           "--requests", "2000", "--concurrency", "16", "--kinds", "pixels,png",
+                           "--data-dir", str(DATA_DIR)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    results = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [r["errors"] for r in results] == [0, 0], results
+    assert all(r["accuracy"] > 0.95 for r in results), results
+
+
+@pytest.mark.parametrize("mode", list(schemathesis.GenerationMode), ids=lambda m: m.value)
+def test_no_request_generated_from_the_schema_gets_a_5xx(server, mode):
+    """Schemathesis writes requests from the OpenAPI schema: valid ones, and (negative mode) ones that
+    break it in every way the schema allows to say. The server must answer each without a 5xx."""
+    schema = schemathesis.openapi.from_url(f"{server}/openapi.json")
+    seen = Counter()
+
+    @given(case=schema.as_strategy(mode))
+    @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    def check(case):
+        seen[case.operation.label] += 1
+        case.call_and_validate(checks=[not_a_server_error])
+
+    check()
+    assert len(seen) >= 4, seen  # the schema's operations were all reached
+
+
+# ---- the drawing page, in a real browser ----
+
+def ellipse(cx, cy, rx, ry, n=40):
+    return [[(cx + rx * math.sin(2 * math.pi * t / n), cy - ry * math.cos(2 * math.pi * t / n)) for t in range(n + 1)]]
+
+
+# Strokes in the canvas's unit square, drawn the way a person draws each digit.
+STROKES = {
+    "0": ellipse(0.5, 0.5, 0.18, 0.3),
+    "1": [[(0.5, 0.2), (0.5, 0.8)]],
+    "2": [[(0.3, 0.32), (0.4, 0.22), (0.55, 0.2), (0.67, 0.28), (0.67, 0.4), (0.3, 0.78), (0.72, 0.78)]],
+    "3": [[(0.3, 0.25), (0.45, 0.2), (0.62, 0.25), (0.64, 0.38), (0.45, 0.48), (0.66, 0.58), (0.66, 0.72),
+           (0.48, 0.8), (0.3, 0.75)]],
+    "4": [[(0.58, 0.2), (0.3, 0.6), (0.72, 0.6)], [(0.6, 0.38), (0.6, 0.82)]],
+    "6": [[(0.62, 0.2), (0.4, 0.45), (0.35, 0.65), (0.45, 0.8), (0.6, 0.78), (0.65, 0.62), (0.5, 0.52), (0.37, 0.6)]],
+    "7": [[(0.3, 0.22), (0.7, 0.22), (0.45, 0.8)]],
+}
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        # Debian's chromium: Playwright's own browser download cannot reach the internet here.
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium")
+        page = browser.new_page()
+        page.goto(server + "/")
+        yield page
+        browser.close()
+
+
+def draw(page, strokes, left=0.0, width=1.0):
+    """Draw strokes (unit-square coordinates) with the mouse, into the horizontal band [left, left + width]."""
+    box = page.locator("#pad").bounding_box()
+    for stroke in strokes:
+        at = [(box["x"] + (left + x * width) * box["width"], box["y"] + y * box["height"]) for x, y in stroke]
+        page.mouse.move(*at[0])
+        page.mouse.down()
+        for point in at[1:]:
+            page.mouse.move(*point, steps=6)
+        page.mouse.up()
+    page.wait_for_function("document.body.dataset.state === 'done'")
+
+
+def test_the_page_is_served_offline_with_its_facts(page, mlp_run):
+    html = page.content()
+    assert "http://" not in html.replace(page.url, "") and "https://" not in html  # no CDN
+    page.wait_for_function("document.getElementById('model-facts').textContent.includes('mlp')")
+    assert mlp_run.name in page.inner_text("#model-facts")
+
+
+@pytest.mark.parametrize("digit", list(STROKES))
+def test_a_digit_drawn_with_the_mouse_is_recognised(page, digit):
+    page.click("#clear")
+    draw(page, STROKES[digit])
+    assert page.inner_text("#answer") == digit
+    bars = page.locator(".bar")
+    assert bars.count() == 10
+    assert float(bars.nth(int(digit)).get_attribute("aria-valuenow")) > 0.5
+    seen = page.evaluate("Array.from(document.getElementById('seen').getContext('2d')"
+                         ".getImageData(0, 0, 28, 28).data).filter((v, i) => i % 4 === 0)")
+    assert max(seen) > 200 and seen.count(0) > 400, "the 28x28 image the model saw is shown, white ink on black"
+
+
+def test_clear_button_and_number_mode(page):
+    page.click("#clear")
+    assert page.inner_text("#answer") == "–" and page.locator(".bar").count() == 0
+    page.check("input[value=number]")
+    for i, digit in enumerate("174"):
+        draw(page, STROKES[digit], left=0.1 + 0.27 * i, width=0.3)
+    page.wait_for_function("document.getElementById('answer').textContent.length === 3")
+    assert page.inner_text("#answer") == "174"
+    assert page.locator(".digit-card").count() == 3
+    page.check("input[value=digit]")
