@@ -3,13 +3,17 @@ a schema-driven fuzz, a load test, and a real browser drawing on the page."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import json
 import math
+import socket
 import struct
 import subprocess
 import sys
+import threading
+import time
 import zlib
 from collections import Counter
 
@@ -29,16 +33,28 @@ from service_load import free_port, wait_until_up  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def server(mlp_run):
+def server_process(mlp_run):
     port = free_port()
     process = subprocess.Popen([*digitlab_command(), "serve", "--model", str(mlp_run), "--port", str(port)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     wait_until_up(url, process)
-    yield url
+    yield url, process
     assert process.poll() is None, "the server went down during the tests"
     process.terminate()
     process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def server(server_process):
+    return server_process[0]
+
+
+def rss_mb(pid: int) -> float:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
 
 
 @pytest.fixture(scope="module")
@@ -185,6 +201,60 @@ def test_no_request_generated_from_the_schema_gets_a_5xx(server, mode):
 
     check()
     assert len(seen) >= 4, seen  # the schema's operations were all reached
+
+
+def test_slow_clients_do_not_disturb_the_others(server):
+    """Slowloris: 50 connections trickle a request header a byte at a time; meanwhile 200 ordinary
+    requests are answered, each promptly."""
+    port = int(server.rsplit(":", 1)[1])
+    slow = [socket.create_connection(("127.0.0.1", port)) for _ in range(50)]
+    header = b"POST /api/v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n"
+    stop = threading.Event()
+
+    def trickle():
+        for byte in header:
+            for s in slow:
+                try:
+                    s.send(bytes([byte]))
+                except OSError:
+                    pass  # the server may drop a slow client: that is allowed
+            if stop.wait(0.05):
+                return
+
+    sender = threading.Thread(target=trickle)
+    sender.start()
+    try:
+        digit = [[0] * 28 for _ in range(28)]
+        for r in range(8, 20):
+            digit[r][14] = 255
+        latencies = []
+        with httpx.Client(base_url=server, timeout=10) as client:
+            for _ in range(200):
+                started = time.perf_counter()
+                assert client.post("/api/v1/predict", json={"pixels": digit}).status_code == 200
+                latencies.append(time.perf_counter() - started)
+        assert sorted(latencies)[-1] < 2, "an ordinary request waited behind the slow clients"
+    finally:
+        stop.set()
+        sender.join()
+        for s in slow:
+            s.close()
+
+
+def test_memory_stays_flat_over_10000_requests(server_process, mnist):
+    """Resident memory after 10,000 requests is within 50 MB of that after 1,000 (no leak per request)."""
+    from service_load import hammer
+
+    url, process = server_process
+    _, (x_test, _) = mnist
+    bodies = [{"json": {"pixels": x_test[i].tolist()}} for i in range(1000)]
+    assert asyncio.run(hammer(url, "pixels", bodies, 16))["errors"] == 0
+    after_1000 = rss_mb(process.pid)
+    for _ in range(9):
+        assert asyncio.run(hammer(url, "pixels", bodies, 16))["errors"] == 0
+    after_10000 = rss_mb(process.pid)
+    print(f"server RSS after 1,000 requests {after_1000:.1f} MB, after 10,000 {after_10000:.1f} MB")
+    assert after_10000 - after_1000 < 50, (after_1000, after_10000)
 
 
 # ---- the drawing page, in a real browser ----
