@@ -118,8 +118,11 @@ def train(
     )
     epochs_text = f"{config.epochs} epoch{'s' if config.epochs != 1 else ''}"
     engine_text = " with the NumPy engine" if config.engine == "numpy" else ""
-    out.print(f"Training [bold]{config.model}[/]{engine_text} on {config.dataset}: {epochs_text}, batch "
-              f"{config.batch_size}, {config.optimizer}" + (f" lr {config.learning_rate:g}" if config.learning_rate else ""))
+    if PRESETS[config.model].kind == "sklearn":
+        out.print(f"Fitting [bold]{config.model}[/] on {config.dataset} (scikit-learn)")
+    else:
+        out.print(f"Training [bold]{config.model}[/]{engine_text} on {config.dataset}: {epochs_text}, batch "
+                  f"{config.batch_size}, {config.optimizer}" + (f" lr {config.learning_rate:g}" if config.learning_rate else ""))
     run = train_run(config, data_dir=data_dir, plots_enabled=plots)
     m = run.metrics
     out.print(f"Test loss: {m['test_loss']:.4f}   Test accuracy: {m['test_accuracy']:.4f} "
@@ -156,6 +159,9 @@ def models() -> None:
     for col in ("preset", "parameters", "description", "recipe"):
         summary.add_column(col, justify="right" if col == "parameters" else "left")
     for name, preset in PRESETS.items():
+        if preset.kind == "sklearn":
+            summary.add_row(f"[bold]{name}[/]", "fitted", preset.description, "fits in one step, val split 0.1")
+            continue
         model = build_model(name)
         layers = describe_model(model)
         summary.add_row(f"[bold]{name}[/]", f"{model.count_params():,}", preset.description, recipe_text(name))
@@ -338,6 +344,46 @@ def reproduce(
     if markdown is not None:
         markdown.write_text(markdown_table(results) + "\n")
         out.print(f"Wrote {escape(str(markdown))}")
+
+
+def _names(value: str, kind: str, choices) -> list[str]:
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    for name in names:
+        _choice(kind, choices)(name)
+    if not names:
+        raise typer.BadParameter(f"name at least one {kind}.")
+    return names
+
+
+@app.command()
+def compare(
+    models: str = typer.Option(..., help="Comma-separated presets, e.g. mlp,cnn,random-forest."),
+    datasets: str = typer.Option("mnist", help="Comma-separated data sets, e.g. mnist,fashion-mnist."),
+    out_dir: Path = typer.Option(Path("runs/compare"), "--out", help="Where the runs and the leaderboard go."),
+    limit: Optional[int] = typer.Option(None, min=1, help="Train on only the first N training images."),
+    seed: int = typer.Option(0, min=0, help="Seed of every run."),
+    data_dir: Optional[Path] = DataDirOption,
+) -> None:
+    """Train each model on each data set; print a leaderboard and write it as Markdown, CSV and HTML."""
+    from digitlab.compare import COLUMNS, compare as run_all, row, write_leaderboard
+
+    names = _names(models, "preset", PRESETS)
+    sets = _names(datasets, "data set", DATASETS)
+
+    def show(e):
+        out.print(f"{e.model} on {e.dataset}: {e.test_accuracy:.2%} test accuracy, trained in {e.train_seconds:.1f} s",
+                  highlight=False)
+
+    entries = run_all(names, sets, out=out_dir, data_dir=data_dir, limit=limit, seed=seed, on_result=show)
+    table = Table(title="Leaderboard")
+    for col in COLUMNS:
+        table.add_column(col, justify="left" if col in ("model", "dataset") else "right")
+    for e in entries:
+        table.add_row(*row(e))
+    out.print(table)
+    folder = Path(entries[0].run).parent.parent
+    for path in write_leaderboard(entries, folder):
+        out.print(f"Wrote {escape(str(path))}")
 
 
 @app.command()

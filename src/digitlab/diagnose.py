@@ -9,6 +9,8 @@ recorded in the run's history during training.
 
 from __future__ import annotations
 
+from digitlab.errors import RunError
+
 import os
 from dataclasses import asdict, dataclass, field
 
@@ -153,6 +155,8 @@ def diagnose(
 
     model_path, run_dir = resolve_model(run_or_model, out)
     config = RunConfig.load(run_dir / CONFIG_FILE) if run_dir is not None else None
+    if model_path.suffix != ".keras":
+        raise RunError(f"{model_path}: diagnose looks inside neural networks; this is a scikit-learn model.")
     net = from_keras(load_model(model_path))
     (x_train, _), _ = load_dataset(config.dataset if config else "mnist", data_dir=data_dir)
     if limit is not None:

@@ -89,7 +89,11 @@ def run_temperature(run_dir: Path | None) -> float | None:
 
 
 def load_model(path: str | os.PathLike):
-    """Load a .keras file in Keras' safe mode (no code from the file is run)."""
+    """Load a .keras file in Keras' safe mode (no code from the file is run), or a .skops baseline."""
+    if Path(path).suffix == ".skops":
+        from digitlab.models.classic import load_classic
+
+        return load_classic(path)
     select_backend()  # no-op if Keras is already imported
     import keras
 

@@ -28,8 +28,9 @@ from digitlab.runs import (
     write_json,
 )
 from digitlab import checkpoints
-from digitlab.errors import DigitlabError, RunError
-from digitlab.training import check_numpy_engine, fit, fit_numpy, make_splits, write_history
+from digitlab.errors import ConfigError, DigitlabError, RunError
+from digitlab.report import write_report
+from digitlab.training import check_numpy_engine, fit, fit_classic, fit_numpy, make_splits, write_history
 
 
 @dataclass
@@ -58,7 +59,9 @@ def train(
     if config is None or isinstance(config, str):
         config = config_for(config) if config else config_for()
     dataset = get_dataset(config.dataset)
-    get_preset(config.model)  # an unknown name fails before any data is read or folder made
+    preset = get_preset(config.model)  # an unknown name fails before any data is read or folder made
+    if preset.kind == "sklearn" and config.engine == "numpy":
+        raise ConfigError(f"{config.model} is a scikit-learn model; the NumPy engine trains the dense networks.")
     if config.engine == "numpy":
         check_numpy_engine(config, dataset.image_shape, dataset.num_classes)
     train_split, test_split = load_dataset(config.dataset, data_dir=data_dir)
@@ -96,7 +99,8 @@ def _fit_and_finish(config: RunConfig, splits, run_dir: Path, verbose, plots_ena
     dataset = get_dataset(config.dataset)
     write_json(run_dir / STATUS_FILE, {"state": "training"})
     started = time.perf_counter()
-    fit_with = fit_numpy if config.engine == "numpy" else fit
+    classic = get_preset(config.model).kind == "sklearn"
+    fit_with = fit_classic if classic else fit_numpy if config.engine == "numpy" else fit
     try:
         model, history = fit_with(config, splits, num_classes=dataset.num_classes, run_dir=run_dir,
                                   verbose=verbose, resume=resume)
@@ -112,14 +116,17 @@ def _fit_and_finish(config: RunConfig, splits, run_dir: Path, verbose, plots_ena
         ) from None
     train_seconds = time.perf_counter() - started
     # The model first: whatever happens to the figures, the trained weights are kept.
-    tmp_model = run_dir / ".model.tmp.keras"
+    model_file = getattr(model, "filename", MODEL_FILE)  # a classic baseline is a .skops file
+    tmp_model = run_dir / f".tmp-{model_file}"
     model.save(tmp_model)
-    tmp_model.replace(run_dir / MODEL_FILE)
+    tmp_model.replace(run_dir / model_file)
     temperature = None
     if splits.x_val is not None:  # calibrate on held-out images: honest probabilities
         temperature = fit_temperature(predict_probabilities(model, splits.x_val), splits.y_val)
         write_json(run_dir / CALIBRATION_FILE, {"temperature": temperature, "fitted_on": f"{len(splits.y_val)} validation images"})
+    predict_started = time.perf_counter()
     evaluation = evaluate_model(model, splits.x_test, splits.y_test, config.dataset, temperature)
+    predict_seconds = time.perf_counter() - predict_started
 
     write_history(run_dir, history)
     metrics = {
@@ -127,14 +134,17 @@ def _fit_and_finish(config: RunConfig, splits, run_dir: Path, verbose, plots_ena
         **{f"final_{k}": v[-1] for k, v in history.items()},
         "parameters": int(model.count_params()),
         "train_seconds": round(train_seconds, 2),
+        "predict_ms_per_1000": round(1000 * predict_seconds / len(splits.y_test) * 1000, 2),
         "resumed": resume,
     }
     write_json(run_dir / METRICS_FILE, metrics)
     np.savetxt(run_dir / CONFUSION_FILE, evaluation.confusion, fmt="%d", delimiter=",",
                header=",".join(evaluation.class_names), comments="")
+    env = environment()
     if plots_enabled:
         save_run_figures(run_dir, history, evaluation, splits.x_train, splits.y_train, splits.x_test)
-    write_json(run_dir / STATUS_FILE, {"state": "complete", **environment()})
+        write_report(run_dir, config.to_dict(), history, evaluation, splits.x_test, metrics, env)
+    write_json(run_dir / STATUS_FILE, {"state": "complete", **env})
     checkpoints.remove(run_dir)
     return Run(run_dir, config, model, history, evaluation, metrics)
 
@@ -161,11 +171,16 @@ def save_run_figures(run_dir: Path, history, evaluation: Evaluation, x_train, y_
 
 def environment() -> dict:
     """Versions and machine facts recorded with a run, so its numbers can be compared later."""
+    from digitlab.backend import select_backend
+
+    select_backend()  # Keras, imported quietly, if a classic baseline's run has not imported it yet
     import keras
+    import sklearn
 
     return {
         "backend": keras.backend.backend(),
         "keras": keras.__version__,
+        "scikit-learn": sklearn.__version__,
         "numpy": np.__version__,
         "python": platform.python_version(),
         "machine": platform.machine(),

@@ -72,7 +72,7 @@ def reproduce(
         claim = get_preset(name).claim
         row = Reproduction(name, recipe_text(name), claim.text, claim.metric, claim.threshold, [], [])
         for seed in range(seeds):
-            metrics = _train_in_subprocess(name, seed, Path(out) / f"{name}-seed{seed}", data_dir)
+            metrics = train_in_subprocess(name, seed, Path(out) / f"{name}-seed{seed}", data_dir)
             key = claim.metric if claim.metric in metrics else f"final_{claim.metric}"
             row.values.append(float(metrics[key]))
             row.seconds.append(float(metrics["train_seconds"]))
@@ -82,14 +82,16 @@ def reproduce(
     return results
 
 
-def _train_in_subprocess(name: str, seed: int, out: Path, data_dir) -> dict:
-    command = [sys.executable, "-m", "digitlab", "train", "--model", name, "--seed", str(seed), "--out", str(out)]
+def train_in_subprocess(name: str, seed: int, out: Path, data_dir, extra: tuple[str, ...] = ()) -> dict:
+    """`digitlab train` in a child process (so each preset gets its own backend); its metrics."""
+    command = [sys.executable, "-m", "digitlab", "train", "--model", name, "--seed", str(seed), "--out", str(out), *extra]
     if data_dir is not None:
         command += ["--data-dir", str(data_dir)]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-5:])
-        raise DigitlabError(f"training {name} (seed {seed}) failed with exit code {done.returncode}:\n{tail}")
+        raise DigitlabError(f"training {name} {' '.join(extra)} (seed {seed}) failed with exit code "
+                            f"{done.returncode}:\n{tail}")
     return read_json(latest_run(out) / METRICS_FILE)
 
 

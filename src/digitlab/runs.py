@@ -21,6 +21,8 @@ from pathlib import Path
 from digitlab.errors import RunError
 
 MODEL_FILE = "model.keras"
+CLASSIC_MODEL_FILE = "model.skops"  # a scikit-learn baseline (digitlab.models.classic)
+MODEL_FILES = (MODEL_FILE, CLASSIC_MODEL_FILE)
 CONFIG_FILE = "config.json"
 STATUS_FILE = "status.json"
 HISTORY_JSON = "history.json"
@@ -72,7 +74,7 @@ def latest_run(out: str | os.PathLike = "runs") -> Path:
     """The most recent complete run folder under `out`."""
     out = Path(out)
     runs = sorted(
-        (p for p in out.glob("*/") if (p / MODEL_FILE).is_file() and is_complete(p)),
+        (p for p in out.glob("*/") if _model_in(p) is not None and is_complete(p)),
         key=lambda p: (p / STATUS_FILE).stat().st_mtime,
     )
     if not runs:
@@ -80,20 +82,24 @@ def latest_run(out: str | os.PathLike = "runs") -> Path:
     return runs[-1]
 
 
+def _model_in(run_dir: Path) -> Path | None:
+    return next((run_dir / f for f in MODEL_FILES if (run_dir / f).is_file()), None)
+
+
 def resolve_model(path: str | os.PathLike | None, out: str | os.PathLike = "runs") -> tuple[Path, Path | None]:
-    """Map a run folder, a .keras file or None (latest run) to (model file, run folder or None)."""
+    """Map a run folder, a model file (.keras, .skops) or None (latest run) to (model file, run folder or None)."""
     if path is None:
         run = latest_run(out)
-        return run / MODEL_FILE, run
+        return _model_in(run), run
     path = Path(path)
     if path.is_dir():
-        model = path / MODEL_FILE
-        if not model.is_file():
+        model = _model_in(path)
+        if model is None:
             raise RunError(f"{path}: not a run folder (no {MODEL_FILE}); is the run still training or did it fail?")
         return model, path
     if path.is_file():
-        if path.suffix != ".keras":
-            raise RunError(f"{path}: not a Keras model file; expected a run folder or a .keras file.")
+        if path.suffix not in (".keras", ".skops"):
+            raise RunError(f"{path}: not a model file; expected a run folder, a .keras or a .skops file.")
         run = path.parent if (path.parent / CONFIG_FILE).is_file() else None
         return path, run
     raise RunError(f"{path}: no such run folder or model file.")

@@ -195,6 +195,27 @@ def check_numpy_engine(config: RunConfig, image_shape, num_classes: int) -> None
     make_numpy_optimizer(config.optimizer, config.learning_rate)
 
 
+def fit_classic(config: RunConfig, splits: Splits, *, num_classes: int = 10, run_dir: Path | None = None,
+                verbose: int | None = None, resume: bool = False):
+    """Fit a scikit-learn baseline. Returns (ClassicModel, history of the validation scores).
+
+    It fits in one step, so there are no epochs to checkpoint: an interrupted fit starts again.
+    """
+    from digitlab import metrics
+    from digitlab.errors import RunError
+    from digitlab.models.classic import fit_classic as fit_estimator
+
+    if resume:
+        raise RunError(f"{config.model} fits in one step and has no checkpoint; train it again.")
+    model = fit_estimator(get_preset(config.model).build_fn(), splits.x_train, splits.y_train, config.seed)
+    history: dict[str, list[float]] = {}
+    if splits.x_val is not None:
+        p = model.predict(shape_for(splits.x_val, model.input_shape[1:]))
+        history = {"val_accuracy": [metrics.accuracy(splits.y_val, p.argmax(axis=1))],
+                   "val_loss": [metrics.cross_entropy(splits.y_val, p)]}
+    return model, history
+
+
 def fit_numpy(config: RunConfig, splits: Splits, *, num_classes: int = 10, run_dir: Path | None = None,
               verbose: int | None = None, resume: bool = False):
     """Train the preset with the from-scratch NumPy engine. Returns (Keras model, history).

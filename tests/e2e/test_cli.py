@@ -39,7 +39,8 @@ def test_train_reaches_95_percent_in_one_epoch_and_writes_a_complete_run(trained
     assert accuracy >= 0.95
     assert "844/844" in stdout and "val_accuracy" in stdout and f"Run folder: {run}" in stdout.replace("\n", "")
     expected = {"model.keras", "config.json", "status.json", "history.json", "history.csv", "metrics.json",
-                "confusion.csv", "samples.png", "curves.png", "confusion.png", "predictions.png", "probabilities.png"}
+                "confusion.csv", "samples.png", "curves.png", "confusion.png", "predictions.png", "probabilities.png",
+                "report.html"}
     assert expected <= {p.name for p in run.iterdir()}
     assert not [p.name for p in run.iterdir() if p.name.startswith(".")], "temporary files left behind"
     metrics = json.loads((run / "metrics.json").read_text())
@@ -52,6 +53,8 @@ def test_train_reaches_95_percent_in_one_epoch_and_writes_a_complete_run(trained
     assert set(history) == {"accuracy", "loss", "val_accuracy", "val_loss", "grad_norm/dense_1", "grad_norm/dense_2",
                             "update_ratio/dense_1", "update_ratio/dense_2"}
     assert (run / "history.csv").read_text().splitlines()[0].startswith("epoch,accuracy,loss,val_accuracy,val_loss,")
+    report = (run / "report.html").read_text()
+    assert "Confusion matrix" in report and "Environment" in report and f"{accuracy:.2%}" in report
     confusion = np.loadtxt(run / "confusion.csv", delimiter=",", skiprows=1)
     assert confusion.sum() == 10000 and abs(np.trace(confusion) / 10000 - accuracy) < 1e-4
 

@@ -30,11 +30,16 @@ class Preset:
     recipe: dict  # RunConfig fields this preset sets
     claim: Claim | None  # what its tutorial reported; None for digitlab's own experiments
     backend: str  # the Keras backend measured fastest for this network on a CPU
+    kind: str = "keras"  # or "sklearn": a classic baseline from digitlab.models.classic
 
     def config(self, **overrides) -> RunConfig:
         return config_for(self.name, **overrides)
 
     def build_fn(self) -> Callable:
+        if self.kind == "sklearn":
+            from digitlab.models import classic
+
+            return getattr(classic, self.builder)
         from digitlab.models import networks
 
         return getattr(networks, self.builder)
@@ -106,6 +111,18 @@ PRESETS: dict[str, Preset] = {
             Claim("at least 99.2% (digitlab's target)", "test_accuracy", 0.992),
             "tensorflow",
         ),
+    ]
+}
+# The tutorials' "try a random forest instead": scikit-learn baselines on the same data and reports.
+# They fit in one step (epochs, batch size and optimiser do not apply); 10% is held out to calibrate.
+PRESETS |= {
+    name: Preset(name, description, builder, dict(validation_split=0.1), None, "jax", kind="sklearn")
+    for name, description, builder in [
+        ("random-forest", "random forest of 100 trees (scikit-learn)", "random_forest"),
+        ("knn", "k-nearest neighbours, k = 3, Euclidean (scikit-learn)", "knn"),
+        ("logistic-regression", "multinomial logistic regression, L2, lbfgs (scikit-learn)", "logistic_regression"),
+        ("naive-bayes", "Gaussian naive Bayes (scikit-learn)", "naive_bayes"),
+        ("linear-svm", "linear support vector machine, C = 0.1, one-vs-rest (scikit-learn)", "linear_svm"),
     ]
 }
 DEFAULT_PRESET = "mlp"

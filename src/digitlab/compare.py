@@ -1,0 +1,158 @@
+"""Compare models on data sets: train every pair, then a leaderboard as a table, Markdown, CSV and HTML.
+
+    >>> board = compare(["mlp", "random-forest"], ["mnist", "fashion-mnist"], limit=10_000)
+    >>> write_leaderboard(board, "runs/compare")   # leaderboard.md, .csv, .html
+
+Each pair trains with its preset's recipe in its own process (each network on its own backend),
+exactly as `digitlab train` would, so every row is also a complete run folder.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from digitlab.data import get_dataset
+from digitlab.models import get_preset
+from digitlab.reproduce import train_in_subprocess
+from digitlab.runs import latest_run, resolve_model
+
+
+@dataclass
+class Entry:
+    """One model trained and tested on one data set."""
+
+    model: str
+    dataset: str
+    test_accuracy: float
+    train_seconds: float
+    predict_ms_per_1000: float  # the whole test set through the model, per 1,000 images
+    size_bytes: int  # the model file on disk
+    parameters: int  # weights, or for a classic model the numbers it stores (tree nodes, samples)
+    run: str
+
+
+def compare(
+    models: list[str],
+    datasets: list[str],
+    *,
+    out: str | os.PathLike = "runs/compare",
+    data_dir: str | os.PathLike | None = None,
+    limit: int | None = None,
+    seed: int = 0,
+    on_result=None,
+) -> list[Entry]:
+    """Train and test every model on every data set; the entries, best test accuracy first per data set."""
+    for name in models:
+        get_preset(name)  # unknown names fail before anything trains
+    for name in datasets:
+        get_dataset(name)
+    out = Path(out) / time.strftime("%Y%m%d-%H%M%S")
+    extra = ("--no-plots",) + (("--limit", str(limit)) if limit else ())
+    entries = []
+    for dataset in datasets:
+        for name in models:
+            folder = out / f"{name}-{dataset}"
+            metrics = train_in_subprocess(name, seed, folder, data_dir, ("--dataset", dataset, *extra))
+            model_file, run_dir = resolve_model(latest_run(folder))
+            entry = Entry(name, dataset, float(metrics["test_accuracy"]), float(metrics["train_seconds"]),
+                          float(metrics["predict_ms_per_1000"]), model_file.stat().st_size,
+                          int(metrics["parameters"]), str(run_dir))
+            entries.append(entry)
+            if on_result is not None:
+                on_result(entry)
+    return sorted(entries, key=lambda e: (datasets.index(e.dataset), -e.test_accuracy))
+
+
+COLUMNS = ("model", "dataset", "test accuracy", "training s", "prediction ms / 1,000 images", "size on disk",
+           "parameters")
+
+
+def row(e: Entry) -> list[str]:
+    return [e.model, e.dataset, f"{e.test_accuracy:.2%}", f"{e.train_seconds:.1f}", f"{e.predict_ms_per_1000:.1f}",
+            human_size(e.size_bytes), f"{e.parameters:,}"]
+
+
+def human_size(n: int) -> str:
+    for unit in ("B", "KB", "MB"):
+        if n < 1000:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"
+
+
+def markdown(entries: list[Entry]) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(row(e)) + " |" for e in entries]
+    return "\n".join(lines) + "\n"
+
+
+def write_leaderboard(entries: list[Entry], folder: str | os.PathLike) -> list[Path]:
+    """leaderboard.md, leaderboard.csv and a self-contained leaderboard.html (plots inlined)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    md = folder / "leaderboard.md"
+    md.write_text(markdown(entries))
+    table = folder / "leaderboard.csv"
+    with open(table, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(asdict(entries[0])) if entries else ["model"])
+        writer.writeheader()
+        writer.writerows(asdict(e) for e in entries)
+    page = folder / "leaderboard.html"
+    page.write_text(html_page(entries))
+    return [md, table, page]
+
+
+def html_page(entries: list[Entry]) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row(e)) + "</tr>" for e in entries)
+    figure = _png_data_url(plot_leaderboard(entries)) if entries else ""
+    image = f'<img alt="test accuracy against training time" src="{figure}">' if figure else ""
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>digitlab leaderboard</title>
+<style>
+body {{ font: 15px/1.4 system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #1b1f24; }}
+table {{ border-collapse: collapse; margin: 1rem 0; }}
+th, td {{ padding: .3rem .8rem; border-bottom: 1px solid #ddd; text-align: right; }}
+th:nth-child(-n+2), td:nth-child(-n+2) {{ text-align: left; }}
+img {{ max-width: 100%; }}
+</style></head><body>
+<h1>digitlab leaderboard</h1>
+<p>Each model trained with its preset's recipe and tested on the data set's test images
+(generated {html.escape(time.strftime("%Y-%m-%d %H:%M"))}).</p>
+<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
+{image}
+</body></html>
+"""
+
+
+def plot_leaderboard(entries: list[Entry]):
+    """Test accuracy against training time (log scale), one marker per model, one panel per data set."""
+    from matplotlib.figure import Figure
+
+    datasets = list(dict.fromkeys(e.dataset for e in entries))
+    fig = Figure(figsize=(5.5 * len(datasets), 4.2), layout="constrained")
+    axes = fig.subplots(1, len(datasets), squeeze=False)[0]
+    for ax, dataset in zip(axes, datasets):
+        for e in (e for e in entries if e.dataset == dataset):
+            ax.scatter(max(e.train_seconds, 0.01), 100 * e.test_accuracy, s=40)
+            ax.annotate(e.model, (max(e.train_seconds, 0.01), 100 * e.test_accuracy), textcoords="offset points",
+                        xytext=(5, 4), fontsize=9)
+        ax.set_xscale("log")
+        ax.set_xlabel("training time, s (log scale)")
+        ax.set_ylabel("test accuracy, %")
+        ax.set_title(dataset)
+        ax.grid(alpha=0.3)
+    return fig
+
+
+def _png_data_url(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()

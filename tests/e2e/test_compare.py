@@ -1,0 +1,63 @@
+"""`digitlab compare` and the classic baselines end to end, on real MNIST and Fashion-MNIST subsets."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+from tests.conftest import require_real_data, run_cli
+
+
+def test_compare_trains_every_pair_and_writes_the_leaderboard(tmp_path):
+    require_real_data("fashion-mnist")
+    done = run_cli("compare", "--models", "logistic-regression,knn", "--datasets", "mnist,fashion-mnist",
+                   "--limit", "2000", "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    (folder,) = tmp_path.iterdir()
+    rows = list(csv.DictReader(open(folder / "leaderboard.csv")))
+    assert [(r["model"] in ("logistic-regression", "knn"), r["dataset"]) for r in rows] == [
+        (True, "mnist"), (True, "mnist"), (True, "fashion-mnist"), (True, "fashion-mnist")]
+    for r in rows:
+        floor = 0.8 if r["dataset"] == "mnist" else 0.65
+        assert float(r["test_accuracy"]) > floor, r
+        assert float(r["size_bytes"]) > 0 and int(r["parameters"]) > 0 and float(r["predict_ms_per_1000"]) > 0
+    mnist_rows = [r for r in rows if r["dataset"] == "mnist"]
+    assert float(mnist_rows[0]["test_accuracy"]) >= float(mnist_rows[1]["test_accuracy"]), "best first"
+    page = (folder / "leaderboard.html").read_text()
+    assert '<img alt="test accuracy against training time" src="data:image/png;base64,' in page
+    assert "http://" not in page and "https://" not in page, "self-contained"
+    assert "| knn | fashion-mnist |" in (folder / "leaderboard.md").read_text()
+    assert "Leaderboard" in done.stdout and "knn on fashion-mnist" in done.stdout
+
+    fashion_knn = next(r["run"] for r in rows if r["model"] == "knn" and r["dataset"] == "fashion-mnist")
+    report = run_cli("evaluate", fashion_knn, "--json")
+    assert report.returncode == 0, report.stderr
+    classes = [c["class"] for c in json.loads(report.stdout)["per_class"]]
+    assert classes[0] == "T-shirt/top" and classes[-1] == "Ankle boot"
+
+
+def test_bad_model_names_are_refused_before_training(tmp_path):
+    done = run_cli("compare", "--models", "mlp,forest", "--out", str(tmp_path))
+    assert done.returncode == 2 and '"forest" is not a preset' in done.stderr
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_classic_run_works_with_every_command(tmp_path, mnist):
+    from PIL import Image
+
+    done = run_cli("train", "--model", "random-forest", "--limit", "3000", "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert "Fitting random-forest on mnist" in done.stdout
+    (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert (run / "model.skops").is_file() and (run / "curves.png").is_file() and not (run / "model.keras").exists()
+    report = (run / "report.html").read_text()
+    assert "random-forest" in report and "Per class" in report and "The most confident mistakes" in report
+    assert "src='data:image/png;base64," in report and "http://" not in report and "https://" not in report
+    _, (x_test, y_test) = mnist
+    Image.fromarray(255 - x_test[0]).resize((150, 150)).save(tmp_path / "digit.png")
+    predicted = run_cli("predict", str(tmp_path / "digit.png"), "--model", str(run), "--json")
+    assert predicted.returncode == 0 and json.loads(predicted.stdout)["digit"] == str(y_test[0])
+    refused = run_cli("diagnose", str(run))
+    assert refused.returncode == 1 and "scikit-learn model" in refused.stderr
+    numpy_engine = run_cli("train", "--model", "knn", "--engine", "numpy", "--out", str(tmp_path))
+    assert numpy_engine.returncode != 0 and "scikit-learn model" in numpy_engine.stderr
