@@ -15,10 +15,11 @@ from __future__ import annotations
 from importlib import import_module
 
 from digitlab.config import RunConfig
-from digitlab.data import DATASETS, load_dataset, read_idx, write_idx
+from digitlab.data import DATASETS, read_idx, write_idx
 from digitlab.errors import ConfigError, DataError, DigitlabError, FetchError, RunError
 from digitlab.models.presets import PRESETS, config_for, get_preset
 from digitlab.neuron import Neuron
+from digitlab.userdata import load_dataset  # registered names and paths to your own data
 
 __version__ = "0.1.0"
 

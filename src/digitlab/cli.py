@@ -48,6 +48,17 @@ def _choice(kind: str, choices):
     return check
 
 
+def _dataset(value):
+    """A registered data set name, or a path to your own data (checked when it is loaded)."""
+    if value is None or value in DATASETS:
+        return value
+    path = Path(value).expanduser()
+    if not path.exists():
+        raise typer.BadParameter(f'"{value}" is not a data set ({", ".join(DATASETS)}) nor an existing file or '
+                                 "folder of your own data.")
+    return str(path.resolve())  # the run's config.json must find it again from any folder
+
+
 def _in_range(flag: str, low: float, high: float | None, low_closed: bool = False):
     """A check that low < value (<= when low_closed) and value < high."""
 
@@ -71,7 +82,8 @@ DataDirOption = typer.Option(
 def train(
     model: str = typer.Option(DEFAULT_PRESET, "--model", "-m", help="Preset name (see `digitlab models`).",
                               callback=_choice("preset", PRESETS)),
-    dataset: str = typer.Option("mnist", "--dataset", "-d", help="Data set name.", callback=_choice("data set", DATASETS)),
+    dataset: str = typer.Option("mnist", "--dataset", "-d", help="Data set name, or a path to your own data "
+                                "(class folders of images, Kaggle-style CSV, or IDX files).", callback=_dataset),
     engine: str = typer.Option("keras", help="'keras', or 'numpy' for the from-scratch engine (dense presets).",
                                callback=_choice("engine", ENGINES)),
     epochs: Optional[int] = typer.Option(None, min=1, help="Epochs [default: the preset's]."),
@@ -133,7 +145,7 @@ def train(
 @app.command()
 def evaluate(
     run: Optional[Path] = typer.Argument(None, help="Run folder or .keras file [default: the latest run in --runs]."),
-    dataset: Optional[str] = typer.Option(None, help="Data set [default: the run's].", callback=_choice("data set", DATASETS)),
+    dataset: Optional[str] = typer.Option(None, help="Data set or path to your own data [default: the run's].", callback=_dataset),
     data_dir: Optional[Path] = DataDirOption,
     runs_dir: Path = typer.Option(Path("runs"), "--runs", help="Where to look for the latest run."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
@@ -190,7 +202,7 @@ def plot(
     kind: str = typer.Argument(..., help=f"One of: {', '.join(PLOT_KINDS)}.", callback=_choice("plot kind", PLOT_KINDS)),
     run: Optional[Path] = typer.Argument(None, help="Run folder or .keras file [default: the latest run]."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="PNG file to write [default: KIND.png]."),
-    dataset: Optional[str] = typer.Option(None, help="Data set [default: the run's, or mnist].", callback=_choice("data set", DATASETS)),
+    dataset: Optional[str] = typer.Option(None, help="Data set or path [default: the run's, or mnist].", callback=_dataset),
     index: int = typer.Option(0, min=0, help="Test image for `probabilities`."),
     count: int = typer.Option(25, min=1, max=100, help="Images in a grid."),
     mistakes: bool = typer.Option(False, help="`predictions`: show only misclassified images."),
@@ -368,7 +380,7 @@ def compare(
     from digitlab.compare import COLUMNS, compare as run_all, row, write_leaderboard
 
     names = _names(models, "preset", PRESETS)
-    sets = _names(datasets, "data set", DATASETS)
+    sets = [_dataset(d.strip()) for d in datasets.split(",") if d.strip()]
 
     def show(e):
         out.print(f"{e.model} on {e.dataset}: {e.test_accuracy:.2%} test accuracy, trained in {e.train_seconds:.1f} s",

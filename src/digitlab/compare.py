@@ -18,10 +18,10 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from digitlab.data import get_dataset
+from digitlab.userdata import dataset_info
 from digitlab.models import get_preset
 from digitlab.reproduce import train_in_subprocess
-from digitlab.runs import latest_run, resolve_model
+from digitlab.runs import dataset_label, latest_run, resolve_model
 
 
 @dataclass
@@ -52,13 +52,13 @@ def compare(
     for name in models:
         get_preset(name)  # unknown names fail before anything trains
     for name in datasets:
-        get_dataset(name)
+        dataset_info(name)
     out = Path(out) / time.strftime("%Y%m%d-%H%M%S")
     extra = ("--no-plots",) + (("--limit", str(limit)) if limit else ())
     entries = []
     for dataset in datasets:
         for name in models:
-            folder = out / f"{name}-{dataset}"
+            folder = out / f"{name}-{dataset_label(dataset)}"
             metrics = train_in_subprocess(name, seed, folder, data_dir, ("--dataset", dataset, *extra))
             model_file, run_dir = resolve_model(latest_run(folder))
             entry = Entry(name, dataset, float(metrics["test_accuracy"]), float(metrics["train_seconds"]),

@@ -11,7 +11,7 @@ import numpy as np
 from digitlab import metrics
 from digitlab.backend import select_backend
 from digitlab.config import RunConfig
-from digitlab.data import get_dataset, load_dataset
+from digitlab.userdata import dataset_info, load_dataset
 from digitlab.errors import RunError
 from digitlab.models import get_preset
 from digitlab.preprocess import shape_for
@@ -77,7 +77,7 @@ def predict_probabilities(model, images: np.ndarray, batch_size: int = 1000) -> 
 def evaluate_model(model, images: np.ndarray, labels: np.ndarray, dataset: str = "mnist",
                    temperature: float | None = None) -> Evaluation:
     """Evaluate an in-memory Keras model on uint8 images and integer labels."""
-    names = list(get_dataset(dataset).class_names)
+    names = list(dataset_info(dataset).class_names)
     return Evaluation(dataset, names, np.asarray(labels), predict_probabilities(model, images), temperature)
 
 

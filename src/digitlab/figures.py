@@ -9,7 +9,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from digitlab import plots
-from digitlab.data import get_dataset, load_dataset
+from digitlab.userdata import dataset_info, load_dataset
 from digitlab.errors import ConfigError, RunError
 from digitlab.runs import CONFIG_FILE, HISTORY_JSON, read_json, resolve_model
 
@@ -32,7 +32,7 @@ def make_figure(
             dataset = _run_dataset(run_dir)
         dataset = dataset or "mnist"
         (x, y), _ = load_dataset(dataset, data_dir=data_dir)
-        return plots.plot_samples(x, y, get_dataset(dataset).class_names, n=count, title=f"{dataset}: training samples")
+        return plots.plot_samples(x, y, dataset_info(dataset).class_names, n=count, title=f"{dataset}: training samples")
     if kind == "curves":
         model_path, run_dir = resolve_model(run, runs_dir)
         history_file = run_dir / HISTORY_JSON if run_dir is not None else None

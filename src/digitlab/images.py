@@ -16,6 +16,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from digitlab.errors import DigitlabError
 
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
 MAX_PIXELS = 40_000_000  # a 40-megapixel phone photo passes; decompression bombs do not
 WORK_SIDE = 512  # larger images are reduced to this longest side before any analysis
 

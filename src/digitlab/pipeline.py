@@ -12,7 +12,7 @@ import numpy as np
 
 from digitlab import plots
 from digitlab.config import RunConfig
-from digitlab.data import get_dataset, load_dataset
+from digitlab.userdata import dataset_info, load_dataset
 from digitlab.calibration import fit_temperature
 from digitlab.evaluation import Evaluation, evaluate_model, predict_probabilities
 from digitlab.models import config_for, get_preset
@@ -58,7 +58,7 @@ def train(
     """
     if config is None or isinstance(config, str):
         config = config_for(config) if config else config_for()
-    dataset = get_dataset(config.dataset)
+    dataset = dataset_info(config.dataset)
     preset = get_preset(config.model)  # an unknown name fails before any data is read or folder made
     if preset.kind == "sklearn" and config.engine == "numpy":
         raise ConfigError(f"{config.model} is a scikit-learn model; the NumPy engine trains the dense networks.")
@@ -96,7 +96,7 @@ class Interrupted(DigitlabError):
 
 
 def _fit_and_finish(config: RunConfig, splits, run_dir: Path, verbose, plots_enabled: bool, resume: bool) -> Run:
-    dataset = get_dataset(config.dataset)
+    dataset = dataset_info(config.dataset)
     write_json(run_dir / STATUS_FILE, {"state": "training"})
     started = time.perf_counter()
     classic = get_preset(config.model).kind == "sklearn"

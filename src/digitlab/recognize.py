@@ -18,10 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from digitlab.calibration import apply_temperature
-from digitlab.images import ImageError, open_image, to_ink
+from digitlab.images import IMAGE_SUFFIXES, ImageError, open_image, to_ink
 from digitlab.prepare import to_mnist
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
 DEFAULT_THRESHOLD = 0.5
 
 
@@ -81,13 +80,13 @@ class Recognizer:
              threshold: float = DEFAULT_THRESHOLD) -> Recognizer:
         """From a run folder, a .keras file, or the latest complete run under `runs`."""
         from digitlab.config import RunConfig
-        from digitlab.data import get_dataset
+        from digitlab.userdata import dataset_info
         from digitlab.evaluation import load_model, run_temperature
         from digitlab.runs import CONFIG_FILE, resolve_model
 
         model_path, run_dir = resolve_model(run_or_model, runs)
         config = RunConfig.load(run_dir / CONFIG_FILE) if run_dir is not None else None
-        names = get_dataset(config.dataset if config else "mnist").class_names
+        names = dataset_info(config.dataset if config else "mnist").class_names
         return cls(load_model(model_path), list(names), run_temperature(run_dir), threshold)
 
     def prepare(self, image, name: str = "image") -> np.ndarray:

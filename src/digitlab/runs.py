@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -32,11 +33,16 @@ CONFUSION_FILE = "confusion.csv"
 CALIBRATION_FILE = "calibration.json"
 
 
+def dataset_label(dataset: str) -> str:
+    """A data set's name fit for a folder name: a path to your own data becomes its last part."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(dataset).stem or "data")
+
+
 def new_run_dir(out: str | os.PathLike, model: str, dataset: str) -> Path:
     """Create and return a fresh folder out/<date-time>-<model>-<dataset>[-k]."""
     out = Path(out)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    base = f"{stamp}-{model}-{dataset}"
+    base = f"{stamp}-{model}-{dataset_label(dataset)}"
     try:
         out.mkdir(parents=True, exist_ok=True)
         for k in range(1, 1000):

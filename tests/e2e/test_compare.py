@@ -61,3 +61,38 @@ def test_a_classic_run_works_with_every_command(tmp_path, mnist):
     assert refused.returncode == 1 and "scikit-learn model" in refused.stderr
     numpy_engine = run_cli("train", "--model", "knn", "--engine", "numpy", "--out", str(tmp_path))
     assert numpy_engine.returncode != 0 and "scikit-learn model" in numpy_engine.stderr
+
+
+def test_train_and_evaluate_on_your_own_csv_and_folder_data(tmp_path, mnist):
+    from PIL import Image
+
+    (x, y), _ = mnist
+    csv_dir = tmp_path / "kaggle"
+    csv_dir.mkdir()
+    header = "label," + ",".join(f"pixel{i}" for i in range(784))
+    rows = [f"{y[i]}," + ",".join(map(str, x[i].ravel())) for i in range(3000)]
+    (csv_dir / "train.csv").write_text(header + "\n" + "\n".join(rows) + "\n")
+    done = run_cli("train", "--model", "mlp", "--epochs", "2", "--dataset", str(csv_dir / "train.csv"),
+                   "--out", str(tmp_path / "runs"), "--no-plots")
+    assert done.returncode == 0, done.stderr
+    assert float(done.stdout.split("Test accuracy: ")[1].split()[0]) > 0.85
+    (run,) = (tmp_path / "runs").iterdir()
+    assert run.name.endswith("-mlp-train")
+    again = run_cli("evaluate", str(run), cwd=tmp_path / "runs")  # the config holds an absolute path
+    assert again.returncode == 0 and "Test accuracy" in again.stdout, again.stderr
+
+    photos = tmp_path / "photos"
+    for i in range(400):
+        folder = photos / ("odd" if y[i] % 2 else "even")
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(255 - x[i]).resize((60, 60)).save(folder / f"{i}.png")
+    done = run_cli("train", "--model", "logistic-regression", "--dataset", str(photos), "--out", str(tmp_path / "r2"))
+    assert done.returncode == 0, done.stderr
+    report = run_cli("evaluate", str(next((tmp_path / "r2").iterdir())), "--json")
+    assert [c["class"] for c in json.loads(report.stdout)["per_class"]] == ["even", "odd"]
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text(header + "\n" + "7," + ",".join(["0"] * 780) + "\n")
+    refused = run_cli("train", "--dataset", str(bad), "--out", str(tmp_path / "r3"))
+    assert refused.returncode == 1 and "bad.csv line 2: expected 785 values, found 781" in refused.stderr
+    assert "Traceback" not in refused.stderr

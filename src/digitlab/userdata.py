@@ -1,0 +1,265 @@
+"""Your own data, wherever a data set name is accepted: `--dataset path/to/data`.
+
+Three layouts are read:
+
+- a folder with one sub-folder of images per class (`digits/0/*.png`, `digits/1/*.png`, ...), or
+  with `train/` and `test/` folders laid out that way; each image is prepared like MNIST (ink
+  found whatever its colours, scaled into 20x20, centred by mass in 28x28), so photos and scans work;
+- CSV in Kaggle's digit-recognizer layout: a header `label,pixel0,...,pixel783`, then one image per
+  line; a file, or a folder holding `train.csv` and, if it has labels, `test.csv`;
+- IDX files with MNIST's names (`train-images-idx3-ubyte[.gz]` and the other three) in a folder.
+
+Without a labelled test set, a fixed fifth of the training data (every class alike) is held out as
+the test set. A bad file or row stops the load with a `DataError` naming the file and line.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from digitlab.data import DATASETS, get_dataset, read_idx
+from digitlab.data import load_dataset as load_registered
+from digitlab.errors import DataError
+
+TEST_SHARE = 0.2
+PIXELS = 784
+IDX_NAMES = {"train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
+             "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte"}
+LAYOUTS = ("a folder with one sub-folder of images per class (optionally inside train/ and test/), "
+           "a Kaggle-style CSV file or a folder with train.csv, or a folder with MNIST-named IDX files")
+
+Split = tuple[np.ndarray, np.ndarray]
+
+
+@dataclass(frozen=True)
+class UserDataset:
+    """What digitlab needs to know of a data set that is not in the registry."""
+
+    name: str  # the path, as given
+    class_names: tuple[str, ...]
+    image_shape: tuple[int, ...] = (28, 28)
+    description: str = "your own data"
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+def is_user_data(name: str) -> bool:
+    """A path rather than a registered name."""
+    return name not in DATASETS
+
+
+def dataset_info(name: str):
+    """The registry record of a known data set, or a `UserDataset` for a path."""
+    if not is_user_data(name):
+        return get_dataset(name)
+    layout, path = _layout(name)
+    if layout == "folders":
+        train = path / "train" if (path / "train").is_dir() else path
+        return UserDataset(name, tuple(_class_folders(train)))
+    labels = _csv_labels(path) if layout == "csv" else _idx_labels(path)
+    return UserDataset(name, tuple(str(i) for i in range(int(labels.max()) + 1)))
+
+
+def load_dataset(name: str = "mnist", *, data_dir: str | os.PathLike | None = None, **options) -> tuple[Split, Split]:
+    """`((x_train, y_train), (x_test, y_test))`, uint8 (n, 28, 28) and (n,), for a registered data set
+    name (see `digitlab.data.load_dataset`) or a path to your own data in one of the three layouts."""
+    if not is_user_data(name):
+        return load_registered(name, data_dir=data_dir, **options)
+    layout, path = _layout(name)
+    return {"folders": _load_folders, "csv": _load_csv, "idx": _load_idx}[layout](path)
+
+
+def _layout(name: str) -> tuple[str, Path]:
+    path = Path(name).expanduser()
+    if not path.exists():
+        raise DataError(f'"{name}" is not a known data set ({", ".join(DATASETS)}) nor an existing file or folder.')
+    if path.is_file():
+        if path.suffix.lower() == ".csv":
+            return "csv", path
+        raise DataError(f"{path}: a data set file must be CSV; expected {LAYOUTS}.")
+    if (path / "train.csv").is_file():
+        return "csv", path
+    if any((path / n).is_file() or (path / f"{n}.gz").is_file() for n in IDX_NAMES.values()):
+        return "idx", path
+    if _class_folders(path / "train" if (path / "train").is_dir() else path):
+        return "folders", path
+    raise DataError(f"{path}: no data found; expected {LAYOUTS}.")
+
+
+# ---- folders of images ----
+
+def _class_folders(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _load_folders(path: Path) -> tuple[Split, Split]:
+    if (path / "train").is_dir():
+        classes = _class_folders(path / "train")
+        train = _read_folders(path / "train", classes)
+        if (path / "test").is_dir():
+            extra = sorted(set(_class_folders(path / "test")) - set(classes))
+            if extra:
+                raise DataError(f"{path / 'test'}: classes {', '.join(extra)} are not in {path / 'train'}.")
+            return train, _read_folders(path / "test", classes)
+        return hold_out(*train)
+    return hold_out(*_read_folders(path, _class_folders(path)))
+
+
+def _read_folders(folder: Path, classes: list[str]) -> Split:
+    from digitlab.images import IMAGE_SUFFIXES, ImageError, open_image, to_ink
+    from digitlab.prepare import to_mnist
+
+    images, labels = [], []
+    for k, name in enumerate(classes):
+        files = sorted(p for p in (folder / name).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        for file in files:
+            try:
+                prepared = to_mnist(to_ink(open_image(file, name=str(file)), name=str(file)), name=str(file))
+            except ImageError as e:
+                raise DataError(f"{e} Remove or fix the file, then load again.") from None
+            images.append(np.rint(prepared * 255).astype(np.uint8))
+            labels.append(k)
+    if not images:
+        raise DataError(f"{folder}: the class folders hold no images ({', '.join(sorted(IMAGE_SUFFIXES))}).")
+    return np.stack(images), np.asarray(labels, np.uint8)
+
+
+# ---- CSV (Kaggle's digit-recognizer layout) ----
+
+def _load_csv(path: Path) -> tuple[Split, Split]:
+    train_file = path if path.is_file() else path / "train.csv"
+    x, y = read_csv(train_file)
+    if y is None:
+        raise DataError(f"{train_file} line 1: the training file needs a 'label' column first.")
+    test_file = train_file.with_name("test.csv")
+    if path.is_dir() and test_file.is_file():
+        xt, yt = read_csv(test_file)
+        if yt is not None:  # Kaggle's own test.csv has no labels: then hold out part of train.csv
+            return (x, y), (xt, yt)
+    return hold_out(x, y)
+
+
+def read_csv(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
+    """Images (n, 28, 28) uint8 and labels (n,) uint8, or None when there is no 'label' column.
+
+    Rows are checked one by one, so the message names the line and column of the first bad value.
+    Hand-written rather than numpy.loadtxt or pandas: those report a failing line at best, not
+    which rule it broke, and pandas would be a dependency for this one file format.
+    """
+    path = Path(path)
+    try:
+        f = open(path, newline="")
+    except OSError as e:
+        raise DataError(f"{path}: cannot open ({e.strerror or e}).") from None
+    with f:
+        reader = csv.reader(f)
+        try:
+            header = next(reader, None)
+        except (csv.Error, UnicodeDecodeError) as e:
+            raise DataError(f"{path} line 1: not a CSV file ({e}).") from None
+        if not header:
+            raise DataError(f"{path}: the file is empty.")
+        has_label = header[0].strip().lower() == "label"
+        width = PIXELS + has_label
+        if len(header) != width:
+            raise DataError(f"{path} line 1: expected a header of 'label' and {PIXELS} pixel columns, or "
+                            f"{PIXELS} pixel columns, found {len(header)} columns.")
+        rows = []
+        try:
+            for row in reader:
+                line = reader.line_num
+                if not row:
+                    continue
+                rows.append(_parse_row(row, width, has_label, path, line))
+        except (csv.Error, UnicodeDecodeError) as e:
+            raise DataError(f"{path} line {reader.line_num}: not valid CSV ({e}).") from None
+    if not rows:
+        raise DataError(f"{path}: no rows after the header.")
+    data = np.stack(rows)
+    images = data[:, has_label:].astype(np.uint8).reshape(-1, 28, 28)
+    return images, (data[:, 0].astype(np.uint8) if has_label else None)
+
+
+def _csv_labels(path: Path) -> np.ndarray:
+    """The label columns of train.csv (and a labelled test.csv), without parsing the pixels."""
+    files = [path] if path.is_file() else [path / "train.csv", path / "test.csv"]
+    labels = []
+    for file in (f for f in files if f.is_file()):
+        with open(file, newline="") as f:
+            rows = csv.reader(f)
+            header = next(rows, None) or [""]
+            if header[0].strip().lower() == "label":
+                labels += [int(float(row[0])) for row in rows if row and _is_number(row[0])]
+    if not labels:
+        raise DataError(f"{files[0]}: no labelled rows; the first column must be 'label'.")
+    return np.asarray(labels)
+
+
+def _idx_labels(path: Path) -> np.ndarray:
+    files = [path / n for n in (IDX_NAMES["train_labels"], IDX_NAMES["test_labels"])]
+    found = [next((f for f in (p, p.with_name(p.name + ".gz")) if f.is_file()), None) for p in files]
+    if None in found:
+        raise DataError(f"{path}: an IDX data set needs all four MNIST-named files ({', '.join(IDX_NAMES.values())}).")
+    return np.concatenate([read_idx(f).ravel() for f in found])
+
+
+def _parse_row(row: list[str], width: int, has_label: bool, path: Path, line: int) -> np.ndarray:
+    if len(row) != width:
+        raise DataError(f"{path} line {line}: expected {width} values, found {len(row)}.")
+    try:
+        values = np.array(row, dtype=np.float64)
+    except ValueError:
+        column = next(j for j, v in enumerate(row) if not _is_number(v))
+        raise DataError(f"{path} line {line}, column {column + 1}: {row[column][:20]!r} is not a number.") from None
+    bad = np.flatnonzero(~np.isfinite(values) | (values != np.round(values)) | (values < 0) | (values > 255))
+    if bad.size:
+        j = int(bad[0])
+        what = "label" if has_label and j == 0 else "pixel"
+        limit = "an integer from 0 to 255"
+        raise DataError(f"{path} line {line}, column {j + 1}: the {what} {row[j][:20]!r} is not {limit}.")
+    return values.astype(np.int16)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+# ---- IDX ----
+
+def _load_idx(path: Path) -> tuple[Split, Split]:
+    arrays = {}
+    for role, name in IDX_NAMES.items():
+        file = next((f for f in (path / name, path / f"{name}.gz") if f.is_file()), None)
+        if file is None:
+            raise DataError(f"{path}: {name}[.gz] is missing; an IDX data set needs all four MNIST-named files.")
+        arrays[role] = read_idx(file)
+    for split in ("train", "test"):
+        x, y = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        if x.ndim != 3 or x.shape[1:] != (28, 28) or x.dtype != np.uint8:
+            raise DataError(f"{path}: {split} images must be uint8 of shape (n, 28, 28), not {x.dtype} {x.shape}.")
+        if y.shape != (len(x),):
+            raise DataError(f"{path}: {len(x)} {split} images but labels of shape {y.shape}.")
+    return (arrays["train_images"], arrays["train_labels"]), (arrays["test_images"], arrays["test_labels"])
+
+
+def hold_out(x: np.ndarray, y: np.ndarray, share: float = TEST_SHARE) -> tuple[Split, Split]:
+    """Split off `share` of every class as the test set, the same way every time."""
+    rng = np.random.default_rng(0)
+    test = np.zeros(len(y), bool)
+    for k in np.unique(y):
+        members = np.flatnonzero(y == k)
+        test[rng.permutation(members)[: int(round(share * len(members)))]] = True
+    if test.all() or not test.any():
+        raise DataError(f"{len(y)} images are too few to hold out a test set; add more images or a test split.")
+    return (x[~test], y[~test]), (x[test], y[test])
