@@ -62,9 +62,8 @@ class ModelFacts:
 def model_facts(run_or_model: str | os.PathLike | None, recognizer: Recognizer,
                 runs: str | os.PathLike = "runs") -> ModelFacts:
     """Facts about the model `Recognizer.load(run_or_model, runs=runs)` loaded."""
-    import keras
-
     from digitlab.config import RunConfig
+    from digitlab.inference import NumpyModel
     from digitlab.runs import CONFIG_FILE, METRICS_FILE, read_json, resolve_model
 
     model_path, run_dir = resolve_model(run_or_model, runs)
@@ -78,8 +77,14 @@ def model_facts(run_or_model: str | os.PathLike | None, recognizer: Recognizer,
         test_accuracy=metrics.get("test_accuracy"),
         temperature=recognizer.temperature,
         threshold=recognizer.threshold,
-        backend=keras.backend.backend(),
+        backend="numpy" if isinstance(recognizer.model, NumpyModel) else _keras_backend(),
     )
+
+
+def _keras_backend() -> str:
+    import keras
+
+    return keras.backend.backend()
 
 
 # ---- request and response bodies (they are the OpenAPI schema) ----

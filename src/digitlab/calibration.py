@@ -8,7 +8,6 @@ prediction, only how sure each one claims to be.
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import minimize_scalar
 
 EPSILON = 1e-12
 
@@ -23,6 +22,8 @@ def apply_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarr
 
 def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
     """The T in [0.05, 20] that minimises the cross-entropy of held-out labels."""
+    from scipy.optimize import minimize_scalar  # here: SciPy's import costs a cold `predict` 0.3 s
+
     labels = np.asarray(labels)
 
     def nll(t: float) -> float:

@@ -29,6 +29,8 @@ from digitlab.runs import (
 )
 from digitlab import checkpoints
 from digitlab.errors import ConfigError, DigitlabError, RunError
+from digitlab.inference import INFERENCE_FILE
+from digitlab.inference import export as export_inference
 from digitlab.report import write_report
 from digitlab.training import check_numpy_engine, fit, fit_classic, fit_numpy, make_splits, write_history
 
@@ -120,6 +122,8 @@ def _fit_and_finish(config: RunConfig, splits, run_dir: Path, verbose, plots_ena
     tmp_model = run_dir / f".tmp-{model_file}"
     model.save(tmp_model)
     tmp_model.replace(run_dir / model_file)
+    if model_file == MODEL_FILE:  # the same network in plain arrays, for prediction without Keras
+        export_inference(model, run_dir / INFERENCE_FILE)
     temperature = None
     if splits.x_val is not None:  # calibrate on held-out images: honest probabilities
         temperature = fit_temperature(predict_probabilities(model, splits.x_val), splits.y_val)

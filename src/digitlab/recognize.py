@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Iterable, Iterator
@@ -73,21 +74,40 @@ class Recognizer:
         self._input_shape = tuple(model.input_shape[1:])
         # Keras models are not safe to call from several threads at once (on JAX, two concurrent
         # predict() calls swap each other's variables out); preparing images needs no lock.
-        self._model_lock = threading.Lock()
+        self._model_lock = contextlib.nullcontext() if getattr(model, "thread_safe", False) else threading.Lock()
 
     @classmethod
     def load(cls, run_or_model: str | os.PathLike | None = None, *, runs: str | os.PathLike = "runs",
-             threshold: float = DEFAULT_THRESHOLD) -> Recognizer:
-        """From a run folder, a .keras file, or the latest complete run under `runs`."""
-        from digitlab.config import RunConfig
-        from digitlab.userdata import dataset_info
-        from digitlab.evaluation import load_model, run_temperature
-        from digitlab.runs import CONFIG_FILE, resolve_model
+             threshold: float = DEFAULT_THRESHOLD, engine: str = "auto") -> Recognizer:
+        """From a run folder, a .keras file, or the latest complete run under `runs`.
 
+        `engine="auto"` predicts with the run's `inference.npz` (NumPy alone: no Keras import, so
+        a cold start takes a fraction of a second) when the run has one, else with Keras;
+        `engine="keras"` always loads the Keras model.
+        """
+        from digitlab.config import RunConfig
+        from digitlab.inference import INFERENCE_FILE
+        from digitlab.runs import CALIBRATION_FILE, CONFIG_FILE, MODEL_FILE, read_json, resolve_model
+        from digitlab.userdata import dataset_info
+
+        if engine not in ("auto", "keras"):
+            raise ValueError(f"engine must be 'auto' or 'keras', not {engine!r}")
         model_path, run_dir = resolve_model(run_or_model, runs)
         config = RunConfig.load(run_dir / CONFIG_FILE) if run_dir is not None else None
         names = dataset_info(config.dataset if config else "mnist").class_names
-        return cls(load_model(model_path), list(names), run_temperature(run_dir), threshold)
+        temperature = None
+        if run_dir is not None and (run_dir / CALIBRATION_FILE).is_file():
+            temperature = float(read_json(run_dir / CALIBRATION_FILE)["temperature"])
+        fast = model_path.parent / INFERENCE_FILE
+        if engine == "auto" and model_path.name == MODEL_FILE and fast.is_file():
+            from digitlab.inference import load as load_inference
+
+            model = load_inference(fast)
+        else:
+            from digitlab.evaluation import load_model
+
+            model = load_model(model_path)
+        return cls(model, list(names), temperature, threshold)
 
     def prepare(self, image, name: str = "image") -> np.ndarray:
         """The (28, 28) float image in [0, 1] the model sees for `image` (path, bytes, PIL or array)."""

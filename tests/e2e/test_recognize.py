@@ -118,3 +118,42 @@ def test_evaluate_reports_calibration(model_run):
     done = run_cli("evaluate", str(model_run))
     assert done.returncode == 0, done.stderr
     assert "after temperature scaling" in done.stdout
+
+
+def test_the_numpy_inference_path_equals_keras_on_the_10000_test_images(model_run, mnist):
+    from digitlab.preprocess import shape_for
+    from digitlab.recognize import Recognizer
+
+    _, (x_test, _) = mnist
+    fast, keras_rec = Recognizer.load(model_run), Recognizer.load(model_run, engine="keras")
+    assert type(fast.model).__name__ == "NumpyModel" and (model_run / "inference.npz").is_file()
+    x = shape_for(x_test, (784,))
+    np.testing.assert_allclose(fast.model.predict(x), keras_rec.model.predict(x, verbose=0), atol=1e-5)
+
+
+def test_predict_from_a_cold_start_imports_no_training_framework(model_run, mnist, tmp_path):
+    import subprocess
+    import sys
+
+    _, (x_test, _) = mnist
+    Image.fromarray(255 - x_test[0]).save(tmp_path / "one.png")
+    code = ("import sys; from digitlab.cli import main; sys.argv = ['digitlab', 'predict', sys.argv[1], '--model', "
+            "sys.argv[2]];\ntry: main()\nexcept SystemExit: pass\n"
+            "print(sorted(m for m in ('keras', 'tensorflow', 'jax', 'torch', 'sklearn') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "one.png"), str(model_run)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "one.png: 7" in done.stdout and done.stdout.strip().endswith("[]"), done.stdout
+
+
+def test_inference_benchmark_smoke(model_run):
+    """benchmarks/inference.py runs end to end (one round); it asserts no timings."""
+    import subprocess
+    import sys
+
+    from tests.conftest import DATA_DIR, REPO
+
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "inference.py"), "--model", str(model_run),
+                           "--rounds", "1", "--data-dir", str(DATA_DIR)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "cold start" in done.stdout and "Keras + TensorFlow (reference)" in done.stdout

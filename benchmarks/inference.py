@@ -1,0 +1,125 @@
+"""Prediction speed: digitlab against the tutorials' stack (Keras + TensorFlow), in the same run.
+
+    python benchmarks/inference.py --model runs/<run> [--rounds 5]
+
+(d) throughput: the 10,000 MNIST test images, batch 1,000, in a warm process: digitlab's NumPy
+    inference path (`inference.npz`), Keras on JAX, Keras on TensorFlow (the reference);
+(e) cold start: wall time of a whole process that predicts one PNG: `digitlab predict one.png`
+    against a script that loads the `.keras` file with Keras + TensorFlow and calls `predict`, as the
+    tutorials do (the image only resized and inverted);
+(f) peak memory (max RSS) of each of those processes.
+Rounds are interleaved across stacks; medians are printed, with ratios against the reference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REFERENCE_COLD = """
+import sys, numpy as np, keras
+from PIL import Image
+model = keras.saving.load_model(sys.argv[1])
+x = 255 - np.asarray(Image.open(sys.argv[2]).convert("L").resize((28, 28)), np.float32)
+p = model.predict((x / 255).reshape(1, *model.input_shape[1:]), verbose=0)
+print(int(p.argmax()))
+"""
+
+
+def run_child(command: list[str], env: dict | None = None) -> tuple[float, float, str]:
+    """(wall seconds, peak RSS in MB, stdout) of one child process."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                               env={**os.environ, **(env or {})})
+    out = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{command} failed with status {os.waitstatus_to_exitcode(status)}")
+    return wall, usage.ru_maxrss / 1024, out
+
+
+def throughput_child(model_dir: str, engine: str, data_dir: str | None) -> None:
+    """Run in a child: images per second over the 10,000 test images (best of 3 passes, warm)."""
+    if engine != "numpy":
+        os.environ["KERAS_BACKEND"] = engine
+    from digitlab import load_dataset
+    from digitlab.preprocess import shape_for
+    from digitlab.recognize import Recognizer
+
+    rec = Recognizer.load(model_dir, engine="auto" if engine == "numpy" else "keras")
+    _, (x_test, y_test) = load_dataset("mnist", data_dir=data_dir)
+    x = shape_for(x_test, tuple(rec.model.input_shape[1:]))
+    rec.model.predict(x[:1000], batch_size=1000, verbose=0)  # compile / warm up
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        p = rec.model.predict(x, batch_size=1000, verbose=0)
+        best = min(best, time.perf_counter() - started)
+    accuracy = float((p.argmax(axis=1) == y_test).mean())
+    print(json.dumps({"images_per_s": len(x) / best, "accuracy": accuracy}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="a run folder with model.keras and inference.npz")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--data-dir", default=os.environ.get("DIGITLAB_DATA"))
+    parser.add_argument("--child", choices=["numpy", "jax", "tensorflow"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return throughput_child(args.model, args.child, args.data_dir)
+    run = Path(args.model)
+    if not (run / "inference.npz").is_file():
+        raise SystemExit(f"{run}: no inference.npz; train the run with this version of digitlab.")
+    from PIL import Image
+
+    from digitlab import load_dataset
+
+    _, (x_test, y_test) = load_dataset("mnist", data_dir=args.data_dir)
+    one = Path(tempfile.mkdtemp()) / "one.png"
+    Image.fromarray(255 - x_test[0]).resize((200, 200)).save(one)
+    exe = str(Path(sys.executable).parent / "digitlab")
+    me = [sys.executable, __file__, "--model", str(run)] + (["--data-dir", args.data_dir] if args.data_dir else [])
+    cold = {
+        "digitlab predict (NumPy path)": ([exe, "predict", str(one), "--model", str(run)], None),
+        "Keras + TensorFlow load and predict (reference)": (
+            [sys.executable, "-c", REFERENCE_COLD, str(run / "model.keras"), str(one)], {"KERAS_BACKEND": "tensorflow"}),
+    }
+    throughput = {"digitlab NumPy path": "numpy", "Keras + JAX": "jax", "Keras + TensorFlow (reference)": "tensorflow"}
+    walls = {k: [] for k in cold}
+    peaks = {k: [] for k in cold}
+    speeds = {k: [] for k in throughput}
+    tpeaks = {k: [] for k in throughput}
+    for _ in range(args.rounds):
+        for name, (command, env) in cold.items():
+            wall, peak, _ = run_child(command, env)
+            walls[name].append(wall)
+            peaks[name].append(peak)
+        for name, engine in throughput.items():
+            _, peak, out = run_child([*me, "--child", engine])
+            speeds[name].append(json.loads(out)["images_per_s"])
+            tpeaks[name].append(peak)
+    ref_cold = statistics.median(walls["Keras + TensorFlow load and predict (reference)"])
+    print(f"(e, f) cold start, one 200x200 PNG, {args.rounds} interleaved rounds: median wall s (range), peak RSS MB")
+    for name in cold:
+        m = statistics.median(walls[name])
+        print(f"  {name:50s} {m:6.2f} s ({min(walls[name]):.2f} - {max(walls[name]):.2f})  "
+              f"{statistics.median(peaks[name]):6.0f} MB  {ref_cold / m:5.2f}x")
+    ref_speed = statistics.median(speeds["Keras + TensorFlow (reference)"])
+    print("(d, f) throughput, 10,000 test images, batch 1,000, warm: median images/s (range), peak RSS MB")
+    for name in throughput:
+        m = statistics.median(speeds[name])
+        print(f"  {name:50s} {m:9,.0f} ({min(speeds[name]):,.0f} - {max(speeds[name]):,.0f})  "
+              f"{statistics.median(tpeaks[name]):6.0f} MB  {m / ref_speed:5.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""The NumPy inference path gives Keras' probabilities, for every kind of layer the presets use."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from digitlab.errors import RunError
+from digitlab.inference import export, load
+from digitlab.preprocess import shape_for
+
+
+@pytest.fixture(scope="module")
+def keras_models():
+    from digitlab.models import build_model
+
+    models = {}
+    for name in ("mlp-dropout", "mlp-deep-sigmoid", "cnn", "softmax"):
+        model = build_model(name)
+        rng = np.random.default_rng(0)  # weights large enough for peaked, informative outputs
+        model.set_weights([rng.normal(0, 0.15, w.shape).astype(np.float32) for w in model.get_weights()])
+        models[name] = model
+    return models
+
+
+@pytest.mark.parametrize("name", ["mlp-dropout", "mlp-deep-sigmoid", "cnn", "softmax"])
+def test_numpy_inference_matches_keras_within_1e_5(name, keras_models, mnist, tmp_path):
+    _, (x_test, _) = mnist
+    model = keras_models[name]
+    x = shape_for(x_test[:500], tuple(model.input_shape[1:]))
+    path = export(model, tmp_path / "inference.npz")
+    fast = load(path)
+    expected = np.asarray(model.predict(x, verbose=0))
+    got = fast.predict(x, batch_size=128)
+    assert expected.max(axis=1).mean() > 0.2, "outputs are far from uniform, so the comparison means something"
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert fast.count_params() == model.count_params() and fast.input_shape == model.input_shape
+
+
+def test_a_layer_it_does_not_cover_means_no_file(tmp_path):
+    import keras
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.BatchNormalization(), keras.layers.Dense(2)])
+    assert export(model, tmp_path / "inference.npz") is None and not list(tmp_path.iterdir())
+
+
+def test_a_damaged_or_pickled_file_is_refused(tmp_path):
+    path = tmp_path / "inference.npz"
+    path.write_bytes(b"PK not a zip")
+    with pytest.raises(RunError, match="cannot read the inference file"):
+        load(path)
+    np.savez(path, meta=np.array([{"evil": object()}], dtype=object))
+    with pytest.raises(RunError, match="cannot read the inference file"):
+        load(path)
