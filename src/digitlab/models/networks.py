@@ -112,3 +112,37 @@ def cnn(image_shape=(28, 28), num_classes=10) -> keras.Model:
         ],
         name="cnn",
     )
+
+
+def cnn_aug(image_shape=(28, 28), num_classes=10) -> keras.Model:
+    """Two double-conv stages with batch norm, trained on randomly shifted, rotated, zoomed digits.
+
+    Augmentation layers act only in training (at inference they pass images through), so the
+    model still takes plain MNIST images. digitlab's most accurate recipe; about 880k parameters.
+    """
+    def stage(filters: int, name: str) -> list:
+        return [
+            layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"{name}a"),
+            layers.BatchNormalization(name=f"{name}a_bn"),
+            layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"{name}b"),
+            layers.BatchNormalization(name=f"{name}b_bn"),
+            layers.MaxPooling2D(2, name=f"{name}_pool"),
+            layers.Dropout(0.25, name=f"{name}_dropout"),
+        ]
+
+    return keras.Sequential(
+        [
+            keras.Input(shape=(*image_shape, 1), name="image"),
+            layers.RandomRotation(0.03, fill_mode="constant", name="rotate"),  # up to about 11 degrees
+            layers.RandomTranslation(0.1, 0.1, fill_mode="constant", name="shift"),  # up to 3 pixels
+            layers.RandomZoom(0.1, fill_mode="constant", name="zoom"),
+            *stage(32, "conv1"),
+            *stage(64, "conv2"),
+            layers.Flatten(name="flatten"),
+            layers.Dense(256, activation="relu", name="hidden"),
+            layers.BatchNormalization(name="hidden_bn"),
+            layers.Dropout(0.4, name="dropout"),
+            layers.Dense(num_classes, activation="softmax", name="softmax"),
+        ],
+        name="cnn_aug",
+    )
