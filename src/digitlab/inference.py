@@ -7,8 +7,10 @@ layer list, in plain arrays (loaded with `allow_pickle=False`, so the file can h
 The `.keras` file stays the model of record: `export` is derived from it, and the tests check
 that both give the same probabilities (within 1e-5) on the 10,000 MNIST test images.
 
-Covered layers: Dense, Conv2D (stride 1, 'same' or 'valid'), MaxPooling2D, Flatten, Dropout
-(identity at inference), with relu / sigmoid / tanh / softmax / linear activations: every preset.
+Covered layers: Dense, Conv2D (stride 1, 'same' or 'valid'), MaxPooling2D, Flatten,
+BatchNormalization (folded into a scale and shift), and, as the identity they are at inference,
+Dropout and the random augmentation layers; relu / sigmoid / tanh / softmax / linear activations:
+every preset.
 """
 
 from __future__ import annotations
@@ -40,7 +42,9 @@ class NumpyModel:
         return np.concatenate(out) if out else np.zeros((0, self._classes()), np.float32)
 
     def count_params(self) -> int:
-        return int(sum(a.size for layer in self.layers for k, a in layer.items() if k in ("kernel", "bias")))
+        """Trainable and batch-norm parameters, as Keras counts them (BN's four arrays are folded into two)."""
+        return int(sum(a.size * (2 if layer["kind"] == "scale" else 1)
+                       for layer in self.layers for k, a in layer.items() if k in ("kernel", "bias")))
 
     def _classes(self) -> int:
         return next(layer["kernel"].shape[-1] for layer in reversed(self.layers) if "kernel" in layer)
@@ -52,6 +56,8 @@ class NumpyModel:
                 x = _activate(x @ layer["kernel"] + layer["bias"], layer["activation"])
             elif kind == "conv":
                 x = _activate(_conv2d(x, layer["kernel"], layer["padding"]) + layer["bias"], layer["activation"])
+            elif kind == "scale":
+                x = x * layer["kernel"] + layer["bias"]
             elif kind == "maxpool":
                 x = _maxpool(x, layer["size"])
             elif kind == "flatten":
@@ -81,8 +87,16 @@ def export(model, path: str | os.PathLike) -> Path | None:
             spec = {"kind": "maxpool", "size": size[0]}
         elif kind == "Flatten":
             spec = {"kind": "flatten"}
-        elif kind in ("Dropout", "InputLayer"):
+        elif kind == "BatchNormalization":
+            if cfg["axis"] not in (-1, len(layer.input.shape) - 1) or not (cfg["center"] and cfg["scale"]):
+                return None
+            gamma, beta, mean, variance = (np.asarray(w, np.float32) for w in layer.get_weights())
+            scale = gamma / np.sqrt(variance + cfg["epsilon"])  # at inference BN is x * scale + shift
+            arrays[f"{i}_kernel"], arrays[f"{i}_bias"] = scale, beta - mean * scale
+            layers.append({"kind": "scale", "arrays": f"{i}"})
             continue
+        elif kind in ("Dropout", "InputLayer", "RandomRotation", "RandomTranslation", "RandomZoom", "RandomFlip"):
+            continue  # identity at inference
         else:
             return None
         if spec["kind"] in ("dense", "conv"):
@@ -110,7 +124,7 @@ def load(path: str | os.PathLike) -> NumpyModel:
                 layer = {k: v for k, v in spec.items() if k != "arrays"}
                 if "arrays" in spec:
                     layer["kernel"], layer["bias"] = data[f"{spec['arrays']}_kernel"], data[f"{spec['arrays']}_bias"]
-                if layer["kind"] not in ("dense", "conv", "maxpool", "flatten"):
+                if layer["kind"] not in ("dense", "conv", "scale", "maxpool", "flatten"):
                     raise ValueError(f"unknown layer kind {layer['kind']!r}")
                 if layer.get("activation", "linear") not in ACTIVATIONS:
                     raise ValueError(f"unknown activation {layer['activation']!r}")

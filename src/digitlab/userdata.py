@@ -79,7 +79,8 @@ def load_dataset(name: str = "mnist", *, data_dir: str | os.PathLike | None = No
 def _layout(name: str) -> tuple[str, Path]:
     path = Path(name).expanduser()
     if not path.exists():
-        raise DataError(f'"{name}" is not a known data set ({", ".join(DATASETS)}) nor an existing file or folder.')
+        raise DataError(f'"{name}" is not a known data set nor an existing file or folder. '
+                        f'Choose one of: {", ".join(DATASETS)}, or give the path to your own data.')
     if path.is_file():
         if path.suffix.lower() == ".csv":
             return "csv", path

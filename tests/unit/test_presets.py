@@ -17,16 +17,25 @@ EXPECTED_PARAMETERS = {
     "mlp": 784 * 512 + 512 + 512 * 10 + 10,  # 407,050
     "mlp-deep-sigmoid": 784 * 128 + 128 + 3 * (128 * 128 + 128) + 128 * 10 + 10,  # 151,306
     "cnn": (9 * 32 + 32) + (9 * 32 * 64 + 64) + (7 * 7 * 64 * 128 + 128) + (128 * 10 + 10),
+    # conv 3x3 pairs with batch norm (4 numbers per channel), then 3136 -> 256 (+ batch norm) -> 10
+    "cnn-aug": (9 * 32 + 32) + 4 * 32 + (9 * 32 * 32 + 32) + 4 * 32 + (9 * 32 * 64 + 64) + 4 * 64
+    + (9 * 64 * 64 + 64) + 4 * 64 + (7 * 7 * 64 * 256 + 256) + 4 * 256 + (256 * 10 + 10),
 }
+NETWORKS = [name for name, p in PRESETS.items() if p.kind == "keras"]
 
 
-@pytest.mark.parametrize("name", list(PRESETS))
+@pytest.mark.parametrize("name", NETWORKS)
 def test_parameter_counts(name):
     assert build_model(name).count_params() == EXPECTED_PARAMETERS[name]
 
 
-def test_every_preset_is_tested():
-    assert set(PRESETS) == set(EXPECTED_PARAMETERS)
+def test_every_network_is_tested():
+    assert set(NETWORKS) == set(EXPECTED_PARAMETERS)
+
+
+def test_a_classic_preset_is_not_built_as_a_network():
+    with pytest.raises(ConfigError, match="random-forest is a scikit-learn model"):
+        build_model("random-forest")
 
 
 def test_layers_are_the_tutorials():

@@ -50,7 +50,7 @@ def test_resolve_paths(tmp_path):
     "setup, phrase",
     [
         (lambda p: p / "missing", "no such run folder or model file"),
-        (lambda p: (p / "x.h5").write_bytes(b"") or p / "x.h5", "not a Keras model file"),
+        (lambda p: (p / "x.h5").write_bytes(b"") or p / "x.h5", "not a model file; expected a run folder, a .keras"),
         (lambda p: (p / "empty").mkdir() or p / "empty", "not a run folder"),
     ],
 )

@@ -9,7 +9,11 @@ def build_model(name: str = DEFAULT_PRESET, image_shape=(28, 28), num_classes: i
     """Build the (uncompiled) Keras model of preset `name`, selecting its backend if still free."""
     from digitlab.backend import select_backend
 
+    from digitlab.errors import ConfigError
+
     preset = get_preset(name)
+    if preset.kind != "keras":
+        raise ConfigError(f"{name} is a scikit-learn model, not a network; train it with `digitlab train --model {name}`.")
     select_backend(preset.backend)
     return preset.build_fn()(image_shape, num_classes)
 
