@@ -138,3 +138,135 @@ def test_a_malformed_mirror_url_is_not_called_a_checksum_error(tmp_path):
     with pytest.raises(FetchError) as info:
         fetch_file(TINY, FILE, cache_dir=tmp_path, mirrors=["http://[::1/bad/"], progress=False)
     assert "checksum" not in str(info.value) and "http://[::1/bad/" in str(info.value)
+
+
+# ---- the cache folder full or read-only: one clear error, nothing partial kept ----
+
+@pytest.mark.parametrize("where", ["folder-mirror", "http-mirror"])
+def test_a_full_disk_is_named_with_what_to_do_and_leaves_nothing(server, tmp_path, monkeypatch, where):
+    import errno
+    import shutil
+
+    import pooch
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / FILE.filename).write_bytes(GZ)
+    if where == "folder-mirror":
+        monkeypatch.setattr(shutil, "copyfileobj", full)
+        mirrors = [str(mirror), f"{server[1]}/good/"]
+    else:
+        monkeypatch.setattr(pooch, "retrieve", full)
+        mirrors = [f"{server[1]}/good/", str(mirror)]
+    with pytest.raises(FetchError) as info:
+        fetch_file(TINY, FILE, cache_dir=tmp_path / "cache", mirrors=mirrors, progress=False)
+    message = str(info.value)
+    assert "No space left on device" in message and str(tmp_path / "cache" / "tiny") in message
+    assert "Free some space" in message and "DIGITLAB_CACHE" in message
+    assert server[0].hits == [], "a full disk is not a mirror's fault: no other mirror was tried"
+    assert leftovers(tmp_path / "cache") == [] and not (tmp_path / "cache" / "tiny" / FILE.filename).exists()
+
+
+def test_an_unreadable_mirror_file_is_the_mirrors_problem_not_the_caches(tmp_path, monkeypatch):
+    import errno
+
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / FILE.filename).write_bytes(GZ)
+    real_open = open
+
+    def guarded(path, *args, **kwargs):
+        if str(path) == str(mirror / FILE.filename):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", guarded)
+    with pytest.raises(FetchError, match="could not fetch tiny/tiny-idx.gz from any mirror"):
+        fetch_file(TINY, FILE, cache_dir=tmp_path / "cache", mirrors=[str(mirror)], progress=False)
+
+
+def _mount_tmpfs(folder: Path, options: str) -> bool:
+    """Mount a tmpfs (root with mount rights only); False where the machine does not allow it."""
+    import subprocess
+
+    folder.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)],
+                          capture_output=True).returncode == 0
+
+
+@pytest.mark.parametrize(("options", "says"), [("size=64k", "No space left on device"),
+                                               ("ro", "Read-only file system")])
+def test_a_real_small_or_read_only_cache_filesystem(tmp_path, options, says):
+    """`digitlab fetch` into a 64 KB tmpfs (MNIST's labels fit, its images do not) and a read-only
+    one: exit 1, one line naming the folder, no partial file. Needs mount rights (root)."""
+    import subprocess
+
+    from tests.conftest import DATA_DIR, run_cli
+
+    cache = tmp_path / "cache"
+    if not _mount_tmpfs(cache, options):
+        pytest.skip("this machine does not allow mounting a tmpfs; the simulated ENOSPC test covers the code")
+    try:
+        done = run_cli("fetch", "mnist", env={"DIGITLAB_CACHE": str(cache), "DIGITLAB_MIRROR": str(DATA_DIR)})
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        assert says in done.stderr and str(cache / "mnist") in done.stderr.replace("\n", "")
+        assert "DIGITLAB_CACHE" in done.stderr.replace("\n", "")
+        assert leftovers(cache) == [], "no partial download left behind"
+    finally:
+        subprocess.run(["umount", str(cache)], check=False)
+
+
+def test_two_processes_fetching_into_an_empty_cache_download_once(tmp_path):
+    """Two `digitlab fetch mnist` at once, from a slow HTTP mirror of the real files: both succeed,
+    each file is downloaded once (the second process waits on the lock, then finds it verified)."""
+    import subprocess
+    import time
+
+    from tests.conftest import DATA_DIR, digitlab_command
+
+    source = require_mnist_dir()
+
+    class Slow(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(source.parent), **kwargs)
+
+        def do_GET(self):
+            self.server.hits.append(self.path)
+            time.sleep(0.5)  # long enough for the two processes to overlap
+            super().do_GET()
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    httpd.hits = []
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    cache = tmp_path / "cache"
+    env = {**__import__("os").environ, "DIGITLAB_CACHE": str(cache),
+           "DIGITLAB_MIRROR": f"http://127.0.0.1:{httpd.server_address[1]}"}
+    env.pop("DIGITLAB_DATA", None)
+    try:
+        processes = [subprocess.Popen([*digitlab_command(), "fetch", "mnist"], env=env, text=True,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+        results = [p.communicate(timeout=300) + (p.returncode,) for p in processes]
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert [rc for _, _, rc in results] == [0, 0], results
+    assert all(out.count(" ok ") == 4 for out, _, _ in results), results
+    files = sorted(httpd.hits)
+    assert len(files) == 4 and len(set(files)) == 4, f"each file downloaded once, not {files}"
+    from digitlab.data import get_dataset
+
+    for f in get_dataset("mnist").files:
+        assert hashlib.sha256((cache / "mnist" / f.filename).read_bytes()).hexdigest() == f.gz_sha256
+    assert leftovers(cache) == []
+
+
+def require_mnist_dir() -> Path:
+    from tests.conftest import require_real_data
+
+    return require_real_data("mnist") / "mnist"

@@ -8,6 +8,7 @@ that say what was tried and what to do.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
@@ -26,6 +27,9 @@ CACHE_ENV = "DIGITLAB_CACHE"  # overrides the cache folder
 MIRROR_ENV = "DIGITLAB_MIRROR"  # comma-separated URLs or folders laid out as <base>/<dataset>/<file>
 TIMEOUT_S = 30
 LOCK_TIMEOUT_S = 600
+# Errors of the cache folder, not of a mirror: trying the next mirror cannot help.
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+NOT_WRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
 
 
 def default_cache_dir() -> Path:
@@ -74,10 +78,7 @@ def fetch_file(
             f"{lock.lock_file}). Wait for it, or delete the lock file if no digitlab is running."
         ) from None
     except OSError as e:
-        raise FetchError(
-            f"cannot write to the cache folder {folder} ({e.strerror or e}). "
-            f"Make it writable, or set {CACHE_ENV} to a folder you can write to."
-        ) from None
+        raise cache_error(folder, e) from None
     try:
         # Another process may have fetched it while we waited for the lock.
         if not force and _verified(target, datafile):
@@ -89,6 +90,8 @@ def fetch_file(
                 return target
             except _MirrorFailed as e:
                 failures.append(f"{mirror}{datafile.filename}: {e}")
+            except _CacheUnwritable as e:
+                raise cache_error(folder, e.error) from None
         tried = "\n  ".join(failures) or "(no mirrors configured)"
         raise FetchError(
             f"could not fetch {dataset.name}/{datafile.filename} from any mirror:\n  {tried}\n"
@@ -102,6 +105,33 @@ def fetch_file(
 
 class _MirrorFailed(Exception):
     """One mirror could not provide a good copy; the next one is tried."""
+
+
+class _CacheUnwritable(Exception):
+    """The cache folder refused a write (full, read-only): no mirror can help."""
+
+    def __init__(self, error: OSError):
+        super().__init__(str(error))
+        self.error = error
+
+
+def cache_error(folder: Path, e: OSError) -> FetchError:
+    """A FetchError saying what the cache folder's problem is and what to do about it."""
+    reason = e.strerror or str(e)
+    if e.errno in DISK_FULL:
+        advice = (f"Free some space there, or set {CACHE_ENV} to a folder on a disk with room "
+                  "(a data set needs about 60 MB).")
+    else:
+        advice = f"Make it writable, or set {CACHE_ENV} to a folder you can write to."
+    return FetchError(f"cannot write to the cache folder {folder} ({reason}); nothing was kept. {advice}")
+
+
+def _check_write_error(e: BaseException) -> None:
+    """Re-raise a full or read-only cache as _CacheUnwritable (pooch may wrap the OSError)."""
+    while e is not None:
+        if isinstance(e, OSError) and e.errno in DISK_FULL + NOT_WRITABLE:
+            raise _CacheUnwritable(e) from None
+        e = e.__cause__ or e.__context__
 
 
 def _verified(path: Path, datafile: DataFile) -> bool:
@@ -124,6 +154,7 @@ def _fetch_from(mirror: str, datafile: DataFile, target: Path, progress: bool) -
     try:
         staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".download-"))
     except OSError as e:
+        _check_write_error(e)
         raise _MirrorFailed(f"cannot create a temporary folder in {target.parent}: {e}") from None
     try:
         fetched = pooch.retrieve(
@@ -139,6 +170,7 @@ def _fetch_from(mirror: str, datafile: DataFile, target: Path, progress: bool) -
             raise _MirrorFailed(f"checksum mismatch, the file is corrupt or cut off ({_first_line(e)})") from None
         raise _MirrorFailed(f"{type(e).__name__}: {_first_line(e)}") from None  # e.g. an invalid URL
     except Exception as e:  # requests' connection, HTTP and truncation errors
+        _check_write_error(e)
         raise _MirrorFailed(f"{type(e).__name__}: {_first_line(e)}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -157,6 +189,8 @@ def _copy_from_folder(folder: Path, datafile: DataFile, target: Path) -> None:
             raise _MirrorFailed("checksum mismatch, the file is corrupt or not the expected one")
         os.replace(tmp, target)
     except OSError as e:
+        if getattr(e, "filename", None) != str(source):  # reading the mirror is the mirror's problem
+            _check_write_error(e)
         raise _MirrorFailed(f"cannot copy: {e}") from None
     finally:
         if tmp is not None and os.path.exists(tmp):
