@@ -59,6 +59,10 @@ def _dataset(value):
     return str(path.resolve())  # the run's config.json must find it again from any folder
 
 
+TrustOption = typer.Option(False, "--trust-model", help="Load a .keras file even if it carries code (a Lambda "
+                           "layer); only for a file you trust.")
+
+
 def _in_range(flag: str, low: float, high: float | None, low_closed: bool = False):
     """A check that low < value (<= when low_closed) and value < high."""
 
@@ -149,11 +153,12 @@ def evaluate(
     data_dir: Optional[Path] = DataDirOption,
     runs_dir: Path = typer.Option(Path("runs"), "--runs", help="Where to look for the latest run."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+    trust_model: bool = TrustOption,
 ) -> None:
     """Test loss and accuracy, confusion matrix, per-class report, most confused pairs."""
     from digitlab.evaluation import evaluate as evaluate_run
 
-    ev = evaluate_run(run, dataset=dataset, data_dir=data_dir, out=runs_dir)
+    ev = evaluate_run(run, dataset=dataset, data_dir=data_dir, out=runs_dir, trust=trust_model)
     if as_json:
         out.print_json(json.dumps({**ev.to_dict(), "confusion": ev.confusion.tolist()}))
         return
@@ -233,6 +238,7 @@ def predict(
     as_json: bool = typer.Option(False, "--json", help="One JSON object per image (JSON Lines)."),
     as_csv: bool = typer.Option(False, "--csv", help="CSV with a header row."),
     save_prepared: Optional[Path] = typer.Option(None, help="Write the 28x28 image the model saw for each file here."),
+    trust_model: bool = TrustOption,
 ) -> None:
     """The digit in each image, its probability and the top 3. Exit 1 if any image failed."""
     import csv as csv_module
@@ -243,7 +249,7 @@ def predict(
         raise typer.BadParameter("choose one of --json and --csv.")
     if save_prepared is not None:
         save_prepared.mkdir(parents=True, exist_ok=True)
-    recognizer = Recognizer.load(model, runs=runs_dir, threshold=threshold)
+    recognizer = Recognizer.load(model, runs=runs_dir, threshold=threshold, trust=trust_model)
     total = sum(1 for _ in expand(files))
     writer = csv_module.writer(sys.stdout) if as_csv else None
     if writer:
@@ -278,13 +284,14 @@ def read(
     threshold: float = typer.Option(0.5, min=0, max=1, help="Digits below this probability read as '?'."),
     as_json: bool = typer.Option(False, "--json", help="Print the reading as JSON."),
     save_boxes: Optional[Path] = typer.Option(None, help="Write a copy of the image with the digit boxes drawn."),
+    trust_model: bool = TrustOption,
 ) -> None:
     """Read a handwritten number: "90210", with a probability per digit and the boxes found."""
     from digitlab.recognize import Recognizer, draw_boxes
 
     if save_boxes is not None and not save_boxes.parent.is_dir():
         raise typer.BadParameter(f"folder {save_boxes.parent} does not exist.", param_hint="--save-boxes")
-    recognizer = Recognizer.load(model, runs=runs_dir, threshold=threshold)
+    recognizer = Recognizer.load(model, runs=runs_dir, threshold=threshold, trust=trust_model)
     reading = recognizer.read(file, str(file))
     if save_boxes is not None:
         draw_boxes(file, reading).save(save_boxes)
@@ -409,6 +416,7 @@ def serve(
     max_pixels: int = typer.Option(12_000_000, min=1, help="Largest image, in pixels (422 beyond)."),
     timeout: float = typer.Option(10.0, min=0.1, help="Seconds a request may take, queueing included (503 beyond)."),
     workers: int = typer.Option(2, min=1, help="Predictions run at once."),
+    trust_model: bool = TrustOption,
 ) -> None:
     """The HTTP API and the drawing page: open http://HOST:PORT/ in a browser, /docs for the API."""
     import uvicorn
@@ -416,7 +424,7 @@ def serve(
     from digitlab.api import Limits, create_app, model_facts
     from digitlab.recognize import Recognizer
 
-    recognizer = Recognizer.load(model, runs=runs_dir, threshold=threshold)
+    recognizer = Recognizer.load(model, runs=runs_dir, threshold=threshold, trust=trust_model)
     facts = model_facts(model, recognizer, runs=runs_dir)
     limits = Limits(max_body_bytes=max_body, max_pixels=max_pixels, timeout_s=timeout, workers=workers)
     api = create_app(recognizer, facts, limits)

@@ -88,8 +88,13 @@ def run_temperature(run_dir: Path | None) -> float | None:
     return float(read_json(run_dir / CALIBRATION_FILE)["temperature"])
 
 
-def load_model(path: str | os.PathLike):
-    """Load a .keras file in Keras' safe mode (no code from the file is run), or a .skops baseline."""
+def load_model(path: str | os.PathLike, *, trust: bool = False):
+    """Load a .keras file in Keras' safe mode (no code from the file is run), or a .skops baseline.
+
+    A model file can carry Python code (a Lambda layer's function): loading it runs that code, so
+    it is refused unless `trust=True` (`--trust-model` on the command line), for a file whose
+    origin the user knows.
+    """
     if Path(path).suffix == ".skops":
         from digitlab.models.classic import load_classic
 
@@ -98,7 +103,16 @@ def load_model(path: str | os.PathLike):
     import keras
 
     try:
-        return keras.saving.load_model(path, safe_mode=True)
+        return keras.saving.load_model(path, safe_mode=not trust)
+    except ValueError as e:
+        if "safe_mode" in str(e) or "arbitrary code" in str(e):
+            what = "a Lambda layer's Python function" if "Lambda" in str(e) else "Python code"
+            raise RunError(
+                f"{path}: refused: the model file carries {what}, and loading it would run that code "
+                "with your permissions. If you trust the file (you made it, or know who did), load it "
+                "with --trust-model (Python: trust=True)."
+            ) from None
+        raise RunError(f"{path}: cannot load the model ({type(e).__name__}: {e}).") from None
     except Exception as e:  # Keras raises ValueError, OSError, zipfile errors... for a bad file
         raise RunError(f"{path}: cannot load the model ({type(e).__name__}: {e}).") from None
 
@@ -109,12 +123,13 @@ def evaluate(
     dataset: str | None = None,
     data_dir: str | os.PathLike | None = None,
     out: str | os.PathLike = "runs",
+    trust: bool = False,
 ) -> Evaluation:
     """Evaluate a run folder or .keras file (default: the latest run) on its data set's test split."""
     model_path, run_dir = resolve_model(run_or_model, out)
     config = RunConfig.load(run_dir / CONFIG_FILE) if run_dir is not None else None
     select_backend(get_preset(config.model).backend if config else None)
     dataset = dataset or (config.dataset if config else "mnist")
-    model = load_model(model_path)
+    model = load_model(model_path, trust=trust)
     _, (x_test, y_test) = load_dataset(dataset, data_dir=data_dir)
     return evaluate_model(model, x_test, y_test, dataset, run_temperature(run_dir))

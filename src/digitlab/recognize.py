@@ -78,12 +78,13 @@ class Recognizer:
 
     @classmethod
     def load(cls, run_or_model: str | os.PathLike | None = None, *, runs: str | os.PathLike = "runs",
-             threshold: float = DEFAULT_THRESHOLD, engine: str = "auto") -> Recognizer:
+             threshold: float = DEFAULT_THRESHOLD, engine: str = "auto", trust: bool = False) -> Recognizer:
         """From a run folder, a .keras file, or the latest complete run under `runs`.
 
         `engine="auto"` predicts with the run's `inference.npz` (NumPy alone: no Keras import, so
         a cold start takes a fraction of a second) when the run has one, else with Keras;
-        `engine="keras"` always loads the Keras model.
+        `engine="keras"` always loads the Keras model. `trust=True` loads a .keras file that carries
+        code (see `digitlab.evaluation.load_model`).
         """
         from digitlab.config import RunConfig
         from digitlab.inference import INFERENCE_FILE
@@ -106,7 +107,7 @@ class Recognizer:
         else:
             from digitlab.evaluation import load_model
 
-            model = load_model(model_path)
+            model = load_model(model_path, trust=trust)
         return cls(model, list(names), temperature, threshold)
 
     def prepare(self, image, name: str = "image") -> np.ndarray:

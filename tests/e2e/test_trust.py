@@ -1,0 +1,46 @@
+"""A model file that carries code (a Lambda layer) is refused unless the user says they trust it."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+
+from tests.conftest import run_cli
+
+
+@pytest.fixture(scope="module")
+def lambda_model(tmp_path_factory):
+    from digitlab.backend import select_backend
+
+    select_backend()
+    import keras
+
+    model = keras.Sequential([keras.Input((784,)), keras.layers.Lambda(lambda x: x * 1.0),
+                              keras.layers.Dense(10, activation="softmax")])
+    path = tmp_path_factory.mktemp("lambda") / "carries-code.keras"
+    model.save(path)
+    return path
+
+
+def test_refused_with_why_and_how_then_loaded_when_trusted(lambda_model, mnist, tmp_path):
+    refused = run_cli("evaluate", str(lambda_model))
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    message = refused.stderr.replace("\n", " ")
+    assert "refused: the model file carries a Lambda layer's Python function" in message
+    assert "would run that code" in message and "--trust-model" in message
+    trusted = run_cli("evaluate", str(lambda_model), "--trust-model")
+    assert trusted.returncode == 0 and "Test accuracy" in trusted.stdout, trusted.stderr
+
+    _, (x_test, _) = mnist
+    Image.fromarray(x_test[0]).save(tmp_path / "digit.png")
+    assert run_cli("predict", str(tmp_path / "digit.png"), "--model", str(lambda_model)).returncode == 1
+    assert run_cli("predict", str(tmp_path / "digit.png"), "--model", str(lambda_model), "--trust-model").returncode == 0
+
+
+def test_the_python_api_refuses_too(lambda_model):
+    from digitlab.errors import RunError
+    from digitlab.evaluation import load_model
+
+    with pytest.raises(RunError, match="trust=True"):
+        load_model(lambda_model)
+    assert load_model(lambda_model, trust=True).layers[0].__class__.__name__ == "Lambda"
