@@ -23,6 +23,7 @@ from typing import Annotated
 import anyio
 import numpy as np
 from fastapi import FastAPI, File, HTTPException, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
@@ -184,6 +185,14 @@ def create_app(recognizer: Recognizer, facts: ModelFacts, limits: Limits = Limit
                                      f"{', '.join(IMAGE_TYPES)}.")
         data = await file.read()
         return await run(lambda: open_image(data, name=file.filename or "upload", max_pixels=limits.max_pixels))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, e: RequestValidationError):
+        # FastAPI's own handler echoes the input, and fails (500) when that is bytes that are not
+        # UTF-8 (found by fuzz/run.py): say where and what, without the input.
+        errors = [{"loc": [str(p) for p in err.get("loc", ())], "msg": str(err.get("msg", "")), "type": str(err.get("type", ""))}
+                  for err in e.errors()]
+        return JSONResponse({"detail": errors}, status_code=422)
 
     @app.exception_handler(ImageError)
     async def image_error(request: Request, e: ImageError):

@@ -81,3 +81,12 @@ def test_the_page_and_its_assets_are_served(client):
     assert page.status_code == 200 and "<canvas" in page.text
     for asset in ("/static/app.js", "/static/style.css"):
         assert client.get(asset).status_code == 200
+
+
+def test_a_body_that_is_not_utf8_is_a_422_not_a_500(client):
+    """Found by fuzz/run.py: FastAPI's validation error echoed the raw bytes and failed to encode them."""
+    response = client.post("/api/v1/predict", content=b"\x80\x81", headers={"Content-Type": "application/json"})
+    assert response.status_code in (400, 422)
+    # the JSON endpoint sent a body that claims to be a form and is not UTF-8 (the fuzzer's find)
+    response = client.post("/api/v1/predict", content=b"\x80", headers={"Content-Type": "multipart/form-data; boundary=x"})
+    assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["body"]

@@ -157,3 +157,13 @@ def test_writer_is_atomic_and_leaves_no_temporary_file(tmp_path):
     path = write_idx(tmp_path / "x.idx", np.zeros((2, 2), np.uint8))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.idx"]
     assert path.read_bytes()[:4] == b"\x00\x00\x08\x02"
+
+
+def test_a_zero_dimension_beside_huge_ones_is_refused_not_crashed():
+    """Found by fuzz/run.py: 0 x 4294967295 x 4294967295 bytes holds no data, but NumPy cannot
+    describe the array, and reshape raised a bare ValueError."""
+    import struct
+
+    data = bytes([0, 0, 0x08, 3]) + struct.pack(">III", 0, 2**32 - 1, 2**32 - 1)
+    with pytest.raises(DataError, match="dimensions too large for any array"):
+        read_idx(data)

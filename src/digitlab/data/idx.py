@@ -103,11 +103,17 @@ def _read_stream(
     expected = int(np.prod(shape, dtype=object)) * dtype.itemsize
     header_len = 4 + 4 * ndim
     shape_text = "x".join(map(str, shape)) or "scalar"
+    # A zero-sized array may still claim huge other dimensions (0 x 4294967295 x ...): NumPy cannot
+    # even describe it. Every dimension counts here as at least 1.
+    nominal = int(np.prod([max(d, 1) for d in shape], dtype=object)) * dtype.itemsize
     if expected > max_bytes:
         raise DataError(
             f"{name}: header says {shape_text} {dtype.newbyteorder('=').name} ({expected} bytes), "
             f"more than the {max_bytes}-byte limit; the header is corrupt or hostile."
         )
+    if nominal > max(max_bytes, 1 << 31):
+        raise DataError(f"{name}: header says {shape_text}: dimensions too large for any array, though "
+                        "one is 0; the header is corrupt or hostile.")
     data = bytearray()
     while len(data) < expected:
         chunk = stream.read(min(CHUNK, expected - len(data)))

@@ -1,0 +1,89 @@
+"""Run the fuzz campaigns and print what each did.
+
+    python fuzz/run.py                          # every campaign, the default number of inputs
+    python fuzz/run.py --target idx --examples 60000
+    python fuzz/run.py --seconds 60             # the short run CI does: a time budget split between campaigns
+
+For each campaign: inputs run, wall time, outcome (ok, or the minimal failing input), the slowest
+input, and the process's peak memory. The address space is capped (--memory-mb) so an input that
+makes the code allocate without bound fails with MemoryError instead of swapping the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+import traceback
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
+
+from campaigns import ALLOWED, campaigns, http_client, http_requests, http_target, Campaign  # noqa: E402
+
+DEFAULT_EXAMPLES = {"idx": 60_000, "images": 25_000, "csv": 10_000, "folders": 2_000, "http": 5_000}
+DEADLINE_MS = 2_000
+CHUNK = 2_000
+
+
+def run_campaign(campaign: Campaign, examples: int, seconds: float | None) -> dict:
+    count = 0
+    slowest = 0.0
+    started = time.perf_counter()
+
+    @settings(max_examples=min(examples, CHUNK), deadline=DEADLINE_MS, database=None, derandomize=False,
+              phases=[Phase.generate, Phase.shrink], suppress_health_check=list(HealthCheck), report_multiple_bugs=False)
+    @given(campaign.strategy)
+    def one(value):
+        nonlocal count, slowest
+        count += 1
+        t = time.perf_counter()
+        try:
+            campaign.target(value)
+        except ALLOWED:
+            pass
+        slowest = max(slowest, time.perf_counter() - t)
+
+    outcome = "ok"
+    try:
+        # Runs of CHUNK inputs, each a fresh random search, until the count or the time is spent.
+        while count < examples and (seconds is None or time.perf_counter() - started < seconds):
+            one()
+    except Exception as e:  # Hypothesis re-raises the shrunk failure
+        frames = [f"{Path(f.filename).name}:{f.lineno}" for f in traceback.extract_tb(e.__traceback__)
+                  if "hypothesis" not in f.filename]
+        outcome = f"FAILED: {type(e).__name__}: {str(e)[:500]} (at {' > '.join(frames[-6:])})"
+    return {"campaign": campaign.name, "inputs": count, "seconds": round(time.perf_counter() - started, 1),
+            "slowest_input_s": round(slowest, 3), "outcome": outcome,
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--target", action="append", choices=[*DEFAULT_EXAMPLES], help="repeatable; default: all")
+    parser.add_argument("--examples", type=int, help="inputs per campaign (default: see DEFAULT_EXAMPLES)")
+    parser.add_argument("--seconds", type=float, help="total time budget, split evenly between the campaigns")
+    parser.add_argument("--memory-mb", type=int, default=4096, help="address-space cap of this process")
+    args = parser.parse_args()
+    resource.setrlimit(resource.RLIMIT_AS, (args.memory_mb << 20, resource.RLIM_INFINITY))
+    targets = args.target or list(DEFAULT_EXAMPLES)
+    found = campaigns()
+    results = []
+    for name in targets:
+        campaign = found.get(name) or Campaign("http", http_requests(), http_target(http_client()))
+        examples = args.examples or DEFAULT_EXAMPLES[name]
+        budget = args.seconds / len(targets) if args.seconds else None
+        result = run_campaign(campaign, examples if budget is None else 10**9, budget)
+        results.append(result)
+        print(json.dumps(result), flush=True)
+    total = sum(r["inputs"] for r in results)
+    print(json.dumps({"total_inputs": total, "failed": [r["campaign"] for r in results if r["outcome"] != "ok"]}))
+    sys.exit(1 if any(r["outcome"] != "ok" for r in results) else 0)
+
+
+if __name__ == "__main__":
+    main()
