@@ -17,6 +17,7 @@ import resource
 import sys
 import time
 import traceback
+import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -70,6 +71,7 @@ def main() -> None:
     parser.add_argument("--memory-mb", type=int, default=4096, help="address-space cap of this process")
     args = parser.parse_args()
     resource.setrlimit(resource.RLIMIT_AS, (args.memory_mb << 20, resource.RLIM_INFINITY))
+    warnings.simplefilter("ignore")  # Pillow warns about every damaged TIFF tag: thousands of lines
     targets = args.target or list(DEFAULT_EXAMPLES)
     found = campaigns()
     results = []
