@@ -65,9 +65,11 @@ def test_sigkill_in_epoch_2_then_resume_gives_the_same_model(uninterrupted, tmp_
     done = run_cli("train", "--resume", str(run))
     assert done.returncode == 0, done.stderr
     assert json.loads((run / "status.json").read_text())["state"] == "complete"
-    for a, b in zip(weights(straight), weights(run)):
-        assert np.abs(a - b).max() <= 1e-6
+    largest = max(float(np.abs(a - b).max()) for a, b in zip(weights(straight), weights(run)))
     ours, theirs = (json.loads((r / "metrics.json").read_text()) for r in (run, straight))
+    print(f"{engine}: largest weight difference {largest:.3g}; test accuracy resumed "
+          f"{ours['test_accuracy']:.4f}, uninterrupted {theirs['test_accuracy']:.4f}")  # for RELIABILITY.md
+    assert largest <= 1e-6
     assert ours["test_accuracy"] == theirs["test_accuracy"] and ours["resumed"]
     assert json.loads((run / "history.json").read_text())["val_accuracy"] == \
         json.loads((straight / "history.json").read_text())["val_accuracy"]
