@@ -36,9 +36,6 @@ def run_campaign(campaign: Campaign, examples: int, seconds: float | None) -> di
     slowest = 0.0
     started = time.perf_counter()
 
-    @settings(max_examples=min(examples, CHUNK), deadline=DEADLINE_MS, database=None, derandomize=False,
-              phases=[Phase.generate, Phase.shrink], suppress_health_check=list(HealthCheck), report_multiple_bugs=False)
-    @given(campaign.strategy)
     def one(value):
         nonlocal count, slowest
         count += 1
@@ -49,11 +46,19 @@ def run_campaign(campaign: Campaign, examples: int, seconds: float | None) -> di
             pass
         slowest = max(slowest, time.perf_counter() - t)
 
+    def chunk(n: int):
+        return settings(max_examples=n, deadline=DEADLINE_MS, database=None, derandomize=False,
+                        phases=[Phase.generate, Phase.shrink], suppress_health_check=list(HealthCheck),
+                        report_multiple_bugs=False)(given(campaign.strategy)(one))
+
     outcome = "ok"
     try:
         # Runs of CHUNK inputs, each a fresh random search, until the count or the time is spent.
         while count < examples and (seconds is None or time.perf_counter() - started < seconds):
-            one()
+            before = count
+            chunk(min(CHUNK, examples - count))()
+            if count == before:  # the strategy has nothing new to give
+                break
     except Exception as e:  # Hypothesis re-raises the shrunk failure
         frames = [f"{Path(f.filename).name}:{f.lineno}" for f in traceback.extract_tb(e.__traceback__)
                   if "hypothesis" not in f.filename]
