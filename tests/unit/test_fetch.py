@@ -229,6 +229,7 @@ def test_a_real_small_or_read_only_cache_filesystem(tmp_path, options, says):
     try:
         done = run_cli("fetch", "mnist", env={"DIGITLAB_CACHE": str(cache), "DIGITLAB_MIRROR": str(DATA_DIR)})
         assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
         assert says in done.stderr and str(cache / "mnist") in done.stderr.replace("\n", "")
         assert "DIGITLAB_CACHE" in done.stderr.replace("\n", "")
         assert leftovers(cache) == [], "no partial download left behind"
