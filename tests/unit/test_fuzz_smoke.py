@@ -20,5 +20,5 @@ def test_every_fuzz_campaign_runs_clean_for_a_few_hundred_inputs():
     assert done.returncode == 0, done.stdout + done.stderr[-2000:]
     campaigns = {r["campaign"]: r for r in lines if "campaign" in r}
     assert set(campaigns) == CAMPAIGNS
-    assert all(r["outcome"] == "ok" and r["inputs"] == EXAMPLES for r in campaigns.values()), campaigns
+    assert all(r["outcome"] == "ok" and r["failures"] == 0 and r["inputs"] == EXAMPLES for r in campaigns.values()), campaigns
     assert all(r["peak_rss_mb"] > 0 and r["seconds"] >= 0 for r in campaigns.values()), campaigns
