@@ -5,9 +5,11 @@
     python fuzz/run.py --examples 300           # the short run CI does (tests/unit/test_fuzz_smoke.py)
     python fuzz/run.py --seconds 60             # a time budget split between the campaigns
 
-For each campaign: inputs run, wall time, failures, outcome (ok, or the minimal failing input), the slowest
-input, and the peak resident memory of the process (each campaign run alone gives its own). The address space is capped (--memory-mb) so an input that
-makes the code allocate without bound fails with MemoryError instead of swapping the machine.
+For each campaign: inputs run, wall time, failures, outcome (ok, or the minimal failing input), the
+slowest input, and the peak resident memory of the process (run one --target per process for a
+campaign's own figure). An input over 2 s is a failure. The address space is capped (--memory-mb)
+so an input that makes the code allocate without bound fails with MemoryError instead of swapping
+the machine.
 """
 
 from __future__ import annotations
