@@ -73,7 +73,7 @@ def idx_files(draw) -> bytes:
 def read_idx_bytes(data: bytes) -> None:
     from digitlab.data.idx import read_idx
 
-    read_idx(data, max_bytes=1 << 20)
+    read_idx(data)  # the public default limit (1 GiB): memory is bounded by what the input holds
 
 
 # ---- images and MNIST-style preparation ----
@@ -83,7 +83,7 @@ def image_files(draw) -> bytes:
     from PIL import Image
 
     fmt = draw(st.sampled_from(IMAGE_FORMATS))
-    mode = draw(st.sampled_from(["L", "RGB", "RGBA", "P", "1", "I;16", "LA"]))
+    mode = draw(st.sampled_from(["L", "RGB", "RGBA", "P", "1", "I;16", "LA", "I", "F", "CMYK", "YCbCr", "LAB"]))
     if fmt in ("JPEG",) and mode not in ("L", "RGB"):
         mode = "L"
     if fmt == "BMP" and mode in ("I;16", "LA"):
@@ -99,6 +99,8 @@ def image_files(draw) -> bytes:
         pixels[height // 4 : 3 * height // 4 + 1, width // 2 : width // 2 + max(1, width // 8)] = 0
     if mode == "I;16":  # 16-bit grayscale
         image = Image.frombytes("I;16", (width, height), (pixels.astype("<u2") * 257).tobytes())
+    elif mode == "LAB":  # CIELab, which TIFF stores; Pillow cannot convert to it
+        image = Image.frombytes("LAB", (width, height), np.stack([pixels, pixels // 2, pixels // 3], -1).tobytes())
     else:
         image = Image.fromarray(pixels).convert(mode)
     buf = io.BytesIO()
@@ -116,10 +118,20 @@ def image_files(draw) -> bytes:
 
 @st.composite
 def bomb_headers(draw) -> bytes:
-    """A PNG header claiming a huge image, with almost no data behind it."""
+    """A PNG, GIF or BMP header claiming a huge or a zero-sized image, with almost no data behind it."""
     import zlib
 
-    width, height = draw(st.sampled_from([(40_000, 40_000), (2**31 - 1, 1), (1, 2**31 - 1), (100_000, 100_000)]))
+    width, height = draw(st.sampled_from([(40_000, 40_000), (2**31 - 1, 1), (1, 2**31 - 1), (100_000, 100_000),
+                                          (0, 0), (0, 28), (28, 0), (65_535, 65_535)]))
+    fmt = draw(st.sampled_from(["PNG", "GIF", "BMP"]))
+    if fmt == "GIF":  # sizes are 16-bit: a logical screen and one frame of that size, one LZW code
+        width, height = min(width, 65_535), min(height, 65_535)
+        return (b"GIF89a" + struct.pack("<HHBBB", width, height, 0, 0, 0) + b","
+                + struct.pack("<HHHHB", 0, 0, width, height, 0) + b"\x02\x02\x44\x01\x00;")
+    if fmt == "BMP":  # 24-bit, no data behind the header
+        width, height = min(width, 2**31 - 1), min(height, 2**31 - 1)
+        return (b"BM" + struct.pack("<IHHI", 54, 0, 0, 54)
+                + struct.pack("<IiiHHIIiiII", 40, width, height, 1, 24, 0, 0, 2835, 2835, 0, 0))
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
@@ -128,7 +140,25 @@ def bomb_headers(draw) -> bytes:
             + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
 
 
-def prepare_image_bytes(data: bytes) -> None:
+@st.composite
+def pil_images(draw):
+    """A PIL image as a caller hands it to Recognizer.predict: any mode, sizes down to 0 x 0."""
+    from PIL import Image
+
+    mode = draw(st.sampled_from(["L", "RGB", "RGBA", "P", "PA", "1", "I;16", "I;16B", "I", "F", "LA", "La",
+                                 "RGBa", "CMYK", "YCbCr", "LAB", "HSV"]))
+    size = (draw(st.integers(0, 40)), draw(st.integers(0, 40)))
+    base = Image.new("L", size, draw(st.integers(0, 255)))
+    base.paste(draw(st.integers(0, 255)), (size[0] // 3, 0, size[0] // 2 + 1, size[1]))  # a stroke
+    if mode == "LAB":
+        return Image.merge("LAB", (base, base, base))
+    try:
+        return base.convert(mode)
+    except ValueError:  # a conversion Pillow lacks: a blank image of that mode
+        return Image.new(mode, size)
+
+
+def prepare_image_bytes(data) -> None:
     from digitlab.images import open_image, to_ink
     from digitlab.prepare import to_mnist
 
@@ -184,7 +214,7 @@ def load_class_folders(entries) -> None:
 def campaigns() -> dict[str, Campaign]:
     return {
         "idx": Campaign("idx", st.one_of(idx_files(), st.binary(max_size=64)), read_idx_bytes),
-        "images": Campaign("images", st.one_of(image_files(), bomb_headers(), st.binary(max_size=64)),
+        "images": Campaign("images", st.one_of(image_files(), bomb_headers(), pil_images(), st.binary(max_size=64)),
                            prepare_image_bytes),
         "csv": Campaign("csv", csv_texts(), read_csv_text),
         "folders": Campaign("folders", class_folders(), load_class_folders),

@@ -90,12 +90,22 @@ def to_ink(image: Image.Image, *, name: str = "image") -> np.ndarray:
     image = ImageOps.exif_transpose(image)
     if getattr(image, "n_frames", 1) > 1:
         image.seek(0)  # an animated image: its first frame
+    if 0 in image.size:  # a PIL image made in code can be 0 pixels wide or high; no file decodes so
+        raise ImageError(f"{name}: the image is {image.width} x {image.height} pixels; there is nothing to read.")
+    if image.mode == "LAB":  # a CIELab TIFF: Pillow cannot convert it, but its L band is the grey level
+        image = image.getchannel("L")
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         a = np.asarray(image, dtype=np.float64)
+        if not np.isfinite(a).all():
+            raise ImageError(f"{name}: the image's pixel values include NaN or infinity.")
         span = a.max() - a.min()
         image = Image.fromarray(np.uint8(255 * (a - a.min()) / span) if span else np.zeros(a.shape, np.uint8))
     has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
-    image = image.convert("RGBA" if has_alpha else "L")
+    try:
+        image = image.convert("RGBA" if has_alpha else "L")
+    except ValueError as e:  # a mode Pillow cannot convert, such as premultiplied 'La'
+        raise ImageError(f"{name}: Pillow cannot turn the image's colour mode {image.mode} into grey levels "
+                         f"({e}); save it as an RGB or grayscale PNG.") from None
     if max(image.size) > WORK_SIDE:
         image.thumbnail((WORK_SIDE, WORK_SIDE), Image.Resampling.BOX)
     if has_alpha:
@@ -106,8 +116,6 @@ def to_ink(image: Image.Image, *, name: str = "image") -> np.ndarray:
         gray = (rgba[:, :, :3] @ np.array([0.299, 0.587, 0.114], np.float32)) * alpha + (1 - alpha)
     else:
         gray = np.asarray(image, dtype=np.float32) / 255
-    if gray.size == 0:
-        raise ImageError(f"{name}: the image has no pixels.")
     # Ink is the minority: the tail of the histogram that reaches further from the median. The
     # extreme percentiles still see a digit that covers a thousandth of a page.
     low, median, high = np.percentile(gray, [0.1, 50, 99.9])

@@ -33,8 +33,12 @@ def test_refused_with_why_and_how_then_loaded_when_trusted(lambda_model, mnist, 
 
     _, (x_test, _) = mnist
     Image.fromarray(x_test[0]).save(tmp_path / "digit.png")
-    assert run_cli("predict", str(tmp_path / "digit.png"), "--model", str(lambda_model)).returncode == 1
-    assert run_cli("predict", str(tmp_path / "digit.png"), "--model", str(lambda_model), "--trust-model").returncode == 0
+    for command in ("predict", "read"):
+        refused = run_cli(command, str(tmp_path / "digit.png"), "--model", str(lambda_model))
+        assert refused.returncode == 1 and "Traceback" not in refused.stderr, (command, refused.stderr)
+        assert len(refused.stderr.strip().splitlines()) == 1 and "--trust-model" in refused.stderr, refused.stderr
+        trusted = run_cli(command, str(tmp_path / "digit.png"), "--model", str(lambda_model), "--trust-model")
+        assert trusted.returncode == 0 and "refused" not in trusted.stderr, (command, trusted.stderr)
 
 
 def test_the_python_api_refuses_too(lambda_model):
@@ -44,3 +48,20 @@ def test_the_python_api_refuses_too(lambda_model):
     with pytest.raises(RunError, match="trust=True"):
         load_model(lambda_model)
     assert load_model(lambda_model, trust=True).layers[0].__class__.__name__ == "Lambda"
+
+
+def test_recognizer_and_evaluate_refuse_too_unless_trusted(lambda_model):
+    import numpy as np
+
+    from digitlab.errors import RunError
+    from digitlab.evaluation import evaluate
+    from digitlab.recognize import Recognizer
+
+    with pytest.raises(RunError, match="carries a Lambda layer's Python function"):
+        Recognizer.load(lambda_model)
+    with pytest.raises(RunError, match="carries a Lambda layer's Python function"):
+        evaluate(lambda_model)
+    digit = np.zeros((28, 28), np.uint8)
+    digit[4:24, 13:16] = 255
+    (prediction,) = Recognizer.load(lambda_model, trust=True).predict(digit)
+    assert prediction.status in ("ok", "unsure") and len(prediction.top) == 3

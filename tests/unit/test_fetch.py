@@ -53,8 +53,17 @@ def server():
 
 
 def leftovers(folder: Path) -> list[str]:
-    """Files in the cache other than finished downloads and lock files."""
-    return sorted(p.name for p in folder.rglob("*") if p.is_file() and not p.name.endswith((".lock", ".gz")))
+    """Everything in the cache but the data sets' folders, finished downloads and lock files: a
+    temporary file, a staging folder (even an empty one) or anything hidden is a leftover."""
+    found = []
+    for p in folder.rglob("*"):
+        parts = p.relative_to(folder).parts
+        if len(parts) == 1 and p.is_dir():
+            continue  # <cache>/<dataset>
+        if len(parts) == 2 and p.is_file() and not p.name.startswith(".") and p.name.endswith((".gz", ".gz.lock")):
+            continue  # <cache>/<dataset>/<file>.gz and its lock
+        found.append("/".join(parts))
+    return sorted(found)
 
 
 def test_download_verifies_and_caches(server, tmp_path):
@@ -149,17 +158,25 @@ def test_a_full_disk_is_named_with_what_to_do_and_leaves_nothing(server, tmp_pat
 
     import pooch
 
-    def full(*args, **kwargs):
+    # The disk fills up half-way through the file, so a partial file exists when the error comes.
+    def copy_then_full(src, dst, *args, **kwargs):
+        dst.write(src.read(len(GZ) // 2))
+        dst.flush()
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def download_then_full(self, url, output_file, *args, **kwargs):
+        with open(output_file, "wb") as out:
+            out.write(GZ[: len(GZ) // 2])
         raise OSError(errno.ENOSPC, "No space left on device")
 
     mirror = tmp_path / "mirror"
     mirror.mkdir()
     (mirror / FILE.filename).write_bytes(GZ)
     if where == "folder-mirror":
-        monkeypatch.setattr(shutil, "copyfileobj", full)
+        monkeypatch.setattr(shutil, "copyfileobj", copy_then_full)
         mirrors = [str(mirror), f"{server[1]}/good/"]
     else:
-        monkeypatch.setattr(pooch, "retrieve", full)
+        monkeypatch.setattr(pooch.HTTPDownloader, "__call__", download_then_full)
         mirrors = [f"{server[1]}/good/", str(mirror)]
     with pytest.raises(FetchError) as info:
         fetch_file(TINY, FILE, cache_dir=tmp_path / "cache", mirrors=mirrors, progress=False)
@@ -212,6 +229,7 @@ def test_a_real_small_or_read_only_cache_filesystem(tmp_path, options, says):
     try:
         done = run_cli("fetch", "mnist", env={"DIGITLAB_CACHE": str(cache), "DIGITLAB_MIRROR": str(DATA_DIR)})
         assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
         assert says in done.stderr and str(cache / "mnist") in done.stderr.replace("\n", "")
         assert "DIGITLAB_CACHE" in done.stderr.replace("\n", "")
         assert leftovers(cache) == [], "no partial download left behind"
@@ -261,8 +279,11 @@ def test_two_processes_fetching_into_an_empty_cache_download_once(tmp_path):
     assert len(files) == 4 and len(set(files)) == 4, f"each file downloaded once, not {files}"
     from digitlab.data import get_dataset
 
+    names = [f.filename for f in get_dataset("mnist").files]
     for f in get_dataset("mnist").files:
         assert hashlib.sha256((cache / "mnist" / f.filename).read_bytes()).hexdigest() == f.gz_sha256
+    data_files = sorted(p.name for p in (cache / "mnist").iterdir() if not p.name.endswith(".lock"))
+    assert data_files == sorted(names), "exactly one copy of each file, nothing else"
     assert leftovers(cache) == []
 
 
@@ -270,3 +291,60 @@ def require_mnist_dir() -> Path:
     from tests.conftest import require_real_data
 
     return require_real_data("mnist") / "mnist"
+
+
+def test_a_read_only_cache_folder_is_named_with_what_to_do(tmp_path, monkeypatch):
+    """Without mount rights: chmod where it binds, and where it does not (root ignores file modes)
+    every write under the folder fails as a read-only file system would make it fail."""
+    import errno
+    import os
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / FILE.filename).write_bytes(GZ)
+    if os.geteuid() != 0:
+        cache.chmod(0o555)
+    else:
+        real_open, real_mkdir = os.open, os.mkdir
+
+        def refuse(path) -> None:
+            if str(os.fspath(path)).startswith(str(cache)):
+                raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+        def open_ro(path, flags, *args, **kwargs):
+            if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+                refuse(path)
+            return real_open(path, flags, *args, **kwargs)
+
+        def mkdir_ro(path, *args, **kwargs):
+            refuse(path)
+            return real_mkdir(path, *args, **kwargs)
+
+        monkeypatch.setattr(os, "open", open_ro)
+        monkeypatch.setattr(os, "mkdir", mkdir_ro)
+    try:
+        with pytest.raises(FetchError) as info:
+            fetch_file(TINY, FILE, cache_dir=cache, mirrors=[str(mirror)], progress=False)
+    finally:
+        cache.chmod(0o755)
+    message = str(info.value)
+    assert f"cannot write to the cache folder {cache / 'tiny'}" in message
+    assert "Make it writable, or set DIGITLAB_CACHE" in message and "from any mirror" not in message
+    assert list(cache.iterdir()) == []
+
+
+def test_fetch_command_with_an_unusable_cache_prints_one_line(tmp_path):
+    """`digitlab fetch` where the cache folder cannot exist (its parent is a file; this binds for
+    root too): exit 1, one line on stderr naming the folder and what to do, no traceback."""
+    from tests.conftest import DATA_DIR, run_cli
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    done = run_cli("fetch", "mnist", env={"DIGITLAB_CACHE": str(blocker / "cache"), "DIGITLAB_MIRROR": str(DATA_DIR)})
+    assert done.returncode == 1 and done.stdout == "", done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert lines[0].startswith("error: cannot write to the cache folder " + str(blocker / "cache" / "mnist"))
+    assert "set DIGITLAB_CACHE to a folder you can write to" in lines[0]

@@ -9,12 +9,16 @@ import sys
 
 from tests.conftest import REPO
 
+CAMPAIGNS = {"idx", "images", "csv", "folders", "http"}
+EXAMPLES = 300  # per campaign: about 10 s in all on 2 cores
 
-def test_every_fuzz_campaign_runs_clean_for_a_short_budget():
-    done = subprocess.run([sys.executable, str(REPO / "fuzz" / "run.py"), "--seconds", "40"],
-                          capture_output=True, text=True, timeout=600)
+
+def test_every_fuzz_campaign_runs_clean_for_a_few_hundred_inputs():
+    done = subprocess.run([sys.executable, str(REPO / "fuzz" / "run.py"), "--examples", str(EXAMPLES)],
+                          capture_output=True, text=True, timeout=300)
     lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     assert done.returncode == 0, done.stdout + done.stderr[-2000:]
     campaigns = {r["campaign"]: r for r in lines if "campaign" in r}
-    assert set(campaigns) == {"idx", "images", "csv", "folders", "http"}
-    assert all(r["outcome"] == "ok" and r["inputs"] > 0 for r in campaigns.values()), campaigns
+    assert set(campaigns) == CAMPAIGNS
+    assert all(r["outcome"] == "ok" and r["failures"] == 0 and r["inputs"] == EXAMPLES for r in campaigns.values()), campaigns
+    assert all(r["peak_rss_mb"] > 0 and r["seconds"] >= 0 for r in campaigns.values()), campaigns

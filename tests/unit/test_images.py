@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -122,3 +123,31 @@ def test_random_bytes_are_an_image_or_an_image_error(blob):
         to_ink(open_image(blob))
     except ImageError:
         pass
+
+
+def test_a_cielab_tiff_reads_by_its_lightness():
+    """Found by fuzz/run.py: Pillow opens a CIELab TIFF in mode LAB but cannot convert it, and the
+    ValueError escaped as a crash (in `digitlab predict`, it ended the whole batch)."""
+    path = Path(__file__).parent.parent / "data" / "cielab-one.tif"  # a dark "1" on light paper
+    image = open_image(path)
+    assert image.mode == "LAB"
+    out = to_mnist(to_ink(image, name=path.name), name=path.name)
+    assert out.shape == (28, 28) and out[:, 12:16].sum() > 0.8 * out.sum()  # the stroke stays a vertical bar
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA", "LA", "PA", "P", "I;16", "I", "F"])
+@pytest.mark.parametrize("size", [(0, 5), (5, 0), (0, 0)])
+def test_a_zero_sized_image_is_an_image_error(mode, size):
+    """Found by fuzz/run.py: a PIL image 0 pixels wide (Recognizer.predict takes PIL images) crashed
+    with NumPy's "zero-size array to reduction operation" in the alpha and 16-bit paths."""
+    with pytest.raises(ImageError, match=rf"{size[0]} x {size[1]} pixels; there is nothing to read"):
+        to_ink(Image.new(mode, size), name="empty")
+
+
+def test_modes_pillow_cannot_convert_and_non_finite_pixels_are_image_errors():
+    with pytest.raises(ImageError, match="colour mode La"):
+        to_ink(Image.new("La", (20, 20)), name="premultiplied")
+    floats = np.zeros((20, 20), np.float32)
+    floats[3, 3] = np.nan
+    with pytest.raises(ImageError, match="NaN or infinity"):
+        to_ink(Image.fromarray(floats, mode="F"), name="float")
