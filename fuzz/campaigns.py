@@ -90,6 +90,8 @@ def image_files(draw) -> bytes:
         mode = "RGB"
     if fmt in ("GIF", "WEBP") and mode in ("I;16", "LA"):
         mode = "RGBA" if fmt == "WEBP" else "P"
+    if mode == "LAB":  # only TIFF stores it; converting it for another format gave different bytes from run to run
+        fmt = "TIFF"
     shape = draw(st.sampled_from([(1, 1), (28, 28), (1, 100_000), (100_000, 1), (3, 200), (64, 64), (0, 0)]))
     width, height = shape if shape != (0, 0) else (draw(st.integers(1, 40)), draw(st.integers(1, 40)))
     seed = draw(st.integers(0, 2**16))

@@ -38,6 +38,7 @@ def run_campaign(campaign: Campaign, examples: int, seconds: float | None) -> di
     count = 0
     slowest = 0.0
     too_slow: list[str] = []
+    first_error: list[str] = []  # as raised, before Hypothesis replays and shrinks it
     started = time.perf_counter()
 
     def one(value):
@@ -48,6 +49,10 @@ def run_campaign(campaign: Campaign, examples: int, seconds: float | None) -> di
             campaign.target(value)
         except ALLOWED:
             pass
+        except Exception as e:
+            if not first_error:
+                first_error.append(f"{type(e).__name__}: {str(e)[:300]} (at {_where(e)}) for {repr(value)[:300]}")
+            raise
         elapsed = time.perf_counter() - t
         slowest = max(slowest, elapsed)
         if elapsed > DEADLINE_S:
@@ -70,6 +75,8 @@ def run_campaign(campaign: Campaign, examples: int, seconds: float | None) -> di
         frames = [f"{Path(f.filename).name}:{f.lineno}" for f in traceback.extract_tb(e.__traceback__)
                   if "hypothesis" not in f.filename]
         outcome, failures = f"FAILED: {type(e).__name__}: {str(e)[:500]} (at {' > '.join(frames[-6:])})", 1
+        if first_error:
+            outcome += f"; first seen as {first_error[0]}"
     if too_slow and outcome == "ok":
         outcome = f"FAILED: {len(too_slow)} input(s) over {DEADLINE_S:g} s, the first {too_slow[0]}"
     failures += len(too_slow)
@@ -77,6 +84,11 @@ def run_campaign(campaign: Campaign, examples: int, seconds: float | None) -> di
             "failures": failures,
             "slowest_input_s": round(slowest, 3), "outcome": outcome,
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+
+
+def _where(e: BaseException) -> str:
+    frames = traceback.extract_tb(e.__traceback__)
+    return " > ".join(f"{Path(f.filename).name}:{f.lineno}" for f in frames[-4:])
 
 
 def main() -> None:

@@ -25,6 +25,7 @@ def lambda_model(tmp_path_factory):
 def test_refused_with_why_and_how_then_loaded_when_trusted(lambda_model, mnist, tmp_path):
     refused = run_cli("evaluate", str(lambda_model))
     assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
     message = refused.stderr.replace("\n", " ")
     assert "refused: the model file carries a Lambda layer's Python function" in message
     assert "would run that code" in message and "--trust-model" in message
