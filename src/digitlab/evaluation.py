@@ -16,7 +16,7 @@ from digitlab.errors import RunError
 from digitlab.models import get_preset
 from digitlab.preprocess import shape_for
 from digitlab.calibration import apply_temperature, expected_calibration_error
-from digitlab.runs import CALIBRATION_FILE, CONFIG_FILE, read_json, resolve_model
+from digitlab.runs import CONFIG_FILE, resolve_model, run_temperature
 
 
 @dataclass
@@ -79,13 +79,6 @@ def evaluate_model(model, images: np.ndarray, labels: np.ndarray, dataset: str =
     """Evaluate an in-memory Keras model on uint8 images and integer labels."""
     names = list(dataset_info(dataset).class_names)
     return Evaluation(dataset, names, np.asarray(labels), predict_probabilities(model, images), temperature)
-
-
-def run_temperature(run_dir: Path | None) -> float | None:
-    """The temperature fitted when the run trained, if it was."""
-    if run_dir is None or not (run_dir / CALIBRATION_FILE).is_file():
-        return None
-    return float(read_json(run_dir / CALIBRATION_FILE)["temperature"])
 
 
 def load_model(path: str | os.PathLike, *, trust: bool = False):

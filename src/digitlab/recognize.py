@@ -88,7 +88,7 @@ class Recognizer:
         """
         from digitlab.config import RunConfig
         from digitlab.inference import INFERENCE_FILE
-        from digitlab.runs import CALIBRATION_FILE, CONFIG_FILE, MODEL_FILE, read_json, resolve_model
+        from digitlab.runs import CONFIG_FILE, MODEL_FILE, resolve_model, run_temperature
         from digitlab.userdata import dataset_info
 
         if engine not in ("auto", "keras"):
@@ -96,9 +96,7 @@ class Recognizer:
         model_path, run_dir = resolve_model(run_or_model, runs)
         config = RunConfig.load(run_dir / CONFIG_FILE) if run_dir is not None else None
         names = dataset_info(config.dataset if config else "mnist").class_names
-        temperature = None
-        if run_dir is not None and (run_dir / CALIBRATION_FILE).is_file():
-            temperature = float(read_json(run_dir / CALIBRATION_FILE)["temperature"])
+        temperature = run_temperature(run_dir)
         fast = model_path.parent / INFERENCE_FILE
         if engine == "auto" and model_path.name == MODEL_FILE and fast.is_file():
             from digitlab.inference import load as load_inference

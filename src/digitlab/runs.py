@@ -109,3 +109,10 @@ def resolve_model(path: str | os.PathLike | None, out: str | os.PathLike = "runs
         run = path.parent if (path.parent / CONFIG_FILE).is_file() else None
         return path, run
     raise RunError(f"{path}: no such run folder or model file.")
+
+
+def run_temperature(run_dir: Path | None) -> float | None:
+    """The temperature fitted when the run trained, if it was."""
+    if run_dir is None or not (run_dir / CALIBRATION_FILE).is_file():
+        return None
+    return float(read_json(run_dir / CALIBRATION_FILE)["temperature"])
