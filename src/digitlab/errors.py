@@ -22,3 +22,7 @@ class ConfigError(DigitlabError, ValueError):
 
 class RunError(DigitlabError, OSError):
     """A run folder or model file is missing or unreadable."""
+
+
+class TrainingDiverged(DigitlabError):
+    """The training loss became NaN or infinite (usually a learning rate too large)."""

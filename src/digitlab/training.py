@@ -123,6 +123,10 @@ def fit(
         validation = (shape_for(splits.x_val, input_shape), one_hot(splits.y_val, num_classes))
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2  # a progress bar on a terminal, a line per epoch in logs
+    from digitlab import jaxloop
+
+    if jaxloop.supports(model):
+        return model, _fit_compiled(model, config, splits, history, start, num_classes, run_dir, verbose)
     for epoch in range(start, config.epochs):
         # One fit call per epoch, its randomness (shuffling, dropout) seeded by the epoch alone,
         # so that a run resumed from a checkpoint continues exactly as it would have.
@@ -141,6 +145,45 @@ def fit(
             write_history(run_dir, history)
             checkpoints.save(run_dir, epoch + 1, history, model.save, ".keras")
     return model, history
+
+
+def _fit_compiled(model, config: RunConfig, splits: Splits, history: dict, start: int, num_classes: int,
+                  run_dir: Path | None, verbose: int) -> dict:
+    """Epochs `start`.. of `fit` with digitlab's compiled JAX loop (digitlab.jaxloop): same recipe, same
+    seeds per epoch, same history and checkpoints, several times faster than `model.fit` on a CPU."""
+    import keras
+
+    from digitlab import checkpoints, jaxloop
+
+    input_shape = tuple(model.input_shape[1:])
+    x = splits.x_train.reshape(len(splits.x_train), *input_shape)  # uint8: scaled inside each step
+    loop = jaxloop.build_loop(model, x, splits.y_train, num_classes)
+    steps = -(-len(x) // config.batch_size)
+    for epoch in range(start, config.epochs):
+        seed = checkpoints.epoch_seed(config.seed, epoch)
+        keras.utils.set_random_seed(seed)
+        _reseed_layers(model, seed)
+        health = _health_recorder(splits)
+        health.set_model(model)
+        health.on_epoch_begin(epoch)
+        order = np.random.default_rng(seed).permutation(len(x))
+        if verbose:
+            print(f"Epoch {epoch + 1}/{config.epochs}", flush=True)
+        bar = jaxloop.progress_bar(steps, verbose) if verbose else None
+        logs = jaxloop.train_epoch(loop, model, order, config.batch_size, epoch=epoch + 1, progress=bar)
+        if splits.x_val is not None:
+            x_val = splits.x_val.reshape(len(splits.x_val), *input_shape)
+            logs["val_loss"], logs["val_accuracy"] = jaxloop.evaluate(loop, model, x_val, splits.y_val)
+            logs = {k: logs[k] for k in ("accuracy", "loss", "val_accuracy", "val_loss")}  # fit's order
+        if bar is not None:
+            bar(steps, logs, finalize=True)
+        health.on_epoch_end(epoch)
+        for k, v in {**logs, **health.history}.items():
+            history.setdefault(k, []).extend([float(v)] if np.isscalar(v) else [float(e) for e in v])
+        if run_dir is not None:
+            write_history(run_dir, history)
+            checkpoints.save(run_dir, epoch + 1, history, model.save, ".keras")
+    return history
 
 
 def _reseed_layers(model, seed: int) -> None:

@@ -174,12 +174,13 @@ def test_fetch_downloads_the_real_files_over_http(mirror_server, tmp_path):
     assert done.returncode == 1 and "could not fetch mnist" in done.stderr and "--data-dir" in done.stderr
 
 
-def test_cnn_trains_on_its_own_backend(tmp_path):
+def test_cnn_trains_with_the_compiled_loop(tmp_path):
     done = run_cli("train", "--model", "cnn", "--epochs", "1", "--limit", "10000", "--out", str(tmp_path), "--no-plots")
     assert done.returncode == 0, done.stderr
     (run,) = list(tmp_path.iterdir())
-    assert json.loads((run / "status.json").read_text())["backend"] == "tensorflow"
+    assert json.loads((run / "status.json").read_text())["backend"] == "jax"
     assert json.loads((run / "metrics.json").read_text())["test_accuracy"] > 0.85
+    assert "Epoch 1/1" in done.stdout and "val_accuracy" in done.stdout
     assert not list(run.glob("*.png"))
 
 
@@ -201,5 +202,5 @@ def test_backend_benchmark_smoke_run():
         capture_output=True, text=True, timeout=900, env={**env, "DIGITLAB_DATA": str(DATA_DIR)},
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    for name in ("mlp:", "cnn:", "jax", "tensorflow", "numpy", "vs tensorflow"):
+    for name in ("mlp:", "cnn:", "digitlab", "tensorflow", "numpy", "floor:", "vs tensorflow", "vs floor"):
         assert name in done.stdout

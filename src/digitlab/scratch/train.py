@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from digitlab.errors import DigitlabError
+from digitlab.errors import TrainingDiverged  # noqa: F401 (raised here; importers found it here)
 from digitlab.scratch.layers import Dense
 from digitlab.scratch.network import Network
-
-
-class TrainingDiverged(DigitlabError):
-    """The loss became NaN or infinite."""
 
 
 def train_epoch(net: Network, optimizer, x: np.ndarray, labels: np.ndarray, batch_size: int,

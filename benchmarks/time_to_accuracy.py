@@ -1,0 +1,115 @@
+"""Time from process start to a test accuracy: `digitlab train` against Keras + TensorFlow's plain fit.
+
+    python benchmarks/time_to_accuracy.py                      # cnn recipe, 99.0%, 1 round
+    python benchmarks/time_to_accuracy.py --rounds 3 --target 0.99 --preset cnn
+    python benchmarks/time_to_accuracy.py --quick              # smoke run: mlp, 90%, 3,000 images (CI)
+
+Both stacks train the same preset with the same recipe (optimizer, learning-rate schedule, batch
+size, epochs) and validate on the 10,000 test images after every epoch (`--validation test`),
+printing a line per epoch. This script starts each as a fresh process, reads its output as it
+comes, and stops the clock at the first epoch whose test accuracy reaches the target: the wall time
+includes start-up, imports, data loading and compilation, as a user waits for them. Rounds are
+interleaved; medians are quoted, with the epoch at which the target was reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+# The reference: the tutorials' stack, Keras + TensorFlow with plain fit, the preset's recipe.
+REFERENCE = r"""
+import os, sys
+import numpy as np
+import keras
+from digitlab import load_dataset
+from digitlab.models import build_model, config_for
+from digitlab.preprocess import one_hot, shape_for
+from digitlab.training import make_optimizer
+name, epochs, limit = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+config = config_for(name, epochs=epochs)
+(x, y), (xt, yt) = load_dataset("mnist", progress=False)
+x, y = x[:limit], y[:limit]
+keras.utils.set_random_seed(0)
+model = build_model(name)
+model.compile(optimizer=make_optimizer(config, -(-len(x) // config.batch_size)),
+              loss="categorical_crossentropy", metrics=["accuracy"])
+shape = tuple(model.input_shape[1:])
+model.fit(shape_for(x, shape), one_hot(y, 10), batch_size=config.batch_size, epochs=config.epochs,
+          validation_data=(shape_for(xt, shape), one_hot(yt, 10)), verbose=2)
+"""
+
+VAL = re.compile(r"val_accuracy: (\d\.\d+)")
+
+
+def race(command: list[str], env: dict, target: float) -> dict:
+    """Run `command`; the seconds from its start to the first epoch line with val_accuracy >= target."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    epoch, reached, last = 0, None, None
+    for line in proc.stdout:
+        match = VAL.search(line)
+        if match:
+            epoch += 1
+            last = float(match.group(1))
+            if last >= target:
+                reached = time.perf_counter() - started
+                proc.kill()
+                break
+    proc.wait()
+    return {"seconds": reached, "epoch": epoch, "accuracy": last}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="cnn")
+    parser.add_argument("--target", type=float, default=0.99)
+    parser.add_argument("--epochs", type=int, default=None, help="the recipe's epochs (default: the preset's)")
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--limit", type=int, default=60000, help="training images")
+    parser.add_argument("--quick", action="store_true", help="smoke run: mlp to 90% on 3,000 images")
+    args = parser.parse_args()
+    if args.quick:
+        args.preset, args.target, args.limit, args.epochs = "mlp", 0.90, 3000, 3
+    from digitlab.models import config_for
+
+    epochs = args.epochs or config_for(args.preset).epochs
+    digitlab = shutil.which("digitlab", path=os.path.dirname(sys.executable)) or "digitlab"
+    base_env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    results: dict[str, list[dict]] = {"digitlab": [], "tensorflow": []}
+    with tempfile.TemporaryDirectory() as out:
+        for _ in range(args.rounds):
+            results["digitlab"].append(race(
+                [digitlab, "train", "--model", args.preset, "--epochs", str(epochs), "--validation", "test",
+                 "--limit", str(args.limit), "--no-plots", "--out", out], base_env, args.target))
+            results["tensorflow"].append(race(
+                [sys.executable, "-c", REFERENCE, args.preset, str(epochs), str(args.limit)],
+                {**base_env, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}, args.target))
+    print(f"\n{args.preset}: seconds from process start to {args.target:.1%} test accuracy "
+          f"({args.limit} training images, recipe of {epochs} epochs, {args.rounds} round(s))")
+    print(f"{'stack':<12}{'seconds (median, range)':<28}{'epoch reached':<16}{'vs tensorflow':>14}")
+    medians = {}
+    for stack, rs in results.items():
+        times = [r["seconds"] for r in rs if r["seconds"] is not None]
+        medians[stack] = statistics.median(times) if len(times) == len(rs) else None
+    for stack, rs in results.items():
+        med = medians[stack]
+        if med is None:
+            best = max((r["accuracy"] or 0) for r in rs)
+            print(f"{stack:<12}{'not reached (best ' + format(best, '.2%') + ')':<28}{'-':<16}{'-':>14}")
+            continue
+        times = [r["seconds"] for r in rs]
+        span = f"{med:.1f} ({min(times):.1f} - {max(times):.1f})"
+        ratio = f"{medians['tensorflow'] / med:.2f}x" if medians["tensorflow"] else "-"
+        print(f"{stack:<12}{span:<28}{statistics.median(r['epoch'] for r in rs):<16}{ratio:>14}")
+
+
+if __name__ == "__main__":
+    main()

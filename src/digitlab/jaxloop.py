@@ -1,0 +1,275 @@
+"""A compiled training loop for Keras models on the JAX backend: many steps per call, data in memory.
+
+Why not `model.fit`: on a 2-core CPU, Keras' fit spends most of an MLP epoch between the steps
+(one Python round trip, callback and metric update per batch of 64), and XLA's CPU gradients of
+`Conv2D` and `MaxPooling2D` are slow (see BENCHMARKS.md for the numbers). Here one jitted call runs
+`STEPS_PER_CALL` training steps with `lax.scan`; the training images stay in one uint8 array that
+each step gathers its batch from, so nothing crosses from Python per step.
+
+The model stays a Keras model: the loop trains the model's own variables through
+`Layer.stateless_call` and `Optimizer.stateless_apply` (the same optimizer, schedule and loss as
+`fit`), and writes them back into the model after every epoch, so checkpoints, `model.save`,
+`load_model` and inspection are Keras' own. Two layers are computed in another way with the same
+arithmetic: `Conv2D` as a matrix product over image patches (im2col) and `MaxPooling2D` whose
+stride equals its size as the maximum of strided slices. Forward values equal Keras' to float precision
+(`tests/unit/test_jaxloop.py`). Any other layer runs its own Keras code.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from digitlab.errors import TrainingDiverged
+
+STEPS_PER_CALL = 64  # training steps per compiled call: the progress bar moves once per call
+EVAL_BATCH = 1000
+
+
+def supports(model) -> bool:
+    """True if the loop can train `model`: a Sequential stack without regularisation losses."""
+    import keras
+
+    if keras.backend.backend() != "jax" or not isinstance(model, keras.Sequential):
+        return False
+    for layer in model.layers:
+        cfg = layer.get_config()
+        if any(cfg.get(k) for k in ("kernel_regularizer", "bias_regularizer", "activity_regularizer")):
+            return False
+    return True
+
+
+def conv2d_im2col(x, kernel, padding: str):
+    """Stride-1 2-D convolution, NHWC input, HWIO kernel; 'same' pads as Keras does (the extra at the end).
+
+    The shifted images are stacked along the channels and the convolution is one matrix product,
+    whose gradients are matrix products too: 13.7 s per CNN epoch for the second layer, against
+    471 s for XLA's own convolution gradients on this CPU (benchmarks/kernels.py).
+    """
+    import jax.numpy as jnp
+
+    kh, kw, cin, cout = kernel.shape
+    if padding == "same":
+        x = jnp.pad(x, ((0, 0), ((kh - 1) // 2, kh // 2), ((kw - 1) // 2, kw // 2), (0, 0)))
+    n, h, w, _ = x.shape
+    oh, ow = h - kh + 1, w - kw + 1
+    shifted = [x[:, i : i + oh, j : j + ow, :] for i in range(kh) for j in range(kw)]
+    cols = jnp.concatenate(shifted, axis=-1).reshape(n * oh * ow, kh * kw * cin)
+    return (cols @ kernel.reshape(kh * kw * cin, cout)).reshape(n, oh, ow, cout)
+
+
+def maxpool_strided(x, size: tuple[int, int]):
+    """Max pooling with stride = size and 'valid' padding, as the maximum of strided slices.
+
+    Its gradient is element-wise selects, 5x faster than reshape-and-max and 25x faster than
+    XLA's reduce_window gradient on this CPU. Where two inputs tie, the gradient is split between
+    them instead of given to the first; after a ReLU the only ties are zeros, whose gradient the
+    ReLU stops anyway.
+    """
+    import jax.numpy as jnp
+
+    ph, pw = size
+    n, h, w, c = x.shape
+    x = x[:, : h // ph * ph, : w // pw * pw, :]
+    parts = [x[:, i::ph, j::pw, :] for i in range(ph) for j in range(pw)]
+    out = parts[0]
+    for part in parts[1:]:
+        out = jnp.maximum(out, part)
+    return out
+
+
+def _layer_function(layer) -> Callable | None:
+    """A pure function (trainable, x) -> y for the layers computed here; None for Keras' own call."""
+    import keras
+
+    kind, cfg = type(layer).__name__, layer.get_config()
+    if kind == "Conv2D" and (tuple(cfg["strides"]) == (1, 1) and tuple(cfg["dilation_rate"]) == (1, 1)
+                             and cfg["groups"] == 1 and cfg.get("data_format") == "channels_last"
+                             and cfg["padding"] in ("same", "valid")):
+        activation = keras.activations.get(cfg["activation"])
+        use_bias = cfg["use_bias"]
+
+        def conv(tv, x):
+            y = conv2d_im2col(x, tv[0], cfg["padding"])
+            return activation(y + tv[1] if use_bias else y)
+
+        return conv
+    if kind == "MaxPooling2D" and (tuple(cfg["pool_size"]) == tuple(cfg["strides"]) and cfg["padding"] == "valid"
+                                   and cfg.get("data_format") == "channels_last"):
+        return lambda tv, x: maxpool_strided(x, tuple(cfg["pool_size"]))
+    return None
+
+
+def make_forward(model) -> Callable:
+    """forward(trainable, non_trainable, x, training) -> (probabilities, non_trainable): the model as a pure function.
+
+    The variable lists are the model's own, in `model.trainable_variables` order.
+    """
+    index = {id(v): i for i, v in enumerate(model.trainable_variables)}
+    nindex = {id(v): i for i, v in enumerate(model.non_trainable_variables)}
+    plan = [(layer, _layer_function(layer), [index[id(v)] for v in layer.trainable_variables],
+             [nindex[id(v)] for v in layer.non_trainable_variables],
+             "training" in inspect.signature(layer.call).parameters) for layer in model.layers]
+
+    def forward(tv, ntv, x, training: bool):
+        ntv = list(ntv)
+        for layer, own, ti, ni, takes_training in plan:
+            ltv = [tv[i] for i in ti]
+            if own is not None:
+                x = own(ltv, x)
+            else:
+                kwargs = {"training": training} if takes_training else {}
+                x, new = layer.stateless_call(ltv, [ntv[i] for i in ni], x, **kwargs)
+                for i, v in zip(ni, new):
+                    ntv[i] = v
+        return x, ntv
+
+    return forward
+
+
+@dataclass
+class Loop:
+    """The compiled functions of one model and data set."""
+
+    train_call: Callable  # (state, idx (k, batch), valid (k,)) -> (state, (loss (k,), correct (k,)))
+    evaluate_call: Callable  # (tv, ntv, x uint8, y, mask) -> (loss sum, correct)
+
+
+def build_loop(model, x_train: np.ndarray, y_train: np.ndarray, num_classes: int) -> Loop:
+    """Compile the training and evaluation steps; `x_train` is uint8 in the model's input shape."""
+    import jax
+    import jax.numpy as jnp
+    import keras
+
+    forward = make_forward(model)
+    optimizer = model.optimizer
+    loss_fn = keras.losses.CategoricalCrossentropy()
+    x_dev, y_dev = jnp.asarray(x_train), jnp.asarray(y_train.astype(np.int32))
+
+    def loss_of(tv, ntv, xb, yb):
+        probs, ntv = forward(tv, ntv, xb, True)
+        return loss_fn(jax.nn.one_hot(yb, num_classes), probs), (probs, ntv)
+
+    grad_fn = jax.value_and_grad(loss_of, has_aux=True)
+
+    def step(state, batch, x_all, y_all):
+        idx, valid = batch
+
+        def train(state):
+            tv, ntv, ov = state
+            xb = jnp.take(x_all, idx, axis=0).astype(jnp.float32) / jnp.float32(255)
+            yb = jnp.take(y_all, idx, axis=0)
+            (loss, (probs, ntv)), grads = grad_fn(tv, ntv, xb, yb)
+            tv, ov = optimizer.stateless_apply(ov, grads, tv)
+            return (tv, ntv, ov), (loss, jnp.sum(jnp.argmax(probs, axis=-1) == yb))
+
+        def skip(state):  # padding at the end of an epoch: the state passes through
+            return state, (jnp.float32(0), jnp.int32(0))
+
+        return jax.lax.cond(valid, train, skip, state)
+
+    # The images are an argument, not a constant of the compiled program: a 47 MB constant would
+    # be copied into every compilation.
+    @jax.jit
+    def train_images(state, x_all, y_all, idx, valid):
+        return jax.lax.scan(lambda s, b: step(s, b, x_all, y_all), state, (idx, valid))
+
+    def train_call(state, idx, valid):
+        return train_images(state, x_dev, y_dev, idx, valid)
+
+    @jax.jit
+    def evaluate_call(tv, ntv, xb, yb, mask):
+        probs, _ = forward(tv, ntv, xb.astype(jnp.float32) / jnp.float32(255), False)
+        losses = keras.losses.categorical_crossentropy(jax.nn.one_hot(yb, num_classes), probs)
+        return jnp.sum(losses * mask), jnp.sum((jnp.argmax(probs, axis=-1) == yb) * mask)
+
+    return Loop(train_call, evaluate_call)
+
+
+def read_state(model) -> tuple:
+    if not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    return ([v.value for v in model.trainable_variables], [v.value for v in model.non_trainable_variables],
+            [v.value for v in model.optimizer.variables])
+
+
+def write_state(model, state) -> None:
+    tv, ntv, ov = state
+    for variables, values in ((model.trainable_variables, tv), (model.non_trainable_variables, ntv),
+                              (model.optimizer.variables, ov)):
+        for v, a in zip(variables, values):
+            v.assign(a)
+
+
+def train_epoch(loop: Loop, model, order: np.ndarray, batch_size: int, *, epoch: int, progress=None) -> dict:
+    """One pass over the training images in `order`, written back into `model`. Returns loss and accuracy.
+
+    Raises TrainingDiverged, naming the epoch and batch, if the loss stops being finite.
+    """
+    import jax.numpy as jnp
+
+    n = len(order)
+    full = n // batch_size
+    calls = []
+    if full:
+        k = min(STEPS_PER_CALL, full)
+        padded = math.ceil(full / k) * k
+        idx = np.zeros((padded, batch_size), np.int32)
+        idx[:full] = order[: full * batch_size].reshape(full, batch_size)
+        valid = np.arange(padded) < full
+        calls += [(idx[i : i + k], valid[i : i + k]) for i in range(0, padded, k)]
+    if n % batch_size:  # the last, smaller batch, as fit trains it (its own compiled shape)
+        calls.append((order[full * batch_size :][None].astype(np.int32), np.ones(1, bool)))
+    state = read_state(model)
+    total_loss, correct, done = 0.0, 0, 0
+    for idx, valid in calls:
+        state, (losses, right) = loop.train_call(state, jnp.asarray(idx), jnp.asarray(valid))
+        losses = np.asarray(losses)[valid]
+        if not np.all(np.isfinite(losses)):
+            bad = int(np.argmax(~np.isfinite(losses)))
+            raise TrainingDiverged(
+                f"the loss became {losses[bad]} in epoch {epoch}, batch {done + bad + 1}: training diverged. "
+                "Try a smaller --learning-rate.")
+        sizes = np.full(len(losses), idx.shape[1])
+        total_loss += float(np.sum(losses * sizes))
+        correct += int(np.sum(np.asarray(right)))
+        done += len(losses)
+        if progress is not None:
+            seen = min(done * batch_size, n)
+            progress(done, {"accuracy": correct / seen, "loss": total_loss / seen})
+    write_state(model, state)
+    return {"accuracy": correct / n, "loss": total_loss / n}
+
+
+def evaluate(loop: Loop, model, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Mean loss and accuracy of `model` on uint8 images `x` (the model's input shape) and labels `y`."""
+    import jax.numpy as jnp
+
+    tv, ntv, _ = read_state(model)
+    loss, correct = 0.0, 0
+    for start in range(0, len(x), EVAL_BATCH):
+        xb, yb = x[start : start + EVAL_BATCH], y[start : start + EVAL_BATCH].astype(np.int32)
+        mask = np.zeros(EVAL_BATCH, np.float32)
+        mask[: len(xb)] = 1
+        if len(xb) < EVAL_BATCH:  # one compiled shape: pad, and count only the real images
+            xb = np.concatenate([xb, np.zeros((EVAL_BATCH - len(xb), *xb.shape[1:]), xb.dtype)])
+            yb = np.concatenate([yb, np.zeros(EVAL_BATCH - len(yb), np.int32)])
+        l, c = loop.evaluate_call(tv, ntv, jnp.asarray(xb), jnp.asarray(yb), jnp.asarray(mask))
+        loss, correct = loss + float(l), correct + int(c)
+    return loss / len(x), correct / len(x)
+
+
+def progress_bar(steps: int, verbose: int):
+    """Keras' own progress bar (a bar on a terminal, a line per epoch in logs), fed once per call."""
+    import keras
+
+    bar = keras.utils.Progbar(steps, verbose=verbose, stateful_metrics=["accuracy", "loss", "val_accuracy", "val_loss"])
+
+    def update(done: int, logs: dict, finalize: bool = False) -> None:
+        bar.update(done, values=list(logs.items()), finalize=finalize)
+
+    return update

@@ -1,0 +1,92 @@
+"""The compiled JAX loop: its own convolution and pooling equal Keras', and it trains a real Keras model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from digitlab.backend import select_backend
+
+assert select_backend("jax") == "jax", "these tests need Keras on the JAX backend in this process"
+
+import keras  # noqa: E402
+
+from digitlab import jaxloop  # noqa: E402
+from digitlab.errors import TrainingDiverged  # noqa: E402
+from digitlab.models import build_model  # noqa: E402
+
+
+@pytest.mark.parametrize("shape,kernel,padding", [
+    ((3, 28, 28, 1), (3, 3, 1, 32), "same"),
+    ((2, 14, 14, 32), (3, 3, 32, 64), "same"),
+    ((2, 13, 11, 3), (5, 3, 3, 4), "same"),  # odd sizes, uneven kernel: Keras pads the extra row at the end
+    ((2, 13, 11, 3), (3, 2, 3, 4), "valid"),
+])
+def test_im2col_convolution_equals_keras(shape, kernel, padding):
+    rng = np.random.default_rng(0)
+    x, k = rng.normal(size=shape).astype(np.float32), rng.normal(size=kernel).astype(np.float32)
+    expected = keras.ops.convert_to_numpy(keras.ops.conv(x, k, padding=padding))
+    got = np.asarray(jaxloop.conv2d_im2col(x, k, padding))
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("shape,size", [((2, 28, 28, 3), (2, 2)), ((2, 13, 11, 2), (2, 2)), ((1, 10, 9, 1), (3, 3))])
+def test_strided_max_pool_equals_keras(shape, size):
+    x = np.random.default_rng(1).normal(size=shape).astype(np.float32)
+    expected = keras.ops.convert_to_numpy(keras.ops.max_pool(x, size, strides=size, padding="valid"))
+    np.testing.assert_array_equal(np.asarray(jaxloop.maxpool_strided(x, size)), expected)
+
+
+@pytest.mark.parametrize("preset", ["cnn", "cnn-aug", "mlp-dropout"])
+def test_the_pure_forward_pass_equals_the_keras_model(preset):
+    model = build_model(preset)
+    x = np.random.default_rng(2).random((8, *model.input_shape[1:])).astype(np.float32)
+    tv, ntv, _ = [v.value for v in model.trainable_variables], [v.value for v in model.non_trainable_variables], None
+    got, _ = jaxloop.make_forward(model)(tv, ntv, x, False)
+    np.testing.assert_allclose(np.asarray(got), keras.ops.convert_to_numpy(model(x, training=False)), atol=1e-5)
+
+
+def _compiled(preset: str, lr: float | None = None):
+    model = build_model(preset)
+    model.compile(optimizer=keras.optimizers.Adam(**({"learning_rate": lr} if lr else {})),
+                  loss="categorical_crossentropy")
+    return model
+
+
+def test_an_epoch_trains_the_keras_model_itself_including_the_last_small_batch(mnist):
+    (x, y), (xt, yt) = mnist
+    x, y = x[:1000].reshape(-1, 784), y[:1000]
+    model = _compiled("mlp")
+    before = model.get_weights()
+    loop = jaxloop.build_loop(model, x, y, 10)
+    seen = []
+    logs = jaxloop.train_epoch(loop, model, np.random.default_rng(0).permutation(1000), 64, epoch=1,
+                               progress=lambda done, logs: seen.append(done))
+    assert int(model.optimizer.iterations.numpy()) == 16  # 15 batches of 64 and one of 40
+    assert seen[-1] == 16 and all(a < b for a, b in zip(seen, seen[1:]))
+    assert all(np.abs(a - b).max() > 0 for a, b in zip(before, model.get_weights()))
+    assert 0.5 < logs["accuracy"] <= 1 and logs["loss"] > 0
+    loss, accuracy = jaxloop.evaluate(loop, model, xt[:1500].reshape(-1, 784), yt[:1500])  # a padded last batch
+    probs = model.predict(xt[:1500].reshape(-1, 784).astype(np.float32) / 255, verbose=0)
+    assert accuracy == pytest.approx(float(np.mean(probs.argmax(1) == yt[:1500])))
+    assert accuracy > 0.7  # one epoch of 1,000 images
+
+
+def test_a_diverging_loss_names_the_epoch_and_batch(mnist):
+    (x, y), _ = mnist
+    model = _compiled("mlp")
+    loop = jaxloop.build_loop(model, x[:2000].reshape(-1, 784), y[:2000], 10)
+    jaxloop.train_epoch(loop, model, np.arange(2000), 64, epoch=1)
+    model.trainable_variables[0].assign(np.full(model.trainable_variables[0].shape, np.inf, np.float32))
+    with pytest.raises(TrainingDiverged, match=r"the loss became nan in epoch 2, batch 1: .* smaller --learning-rate"):
+        jaxloop.train_epoch(loop, model, np.arange(2000), 64, epoch=2)
+
+
+def test_supports_sequential_models_on_jax_only():
+    assert jaxloop.supports(build_model("cnn"))
+    inputs = keras.Input((4,))
+    functional = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+    assert not jaxloop.supports(functional)
+    regularised = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, kernel_regularizer="l2")])
+    assert not jaxloop.supports(regularised)
