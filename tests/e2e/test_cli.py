@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -181,6 +182,8 @@ def test_cnn_trains_with_the_compiled_loop(tmp_path):
     assert json.loads((run / "status.json").read_text())["backend"] == "jax"
     assert json.loads((run / "metrics.json").read_text())["test_accuracy"] > 0.85
     assert "Epoch 1/1" in done.stdout and "val_accuracy" in done.stdout
+    compiled = Path(os.environ["DIGITLAB_CACHE"]) / "compiled"  # the next run of this recipe skips compiling
+    assert any(p.is_file() for p in compiled.rglob("*")), "no compiled program was cached"
     assert not list(run.glob("*.png"))
 
 
@@ -204,3 +207,18 @@ def test_backend_benchmark_smoke_run():
     assert done.returncode == 0, done.stderr[-2000:]
     for name in ("mlp:", "cnn:", "digitlab", "tensorflow", "numpy", "floor:", "vs tensorflow", "vs floor"):
         assert name in done.stdout
+
+
+def test_kernel_and_time_to_accuracy_benchmarks_smoke_run():
+    """benchmarks/kernels.py and time_to_accuracy.py keep working; timings printed, never asserted."""
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"} | {"DIGITLAB_DATA": str(DATA_DIR)}
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "kernels.py"), "--quick"],
+                          capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "conv2 3x3, 32 -> 64" in done.stdout and "speed-up" in done.stdout
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "time_to_accuracy.py"), "--quick"],
+                          capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = {line.split()[0]: line for line in done.stdout.splitlines() if line.startswith(("digitlab ", "tensorflow "))}
+    assert set(rows) == {"digitlab", "tensorflow"}
+    assert all("not reached" not in row for row in rows.values()), done.stdout  # 90% in 3 epochs: both get there

@@ -90,3 +90,9 @@ def test_supports_sequential_models_on_jax_only():
     assert not jaxloop.supports(functional)
     regularised = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, kernel_regularizer="l2")])
     assert not jaxloop.supports(regularised)
+
+
+def test_no_compilation_cache_where_the_folder_cannot_be_made(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the cache folder would go")
+    assert jaxloop.use_compilation_cache(blocker / "compiled") is False
