@@ -115,18 +115,18 @@ def fit(
             metrics=["accuracy"],
         )
         history, start = {}, 0
+    if verbose is None:
+        verbose = 1 if sys.stdout.isatty() else 2  # a progress bar on a terminal, a line per epoch in logs
+    from digitlab import jaxloop
+
+    if jaxloop.supports(model):  # before the float copies below: the compiled loop reads uint8 images
+        return model, _fit_compiled(model, config, splits, history, start, num_classes, run_dir, verbose)
     input_shape = tuple(model.input_shape[1:])
     x = shape_for(splits.x_train, input_shape)
     y = one_hot(splits.y_train, num_classes)
     validation = None
     if splits.x_val is not None:
         validation = (shape_for(splits.x_val, input_shape), one_hot(splits.y_val, num_classes))
-    if verbose is None:
-        verbose = 1 if sys.stdout.isatty() else 2  # a progress bar on a terminal, a line per epoch in logs
-    from digitlab import jaxloop
-
-    if jaxloop.supports(model):
-        return model, _fit_compiled(model, config, splits, history, start, num_classes, run_dir, verbose)
     for epoch in range(start, config.epochs):
         # One fit call per epoch, its randomness (shuffling, dropout) seeded by the epoch alone,
         # so that a run resumed from a checkpoint continues exactly as it would have.
@@ -162,6 +162,7 @@ def _fit_compiled(model, config: RunConfig, splits: Splits, history: dict, start
     x = splits.x_train.reshape(len(splits.x_train), *input_shape)  # uint8: scaled inside each step
     loop = jaxloop.build_loop(model, x, splits.y_train, num_classes)
     steps = -(-len(x) // config.batch_size)
+    x_val = None if splits.x_val is None else splits.x_val.reshape(len(splits.x_val), *input_shape)
     for epoch in range(start, config.epochs):
         seed = checkpoints.epoch_seed(config.seed, epoch)
         keras.utils.set_random_seed(seed)
@@ -174,8 +175,7 @@ def _fit_compiled(model, config: RunConfig, splits: Splits, history: dict, start
             print(f"Epoch {epoch + 1}/{config.epochs}", flush=True)
         bar = jaxloop.progress_bar(steps, verbose) if verbose else None
         logs = jaxloop.train_epoch(loop, model, order, config.batch_size, epoch=epoch + 1, progress=bar)
-        if splits.x_val is not None:
-            x_val = splits.x_val.reshape(len(splits.x_val), *input_shape)
+        if x_val is not None:
             logs["val_loss"], logs["val_accuracy"] = jaxloop.evaluate(loop, model, x_val, splits.y_val)
             logs = {k: logs[k] for k in ("accuracy", "loss", "val_accuracy", "val_loss")}  # fit's order
         if bar is not None:
