@@ -38,6 +38,22 @@ def test_strided_max_pool_equals_keras(shape, size):
     np.testing.assert_array_equal(np.asarray(jaxloop.maxpool_strided(x, size)), expected)
 
 
+@pytest.mark.parametrize("shape,size", [((2, 28, 28, 3), (2, 2)), ((2, 13, 11, 2), (2, 2)), ((3, 10, 9, 1), (3, 2))])
+def test_max_pool_gradient_equals_keras_with_ties(shape, size):
+    """Pixels drawn from {0, 1, 2} tie in most windows: the gradient must go to the first maximum only,
+    as Keras' own max_pool on JAX sends it; rows and columns the pooling leaves out get none."""
+    import jax
+
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 3, shape).astype(np.float32)
+    ours, ours_vjp = jax.vjp(lambda t: jaxloop.maxpool_strided(t, size), x)
+    keras_out, keras_vjp = jax.vjp(lambda t: keras.ops.max_pool(t, size, strides=size, padding="valid"), x)
+    g = rng.normal(size=ours.shape).astype(np.float32)
+    np.testing.assert_array_equal(np.asarray(ours), np.asarray(keras_out))
+    np.testing.assert_array_equal(np.asarray(ours_vjp(g)[0]), np.asarray(keras_vjp(g)[0]))
+    assert np.count_nonzero(np.asarray(ours_vjp(np.ones_like(g))[0])) == g.size  # one pixel per window
+
+
 @pytest.mark.parametrize("preset", ["cnn", "cnn-aug", "mlp-dropout"])
 def test_the_pure_forward_pass_equals_the_keras_model(preset):
     model = build_model(preset)
