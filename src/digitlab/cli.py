@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from digitlab.cli_options import DataDirOption, TrustOption, choice, dataset_arg, err, in_range, out
+from digitlab.cli_runs import compare, reproduce, serve
 from digitlab.console import prediction_line, print_diagnosis, print_evaluation, progress
 
 from digitlab.config import ENGINES, INITS, LR_SCHEDULES, OPTIMIZERS, VALIDATION_MODES
@@ -31,79 +32,32 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-out = Console(soft_wrap=True)  # paths stay whole on one line, for copy and paste
-err = Console(stderr=True)
 
 PLOT_KINDS = ("samples", "curves", "confusion", "predictions", "probabilities")
-
-
-def _choice(kind: str, choices):
-    article = "an" if kind[0] in "aeiou" else "a"
-
-    def check(value):
-        if value is not None and value not in choices:
-            raise typer.BadParameter(f'"{value}" is not {article} {kind}. Choose one of: {", ".join(choices)}.')
-        return value
-
-    return check
-
-
-def _dataset(value):
-    """A registered data set name, or a path to your own data (checked when it is loaded)."""
-    if value is None or value in DATASETS:
-        return value
-    path = Path(value).expanduser()
-    if not path.exists():
-        raise typer.BadParameter(f'"{value}" is not a data set ({", ".join(DATASETS)}) nor an existing file or '
-                                 "folder of your own data.")
-    return str(path.resolve())  # the run's config.json must find it again from any folder
-
-
-TrustOption = typer.Option(False, "--trust-model", help="Load a .keras file even if it carries code (a Lambda "
-                           "layer); only for a file you trust.")
-
-
-def _in_range(flag: str, low: float, high: float | None, low_closed: bool = False):
-    """A check that low < value (<= when low_closed) and value < high."""
-
-    def check(value):
-        if value is None:
-            return value
-        if (value < low if low_closed else value <= low) or (high is not None and value >= high):
-            bounds = f"{'[' if low_closed else '('}{low:g}, {high:g})" if high is not None else f"greater than {low:g}"
-            raise typer.BadParameter(f"{value:g} is out of range; {flag} must be {'in ' if high is not None else ''}{bounds}.")
-        return value
-
-    return check
-
-
-DataDirOption = typer.Option(
-    None, "--data-dir", help="Folder with the data set's IDX files (<dir>/<dataset>/...); also $DIGITLAB_DATA."
-)
 
 
 @app.command()
 def train(
     model: str = typer.Option(DEFAULT_PRESET, "--model", "-m", help="Preset name (see `digitlab models`).",
-                              callback=_choice("preset", PRESETS)),
+                              callback=choice("preset", PRESETS)),
     dataset: str = typer.Option("mnist", "--dataset", "-d", help="Data set name, or a path to your own data "
-                                "(class folders of images, Kaggle-style CSV, or IDX files).", callback=_dataset),
+                                "(class folders of images, Kaggle-style CSV, or IDX files).", callback=dataset_arg),
     engine: str = typer.Option("keras", help="'keras', or 'numpy' for the from-scratch engine (dense presets).",
-                               callback=_choice("engine", ENGINES)),
+                               callback=choice("engine", ENGINES)),
     epochs: Optional[int] = typer.Option(None, min=1, help="Epochs [default: the preset's]."),
     batch_size: Optional[int] = typer.Option(None, min=1, help="Batch size [default: the preset's]."),
     optimizer: Optional[str] = typer.Option(None, help=f"One of {', '.join(OPTIMIZERS)} [default: the preset's].",
-                                            callback=_choice("optimizer", OPTIMIZERS)),
-    learning_rate: Optional[float] = typer.Option(None, callback=_in_range("--learning-rate", 0, None), help="Learning rate [default: the preset's or the optimizer's]."),
+                                            callback=choice("optimizer", OPTIMIZERS)),
+    learning_rate: Optional[float] = typer.Option(None, callback=in_range("--learning-rate", 0, None), help="Learning rate [default: the preset's or the optimizer's]."),
     init: Optional[str] = typer.Option(None, help="Kernel initialiser: glorot_uniform (Keras' default), he_normal, normal.",
-                                       callback=_choice("initializer", INITS)),
-    init_std: Optional[float] = typer.Option(None, callback=_in_range("--init-std", 0, None), help="Standard deviation for --init normal."),
+                                       callback=choice("initializer", INITS)),
+    init_std: Optional[float] = typer.Option(None, callback=in_range("--init-std", 0, None), help="Standard deviation for --init normal."),
     lr_schedule: Optional[str] = typer.Option(None, help="'constant' or 'cosine' (decay to 0 over the run) [default: the preset's].",
-                                              callback=_choice("learning-rate schedule", LR_SCHEDULES)),
-    validation_split: Optional[float] = typer.Option(None, callback=_in_range("--validation-split", 0, 1, low_closed=True),
+                                              callback=choice("learning-rate schedule", LR_SCHEDULES)),
+    validation_split: Optional[float] = typer.Option(None, callback=in_range("--validation-split", 0, 1, low_closed=True),
                                                      help="Share of the training set held out for validation."),
     validation: Optional[str] = typer.Option(None, help="'split' (hold out part of the training set) or 'test' (validate on the test set).",
-                                             callback=_choice("validation mode", VALIDATION_MODES)),
+                                             callback=choice("validation mode", VALIDATION_MODES)),
     seed: int = typer.Option(0, min=0, max=2**32 - 1, help="Random seed (weights, split, shuffling)."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Train on only the first N training images."),
     out_dir: Path = typer.Option(Path("runs"), "--out", help="Parent folder for the run folder."),
@@ -149,7 +103,7 @@ def train(
 @app.command()
 def evaluate(
     run: Optional[Path] = typer.Argument(None, help="Run folder or .keras file [default: the latest run in --runs]."),
-    dataset: Optional[str] = typer.Option(None, help="Data set or path to your own data [default: the run's].", callback=_dataset),
+    dataset: Optional[str] = typer.Option(None, help="Data set or path to your own data [default: the run's].", callback=dataset_arg),
     data_dir: Optional[Path] = DataDirOption,
     runs_dir: Path = typer.Option(Path("runs"), "--runs", help="Where to look for the latest run."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
@@ -188,7 +142,7 @@ def models() -> None:
 
 @app.command()
 def fetch(
-    dataset: str = typer.Argument("mnist", help="Data set name.", callback=_choice("data set", DATASETS)),
+    dataset: str = typer.Argument("mnist", help="Data set name.", callback=choice("data set", DATASETS)),
     force: bool = typer.Option(False, help="Download again even if the cache holds a good copy."),
 ) -> None:
     """Download a data set's files into the cache (checksums verified)."""
@@ -204,10 +158,10 @@ def fetch(
 
 @app.command()
 def plot(
-    kind: str = typer.Argument(..., help=f"One of: {', '.join(PLOT_KINDS)}.", callback=_choice("plot kind", PLOT_KINDS)),
+    kind: str = typer.Argument(..., help=f"One of: {', '.join(PLOT_KINDS)}.", callback=choice("plot kind", PLOT_KINDS)),
     run: Optional[Path] = typer.Argument(None, help="Run folder or .keras file [default: the latest run]."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="PNG file to write [default: KIND.png]."),
-    dataset: Optional[str] = typer.Option(None, help="Data set or path [default: the run's, or mnist].", callback=_dataset),
+    dataset: Optional[str] = typer.Option(None, help="Data set or path [default: the run's, or mnist].", callback=dataset_arg),
     index: int = typer.Option(0, min=0, help="Test image for `probabilities`."),
     count: int = typer.Option(25, min=1, max=100, help="Images in a grid."),
     mistakes: bool = typer.Option(False, help="`predictions`: show only misclassified images."),
@@ -333,104 +287,8 @@ def diagnose(
         out.print(f"Wrote {escape(str(plot_file))}")
 
 
-@app.command()
-def reproduce(
-    seeds: int = typer.Option(1, min=1, help="Seeds per preset (0..N-1)."),
-    presets: Optional[str] = typer.Option(None, help="Comma-separated presets [default: all]."),
-    out_dir: Path = typer.Option(Path("runs/reproduce"), "--out", help="Where the runs go."),
-    data_dir: Optional[Path] = DataDirOption,
-    markdown: Optional[Path] = typer.Option(None, help="Also write the table as Markdown to this file."),
-) -> None:
-    """Train every tutorial preset with its recipe and compare with what the tutorial reported."""
-    from digitlab.reproduce import markdown_table
-    from digitlab.reproduce import reproduce as run_all
-
-    names = [p.strip() for p in presets.split(",")] if presets else None
-    for name in names or []:
-        _choice("preset", PRESETS)(name)
-    table = Table(title=f"Tutorial presets, {seeds} seed(s) each")
-    for col in ("preset", "recipe", "tutorial reported", "we got", "meets"):
-        table.add_column(col)
-
-    def show(r):
-        out.print(f"{r.preset}: {r.mean:.2%} ± {r.spread:.2%} ({'meets' if r.meets else 'misses'} \"{r.claim}\")")
-        where = "held-out" if r.metric == "val_accuracy" else "test"
-        table.add_row(r.preset, r.recipe, r.claim, f"{r.mean:.2%} ± {r.spread:.2%} {where}",
-                      "[green]yes[/]" if r.meets else "[red]no[/]")
-
-    results = run_all(names, seeds, out_dir, data_dir, on_result=show)
-    out.print(table)
-    if markdown is not None:
-        markdown.write_text(markdown_table(results) + "\n")
-        out.print(f"Wrote {escape(str(markdown))}")
-
-
-def _names(value: str, kind: str, choices) -> list[str]:
-    names = [n.strip() for n in value.split(",") if n.strip()]
-    for name in names:
-        _choice(kind, choices)(name)
-    if not names:
-        raise typer.BadParameter(f"name at least one {kind}.")
-    return names
-
-
-@app.command()
-def compare(
-    models: str = typer.Option(..., help="Comma-separated presets, e.g. mlp,cnn,random-forest."),
-    datasets: str = typer.Option("mnist", help="Comma-separated data sets, e.g. mnist,fashion-mnist."),
-    out_dir: Path = typer.Option(Path("runs/compare"), "--out", help="Where the runs and the leaderboard go."),
-    limit: Optional[int] = typer.Option(None, min=1, help="Train on only the first N training images."),
-    seed: int = typer.Option(0, min=0, help="Seed of every run."),
-    data_dir: Optional[Path] = DataDirOption,
-) -> None:
-    """Train each model on each data set; print a leaderboard and write it as Markdown, CSV and HTML."""
-    from digitlab.compare import COLUMNS, compare as run_all, row, write_leaderboard
-
-    names = _names(models, "preset", PRESETS)
-    sets = [_dataset(d.strip()) for d in datasets.split(",") if d.strip()]
-
-    def show(e):
-        out.print(f"{e.model} on {e.dataset}: {e.test_accuracy:.2%} test accuracy, trained in {e.train_seconds:.1f} s",
-                  highlight=False)
-
-    entries = run_all(names, sets, out=out_dir, data_dir=data_dir, limit=limit, seed=seed, on_result=show)
-    table = Table(title="Leaderboard")
-    for col in COLUMNS:
-        table.add_column(col, justify="left" if col in ("model", "dataset") else "right")
-    for e in entries:
-        table.add_row(*row(e))
-    out.print(table)
-    folder = Path(entries[0].run).parent.parent
-    for path in write_leaderboard(entries, folder):
-        out.print(f"Wrote {escape(str(path))}")
-
-
-@app.command()
-def serve(
-    model: Optional[Path] = typer.Option(None, "--model", help="Run folder or .keras file [default: the latest run]."),
-    runs_dir: Path = typer.Option(Path("runs"), "--runs", help="Where to look for the latest run."),
-    host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0 for every interface)."),
-    port: int = typer.Option(8000, min=0, max=65535, help="Port to listen on."),
-    threshold: float = typer.Option(0.5, min=0, max=1, help="Below this probability an answer is 'unsure'."),
-    max_body: int = typer.Option(5_000_000, min=1, help="Largest request body, in bytes (413 beyond)."),
-    max_pixels: int = typer.Option(12_000_000, min=1, help="Largest image, in pixels (422 beyond)."),
-    timeout: float = typer.Option(10.0, min=0.1, help="Seconds a request may take, queueing included (503 beyond)."),
-    workers: int = typer.Option(2, min=1, help="Predictions run at once."),
-    trust_model: bool = TrustOption,
-) -> None:
-    """The HTTP API and the drawing page: open http://HOST:PORT/ in a browser, /docs for the API."""
-    import uvicorn
-
-    from digitlab.api import Limits, create_app, model_facts
-    from digitlab.recognize import Recognizer
-
-    recognizer = Recognizer.load(model, runs=runs_dir, threshold=threshold, trust=trust_model)
-    facts = model_facts(model, recognizer, runs=runs_dir)
-    limits = Limits(max_body_bytes=max_body, max_pixels=max_pixels, timeout_s=timeout, workers=workers)
-    api = create_app(recognizer, facts, limits)
-    out.print(f"Serving {escape(facts.name)} ({facts.preset or 'Keras model'}, {facts.dataset}) on "
-              f"http://{host}:{port}/  (API documentation at /docs; Ctrl-C stops)", highlight=False)
-    uvicorn.run(api, host=host, port=port, log_level="warning", timeout_keep_alive=5)
+for command in (reproduce, compare, serve):
+    app.command()(command)
 
 
 def main() -> None:

@@ -1,0 +1,67 @@
+"""What the `digitlab` commands share: the consoles, argument checks and common options."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from digitlab.data import DATASETS
+
+out = Console(soft_wrap=True)  # paths stay whole on one line, for copy and paste
+err = Console(stderr=True)
+
+
+def choice(kind: str, choices):
+    article = "an" if kind[0] in "aeiou" else "a"
+
+    def check(value):
+        if value is not None and value not in choices:
+            raise typer.BadParameter(f'"{value}" is not {article} {kind}. Choose one of: {", ".join(choices)}.')
+        return value
+
+    return check
+
+
+def dataset_arg(value):
+    """A registered data set name, or a path to your own data (checked when it is loaded)."""
+    if value is None or value in DATASETS:
+        return value
+    path = Path(value).expanduser()
+    if not path.exists():
+        raise typer.BadParameter(f'"{value}" is not a data set ({", ".join(DATASETS)}) nor an existing file or '
+                                 "folder of your own data.")
+    return str(path.resolve())  # the run's config.json must find it again from any folder
+
+
+TrustOption = typer.Option(False, "--trust-model", help="Load a .keras file even if it carries code (a Lambda "
+                           "layer); only for a file you trust.")
+
+
+def in_range(flag: str, low: float, high: float | None, low_closed: bool = False):
+    """A check that low < value (<= when low_closed) and value < high."""
+
+    def check(value):
+        if value is None:
+            return value
+        if (value < low if low_closed else value <= low) or (high is not None and value >= high):
+            bounds = f"{'[' if low_closed else '('}{low:g}, {high:g})" if high is not None else f"greater than {low:g}"
+            raise typer.BadParameter(f"{value:g} is out of range; {flag} must be {'in ' if high is not None else ''}{bounds}.")
+        return value
+
+    return check
+
+
+DataDirOption = typer.Option(
+    None, "--data-dir", help="Folder with the data set's IDX files (<dir>/<dataset>/...); also $DIGITLAB_DATA."
+)
+
+
+def names(value: str, kind: str, choices) -> list[str]:
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    for name in names:
+        choice(kind, choices)(name)
+    if not names:
+        raise typer.BadParameter(f"name at least one {kind}.")
+    return names

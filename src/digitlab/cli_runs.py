@@ -1,0 +1,104 @@
+"""The `digitlab` commands that run many trainings or a server: reproduce, compare, serve.
+
+Plain functions with Typer's options as defaults; `digitlab.cli` registers them on the app.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from digitlab.cli_options import DataDirOption, TrustOption, choice, dataset_arg, names as split_names, out
+from digitlab.models.presets import PRESETS
+
+
+def reproduce(
+    seeds: int = typer.Option(1, min=1, help="Seeds per preset (0..N-1)."),
+    presets: Optional[str] = typer.Option(None, help="Comma-separated presets [default: all]."),
+    out_dir: Path = typer.Option(Path("runs/reproduce"), "--out", help="Where the runs go."),
+    data_dir: Optional[Path] = DataDirOption,
+    markdown: Optional[Path] = typer.Option(None, help="Also write the table as Markdown to this file."),
+) -> None:
+    """Train every tutorial preset with its recipe and compare with what the tutorial reported."""
+    from digitlab.reproduce import markdown_table
+    from digitlab.reproduce import reproduce as run_all
+
+    names = [p.strip() for p in presets.split(",")] if presets else None
+    for name in names or []:
+        choice("preset", PRESETS)(name)
+    table = Table(title=f"Tutorial presets, {seeds} seed(s) each")
+    for col in ("preset", "recipe", "tutorial reported", "we got", "meets"):
+        table.add_column(col)
+
+    def show(r):
+        out.print(f"{r.preset}: {r.mean:.2%} ± {r.spread:.2%} ({'meets' if r.meets else 'misses'} \"{r.claim}\")")
+        where = "held-out" if r.metric == "val_accuracy" else "test"
+        table.add_row(r.preset, r.recipe, r.claim, f"{r.mean:.2%} ± {r.spread:.2%} {where}",
+                      "[green]yes[/]" if r.meets else "[red]no[/]")
+
+    results = run_all(names, seeds, out_dir, data_dir, on_result=show)
+    out.print(table)
+    if markdown is not None:
+        markdown.write_text(markdown_table(results) + "\n")
+        out.print(f"Wrote {escape(str(markdown))}")
+
+
+def compare(
+    models: str = typer.Option(..., help="Comma-separated presets, e.g. mlp,cnn,random-forest."),
+    datasets: str = typer.Option("mnist", help="Comma-separated data sets, e.g. mnist,fashion-mnist."),
+    out_dir: Path = typer.Option(Path("runs/compare"), "--out", help="Where the runs and the leaderboard go."),
+    limit: Optional[int] = typer.Option(None, min=1, help="Train on only the first N training images."),
+    seed: int = typer.Option(0, min=0, help="Seed of every run."),
+    data_dir: Optional[Path] = DataDirOption,
+) -> None:
+    """Train each model on each data set; print a leaderboard and write it as Markdown, CSV and HTML."""
+    from digitlab.compare import COLUMNS, compare as run_all, row, write_leaderboard
+
+    names = split_names(models, "preset", PRESETS)
+    sets = [dataset_arg(d.strip()) for d in datasets.split(",") if d.strip()]
+
+    def show(e):
+        out.print(f"{e.model} on {e.dataset}: {e.test_accuracy:.2%} test accuracy, trained in {e.train_seconds:.1f} s",
+                  highlight=False)
+
+    entries = run_all(names, sets, out=out_dir, data_dir=data_dir, limit=limit, seed=seed, on_result=show)
+    table = Table(title="Leaderboard")
+    for col in COLUMNS:
+        table.add_column(col, justify="left" if col in ("model", "dataset") else "right")
+    for e in entries:
+        table.add_row(*row(e))
+    out.print(table)
+    folder = Path(entries[0].run).parent.parent
+    for path in write_leaderboard(entries, folder):
+        out.print(f"Wrote {escape(str(path))}")
+
+
+def serve(
+    model: Optional[Path] = typer.Option(None, "--model", help="Run folder or .keras file [default: the latest run]."),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs", help="Where to look for the latest run."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0 for every interface)."),
+    port: int = typer.Option(8000, min=0, max=65535, help="Port to listen on."),
+    threshold: float = typer.Option(0.5, min=0, max=1, help="Below this probability an answer is 'unsure'."),
+    max_body: int = typer.Option(5_000_000, min=1, help="Largest request body, in bytes (413 beyond)."),
+    max_pixels: int = typer.Option(12_000_000, min=1, help="Largest image, in pixels (422 beyond)."),
+    timeout: float = typer.Option(10.0, min=0.1, help="Seconds a request may take, queueing included (503 beyond)."),
+    workers: int = typer.Option(2, min=1, help="Predictions run at once."),
+    trust_model: bool = TrustOption,
+) -> None:
+    """The HTTP API and the drawing page: open http://HOST:PORT/ in a browser, /docs for the API."""
+    import uvicorn
+
+    from digitlab.api import Limits, create_app, model_facts
+    from digitlab.recognize import Recognizer
+
+    recognizer = Recognizer.load(model, runs=runs_dir, threshold=threshold, trust=trust_model)
+    facts = model_facts(model, recognizer, runs=runs_dir)
+    limits = Limits(max_body_bytes=max_body, max_pixels=max_pixels, timeout_s=timeout, workers=workers)
+    api = create_app(recognizer, facts, limits)
+    out.print(f"Serving {escape(facts.name)} ({facts.preset or 'Keras model'}, {facts.dataset}) on "
+              f"http://{host}:{port}/  (API documentation at /docs; Ctrl-C stops)", highlight=False)
+    uvicorn.run(api, host=host, port=port, log_level="warning", timeout_keep_alive=5)
