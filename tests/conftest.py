@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,25 @@ from digitlab.data.load import DATA_ENV
 REPO = Path(__file__).resolve().parents[1]
 # CI sets DIGITLAB_DATA to ../shared/data; a developer checkout finds it beside the repo too.
 DATA_DIR = Path(os.environ.get(DATA_ENV) or REPO.parent / "shared" / "data")
+
+# XLA's compiled programs are shared by every test of a session (and its `digitlab` processes):
+# a program is keyed by its own content, so sharing changes no result, and compiling each recipe
+# once instead of in every test saves minutes. Everything else in the cache is per test
+# (`isolated_cache`). Set before any test module imports Keras, which enables the cache.
+SESSION_DIR = Path(tempfile.mkdtemp(prefix="digitlab-tests-"))
+atexit.register(shutil.rmtree, SESSION_DIR, True)
+COMPILED = SESSION_DIR / "compiled"
+COMPILED.mkdir()
+
+
+def cache_folder(folder: Path) -> Path:
+    """`folder` made a digitlab cache whose compiled programs are the session's."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "compiled").symlink_to(COMPILED, target_is_directory=True)
+    return folder
+
+
+os.environ["DIGITLAB_CACHE"] = str(cache_folder(SESSION_DIR / "cache"))
 
 
 def require_real_data(name: str = "mnist") -> Path:
@@ -42,8 +63,9 @@ def mnist(data_dir):
 
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path_factory, monkeypatch):
-    """Every test gets an empty cache and no mirror override: nothing leaks between tests."""
-    monkeypatch.setenv("DIGITLAB_CACHE", str(tmp_path_factory.mktemp("cache")))
+    """Every test gets an empty cache (but the session's compiled programs) and no mirror override:
+    nothing a test could see leaks between tests."""
+    monkeypatch.setenv("DIGITLAB_CACHE", str(cache_folder(tmp_path_factory.mktemp("cache"))))
     monkeypatch.delenv("DIGITLAB_MIRROR", raising=False)
 
 

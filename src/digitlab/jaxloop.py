@@ -18,13 +18,9 @@ equal Keras' to float precision and pooling gradients equal Keras' exactly (`tes
 from __future__ import annotations
 
 import functools
-import hashlib
 import inspect
 import math
-import os
-import platform
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -33,40 +29,6 @@ from digitlab.errors import TrainingDiverged
 
 STEPS_PER_CALL = 64  # training steps per compiled call: the progress bar moves once per call
 EVAL_BATCH = 1000
-
-
-def use_compilation_cache(folder: Path) -> bool:
-    """Keep XLA's compiled programs in `folder`, so that the next run of the same recipe skips compiling.
-
-    Compiling the loop takes seconds (about 4 s for the MLP, 10 s for the CNN, measured); a cached
-    program loads in well under one. JAX's own persistent cache, keyed by the program, the JAX
-    version and the CPU. Skipped, returning False, where the folder cannot be written.
-    """
-    import jax
-
-    # A program compiled for one CPU may use instructions another lacks (a cache folder in a home
-    # directory shared by several machines): one subfolder per CPU feature set and JAX version.
-    folder = folder / f"{platform.machine()}-{_cpu_features_digest()}-jax{jax.__version__}"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return False
-    if not os.access(folder, os.W_OK):
-        return False
-    jax.config.update("jax_compilation_cache_dir", str(folder))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
-    return True
-
-
-def _cpu_features_digest() -> str:
-    """A short digest of this CPU's model and instruction-set flags (Linux); of its name elsewhere."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            lines = [line for line in f if line.startswith(("flags", "model name", "Features"))]
-        text = "".join(sorted(set(lines)))
-    except OSError:
-        text = platform.processor()
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def supports(model) -> bool:

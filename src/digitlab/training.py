@@ -155,9 +155,6 @@ def _fit_compiled(model, config: RunConfig, splits: Splits, history: dict, start
 
     from digitlab import checkpoints, jaxloop
 
-    from digitlab.data.fetch import default_cache_dir
-
-    jaxloop.use_compilation_cache(default_cache_dir() / "compiled")
     input_shape = tuple(model.input_shape[1:])
     x = splits.x_train.reshape(len(splits.x_train), *input_shape)  # uint8: scaled inside each step
     loop = jaxloop.build_loop(model, x, splits.y_train, num_classes)

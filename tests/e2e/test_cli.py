@@ -176,13 +176,15 @@ def test_fetch_downloads_the_real_files_over_http(mirror_server, tmp_path):
 
 
 def test_cnn_trains_with_the_compiled_loop(tmp_path):
-    done = run_cli("train", "--model", "cnn", "--epochs", "1", "--limit", "10000", "--out", str(tmp_path), "--no-plots")
+    cache = tmp_path / "own-cache"  # not the session's shared compiled programs: this run must write its own
+    done = run_cli("train", "--model", "cnn", "--epochs", "1", "--limit", "10000", "--out", str(tmp_path / "runs"),
+                   "--no-plots", env={"DIGITLAB_CACHE": str(cache)})
     assert done.returncode == 0, done.stderr
-    (run,) = list(tmp_path.iterdir())
+    (run,) = list((tmp_path / "runs").iterdir())
     assert json.loads((run / "status.json").read_text())["backend"] == "jax"
     assert json.loads((run / "metrics.json").read_text())["test_accuracy"] > 0.85
     assert "Epoch 1/1" in done.stdout and "val_accuracy" in done.stdout
-    compiled = Path(os.environ["DIGITLAB_CACHE"]) / "compiled"  # the next run of this recipe skips compiling
+    compiled = cache / "compiled"  # the next run of this recipe skips compiling
     assert any(p.is_file() for p in compiled.rglob("*")), "no compiled program was cached"
     assert not list(run.glob("*.png"))
 
@@ -205,7 +207,7 @@ def test_backend_benchmark_smoke_run():
         capture_output=True, text=True, timeout=900, env={**env, "DIGITLAB_DATA": str(DATA_DIR)},
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    for name in ("mlp:", "cnn:", "digitlab", "tensorflow", "numpy", "floor:", "vs tensorflow", "vs floor"):
+    for name in ("mlp:", "digitlab", "tensorflow", "numpy", "floor:", "vs tensorflow", "vs floor"):
         assert name in done.stdout
 
 

@@ -108,7 +108,23 @@ def test_supports_sequential_models_on_jax_only():
     assert not jaxloop.supports(regularised)
 
 
-def test_no_compilation_cache_where_the_folder_cannot_be_made(tmp_path):
-    blocker = tmp_path / "file"
-    blocker.write_text("a file where the cache folder would go")
-    assert jaxloop.use_compilation_cache(blocker / "compiled") is False
+def test_the_compilation_cache_is_skipped_where_unwritable_and_respects_the_users_own(tmp_path):
+    import jax
+
+    from digitlab.backend import use_compilation_cache
+
+    saved = jax.config.jax_compilation_cache_dir
+    try:
+        jax.config.update("jax_compilation_cache_dir", None)
+        blocker = tmp_path / "file"
+        blocker.write_text("a file where the cache folder would go")
+        assert use_compilation_cache(blocker / "compiled") is False
+        assert jax.config.jax_compilation_cache_dir is None
+        assert use_compilation_cache(tmp_path / "compiled") is True
+        (folder,) = (tmp_path / "compiled").iterdir()  # one per CPU and JAX version
+        assert jax.config.jax_compilation_cache_dir == str(folder) and f"jax{jax.__version__}" in folder.name
+        jax.config.update("jax_compilation_cache_dir", str(tmp_path / "users-own"))
+        assert use_compilation_cache(tmp_path / "other") is False
+        assert jax.config.jax_compilation_cache_dir == str(tmp_path / "users-own")
+    finally:
+        jax.config.update("jax_compilation_cache_dir", saved)
