@@ -1,7 +1,7 @@
 """Pick the Keras backend before Keras is imported: the one measured fastest for the model.
 
 Measured on a 2-core CPU (see BENCHMARKS.md): on JAX, with digitlab's compiled loop
-(digitlab.jaxloop), the MLP trains 3.9x and the CNN 1.3x faster than Keras + TensorFlow's `fit`;
+(digitlab.jaxloop), the MLP trains 3.9x and the CNN 1.2-1.3x faster than Keras + TensorFlow's `fit`;
 `cnn-aug`'s random augmentation layers are slow on JAX, so it names TensorFlow. Each preset names
 its backend; `KERAS_BACKEND` set by the user always wins, and once Keras is imported in a process
 its backend is fixed. On JAX, XLA's compiled programs are kept in the cache folder
