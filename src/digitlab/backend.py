@@ -36,11 +36,12 @@ def select_backend(preferred: str | None = None) -> str:
         finally:
             if not user_choice:
                 del os.environ["KERAS_BACKEND"]
-        if sys.modules["keras"].backend.backend() == "jax":
-            from digitlab.data.fetch import default_cache_dir
+    backend = sys.modules["keras"].backend.backend()
+    if backend == "jax":  # also when Keras was imported before digitlab (a no-op once the cache is set)
+        from digitlab.data.fetch import default_cache_dir
 
-            use_compilation_cache(default_cache_dir() / "compiled")
-    return sys.modules["keras"].backend.backend()
+        use_compilation_cache(default_cache_dir() / "compiled")
+    return backend
 
 
 def _import_tensorflow_quietly() -> None:

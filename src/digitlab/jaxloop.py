@@ -11,8 +11,9 @@ The model stays a Keras model: the loop trains the model's own variables through
 `fit`), and writes them back into the model after every epoch, so checkpoints, `model.save`,
 `load_model` and inspection are Keras' own. Two layers are computed in another way with the same
 arithmetic: `Conv2D` as a matrix product over image patches (im2col) and `MaxPooling2D` whose
-stride equals its size as the maximum of strided slices, with its gradient written out. Forward values
-equal Keras' to float precision and pooling gradients equal Keras' exactly (`tests/unit/test_jaxloop.py`). Any other layer runs its own Keras code.
+stride equals its size as the maximum of strided slices, with its gradient written out. Forward
+values equal Keras' to float precision and pooling gradients equal Keras' exactly
+(`tests/unit/test_jaxloop.py`). Any other layer runs its own Keras code.
 """
 
 from __future__ import annotations
@@ -92,18 +93,18 @@ def _maxpool_forward(x, size):
 def _maxpool_grad(size, residuals, g):
     """The gradient of max pooling, written out: JAX's own derivative of the chain of maxima splits
     a tie's gradient through divides and scatters with interleaving pads that XLA fuses into the
-    convolution gradient around it; on this CPU that made the whole CNN step 22% slower."""
+    convolution gradient around it; on this CPU a CNN epoch took 42.6 s with it and 30.7 s with this."""
     import jax.numpy as jnp
 
     x, out = residuals
     ph, pw = size
     n, h, w, c = x.shape
     h2, w2 = out.shape[1], out.shape[2]
-    grads, taken = [], None
+    grads, taken = [], jnp.zeros(out.shape, bool)
     for part in _pool_parts(x, size):
-        hit = part == out if taken is None else (part == out) & ~taken
+        hit = (part == out) & ~taken
         grads.append(jnp.where(hit, g, jnp.zeros_like(g)))
-        taken = hit if taken is None else taken | hit
+        taken = taken | hit
     # grads[i * pw + j] belongs at rows i::ph and columns j::pw: interleave them back.
     rows = [jnp.stack(grads[i * pw : (i + 1) * pw], axis=3) for i in range(ph)]  # (n, h2, w2, pw, c)
     gx = jnp.stack(rows, axis=2).reshape(n, h2 * ph, w2 * pw, c)
