@@ -54,7 +54,24 @@ def test_max_pool_gradient_equals_keras_with_ties(shape, size):
     assert np.count_nonzero(np.asarray(ours_vjp(np.ones_like(g))[0])) == g.size  # one pixel per window
 
 
-@pytest.mark.parametrize("preset", ["cnn", "cnn-aug", "mlp-dropout"])
+@pytest.mark.parametrize("x_shape,units", [((64, 512), 10), ((64, 784), 512), ((4, 3, 20), 7)])
+def test_dense_product_and_its_gradients_equal_keras_matmul(x_shape, units):
+    """Both ways of writing the kernel gradient (narrow and wide layers), and inputs of rank 3."""
+    import jax
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=x_shape).astype(np.float32)
+    k = rng.normal(size=(x_shape[-1], units)).astype(np.float32)
+    ours, ours_vjp = jax.vjp(jaxloop.dense_matmul, x, k)
+    ref, ref_vjp = jax.vjp(keras.ops.matmul, x, k)
+    g = rng.normal(size=ref.shape).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(ours), np.asarray(ref), rtol=1e-5, atol=1e-4)
+    for got, expected in zip(ours_vjp(g), ref_vjp(g)):
+        assert got.shape == expected.shape
+        np.testing.assert_allclose(np.asarray(got), np.asarray(expected), rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("preset", ["cnn", "cnn-aug", "mlp-dropout", "softmax"])
 def test_the_pure_forward_pass_equals_the_keras_model(preset):
     model = build_model(preset)
     x = np.random.default_rng(2).random((8, *model.input_shape[1:])).astype(np.float32)
