@@ -88,10 +88,37 @@ def use_compilation_cache(folder: Path) -> bool:
         return False
     if not os.access(folder, os.W_OK):
         return False
+    mend_compiled_cache(folder)
     jax.config.update("jax_compilation_cache_dir", str(folder))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
     jax.config.update("jax_compilation_cache_max_size", 2**30)
     return True
+
+
+def mend_compiled_cache(folder: Path) -> int:
+    """Remove the half-written entries of JAX's compilation cache in `folder`; returns how many.
+
+    JAX writes an entry as two files, the program (`<key>-cache`) and then its last-use time
+    (`<key>-atime`). A process killed between the two (Ctrl-C, or a benchmark that stops a run once
+    it reaches its accuracy) leaves a program without a time, possibly truncated, and from then on
+    JAX's least-recently-used eviction fails on every new entry: the cache silently stops growing
+    and each compilation prints a FileNotFoundError warning (seen here). An orphan is removed under
+    JAX's own lock of the folder, so an entry another process is writing right now is left alone.
+    """
+    import filelock
+
+    removed = 0
+    try:
+        with filelock.FileLock(folder / ".lockfile", timeout=10):
+            names = {p.name for p in folder.iterdir()}
+            for name in names:
+                for suffix, partner in (("-cache", "-atime"), ("-atime", "-cache")):
+                    if name.endswith(suffix) and name[: -len(suffix)] + partner not in names:
+                        (folder / name).unlink(missing_ok=True)
+                        removed += 1
+    except (OSError, filelock.Timeout):  # a busy or unreadable folder: JAX copes or skips
+        pass
+    return removed
 
 
 def _cpu_features_digest() -> str:

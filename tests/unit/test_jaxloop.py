@@ -145,3 +145,24 @@ def test_the_compilation_cache_is_skipped_where_unwritable_and_respects_the_user
         assert jax.config.jax_compilation_cache_dir == str(tmp_path / "users-own")
     finally:
         jax.config.update("jax_compilation_cache_dir", saved)
+
+
+def test_a_half_written_compilation_cache_entry_is_removed_so_the_cache_keeps_working(tmp_path):
+    """A process killed between JAX's two writes of an entry leaves a program without its use time;
+    JAX's eviction then fails on every new entry. Mending removes exactly the orphans."""
+    from jax._src.lru_cache import LRUCache
+
+    from digitlab.backend import mend_compiled_cache
+
+    (tmp_path / "whole-cache").write_bytes(b"p" * 10)
+    (tmp_path / "whole-atime").write_bytes((1).to_bytes(8, "little"))
+    (tmp_path / "killed-cache").write_bytes(b"half")
+    (tmp_path / "stray-atime").write_bytes((2).to_bytes(8, "little"))
+    cache = LRUCache(str(tmp_path), max_size=2**20)
+    with pytest.raises(FileNotFoundError):  # why it is needed: JAX's own cache stops taking entries
+        cache.put("new", b"n" * 10)
+    assert mend_compiled_cache(tmp_path) == 2
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == ["whole-atime", "whole-cache"]
+    cache.put("new", b"n" * 10)
+    assert cache.get("new") == b"n" * 10 and cache.get("whole") == b"p" * 10
+    assert mend_compiled_cache(tmp_path) == 0
