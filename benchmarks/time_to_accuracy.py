@@ -51,21 +51,29 @@ VAL = re.compile(r"val_accuracy: (\d\.\d+)")
 
 
 def race(command: list[str], env: dict, target: float) -> dict:
-    """Run `command`; the seconds from its start to the first epoch line with val_accuracy >= target."""
+    """Run `command`; the seconds from its start to the first epoch line with val_accuracy >= target.
+
+    A run that fails (exits non-zero before reaching the target) carries its last error line."""
     started = time.perf_counter()
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    epoch, reached, last = 0, None, None
-    for line in proc.stdout:
-        match = VAL.search(line)
-        if match:
-            epoch += 1
-            last = float(match.group(1))
-            if last >= target:
-                reached = time.perf_counter() - started
-                proc.kill()
-                break
-    proc.wait()
-    return {"seconds": reached, "epoch": epoch, "accuracy": last}
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=err, text=True)
+        epoch, reached, last = 0, None, None
+        for line in proc.stdout:
+            match = VAL.search(line)
+            if match:
+                epoch += 1
+                last = float(match.group(1))
+                if last >= target:
+                    reached = time.perf_counter() - started
+                    proc.kill()
+                    break
+        proc.wait()
+        error = None
+        if reached is None and proc.returncode:
+            err.seek(0)
+            lines = [line.strip() for line in err if line.strip()]
+            error = lines[-1] if lines else f"exit status {proc.returncode}"
+    return {"seconds": reached, "epoch": epoch, "accuracy": last, "error": error}
 
 
 def main() -> None:
@@ -76,12 +84,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--limit", type=int, default=60000, help="training images")
     parser.add_argument("--quick", action="store_true", help="smoke run: mlp to 90% on 3,000 images")
+    parser.add_argument("--warm", action="store_true",
+                        help="let digitlab use its compilation cache (default: each run compiles from scratch)")
     args = parser.parse_args()
     if args.quick:
         args.presets, args.target, args.limit, args.epochs = "mlp", 0.90, 3000, 3
     from digitlab.models import config_for
 
     presets = args.presets.split(",")
+    for preset in presets:
+        config_for(preset)  # an unknown name fails now, not after the other recipes' runs
     digitlab = shutil.which("digitlab", path=os.path.dirname(sys.executable)) or "digitlab"
     base_env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
     results: dict[tuple[str, str], list[dict]] = {}
@@ -89,9 +101,11 @@ def main() -> None:
         for _ in range(args.rounds):
             for preset in presets:
                 epochs = str(args.epochs or config_for(preset).epochs)
+                # A cold start compiles: a compilation cache of its own for every run, unless --warm.
+                cold = {} if args.warm else {"JAX_COMPILATION_CACHE_DIR": tempfile.mkdtemp(dir=out)}
                 results.setdefault(("digitlab", preset), []).append(race(
                     [digitlab, "train", "--model", preset, "--epochs", epochs, "--validation", "test",
-                     "--limit", str(args.limit), "--no-plots", "--out", out], base_env, args.target))
+                     "--limit", str(args.limit), "--no-plots", "--out", out], {**base_env, **cold}, args.target))
                 results.setdefault(("tensorflow", preset), []).append(race(
                     [sys.executable, "-c", REFERENCE, preset, epochs, str(args.limit)],
                     {**base_env, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}, args.target))
@@ -105,12 +119,16 @@ def main() -> None:
         best[stack] = min(reached) if reached else (None, None)
     reference = best["tensorflow"][0]
     print(f"\nseconds from process start to {args.target:.1%} test accuracy ({args.limit} training images, "
-          f"{args.rounds} round(s); ratio against Keras + TensorFlow's best recipe"
+          f"{args.rounds} round(s), {'warm' if args.warm else 'cold'} compilation cache; ratio against Keras + TensorFlow's best recipe"
           f"{' (' + best['tensorflow'][1] + ')' if reference else ''})")
     print(f"{'stack':<12}{'recipe':<10}{'seconds (median, range)':<28}{'epoch reached':<16}{'vs tf best':>11}")
     for (stack, preset), rs in results.items():
         med = medians[(stack, preset)]
         mark = " *" if best[stack][1] == preset else ""
+        failed = [r["error"] for r in rs if r["error"]]
+        if failed:
+            print(f"{stack:<12}{preset:<10}failed: {failed[0]}")
+            continue
         if med is None:
             top = max((r["accuracy"] or 0) for r in rs)
             print(f"{stack:<12}{preset:<10}{'not reached (best ' + format(top, '.2%') + ')':<28}{'-':<16}{'-':>11}")
@@ -120,6 +138,9 @@ def main() -> None:
         ratio = f"{reference / med:.2f}x" if reference else "-"
         print(f"{stack:<12}{preset:<10}{span:<28}{statistics.median(r['epoch'] for r in rs):<16}{ratio:>11}{mark}")
     print("* each stack's best recipe")
+    if any(r["error"] for rs in results.values() for r in rs):
+        sys.exit("some runs failed (their errors above)")
+
 
 if __name__ == "__main__":
     main()

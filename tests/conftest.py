@@ -18,7 +18,8 @@ REPO = Path(__file__).resolve().parents[1]
 # CI sets DIGITLAB_DATA to ../shared/data; a developer checkout finds it beside the repo too.
 DATA_DIR = Path(os.environ.get(DATA_ENV) or REPO.parent / "shared" / "data")
 
-# XLA's compiled programs are shared by every test of a session (and its `digitlab` processes):
+# XLA's compiled programs are shared by every test of a session's process (and its `digitlab`
+# processes; with pytest-xdist each worker is such a process and has its own):
 # a program is keyed by its own content, so sharing changes no result, and compiling each recipe
 # once instead of in every test saves minutes. Everything else in the cache is per test
 # (`isolated_cache`). Set before any test module imports Keras, which enables the cache.

@@ -104,6 +104,7 @@ def mend_compiled_cache(folder: Path) -> int:
     JAX's least-recently-used eviction fails on every new entry: the cache silently stops growing
     and each compilation prints a FileNotFoundError warning (seen here). An orphan is removed under
     JAX's own lock of the folder, so an entry another process is writing right now is left alone.
+    (A JAX process with no size limit writes no use times; digitlab always sets one in its folder.)
     """
     import filelock
 
@@ -116,7 +117,7 @@ def mend_compiled_cache(folder: Path) -> int:
                     if name.endswith(suffix) and name[: -len(suffix)] + partner not in names:
                         (folder / name).unlink(missing_ok=True)
                         removed += 1
-    except (OSError, filelock.Timeout):  # a busy or unreadable folder: JAX copes or skips
+    except OSError:  # a busy (filelock.Timeout) or unreadable folder: JAX copes or skips
         pass
     return removed
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from digitlab.models import get_preset
 from tests.conftest import require_real_data, run_cli
 
 
@@ -14,4 +15,5 @@ def test_cnn_fast_reaches_99_percent_in_its_two_epochs(tmp_path):
     assert "Epoch 2/2" in done.stdout and "Epoch 3" not in done.stdout
     (run,) = list((tmp_path / "runs").iterdir())
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["test_accuracy"] >= 0.99, metrics["test_accuracy"]
+    # 99.11% here (seed 0); the claim allows 0.2 points for another CPU's or XLA's arithmetic
+    assert metrics["test_accuracy"] >= get_preset("cnn-fast").claim.threshold, metrics["test_accuracy"]

@@ -106,6 +106,23 @@ def test_an_epoch_trains_the_keras_model_itself_including_the_last_small_batch(m
     assert accuracy > 0.7  # one epoch of 1,000 images
 
 
+def test_a_frozen_layer_stays_as_it_was_and_the_others_train(mnist):
+    """A frozen Dense or Conv2D keeps its weights out of the trainable list: Keras' own call runs it."""
+    (x, y), _ = mnist
+    for preset, frozen in (("mlp", "hidden"), ("cnn", "conv1")):
+        model = build_model(preset)
+        layer = model.get_layer(frozen)
+        layer.trainable = False
+        model.compile(optimizer=keras.optimizers.Adam(), loss="categorical_crossentropy")
+        kept = [w.copy() for w in layer.get_weights()]
+        others = model.layers[-1].get_weights()[0].copy()
+        shape = tuple(model.input_shape[1:])
+        loop = jaxloop.build_loop(model, x[:256].reshape(-1, *shape), y[:256], 10)
+        jaxloop.train_epoch(loop, model, np.arange(256), 64, epoch=1)
+        assert all(np.array_equal(a, b) for a, b in zip(kept, layer.get_weights())), preset
+        assert np.abs(model.layers[-1].get_weights()[0] - others).max() > 0, preset
+
+
 def test_a_diverging_loss_names_the_epoch_and_batch(mnist):
     (x, y), _ = mnist
     model = _compiled("mlp")
