@@ -31,6 +31,26 @@ def test_im2col_convolution_equals_keras(shape, kernel, padding):
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("shape,kernel,padding", [
+    ((2, 14, 14, 16), (3, 3, 16, 32), "same"),
+    ((2, 13, 11, 3), (5, 3, 3, 4), "same"),
+    ((2, 13, 11, 3), (3, 2, 3, 4), "valid"),
+])
+def test_im2col_convolution_gradients_equal_keras(shape, kernel, padding):
+    """The written-out input gradient (the turned kernel over the padded output gradient) and the
+    kernel gradient equal JAX's derivative of Keras' own convolution."""
+    import jax
+
+    rng = np.random.default_rng(5)
+    x, k = rng.normal(size=shape).astype(np.float32), rng.normal(size=kernel).astype(np.float32)
+    ours, ours_vjp = jax.vjp(lambda a, b: jaxloop.conv2d_im2col(a, b, padding), x, k)
+    ref, ref_vjp = jax.vjp(lambda a, b: keras.ops.conv(a, b, padding=padding), x, k)
+    g = rng.normal(size=ref.shape).astype(np.float32)
+    for got, expected in zip(ours_vjp(g), ref_vjp(g)):
+        assert got.shape == expected.shape
+        np.testing.assert_allclose(np.asarray(got), np.asarray(expected), rtol=1e-4, atol=1e-3)
+
+
 @pytest.mark.parametrize("shape,size", [((2, 28, 28, 3), (2, 2)), ((2, 13, 11, 2), (2, 2)), ((1, 10, 9, 1), (3, 3))])
 def test_strided_max_pool_equals_keras(shape, size):
     x = np.random.default_rng(1).normal(size=shape).astype(np.float32)
