@@ -7,10 +7,11 @@
 Both stacks train each preset with its recipe (optimizer, learning-rate schedule, batch size,
 epochs) and validate on the 10,000 test images after every epoch (`--validation test`), printing
 a line per epoch. Each stack's best recipe is the one with the lowest median; the ratio compares
-the two stacks' best, so a recipe that reaches the target sooner counts for the reference too. This script starts each as a fresh process, reads its output as it
-comes, and stops the clock at the first epoch whose test accuracy reaches the target: the wall time
-includes start-up, imports, data loading and compilation, as a user waits for them. Rounds are
-interleaved; medians are quoted, with the epoch at which the target was reached.
+the two stacks' best, so a recipe that reaches the target sooner counts for the reference too.
+This script starts each run as a fresh process, reads its output as it comes, and stops the clock
+at the first epoch whose test accuracy reaches the target: the wall time includes start-up,
+imports, data loading and compilation, as a user waits for them. Rounds are interleaved; medians
+are quoted, with the epoch at which the target was reached.
 """
 
 from __future__ import annotations

@@ -166,6 +166,15 @@ def _dense_function():
     return matmul
 
 
+def _biased(product: Callable, use_bias: bool, activation: Callable) -> Callable:
+    """(trainable, x) -> activation(product(x, kernel) + bias), as Conv2D and Dense compute it."""
+    def call(tv, x):
+        y = product(x, tv[0])
+        return activation(y + tv[1] if use_bias else y)
+
+    return call
+
+
 def _layer_function(layer) -> Callable | None:
     """A pure function (trainable, x) -> y for the layers computed here; None for Keras' own call."""
     kind, cfg = type(layer).__name__, layer.get_config()
@@ -175,22 +184,10 @@ def _layer_function(layer) -> Callable | None:
     if kind == "Conv2D" and trainable and (tuple(cfg["strides"]) == (1, 1) and tuple(cfg["dilation_rate"]) == (1, 1)
                                            and cfg["groups"] == 1 and cfg.get("data_format") == "channels_last"
                                            and cfg["padding"] in ("same", "valid")):
-        activation = layer.activation
-
-        def conv(tv, x):
-            y = conv2d_im2col(x, tv[0], cfg["padding"])
-            return activation(y + tv[1] if use_bias else y)
-
-        return conv
+        return _biased(lambda x, kernel: conv2d_im2col(x, kernel, cfg["padding"]), use_bias, layer.activation)
     if kind == "Dense" and trainable and not layer.lora_enabled and layer.quantization_mode is None \
             and layer.compute_dtype == "float32":
-        activation = layer.activation
-
-        def dense(tv, x):
-            y = dense_matmul(x, tv[0])
-            return activation(y + tv[1] if use_bias else y)
-
-        return dense
+        return _biased(dense_matmul, use_bias, layer.activation)
     if kind == "MaxPooling2D" and (tuple(cfg["pool_size"]) == tuple(cfg["strides"]) and cfg["padding"] == "valid"
                                    and cfg.get("data_format") == "channels_last"):
         return lambda tv, x: maxpool_strided(x, tuple(cfg["pool_size"]))

@@ -90,28 +90,39 @@ def mlp_deep_sigmoid(image_shape=(28, 28), num_classes=10) -> keras.Model:
     )
 
 
+def _conv_pool_net(image_shape, num_classes, filters: tuple[int, int], dropout: float | None,
+                   name: str) -> keras.Model:
+    """conv 3x3 -> max-pool -> conv 3x3 -> max-pool -> 128 relu -> classes, 'same' padding;
+    dropout (if any) on both sides of the 128-unit layer. The `cnn` and `cnn-fast` presets."""
+    def drop(k: int) -> list:
+        return [layers.Dropout(dropout, name=f"dropout{k}")] if dropout else []
+
+    return keras.Sequential(
+        [
+            keras.Input(shape=(*image_shape, 1), name="image"),
+            layers.Conv2D(filters[0], 3, padding="same", activation="relu", name="conv1"),
+            layers.MaxPooling2D(2, name="pool1"),
+            layers.Conv2D(filters[1], 3, padding="same", activation="relu", name="conv2"),
+            layers.MaxPooling2D(2, name="pool2"),
+            layers.Flatten(name="flatten"),
+            *drop(1),
+            layers.Dense(128, activation="relu", name="hidden"),
+            *drop(2),
+            layers.Dense(num_classes, activation="softmax", name="softmax"),
+        ],
+        name=name,
+    )
+
+
 def cnn(image_shape=(28, 28), num_classes=10) -> keras.Model:
     """Two 3x3 conv + max-pool stages, a 128-unit dense layer, dropout: >= 99.2% on MNIST.
 
     The keras-io MNIST convnet (conv 32 -> pool -> conv 64 -> pool) with 'same' padding, so
     the second stage still sees 14x14 maps, and a 128-unit hidden layer between the features and
-    the classifier. About 420k parameters; TensorFlow trains it in ~10 s per epoch on 2 cores.
+    the classifier, dropout 0.4 on both sides of it. About 420k parameters; TensorFlow trains it in
+    ~10 s per epoch on 2 cores.
     """
-    return keras.Sequential(
-        [
-            keras.Input(shape=(*image_shape, 1), name="image"),
-            layers.Conv2D(32, 3, padding="same", activation="relu", name="conv1"),
-            layers.MaxPooling2D(2, name="pool1"),
-            layers.Conv2D(64, 3, padding="same", activation="relu", name="conv2"),
-            layers.MaxPooling2D(2, name="pool2"),
-            layers.Flatten(name="flatten"),
-            layers.Dropout(0.4, name="dropout1"),
-            layers.Dense(128, activation="relu", name="hidden"),
-            layers.Dropout(0.4, name="dropout2"),
-            layers.Dense(num_classes, activation="softmax", name="softmax"),
-        ],
-        name="cnn",
-    )
+    return _conv_pool_net(image_shape, num_classes, (32, 64), 0.4, "cnn")
 
 
 def cnn_fast(image_shape=(28, 28), num_classes=10) -> keras.Model:
@@ -122,19 +133,7 @@ def cnn_fast(image_shape=(28, 28), num_classes=10) -> keras.Model:
     epochs) reaches 99.1% test accuracy in 2 epochs (seeds 0 and 1: 99.12%, 99.10%; measured).
     About 207k parameters.
     """
-    return keras.Sequential(
-        [
-            keras.Input(shape=(*image_shape, 1), name="image"),
-            layers.Conv2D(16, 3, padding="same", activation="relu", name="conv1"),
-            layers.MaxPooling2D(2, name="pool1"),
-            layers.Conv2D(32, 3, padding="same", activation="relu", name="conv2"),
-            layers.MaxPooling2D(2, name="pool2"),
-            layers.Flatten(name="flatten"),
-            layers.Dense(128, activation="relu", name="hidden"),
-            layers.Dense(num_classes, activation="softmax", name="softmax"),
-        ],
-        name="cnn_fast",
-    )
+    return _conv_pool_net(image_shape, num_classes, (16, 32), None, "cnn_fast")
 
 
 def cnn_aug(image_shape=(28, 28), num_classes=10) -> keras.Model:
