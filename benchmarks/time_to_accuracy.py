@@ -90,11 +90,15 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.presets, args.target, args.limit, args.epochs = "mlp", 0.90, 3000, 3
+    from digitlab.errors import ConfigError
     from digitlab.models import config_for
 
     presets = args.presets.split(",")
     for preset in presets:
-        config_for(preset)  # an unknown name fails now, not after the other recipes' runs
+        try:
+            config_for(preset)  # an unknown name fails now, not after the other recipes' runs
+        except ConfigError as e:
+            parser.error(str(e))
     digitlab = shutil.which("digitlab", path=os.path.dirname(sys.executable)) or "digitlab"
     base_env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
     results: dict[tuple[str, str], list[dict]] = {}
