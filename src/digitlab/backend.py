@@ -53,7 +53,9 @@ def _import_tensorflow_quietly() -> None:
     """
     if "tensorflow" in sys.modules or importlib.util.find_spec("tensorflow") is None:
         return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # 3, not 2: on a machine without a GPU, TensorFlow's first operation logs "failed call to cuInit"
+    # at error level, after the import; a real failure still raises a Python exception.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     sys.stderr.flush()
     saved = os.dup(2)
     try:
