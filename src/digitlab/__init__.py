@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from importlib import import_module
 
+from digitlab import augment  # distorted copies of training digits (uint8 in, uint8 out; JAX inside)
 from digitlab.config import RunConfig
 from digitlab.data import DATASETS, read_idx, write_idx
 from digitlab.errors import ConfigError, DataError, DigitlabError, FetchError, RunError
@@ -46,6 +47,6 @@ def __getattr__(name: str):
 
 __all__ = [
     "DATASETS", "PRESETS", "ConfigError", "DataError", "DigitlabError", "FetchError", "Neuron",
-    "RunConfig", "RunError", "config_for", "get_preset", "load_dataset", "read_idx", "write_idx",
+    "RunConfig", "RunError", "augment", "config_for", "get_preset", "load_dataset", "read_idx", "write_idx",
     *_LAZY,
 ]

@@ -2,7 +2,8 @@
 
 Measured on a 2-core CPU (see BENCHMARKS.md): on JAX, with digitlab's compiled loop
 (digitlab.jaxloop), the MLP trains 3.9x and the CNN 1.2-1.3x faster than Keras + TensorFlow's `fit`;
-`cnn-aug`'s random augmentation layers are slow on JAX, so it names TensorFlow. Each preset names
+`cnn-aug`, whose batch norm the loop runs through Keras' own layer code, trains as fast or a little
+faster on TensorFlow (384-411 against 410-448 ms per step, interleaved), so it names TensorFlow. Each preset names
 its backend; `KERAS_BACKEND` set by the user always wins, and once Keras is imported in a process
 its backend is fixed. On JAX, XLA's compiled programs are kept in the cache folder
 (`use_compilation_cache`), so a second run of a recipe neither recompiles its loop nor its model.

@@ -17,6 +17,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from digitlab.augment import DISTORTIONS
 from digitlab.cli_options import DataDirOption, TrustOption, choice, dataset_arg, err, in_range, out
 from digitlab.cli_runs import compare, reproduce, serve
 from digitlab.console import prediction_line, print_diagnosis, print_evaluation, progress
@@ -58,6 +59,9 @@ def train(
                                                      help="Share of the training set held out for validation."),
     validation: Optional[str] = typer.Option(None, help="'split' (hold out part of the training set) or 'test' (validate on the test set).",
                                              callback=choice("validation mode", VALIDATION_MODES)),
+    augment: Optional[str] = typer.Option(None, help="Distort the training images afresh each epoch: 'none', "
+                                          "'affine' (rotate, scale, shift) or 'elastic' (and a smooth random "
+                                          "warp) [default: the preset's].", callback=choice("augmentation", DISTORTIONS)),
     seed: int = typer.Option(0, min=0, max=2**32 - 1, help="Random seed (weights, split, shuffling)."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Train on only the first N training images."),
     out_dir: Path = typer.Option(Path("runs"), "--out", help="Parent folder for the run folder."),
@@ -84,7 +88,7 @@ def train(
     config = config_for(
         model, dataset=dataset, engine=engine, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
         learning_rate=learning_rate, lr_schedule=lr_schedule, init=init, init_std=init_std, validation_split=validation_split, validation=validation,
-        seed=seed, train_limit=limit, out=str(out_dir),
+        augment=augment, seed=seed, train_limit=limit, out=str(out_dir),
     )
     epochs_text = f"{config.epochs} epoch{'s' if config.epochs != 1 else ''}"
     engine_text = " with the NumPy engine" if config.engine == "numpy" else ""
@@ -92,7 +96,8 @@ def train(
         out.print(f"Fitting [bold]{config.model}[/] on {config.dataset} (scikit-learn)")
     else:
         out.print(f"Training [bold]{config.model}[/]{engine_text} on {config.dataset}: {epochs_text}, batch "
-                  f"{config.batch_size}, {config.optimizer}" + (f" lr {config.learning_rate:g}" if config.learning_rate else ""))
+                  f"{config.batch_size}, {config.optimizer}" + (f" lr {config.learning_rate:g}" if config.learning_rate else "")
+                  + (f", {config.augment} augmentation" if config.augment != "none" else ""))
     run = train_run(config, data_dir=data_dir, plots_enabled=plots)
     m = run.metrics
     out.print(f"Test loss: {m['test_loss']:.4f}   Test accuracy: {m['test_accuracy']:.4f} "
@@ -165,13 +170,15 @@ def plot(
     index: int = typer.Option(0, min=0, help="Test image for `probabilities`."),
     count: int = typer.Option(25, min=1, max=100, help="Images in a grid."),
     mistakes: bool = typer.Option(False, help="`predictions`: show only misclassified images."),
+    augment: str = typer.Option("none", help="`samples`: draw them distorted as training does ('affine', 'elastic').",
+                                callback=choice("augmentation", DISTORTIONS)),
     data_dir: Optional[Path] = DataDirOption,
     runs_dir: Path = typer.Option(Path("runs"), "--runs", help="Where to look for the latest run."),
 ) -> None:
     """Draw one figure: sample digits, training curves, confusion heat map, predictions, probabilities."""
     from digitlab.figures import make_figure
 
-    fig = make_figure(kind, run, dataset=dataset, index=index, count=count, mistakes=mistakes,
+    fig = make_figure(kind, run, dataset=dataset, index=index, count=count, mistakes=mistakes, augment=augment,
                       data_dir=data_dir, runs_dir=runs_dir)
     output = output or Path(f"{kind}.png")
     if not output.parent.is_dir():

@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from digitlab.augment import DISTORTIONS
 from digitlab.errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adam", "rmsprop", "adamw", "adagrad", "nadam")
@@ -37,6 +38,9 @@ class RunConfig:
     # test set, as some tutorials do (their validation numbers are then test numbers).
     validation: str = "split"
     validation_split: float = 0.1
+    # "none", or the training images distorted afresh each epoch: "affine" (rotation, scale, shift)
+    # or "elastic" (and Simard's elastic field); see digitlab.augment.
+    augment: str = "none"
     seed: int = 0
     train_limit: int | None = None  # train on only the first N training images (quick experiments)
     out: str = "runs"  # parent folder of the run folders
@@ -63,6 +67,8 @@ class RunConfig:
             problems.append(f'validation "{self.validation}" is not one of {", ".join(VALIDATION_MODES)}')
         if not 0 <= self.validation_split < 1:
             problems.append(f"validation_split must be in [0, 1), got {self.validation_split}")
+        if self.augment not in DISTORTIONS:
+            problems.append(f'augment "{self.augment}" is not one of {", ".join(DISTORTIONS)}')
         if not 0 <= self.seed < 2**32:
             problems.append(f"seed must be in 0..2**32-1, got {self.seed}")
         if self.train_limit is not None and self.train_limit < 1:

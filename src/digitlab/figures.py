@@ -9,6 +9,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from digitlab import plots
+from digitlab.augment import distort_images, distortion_for
 from digitlab.userdata import dataset_info, load_dataset
 from digitlab.errors import ConfigError, RunError
 from digitlab.runs import CONFIG_FILE, HISTORY_JSON, read_json, resolve_model
@@ -22,17 +23,27 @@ def make_figure(
     index: int = 0,
     count: int = 25,
     mistakes: bool = False,
+    augment: str = "none",
     data_dir: str | os.PathLike | None = None,
     runs_dir: str | os.PathLike = "runs",
 ) -> Figure:
-    """One of: samples, curves, confusion, predictions, probabilities."""
+    """One of: samples, curves, confusion, predictions, probabilities.
+
+    `augment` ("affine", "elastic"; `samples` only) draws the samples as training distorts them.
+    """
+    distortion = distortion_for(augment)
+    if distortion is not None and kind != "samples":
+        raise ConfigError(f"augmentation changes training images: it applies to the samples figure, not to {kind}.")
     if kind == "samples":
         if dataset is None and run is not None:
             _, run_dir = resolve_model(run, runs_dir)
             dataset = _run_dataset(run_dir)
         dataset = dataset or "mnist"
         (x, y), _ = load_dataset(dataset, data_dir=data_dir)
-        return plots.plot_samples(x, y, dataset_info(dataset).class_names, n=count, title=f"{dataset}: training samples")
+        title = f"{dataset}: training samples"
+        if distortion is not None:
+            x, title = distort_images(x[:count], distortion, seed=0), f"{title}, {augment} distortion"
+        return plots.plot_samples(x, y, dataset_info(dataset).class_names, n=count, title=title)
     if kind == "curves":
         model_path, run_dir = resolve_model(run, runs_dir)
         history_file = run_dir / HISTORY_JSON if run_dir is not None else None

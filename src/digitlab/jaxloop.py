@@ -225,7 +225,9 @@ def make_forward(model) -> Callable:
 class Loop:
     """The compiled functions of one model and data set."""
 
-    train_call: Callable  # (state, idx (k, batch), valid (k,)) -> (state, (loss (k,), correct (k,)))
+    # (state, idx (k, batch), valid (k,), images=None) -> (state, (loss (k,), correct (k,))); `images`
+    # (a device array like the loop's training images) replaces them, e.g. with distorted copies.
+    train_call: Callable
     evaluate_call: Callable  # (tv, ntv, x uint8, y, mask) -> (loss sum, correct)
 
 
@@ -268,8 +270,8 @@ def build_loop(model, x_train: np.ndarray, y_train: np.ndarray, num_classes: int
     def train_images(state, x_all, y_all, idx, valid):
         return jax.lax.scan(lambda s, b: step(s, b, x_all, y_all), state, (idx, valid))
 
-    def train_call(state, idx, valid):
-        return train_images(state, x_dev, y_dev, idx, valid)
+    def train_call(state, idx, valid, images=None):
+        return train_images(state, x_dev if images is None else images, y_dev, idx, valid)
 
     @jax.jit
     def evaluate_call(tv, ntv, xb, yb, mask):
@@ -295,8 +297,11 @@ def write_state(model, state) -> None:
             v.assign(a)
 
 
-def train_epoch(loop: Loop, model, order: np.ndarray, batch_size: int, *, epoch: int, progress=None) -> dict:
+def train_epoch(loop: Loop, model, order: np.ndarray, batch_size: int, *, epoch: int, progress=None,
+                images: np.ndarray | None = None) -> dict:
     """One pass over the training images in `order`, written back into `model`. Returns loss and accuracy.
+
+    `images` (uint8, the shape of the loop's training images) replaces them for this epoch.
 
     Raises TrainingDiverged, naming the epoch and batch, if the loss stops being finite.
     """
@@ -315,9 +320,11 @@ def train_epoch(loop: Loop, model, order: np.ndarray, batch_size: int, *, epoch:
     if n % batch_size:  # the last, smaller batch, as fit trains it (its own compiled shape)
         calls.append((order[full * batch_size :][None].astype(np.int32), np.ones(1, bool)))
     state = read_state(model)
+    if images is not None:
+        images = jnp.asarray(images)  # once: not copied to the device again for every call
     total_loss, correct, done = 0.0, 0, 0
     for idx, valid in calls:
-        state, (losses, right) = loop.train_call(state, jnp.asarray(idx), jnp.asarray(valid))
+        state, (losses, right) = loop.train_call(state, jnp.asarray(idx), jnp.asarray(valid), images)
         losses = np.asarray(losses)[valid]
         if not np.all(np.isfinite(losses)):
             bad = int(np.argmax(~np.isfinite(losses)))

@@ -65,6 +65,9 @@ def train(
     preset = get_preset(config.model)  # an unknown name fails before any data is read or folder made
     if preset.kind == "sklearn" and config.engine == "numpy":
         raise ConfigError(f"{config.model} is a scikit-learn model; the NumPy engine trains the dense networks.")
+    if preset.kind == "sklearn" and config.augment != "none":
+        raise ConfigError(f"{config.model} is a scikit-learn model fitted once; --augment distorts the images of "
+                          "each epoch of a network's training.")
     if config.engine == "numpy":
         check_numpy_engine(config, dataset.image_shape, dataset.num_classes)
     train_split, test_split = load_dataset(config.dataset, data_dir=data_dir)

@@ -52,7 +52,8 @@ def recipe_text(name: str) -> str:
         val = "validated on test"
     else:
         val = f"val split {config.validation_split:g}"
-    return f"{config.optimizer}{lr}, batch {config.batch_size}, {config.epochs} epochs, {val}"
+    augment = f", {config.augment} augmentation" if config.augment != "none" else ""
+    return f"{config.optimizer}{lr}, batch {config.batch_size}, {config.epochs} epochs, {val}{augment}"
 
 
 def reproduce(

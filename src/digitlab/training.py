@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from digitlab.augment import distort_images, distortion_for
 from digitlab.backend import select_backend
 from digitlab.config import RunConfig
 from digitlab.errors import ConfigError
@@ -22,6 +23,7 @@ from digitlab.models import build_model, get_preset
 from digitlab.preprocess import one_hot, shape_for, split_validation
 from digitlab.runs import HISTORY_CSV, HISTORY_JSON, write_json
 
+AUGMENT_STREAM = 1  # the distortions' random stream of an epoch's seed (the shuffling has the seed itself)
 OPTIMIZER_CLASSES = {
     "sgd": "SGD",
     "adam": "Adam",
@@ -122,7 +124,8 @@ def fit(
     if jaxloop.supports(model):  # before the float copies below: the compiled loop reads uint8 images
         return model, _fit_compiled(model, config, splits, history, start, num_classes, run_dir, verbose)
     input_shape = tuple(model.input_shape[1:])
-    x = shape_for(splits.x_train, input_shape)
+    distortion = distortion_for(config.augment)
+    x = shape_for(splits.x_train, input_shape) if distortion is None else None  # else new copies each epoch
     y = one_hot(splits.y_train, num_classes)
     validation = None
     if splits.x_val is not None:
@@ -135,7 +138,9 @@ def fit(
         health = _health_recorder(splits)
         # We shuffle, not Keras: its shuffling draws from TensorFlow's op-level seeds where
         # TensorFlow is installed, which depend on the process's history, not just the seed.
-        order = np.random.default_rng(checkpoints.epoch_seed(config.seed, epoch)).permutation(len(x))
+        order = np.random.default_rng(checkpoints.epoch_seed(config.seed, epoch)).permutation(len(y))
+        if distortion is not None:
+            x = shape_for(epoch_images(splits, distortion, checkpoints.epoch_seed(config.seed, epoch)), input_shape)
         result = model.fit(x[order], y[order], batch_size=config.batch_size, epochs=config.epochs,
                            initial_epoch=epoch, validation_data=validation, shuffle=False,
                            callbacks=[health, _one_epoch()], verbose=verbose)
@@ -160,6 +165,7 @@ def _fit_compiled(model, config: RunConfig, splits: Splits, history: dict, start
     loop = jaxloop.build_loop(model, x, splits.y_train, num_classes)
     steps = -(-len(x) // config.batch_size)
     x_val = None if splits.x_val is None else splits.x_val.reshape(len(splits.x_val), *input_shape)
+    distortion = distortion_for(config.augment)
     for epoch in range(start, config.epochs):
         seed = checkpoints.epoch_seed(config.seed, epoch)
         keras.utils.set_random_seed(seed)
@@ -168,10 +174,12 @@ def _fit_compiled(model, config: RunConfig, splits: Splits, history: dict, start
         health.set_model(model)
         health.on_epoch_begin(epoch)
         order = np.random.default_rng(seed).permutation(len(x))
+        images = None if distortion is None else epoch_images(splits, distortion, seed).reshape(x.shape)
         if verbose:
             print(f"Epoch {epoch + 1}/{config.epochs}", flush=True)
         bar = jaxloop.progress_bar(steps, verbose) if verbose else None
-        logs = jaxloop.train_epoch(loop, model, order, config.batch_size, epoch=epoch + 1, progress=bar)
+        logs = jaxloop.train_epoch(loop, model, order, config.batch_size, epoch=epoch + 1, progress=bar,
+                                   images=images)
         if x_val is not None:
             logs["val_loss"], logs["val_accuracy"] = jaxloop.evaluate(loop, model, x_val, splits.y_val)
             logs = {k: logs[k] for k in ("accuracy", "loss", "val_accuracy", "val_loss")}  # fit's order
@@ -184,6 +192,15 @@ def _fit_compiled(model, config: RunConfig, splits: Splits, history: dict, start
             write_history(run_dir, history)
             checkpoints.save(run_dir, epoch + 1, history, model.save, ".keras")
     return history
+
+
+def epoch_images(splits: Splits, distortion, epoch_seed: int) -> np.ndarray:
+    """An epoch's distorted copies of the training images (digitlab.augment), uint8 (n, height, width).
+
+    Drawn from the epoch's seed alone, so a resumed run trains on the same copies, but from their
+    own stream of it: the shuffling, drawn from the same seed, stays independent of them.
+    """
+    return distort_images(splits.x_train, distortion, np.random.SeedSequence([epoch_seed, AUGMENT_STREAM]))
 
 
 def _reseed_layers(model, seed: int) -> None:
@@ -232,6 +249,9 @@ def check_numpy_engine(config: RunConfig, image_shape, num_classes: int) -> None
     from digitlab.scratch import make_optimizer as make_numpy_optimizer
     from digitlab.scratch.convert import from_keras
 
+    if config.augment != "none":
+        raise ConfigError(f'the NumPy engine trains on the images as they are, without "{config.augment}" '
+                          "augmentation; train with --engine keras to distort them.")
     from_keras(build_model(config.model, image_shape, num_classes))
     if config.lr_schedule != "constant":
         raise ConfigError(f'the NumPy engine has a constant learning rate only, not "{config.lr_schedule}".')

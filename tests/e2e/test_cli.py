@@ -95,6 +95,17 @@ def test_plot_each_kind(trained, tmp_path, kind):
     assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_plot_samples_as_training_distorts_them(trained, tmp_path):
+    run, _ = trained
+    target = tmp_path / "distorted.png"
+    done = run_cli("plot", "samples", "--augment", "elastic", "--count", "10", "--output", str(target))
+    assert done.returncode == 0, done.stderr
+    assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    done = run_cli("plot", "curves", str(run), "--augment", "affine", "--output", str(tmp_path / "c.png"))
+    assert done.returncode == 1 and "applies to the samples figure, not to curves" in plain(done.stderr)
+    assert not (tmp_path / "c.png").exists()
+
+
 def test_models_lists_every_preset_with_parameters():
     done = run_cli("models")
     assert done.returncode == 0, done.stderr
@@ -126,6 +137,7 @@ def test_predictions_grid_with_nothing_to_show(trained, tmp_path):
         (["train", "--dataset", "kmnist"], '"kmnist" is not a data set'),
         (["plot", "histogram"], '"histogram" is not a plot kind'),
         (["train", "--no-such-flag"], "No such option"),
+        (["train", "--augment", "wobbly"], '"wobbly" is not an augmentation. Choose one of: none, affine, elastic'),
     ],
 )
 def test_bad_arguments_exit_2_with_a_message_and_no_traceback(args, phrase):
@@ -144,6 +156,11 @@ def test_user_errors_exit_1_with_one_line(tmp_path):
     assert done.returncode == 1 and "cannot load the model" in done.stderr and "Traceback" not in done.stderr
     done = run_cli("evaluate", "--runs", str(tmp_path))
     assert done.returncode == 1 and "no complete run" in done.stderr
+    done = run_cli("train", "--model", "knn", "--augment", "affine", "--out", str(tmp_path / "runs"))
+    assert done.returncode == 1 and "scikit-learn model fitted once" in plain(done.stderr)
+    done = run_cli("train", "--engine", "numpy", "--augment", "elastic", "--out", str(tmp_path / "runs"))
+    assert done.returncode == 1 and "NumPy engine trains on the images as they are" in plain(done.stderr)
+    assert not (tmp_path / "runs").exists()  # refused before any run folder was made
     odd = tmp_path / "[bold]odd[/x]"
     done = run_cli("evaluate", str(odd))
     assert done.returncode == 1 and f"{odd}: no such run folder" in plain(done.stderr)
@@ -187,6 +204,20 @@ def test_cnn_trains_with_the_compiled_loop(tmp_path):
     compiled = cache / "compiled"  # the next run of this recipe skips compiling
     assert any(p.is_file() for p in compiled.rglob("*")), "no compiled program was cached"
     assert not list(run.glob("*.png"))
+
+
+def test_keras_fit_on_tensorflow_trains_on_distorted_copies_without_log_noise(tmp_path, monkeypatch):
+    """The other training path: Keras' own fit (here on TensorFlow) with --augment, and a quiet stderr."""
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)  # digitlab's own default, not the caller's
+    done = run_cli("train", "--model", "mlp", "--epochs", "2", "--limit", "3000", "--augment", "affine", "--out",
+                   str(tmp_path / "runs"), "--no-plots", env={"KERAS_BACKEND": "tensorflow"})
+    assert done.returncode == 0, done.stderr
+    assert "affine augmentation" in done.stdout
+    assert "cuInit" not in done.stderr and "oneDNN" not in done.stderr, done.stderr  # TensorFlow's C++ chatter
+    (run,) = list((tmp_path / "runs").iterdir())
+    assert json.loads((run / "status.json").read_text())["backend"] == "tensorflow"
+    assert json.loads((run / "config.json").read_text())["augment"] == "affine"
+    assert json.loads((run / "metrics.json").read_text())["test_accuracy"] > 0.8
 
 
 def test_reproduce_compares_with_the_tutorial(tmp_path):

@@ -46,11 +46,17 @@ def weights(run: Path) -> list[np.ndarray]:
     return digitlab.load_model(run / "model.keras").get_weights()
 
 
-@pytest.fixture(scope="module", params=["keras", "numpy"])
+# The Keras and NumPy engines, and Keras on distorted images (new copies each epoch: a resumed
+# run must draw the same ones).
+VARIANTS = {"keras": ["--engine", "keras"], "numpy": ["--engine", "numpy"],
+            "augmented": ["--engine", "keras", "--augment", "elastic"]}
+
+
+@pytest.fixture(scope="module", params=list(VARIANTS))
 def uninterrupted(request, tmp_path_factory):
     require_real_data("mnist")
     out = tmp_path_factory.mktemp(f"straight-{request.param}")
-    done = run_cli("train", *ARGS, "--engine", request.param, "--out", str(out))
+    done = run_cli("train", *ARGS, *VARIANTS[request.param], "--out", str(out))
     assert done.returncode == 0, done.stderr
     (run,) = list(out.iterdir())
     return request.param, run
@@ -58,7 +64,7 @@ def uninterrupted(request, tmp_path_factory):
 
 def test_sigkill_in_epoch_2_then_resume_gives_the_same_model(uninterrupted, tmp_path):
     engine, straight = uninterrupted
-    proc = start(tmp_path, "--engine", engine)
+    proc = start(tmp_path, *VARIANTS[engine])
     run = stop_during_epoch_2(proc, tmp_path, signal.SIGKILL)
     assert proc.returncode == -signal.SIGKILL
     assert json.loads((run / "status.json").read_text())["state"] == "training"  # never claims complete

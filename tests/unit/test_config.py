@@ -25,6 +25,7 @@ def test_round_trip(tmp_path):
         ("validation_split", 1.0, "validation_split must be in"),
         ("validation", "train", 'validation "train" is not one of'),
         ("train_limit", 0, "train_limit must be at least 1"),
+        ("augment", "wobbly", 'augment "wobbly" is not one of none, affine, elastic'),
     ],
 )
 def test_invalid_values(field, value, phrase):

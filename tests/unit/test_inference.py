@@ -14,9 +14,18 @@ from digitlab.preprocess import shape_for
 def keras_models():
     from digitlab.models import build_model
 
+    import keras
+    from keras import layers
+
+    # A model with Keras' own augmentation layers, as cnn-aug had before digitlab.augment (its old
+    # run folders still load) and as a user's own model may have: identity at inference.
+    augmenting = keras.Sequential([
+        keras.Input((28, 28, 1)), layers.RandomRotation(0.03), layers.RandomTranslation(0.1, 0.1),
+        layers.RandomZoom(0.1), layers.RandomFlip(), layers.Conv2D(4, 3, activation="relu"), layers.Flatten(),
+        layers.Dense(10, activation="softmax")])
     models = {}
-    for name in ("mlp-dropout", "mlp-deep-sigmoid", "cnn", "softmax", "cnn-aug"):
-        model = build_model(name)
+    for name in ("mlp-dropout", "mlp-deep-sigmoid", "cnn", "softmax", "cnn-aug", "with-random-layers"):
+        model = augmenting if name == "with-random-layers" else build_model(name)
         rng = np.random.default_rng(0)  # weights large enough for peaked, informative outputs
         # (batch norm's variances must stay positive: take absolute values; SeedGenerator states are kept)
         model.set_weights([np.abs(rng.normal(0, 0.15, w.shape)).astype(w.dtype) + 0.5 if "variance" in v.path
@@ -26,7 +35,7 @@ def keras_models():
     return models
 
 
-@pytest.mark.parametrize("name", ["mlp-dropout", "mlp-deep-sigmoid", "cnn", "softmax", "cnn-aug"])
+@pytest.mark.parametrize("name", ["mlp-dropout", "mlp-deep-sigmoid", "cnn", "softmax", "cnn-aug", "with-random-layers"])
 def test_numpy_inference_matches_keras_within_1e_5(name, keras_models, mnist, tmp_path):
     _, (x_test, _) = mnist
     model = keras_models[name]

@@ -122,9 +122,10 @@ PRESETS: dict[str, Preset] = {
         ),
         Preset(
             "cnn-aug",
-            "two double-conv stages with batch norm, on shifted, rotated and zoomed digits: the best recipe",
+            "two double-conv stages with batch norm, trained on turned, scaled and shifted digits: the best recipe",
             "cnn_aug",
-            dict(optimizer="adam", lr_schedule="cosine", batch_size=128, epochs=15, validation_split=0.1),
+            dict(optimizer="adam", lr_schedule="cosine", batch_size=128, epochs=15, validation_split=0.1,
+                 augment="affine"),
             Claim("at least 99.6% (the speed issue's target)", "test_accuracy", 0.996),
             "tensorflow",
         ),
