@@ -203,4 +203,3 @@ def test_a_half_written_compilation_cache_entry_is_removed_so_the_cache_keeps_wo
     cache.put("new", b"n" * 10)
     assert cache.get("new") == b"n" * 10 and cache.get("whole") == b"p" * 10
     assert mend_compiled_cache(tmp_path) == 0
-
