@@ -97,7 +97,7 @@ def train(
     else:
         out.print(f"Training [bold]{config.model}[/]{engine_text} on {config.dataset}: {epochs_text}, batch "
                   f"{config.batch_size}, {config.optimizer}" + (f" lr {config.learning_rate:g}" if config.learning_rate else "")
-                  + (f", {config.augment} augmentation" if config.augment != "none" else ""))
+                  + config.augment_note())
     run = train_run(config, data_dir=data_dir, plots_enabled=plots)
     m = run.metrics
     out.print(f"Test loss: {m['test_loss']:.4f}   Test accuracy: {m['test_accuracy']:.4f} "
@@ -170,8 +170,9 @@ def plot(
     index: int = typer.Option(0, min=0, help="Test image for `probabilities`."),
     count: int = typer.Option(25, min=1, max=100, help="Images in a grid."),
     mistakes: bool = typer.Option(False, help="`predictions`: show only misclassified images."),
-    augment: str = typer.Option("none", help="`samples`: draw them distorted as training does ('affine', 'elastic').",
-                                callback=choice("augmentation", DISTORTIONS)),
+    augment: Optional[str] = typer.Option(None, help="`samples`: draw them distorted as training does ('none', 'affine', "
+                                          "'elastic') [default: as RUN was trained; 'none' without RUN].",
+                                          callback=choice("augmentation", DISTORTIONS)),
     data_dir: Optional[Path] = DataDirOption,
     runs_dir: Path = typer.Option(Path("runs"), "--runs", help="Where to look for the latest run."),
 ) -> None:

@@ -76,6 +76,10 @@ class RunConfig:
         if problems:
             raise ConfigError("invalid run configuration: " + "; ".join(problems) + ".")
 
+    def augment_note(self) -> str:
+        """', affine augmentation' for a run on distorted copies, '' otherwise: for one-line summaries."""
+        return f", {self.augment} augmentation" if self.augment != "none" else ""
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 

@@ -23,21 +23,25 @@ def make_figure(
     index: int = 0,
     count: int = 25,
     mistakes: bool = False,
-    augment: str = "none",
+    augment: str | None = None,
     data_dir: str | os.PathLike | None = None,
     runs_dir: str | os.PathLike = "runs",
 ) -> Figure:
     """One of: samples, curves, confusion, predictions, probabilities.
 
-    `augment` ("affine", "elastic"; `samples` only) draws the samples as training distorts them.
+    `augment` ("none", "affine", "elastic"; `samples` only) draws the samples as training distorts
+    them; by default as the given run was trained (plain without a run).
     """
-    distortion = distortion_for(augment)
+    distortion = distortion_for(augment or "none")
     if distortion is not None and kind != "samples":
         raise ConfigError(f"augmentation changes training images: it applies to the samples figure, not to {kind}.")
     if kind == "samples":
-        if dataset is None and run is not None:
+        if run is not None:
             _, run_dir = resolve_model(run, runs_dir)
-            dataset = _run_dataset(run_dir)
+            dataset = dataset or _run_setting(run_dir, "dataset")
+            if augment is None:
+                augment = _run_setting(run_dir, "augment") or "none"
+                distortion = distortion_for(augment)
         dataset = dataset or "mnist"
         (x, y), _ = load_dataset(dataset, data_dir=data_dir)
         title = f"{dataset}: training samples"
@@ -72,7 +76,8 @@ def make_figure(
     raise ConfigError(f'unknown plot kind "{kind}".')
 
 
-def _run_dataset(run_dir: Path | None) -> str | None:
+def _run_setting(run_dir: Path | None, name: str) -> str | None:
+    """One field of the run's config.json; None for a bare .keras file or a run from before the field."""
     if run_dir is None or not (run_dir / CONFIG_FILE).is_file():
         return None
-    return read_json(run_dir / CONFIG_FILE).get("dataset")
+    return read_json(run_dir / CONFIG_FILE).get(name)

@@ -52,8 +52,7 @@ def recipe_text(name: str) -> str:
         val = "validated on test"
     else:
         val = f"val split {config.validation_split:g}"
-    augment = f", {config.augment} augmentation" if config.augment != "none" else ""
-    return f"{config.optimizer}{lr}, batch {config.batch_size}, {config.epochs} epochs, {val}{augment}"
+    return f"{config.optimizer}{lr}, batch {config.batch_size}, {config.epochs} epochs, {val}{config.augment_note()}"
 
 
 def reproduce(

@@ -133,14 +133,15 @@ def fit(
     for epoch in range(start, config.epochs):
         # One fit call per epoch, its randomness (shuffling, dropout) seeded by the epoch alone,
         # so that a run resumed from a checkpoint continues exactly as it would have.
-        keras.utils.set_random_seed(checkpoints.epoch_seed(config.seed, epoch))
-        _reseed_layers(model, checkpoints.epoch_seed(config.seed, epoch))
+        seed = checkpoints.epoch_seed(config.seed, epoch)
+        keras.utils.set_random_seed(seed)
+        _reseed_layers(model, seed)
         health = _health_recorder(splits)
         # We shuffle, not Keras: its shuffling draws from TensorFlow's op-level seeds where
         # TensorFlow is installed, which depend on the process's history, not just the seed.
-        order = np.random.default_rng(checkpoints.epoch_seed(config.seed, epoch)).permutation(len(y))
+        order = np.random.default_rng(seed).permutation(len(y))
         if distortion is not None:
-            x = shape_for(epoch_images(splits, distortion, checkpoints.epoch_seed(config.seed, epoch)), input_shape)
+            x = shape_for(epoch_images(splits, distortion, seed), input_shape)
         result = model.fit(x[order], y[order], batch_size=config.batch_size, epochs=config.epochs,
                            initial_epoch=epoch, validation_data=validation, shuffle=False,
                            callbacks=[health, _one_epoch()], verbose=verbose)

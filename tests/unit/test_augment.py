@@ -138,3 +138,20 @@ def test_the_samples_figure_shows_the_distorted_digits(data_dir):
     assert len(pixels(bent)) == 4 and all(not np.array_equal(a, b) for a, b in zip(plain, pixels(bent)))
     with pytest.raises(ConfigError, match="applies to the samples figure, not to confusion"):
         make_figure("confusion", augment="affine", data_dir=data_dir)
+
+
+def test_the_samples_of_a_run_are_drawn_as_that_run_trained(data_dir, tmp_path):
+    import json
+
+    from digitlab.figures import make_figure
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.keras").write_bytes(b"")  # only its presence matters to the samples figure
+    (run / "config.json").write_text(json.dumps({"dataset": "mnist", "augment": "affine"}))
+    assert "affine distortion" in make_figure("samples", run, count=4, data_dir=data_dir)._suptitle.get_text()
+    plain = make_figure("samples", run, count=4, augment="none", data_dir=data_dir)
+    assert "distortion" not in plain._suptitle.get_text()
+    assert "distortion" not in make_figure("samples", count=4, data_dir=data_dir)._suptitle.get_text()
+    (run / "config.json").write_text(json.dumps({"dataset": "mnist"}))  # a run from before augmentation
+    assert "distortion" not in make_figure("samples", run, count=4, data_dir=data_dir)._suptitle.get_text()
