@@ -47,6 +47,7 @@ async def hammer(url: str, kind: str, requests: list[dict], concurrency: int) ->
     path = "/api/v1/predict" if kind == "pixels" else "/api/v1/predict/upload"
     latencies: list[float] = []
     statuses: dict[int, int] = {}
+    failures: list[str] = []  # what went wrong with each request that got no answer (status 0)
     answers: list[str | None] = [None] * len(requests)
     queue: asyncio.Queue = asyncio.Queue()
     for i in range(len(requests)):
@@ -63,8 +64,9 @@ async def hammer(url: str, kind: str, requests: list[dict], concurrency: int) ->
                     code = response.status_code
                     if code == 200:
                         answers[i] = response.json()["digit"]
-                except httpx.HTTPError:
+                except httpx.HTTPError as e:
                     code = 0  # connection refused, reset, timed out
+                    failures.append(f"{type(e).__name__}: {e}"[:200])
                 latencies.append(time.perf_counter() - started)
                 statuses[code] = statuses.get(code, 0) + 1
 
@@ -75,6 +77,7 @@ async def hammer(url: str, kind: str, requests: list[dict], concurrency: int) ->
     return {
         "kind": kind, "requests": len(requests), "concurrency": concurrency,
         "errors": sum(n for code, n in statuses.items() if code != 200), "statuses": statuses,
+        "failures": failures,
         "requests_per_s": round(len(requests) / wall, 1),
         "p50_ms": round(float(np.percentile(ms, 50)), 2), "p90_ms": round(float(np.percentile(ms, 90)), 2),
         "p99_ms": round(float(np.percentile(ms, 99)), 2), "max_ms": round(float(ms.max()), 2),
