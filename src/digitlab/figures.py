@@ -10,6 +10,7 @@ from matplotlib.figure import Figure
 
 from digitlab import plots
 from digitlab.augment import distort_images, distortion_for
+from digitlab.config import RunConfig
 from digitlab.userdata import dataset_info, load_dataset
 from digitlab.errors import ConfigError, RunError
 from digitlab.runs import CONFIG_FILE, HISTORY_JSON, read_json, resolve_model
@@ -32,16 +33,15 @@ def make_figure(
     `augment` ("none", "affine", "elastic"; `samples` only) draws the samples as training distorts
     them; by default as the given run was trained (plain without a run).
     """
+    if kind == "samples" and run is not None:
+        _, run_dir = resolve_model(run, runs_dir)
+        if run_dir is not None and (run_dir / CONFIG_FILE).is_file():  # else as given: mnist and plain by default
+            config = RunConfig.load(run_dir / CONFIG_FILE)
+            dataset, augment = dataset or config.dataset, augment or config.augment
     distortion = distortion_for(augment or "none")
     if distortion is not None and kind != "samples":
         raise ConfigError(f"augmentation changes training images: it applies to the samples figure, not to {kind}.")
     if kind == "samples":
-        if run is not None:
-            _, run_dir = resolve_model(run, runs_dir)
-            dataset = dataset or _run_setting(run_dir, "dataset")
-            if augment is None:
-                augment = _run_setting(run_dir, "augment") or "none"
-                distortion = distortion_for(augment)
         dataset = dataset or "mnist"
         (x, y), _ = load_dataset(dataset, data_dir=data_dir)
         title = f"{dataset}: training samples"
@@ -74,10 +74,3 @@ def make_figure(
         return plots.plot_probabilities(ev.probabilities[index], ev.class_names, x_test[index],
                                         int(ev.labels[index]), title=f"Test image {index} ({label})")
     raise ConfigError(f'unknown plot kind "{kind}".')
-
-
-def _run_setting(run_dir: Path | None, name: str) -> str | None:
-    """One field of the run's config.json; None for a bare .keras file or a run from before the field."""
-    if run_dir is None or not (run_dir / CONFIG_FILE).is_file():
-        return None
-    return read_json(run_dir / CONFIG_FILE).get(name)
