@@ -33,11 +33,15 @@ def select_backend(preferred: str | None = None) -> str:
         if not user_choice:
             os.environ["KERAS_BACKEND"] = preferred or DEFAULT_BACKEND
         try:
-            _import_tensorflow_quietly()  # TensorFlow's import may import Keras: env set first
+            if os.environ["KERAS_BACKEND"] == "tensorflow":
+                _import_tensorflow_quietly()  # TensorFlow's import may import Keras: env set first
+            import keras  # noqa: F401
         finally:
             if not user_choice:
                 del os.environ["KERAS_BACKEND"]
     backend = sys.modules["keras"].backend.backend()
+    if backend != "tensorflow":
+        keep_tensorflow_unloaded()
     if backend == "jax":  # also when Keras was imported before digitlab (a no-op once the cache is set)
         from digitlab.data.fetch import default_cache_dir
 
@@ -45,12 +49,45 @@ def select_backend(preferred: str | None = None) -> str:
     return backend
 
 
+def keep_tensorflow_unloaded() -> bool:
+    """Stop Keras from importing TensorFlow in a process whose backend is another one.
+
+    Keras asks "is TensorFlow installed?" by importing it, for checks that cannot be true unless
+    TensorFlow is already loaded (`isinstance(obj, tf.TensorShape)` when it saves a model) and to
+    seed TensorFlow's generator in `set_random_seed`. On a 2-core CPU that import takes 7-10 s and
+    ~450 MB, longer than a whole MLP run on JAX. Keras offers no setting for it, so its lazy
+    `tensorflow` module is told to answer "available" only once TensorFlow is loaded: a process that
+    imports TensorFlow itself, later, gets the old answer from then on, and Keras code that uses
+    TensorFlow (tf.data, say) still imports it. Returns False, changing nothing, where this Keras
+    has no such module (another Keras version): TensorFlow is then imported as before, slower.
+    """
+    try:
+        from keras.src.utils import module_utils
+    except ImportError:
+        return False
+    lazy = getattr(module_utils, "tensorflow", None)
+    base = getattr(module_utils, "LazyModule", None)
+    if base is None or not isinstance(lazy, base) or getattr(lazy, "name", None) != "tensorflow":
+        return False
+    if not isinstance(lazy, _WhenLoaded):
+        lazy.__class__ = type("WhenLoaded" + type(lazy).__name__, (_WhenLoaded, type(lazy)), {})
+    return True
+
+
+class _WhenLoaded:
+    """Mixed into Keras' LazyModule for TensorFlow: available only once something imported it."""
+
+    @property
+    def available(self) -> bool:
+        return "tensorflow" in sys.modules and super().available
+
+
 def _import_tensorflow_quietly() -> None:
     """Import TensorFlow (if installed) with its C++ start-up chatter sent to /dev/null.
 
-    Keras imports TensorFlow whenever it is installed -- to save or load any model, whatever the
-    backend -- and TensorFlow's native code then prints oneDNN and CUDA notices to stderr that no
-    environment variable silences. They would bury digitlab's own messages.
+    On the TensorFlow backend only (other backends keep it unloaded: `keep_tensorflow_unloaded`).
+    TensorFlow's native code prints oneDNN and CUDA notices to stderr on import that no environment
+    variable silences; they would bury digitlab's own messages.
     """
     if "tensorflow" in sys.modules or importlib.util.find_spec("tensorflow") is None:
         return

@@ -1,0 +1,55 @@
+"""digitlab.backend: a JAX process never pays for importing TensorFlow, a TensorFlow one still works."""
+
+import subprocess
+import sys
+import textwrap
+
+
+def run_python(code: str, backend: str | None = None) -> str:
+    """Run `code` in a fresh interpreter (the backend and TensorFlow's loading are per process)."""
+    env_code = "import os; os.environ.pop('KERAS_BACKEND', None)\n"
+    done = subprocess.run([sys.executable, "-c", env_code + textwrap.dedent(code)], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_a_jax_process_saves_loads_and_seeds_without_importing_tensorflow(tmp_path):
+    out = run_python(f"""
+        import sys
+        from digitlab.backend import select_backend
+        print(select_backend("jax"))
+        import keras, numpy as np
+        keras.utils.set_random_seed(0)  # seeds TensorFlow too, when it is loaded
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+        model.compile(optimizer="adam", loss="categorical_crossentropy")
+        model.save(r"{tmp_path / 'm.keras'}")
+        again = keras.saving.load_model(r"{tmp_path / 'm.keras'}")
+        same = np.allclose(model.predict(np.ones((2, 4)), verbose=0), again.predict(np.ones((2, 4)), verbose=0))
+        print("tensorflow" in sys.modules, same)
+        # Loaded later by the user, TensorFlow is seen, and seeded, from then on.
+        import tensorflow as tf
+        from keras.src.utils.module_utils import tensorflow as lazy
+        keras.utils.set_random_seed(7); a = float(tf.random.uniform(()))
+        keras.utils.set_random_seed(7); b = float(tf.random.uniform(()))
+        print(lazy.available, a == b)
+    """)
+    assert out.split() == ["jax", "False", "True", "True", "True"]
+
+
+def test_the_tensorflow_backend_still_imports_tensorflow():
+    out = run_python("""
+        import sys
+        from digitlab.backend import select_backend
+        print(select_backend("tensorflow"), "tensorflow" in sys.modules)
+    """)
+    assert out.split() == ["tensorflow", "True"]
+
+
+def test_without_keras_lazy_module_nothing_changes(monkeypatch):
+    from keras.src.utils import module_utils
+
+    from digitlab.backend import keep_tensorflow_unloaded
+
+    monkeypatch.delattr(module_utils, "tensorflow")
+    assert keep_tensorflow_unloaded() is False
