@@ -130,7 +130,7 @@ def test_the_samples_figure_shows_the_distorted_digits(data_dir):
     from digitlab.figures import make_figure
 
     def pixels(fig):
-        return [ax.images[0].get_array() for ax in fig.axes if ax.images]
+        return [image.get_array() for ax in fig.axes for image in ax.images]
 
     plain = pixels(make_figure("samples", dataset="mnist", count=4, data_dir=data_dir))
     bent = make_figure("samples", dataset="mnist", count=4, augment="elastic", data_dir=data_dir)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
 from digitlab import plots
@@ -18,20 +19,35 @@ def titles(fig: Figure) -> list[str]:
     return [ax.get_title() for ax in fig.axes]
 
 
-def test_samples_grid_titles_are_labels(tmp_path):
+def captions(fig: Figure) -> list:
+    """The captions of an image grid, in order: texts on its one set of axes."""
+    (ax,) = fig.axes
+    return list(ax.texts)
+
+
+def test_samples_grid_captions_are_labels(tmp_path):
     fig = plots.plot_samples(IMAGES, LABELS, n=12)
-    assert titles(fig)[:3] == ["0", "1", "2"]
+    assert [t.get_text() for t in captions(fig)] == [str(i % 10) for i in range(12)]
+    assert len(fig.axes[0].images) == 12
     fig.savefig(tmp_path / "s.png")
     assert (tmp_path / "s.png").stat().st_size > 1000
 
 
-def test_predictions_are_titled_and_mistakes_marked():
+def test_predictions_are_captioned_and_mistakes_marked(tmp_path):
     fig = plots.plot_predictions(IMAGES, LABELS, PROBS, n=10)
-    assert "Predicted: 0  Label: 0" in titles(fig)
-    mistake = [ax for ax in fig.axes if ax.get_title() == "Predicted: 9  Label: 3"]
-    assert len(mistake) == 1
-    assert mistake[0].title.get_color() == plots.MISTAKE
+    texts = captions(fig)
+    assert texts[0].get_text() == "Predicted: 0  Label: 0" and texts[0].get_color() == plots.CORRECT
+    mistake = [t for t in texts if t.get_text() == "Predicted: 9  Label: 3"]
+    assert len(mistake) == 1 and mistake[0].get_color() == plots.MISTAKE
+    frames = [p for p in fig.axes[0].patches if to_hex(p.get_edgecolor()) == plots.MISTAKE]
+    assert len(frames) == 1 and frames[0].get_linewidth() == 3
     assert "1 of 10 wrong" in fig.get_suptitle()
+    fig.savefig(tmp_path / "p.png")
+
+
+def test_an_empty_grid_says_so():
+    fig = plots.plot_predictions(IMAGES[:0], LABELS[:0], PROBS[:0])
+    assert [t.get_text() for t in captions(fig)] == ["no images to show"]
 
 
 def test_history_has_training_and_validation_curves():
