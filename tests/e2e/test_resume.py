@@ -19,8 +19,12 @@ ARGS = ["--model", "mlp-dropout", "--epochs", "3", "--seed", "7", "--no-plots"]
 
 def start(out: Path, *extra: str) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"} | {"DIGITLAB_DATA": str(DATA_DIR)}
+    # Ctrl-C at a terminal reaches a program whose SIGINT is at its default. Under a shell that
+    # ignores SIGINT for background jobs (`pytest &` in a script), the child would inherit the
+    # ignoring, Python would install no KeyboardInterrupt handler, and the run would just finish.
     return subprocess.Popen([*digitlab_command(), "train", *ARGS, *extra, "--out", str(out)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def stop_during_epoch_2(proc: subprocess.Popen, out: Path, sig: int) -> Path:
