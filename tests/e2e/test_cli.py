@@ -255,3 +255,14 @@ def test_kernel_and_time_to_accuracy_benchmarks_smoke_run():
     rows = {line.split()[0]: line for line in done.stdout.splitlines() if line.startswith(("digitlab ", "tensorflow "))}
     assert set(rows) == {"digitlab", "tensorflow"}
     assert all("not reached" not in row for row in rows.values()), done.stdout  # 90% in 3 epochs: both get there
+
+
+def test_whole_run_benchmark_smoke_run():
+    """benchmarks/whole_run.py keeps working (both stacks train and report); timings never asserted."""
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"} | {"DIGITLAB_DATA": str(DATA_DIR)}
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "whole_run.py"), "--quick"],
+                          capture_output=True, text=True, timeout=900, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [line for line in done.stdout.splitlines() if line.startswith(("digitlab", "tensorflow"))]
+    assert [r.split("  ")[0] for r in rows] == ["digitlab", "digitlab --no-plots", "tensorflow"], done.stdout
+    assert all(re.search(r"\d\d\.\d\d%", r) for r in rows), done.stdout  # each run's test accuracy

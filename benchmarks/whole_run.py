@@ -1,0 +1,137 @@
+"""A whole training run, process start to exit: `digitlab train` against the tutorials' script.
+
+    python benchmarks/whole_run.py                    # the default MLP recipe, 5 epochs, 3 rounds
+    python benchmarks/whole_run.py --rounds 5 --preset cnn-fast
+    python benchmarks/whole_run.py --quick            # smoke run: 2,000 images, 1 epoch (CI)
+
+What a user waits for: imports, data, compilation, training, the test-set evaluation and the
+saved model. The engines, each a fresh process, interleaved round by round:
+
+- `digitlab`: `digitlab train --model <preset>`, the complete run folder (model, history,
+  checkpoints, metrics; and, unless `--no-plots`, its five figures and HTML report);
+- `digitlab --no-plots`: the same run without figures and report;
+- `tensorflow`: the tutorials' script on their stack, Keras + TensorFlow with plain `fit`: the
+  same network and recipe (optimizer, batch size, epochs, 10% held out for validation), then
+  `evaluate` on the test set and `model.save`.
+
+Wall seconds and peak resident memory (`ru_maxrss` of the child, from `os.wait4`) are printed
+with medians, ranges and ratios against the tutorials' script; test accuracy from each run's output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+# The tutorials' script on their stack; the network and recipe come from digitlab's preset so that
+# both sides train the same thing, the data from the same IDX files.
+REFERENCE = r"""
+import json, sys
+import numpy as np
+import keras
+from digitlab import load_dataset
+from digitlab.models import build_model, config_for
+from digitlab.preprocess import one_hot, shape_for
+from digitlab.training import make_optimizer
+name, epochs, limit, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+config = config_for(name, epochs=epochs)
+(x, y), (xt, yt) = load_dataset("mnist", progress=False)
+x, y = x[:limit], y[:limit]
+keras.utils.set_random_seed(0)
+model = build_model(name)
+steps = -(-int(len(x) * (1 - config.validation_split)) // config.batch_size)
+model.compile(optimizer=make_optimizer(config, steps), loss="categorical_crossentropy", metrics=["accuracy"])
+shape = tuple(model.input_shape[1:])
+model.fit(shape_for(x, shape), one_hot(y, 10), batch_size=config.batch_size, epochs=config.epochs,
+          validation_split=config.validation_split, verbose=2)
+loss, accuracy = model.evaluate(shape_for(xt, shape), one_hot(yt, 10), batch_size=1000, verbose=0)
+model.save(out + "/model.keras")
+print(json.dumps({"test_accuracy": accuracy}))
+"""
+
+
+def run(command: list[str], env: dict) -> dict:
+    """Wall seconds, peak RSS (MB) and the stdout of one child process; exits on failure."""
+    started = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(command, env=env, stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(command[:3])} ... failed (exit {proc.returncode}):\n{stderr[-2000:]}")
+    return {"seconds": wall, "peak_mb": usage.ru_maxrss / 1024, "stdout": stdout}
+
+
+def test_accuracy(engine: str, result: dict, out: str) -> float | None:
+    """The run's test accuracy: the reference prints it; digitlab writes its run folder's metrics.json."""
+    if engine == "tensorflow":
+        return json.loads(result["stdout"].strip().splitlines()[-1])["test_accuracy"]
+    runs = sorted(os.path.join(out, d) for d in os.listdir(out))
+    with open(os.path.join(runs[-1], "metrics.json")) as f:
+        return json.load(f).get("test_accuracy")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="mlp")
+    parser.add_argument("--epochs", type=int, default=None, help="default: the preset's recipe")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--limit", type=int, default=60000, help="training images")
+    parser.add_argument("--engines", default="digitlab,digitlab --no-plots,tensorflow")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 1 round, 1 epoch, 2,000 images")
+    args = parser.parse_args()
+    if args.quick:
+        args.rounds, args.epochs, args.limit = 1, 1, 2000
+    from digitlab.errors import ConfigError
+    from digitlab.models import config_for
+
+    try:
+        epochs = args.epochs or config_for(args.preset).epochs
+    except ConfigError as e:
+        parser.error(str(e))
+    engines = [e.strip() for e in args.engines.split(",")]
+    unknown = set(engines) - {"digitlab", "digitlab --no-plots", "tensorflow"}
+    if unknown:
+        parser.error(f"unknown engine(s): {', '.join(sorted(unknown))}")
+    digitlab = shutil.which("digitlab", path=os.path.dirname(sys.executable)) or "digitlab"
+    base_env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    results: dict[str, list[dict]] = {e: [] for e in engines}
+    for _ in range(args.rounds):
+        for engine in engines:  # interleaved: the machine's noise hits every engine alike
+            with tempfile.TemporaryDirectory() as out:
+                if engine == "tensorflow":
+                    command = [sys.executable, "-c", REFERENCE, args.preset, str(epochs), str(args.limit), out]
+                    env = {**base_env, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
+                else:
+                    command = [digitlab, "train", "--model", args.preset, "--epochs", str(epochs),
+                               "--limit", str(args.limit), "--out", out, *engine.split()[1:]]
+                    env = base_env
+                result = run(command, env)
+                result["test_accuracy"] = test_accuracy(engine, result, out)
+                results[engine].append(result)
+    reference = statistics.median(r["seconds"] for r in results["tensorflow"]) if "tensorflow" in results else None
+    print(f"\nwhole run of `{args.preset}`, {epochs} epoch(s), {args.limit:,} training images, {args.rounds} round(s): "
+          "process start to exit")
+    print(f"{'engine':<22}{'seconds (median, range)':<26}{'peak RSS MB':<14}{'test accuracy':<15}{'vs tensorflow':>13}")
+    for engine, rs in results.items():
+        secs = [r["seconds"] for r in rs]
+        med = statistics.median(secs)
+        ratio = f"{reference / med:.2f}x" if reference else "-"
+        acc = statistics.median(r["test_accuracy"] for r in rs)
+        print(f"{engine:<22}{f'{med:.2f} ({min(secs):.2f} - {max(secs):.2f})':<26}"
+              f"{statistics.median(r['peak_mb'] for r in rs):<14,.0f}{acc:<15.2%}{ratio:>13}")
+
+
+if __name__ == "__main__":
+    main()
