@@ -185,11 +185,13 @@ def environment() -> dict:
     """
     from importlib.metadata import version
 
+    import sklearn
+
     keras = sys.modules.get("keras")
     return {
         "backend": keras.backend.backend() if keras is not None else None,
         "keras": keras.__version__ if keras is not None else version("keras"),
-        "scikit-learn": version("scikit-learn"),
+        "scikit-learn": sklearn.__version__,
         "numpy": np.__version__,
         "python": platform.python_version(),
         "machine": platform.machine(),
