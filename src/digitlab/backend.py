@@ -54,8 +54,8 @@ def keep_tensorflow_unloaded() -> bool:
 
     Keras asks "is TensorFlow installed?" by importing it, for checks that cannot be true unless
     TensorFlow is already loaded (`isinstance(obj, tf.TensorShape)` when it saves a model) and to
-    seed TensorFlow's generator in `set_random_seed`. On a 2-core CPU that import takes 7-10 s and
-    ~450 MB, longer than a whole MLP run on JAX. Keras offers no setting for it, so its lazy
+    seed TensorFlow's generator in `set_random_seed`. On a 2-core CPU that import takes 3.5-4.5 s
+    after Keras' own (10 s in a fresh interpreter) and ~450 MB, more than the MLP's 5 epochs on JAX take. Keras offers no setting for it, so its lazy
     `tensorflow` module is told to answer "available" only once TensorFlow is loaded: a process that
     imports TensorFlow itself, later, gets the old answer from then on, and Keras code that uses
     TensorFlow (tf.data, say) still imports it. Returns False, changing nothing, where this Keras
