@@ -77,8 +77,9 @@ def test_accuracy(engine: str, result: dict, out: str) -> float | None:
     """The run's test accuracy: the reference prints it; digitlab writes its run folder's metrics.json."""
     if engine == "tensorflow":
         return json.loads(result["stdout"].strip().splitlines()[-1])["test_accuracy"]
-    runs = sorted(os.path.join(out, d) for d in os.listdir(out))
-    with open(os.path.join(runs[-1], "metrics.json")) as f:
+    from digitlab.runs import latest_run
+
+    with open(latest_run(out) / "metrics.json") as f:
         return json.load(f).get("test_accuracy")
 
 

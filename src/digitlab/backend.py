@@ -52,26 +52,35 @@ def select_backend(preferred: str | None = None) -> str:
 def keep_tensorflow_unloaded() -> bool:
     """Stop Keras from importing TensorFlow in a process whose backend is another one.
 
-    Keras asks "is TensorFlow installed?" by importing it, for checks that cannot be true unless
-    TensorFlow is already loaded (`isinstance(obj, tf.TensorShape)` when it saves a model) and to
-    seed TensorFlow's generator in `set_random_seed`. On a 2-core CPU that import takes 3.5-4.5 s
-    after Keras' own (10 s in a fresh interpreter) and ~450 MB, more than the MLP's 5 epochs on JAX take. Keras offers no setting for it, so its lazy
-    `tensorflow` module is told to answer "available" only once TensorFlow is loaded: a process that
-    imports TensorFlow itself, later, gets the old answer from then on, and Keras code that uses
-    TensorFlow (tf.data, say) still imports it. Returns False, changing nothing, where this Keras
-    has no such module (another Keras version): TensorFlow is then imported as before, slower.
+    Keras asks "is TensorFlow installed?" by importing it, in two places that cannot need it unless
+    TensorFlow is already loaded: saving a model (`isinstance(obj, tf.TensorShape)` in
+    `serialization_lib`) and `set_random_seed` (which also seeds TensorFlow's generator). On a 2-core
+    CPU that import takes 3.5-4.5 s after Keras' own (10 s in a fresh interpreter) and ~450 MB,
+    more than the MLP's 5 epochs on JAX take. Keras offers no setting for it, so those two modules
+    get their own lazy `tensorflow` module that answers "available" only once TensorFlow is loaded.
+    Keras' shared lazy module is left alone: the layers that need TensorFlow (`StringLookup`,
+    `Hashing`, ...) still import it. If TensorFlow is imported later in the process, seeds set
+    before then did not reach it, and its start-up notices are not silenced.
+    Returns False, changing nothing, where this Keras lacks those names (another Keras version):
+    TensorFlow is then imported as before, only slower.
     """
     try:
-        from keras.src.utils import module_utils
+        from keras.src.saving import serialization_lib
+        from keras.src.utils import module_utils, rng_utils
     except ImportError:
         return False
-    lazy = getattr(module_utils, "tensorflow", None)
     base = getattr(module_utils, "LazyModule", None)
-    if base is None or not isinstance(lazy, base) or getattr(lazy, "name", None) != "tensorflow":
+    if base is None:
         return False
-    if not isinstance(lazy, _WhenLoaded):
-        lazy.__class__ = type("WhenLoaded" + type(lazy).__name__, (_WhenLoaded, type(lazy)), {})
-    return True
+    patched = False
+    for module in (serialization_lib, rng_utils):
+        lazy = getattr(module, "tf", None)
+        if isinstance(lazy, _WhenLoaded):
+            patched = True
+        elif isinstance(lazy, base) and getattr(lazy, "name", None) == "tensorflow":
+            module.tf = type("WhenLoaded" + type(lazy).__name__, (_WhenLoaded, type(lazy)), {})("tensorflow")
+            patched = True
+    return patched
 
 
 class _WhenLoaded:

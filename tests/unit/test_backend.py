@@ -37,6 +37,18 @@ def test_a_jax_process_saves_loads_and_seeds_without_importing_tensorflow(tmp_pa
     assert out.split() == ["jax", "False", "True", "True", "True"]
 
 
+def test_keras_layers_that_need_tensorflow_still_get_it():
+    out = run_python("""
+        import sys
+        from digitlab.backend import select_backend
+        select_backend("jax")
+        import keras
+        layer = keras.layers.Hashing(num_bins=3)  # refuses to build where TensorFlow is missing
+        print(type(layer).__name__, "tensorflow" in sys.modules)
+    """)
+    assert out.split() == ["Hashing", "True"]
+
+
 def test_the_tensorflow_backend_still_imports_tensorflow():
     out = run_python("""
         import sys
@@ -46,10 +58,15 @@ def test_the_tensorflow_backend_still_imports_tensorflow():
     assert out.split() == ["tensorflow", "True"]
 
 
-def test_without_keras_lazy_module_nothing_changes(monkeypatch):
-    from keras.src.utils import module_utils
+def test_where_keras_has_no_such_module_nothing_changes(monkeypatch):
+    from keras.src.saving import serialization_lib
+    from keras.src.utils import module_utils, rng_utils
 
     from digitlab.backend import keep_tensorflow_unloaded
 
-    monkeypatch.delattr(module_utils, "tensorflow")
+    monkeypatch.delattr(module_utils, "LazyModule")
+    assert keep_tensorflow_unloaded() is False
+    monkeypatch.undo()
+    for module in (serialization_lib, rng_utils):
+        monkeypatch.setattr(module, "tf", None)
     assert keep_tensorflow_unloaded() is False

@@ -28,7 +28,10 @@ def captions(fig: Figure) -> list:
 def test_samples_grid_captions_are_labels(tmp_path):
     fig = plots.plot_samples(IMAGES, LABELS, n=12)
     assert [t.get_text() for t in captions(fig)] == [str(i % 10) for i in range(12)]
-    assert len(fig.axes[0].images) == 12
+    extents = [tuple(image.get_extent()) for image in fig.axes[0].images]
+    assert len(set(extents)) == 12  # each in its own tile
+    assert all(bottom > top for _, _, bottom, top in extents)  # upright, on axes whose y runs down
+    assert extents[1][0] > extents[0][1] and extents[5][2] < extents[5 + 4][3]  # left to right, row by row
     fig.savefig(tmp_path / "s.png")
     assert (tmp_path / "s.png").stat().st_size > 1000
 
