@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -17,14 +18,18 @@ from tests.conftest import DATA_DIR, digitlab_command, require_real_data, run_cl
 ARGS = ["--model", "mlp-dropout", "--epochs", "3", "--seed", "7", "--no-plots"]
 
 
+SIGINT_AT_DEFAULT = "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
+
+
 def start(out: Path, *extra: str) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"} | {"DIGITLAB_DATA": str(DATA_DIR)}
     # Ctrl-C at a terminal reaches a program whose SIGINT is at its default. Under a shell that
     # ignores SIGINT for background jobs (`pytest &` in a script), the child would inherit the
     # ignoring, Python would install no KeyboardInterrupt handler, and the run would just finish.
-    return subprocess.Popen([*digitlab_command(), "train", *ARGS, *extra, "--out", str(out)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    # So the command starts through a small Python that puts SIGINT back to its default and execs
+    # it (same process; a preexec_fn would fork this multithreaded JAX process).
+    return subprocess.Popen([sys.executable, "-c", SIGINT_AT_DEFAULT, *digitlab_command(), "train", *ARGS, *extra,
+                             "--out", str(out)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def stop_during_epoch_2(proc: subprocess.Popen, out: Path, sig: int) -> Path:
