@@ -34,15 +34,20 @@ print(int(p.argmax()))
 
 
 def run_child(command: list[str], env: dict | None = None) -> tuple[float, float, str]:
-    """(wall seconds, peak RSS in MB, stdout) of one child process."""
+    """(wall seconds, peak RSS in MB, stdout) of one child process; exits with its stderr's end if it fails.
+
+    `env` is laid over this process's environment; a variable set to None there is left out."""
     started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                               env={**os.environ, **(env or {})})
-    out = process.stdout.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{command} failed with status {os.waitstatus_to_exitcode(status)}")
+    merged = {k: v for k, v in {**os.environ, **(env or {})}.items() if v is not None}
+    with tempfile.TemporaryFile("w+") as err:  # a file, not a pipe: a chatty child cannot block on it
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err, text=True, env=merged)
+        out = process.stdout.read()
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode != 0:
+            err.seek(0)
+            raise SystemExit(f"{command} failed with status {process.returncode}:\n{err.read()[-2000:]}")
     return wall, usage.ru_maxrss / 1024, out
 
 

@@ -25,10 +25,10 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
+
+from inference import run_child  # benchmarks/, the folder this script runs from
 
 # The tutorials' script on their stack; the network and recipe come from digitlab's preset so that
 # both sides train the same thing, the data from the same IDX files.
@@ -55,22 +55,6 @@ loss, accuracy = model.evaluate(shape_for(xt, shape), one_hot(yt, 10), batch_siz
 model.save(out + "/model.keras")
 print(json.dumps({"test_accuracy": accuracy}))
 """
-
-
-def run(command: list[str], env: dict) -> dict:
-    """Wall seconds, peak RSS (MB) and the stdout of one child process; exits on failure."""
-    started = time.perf_counter()
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen(command, env=env, stdout=out, stderr=err, text=True)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        stdout, stderr = out.read(), err.read()
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(command[:3])} ... failed (exit {proc.returncode}):\n{stderr[-2000:]}")
-    return {"seconds": wall, "peak_mb": usage.ru_maxrss / 1024, "stdout": stdout}
 
 
 def test_accuracy(engine: str, result: dict, out: str) -> float | None:
@@ -106,19 +90,19 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown engine(s): {', '.join(sorted(unknown))}")
     digitlab = shutil.which("digitlab", path=os.path.dirname(sys.executable)) or "digitlab"
-    base_env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
     results: dict[str, list[dict]] = {e: [] for e in engines}
     for _ in range(args.rounds):
         for engine in engines:  # interleaved: the machine's noise hits every engine alike
             with tempfile.TemporaryDirectory() as out:
                 if engine == "tensorflow":
                     command = [sys.executable, "-c", REFERENCE, args.preset, str(epochs), str(args.limit), out]
-                    env = {**base_env, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
+                    env = {"KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
                 else:
                     command = [digitlab, "train", "--model", args.preset, "--epochs", str(epochs),
                                "--limit", str(args.limit), "--out", out, *engine.split()[1:]]
-                    env = base_env
-                result = run(command, env)
+                    env = {"KERAS_BACKEND": None}  # digitlab picks each preset's backend
+                seconds, peak_mb, stdout = run_child(command, env)
+                result = {"seconds": seconds, "peak_mb": peak_mb, "stdout": stdout}
                 result["test_accuracy"] = test_accuracy(engine, result, out)
                 results[engine].append(result)
     reference = statistics.median(r["seconds"] for r in results["tensorflow"]) if "tensorflow" in results else None
