@@ -10,7 +10,10 @@ epoch (the first epoch, which includes compilation, is reported apart). Rounds a
 across backends so that machine noise hits them alike; medians are quoted. TensorFlow, the
 tutorials' stack, is the reference (1x). The engines:
 
-- `digitlab`: what `digitlab train` runs, Keras on JAX through digitlab's compiled loop (digitlab.jaxloop);
+- `digitlab`: what `digitlab train` runs on this machine: the preset's backend (for the CNNs, TensorFlow
+  where it runs oneDNN's kernels, else JAX), on JAX through digitlab's compiled loop (digitlab.jaxloop),
+  else Keras' fit compiled as digitlab compiles it (several steps per call);
+- `digitlab-jax`: the same on JAX, whatever this CPU (for the CNNs: the compiled loop where TensorFlow would be chosen);
 - `tensorflow`, `jax`: Keras' plain `model.fit` on that backend (`tensorflow` is the reference);
 - `numpy`: digitlab's from-scratch engine (dense presets);
 - `floor`: no training, only the matrix products of one epoch of the dense preset at its batch
@@ -65,28 +68,38 @@ CHILD_DIGITLAB = r"""
 import json, sys, time, resource
 import numpy as np
 t0 = time.perf_counter()
+from digitlab.models import get_preset
 from digitlab.backend import select_backend
-select_backend("jax")
+name, epochs, limit = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+select_backend(get_preset(name).backend)  # what `digitlab train` runs on this machine
 import keras
 from digitlab import jaxloop, load_dataset
 from digitlab.models import build_model, config_for
-from digitlab.training import make_optimizer
-name, epochs, limit = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+from digitlab.preprocess import one_hot, shape_for
+from digitlab.training import compile_for_fit
 config = config_for(name)
 (x, y), (xt, yt) = load_dataset("mnist", progress=False)
 keras.utils.set_random_seed(0)
 model = build_model(name)
-model.compile(optimizer=make_optimizer(config, -(-limit // config.batch_size)), loss="categorical_crossentropy")
+compile_for_fit(model, config, limit)
 shape = tuple(model.input_shape[1:])
 x, y = x[:limit].reshape(-1, *shape), y[:limit]
-loop = jaxloop.build_loop(model, x, y, 10)
 times = []
-for e in range(epochs):
-    t = time.perf_counter()
-    jaxloop.train_epoch(loop, model, np.random.default_rng(e).permutation(len(x)), config.batch_size, epoch=e + 1)
-    times.append(time.perf_counter() - t)
-acc = jaxloop.evaluate(loop, model, xt.reshape(-1, *shape), yt)[1]
-print(json.dumps({"backend": "digitlab", "epochs": times, "test_accuracy": acc, "process_s": time.perf_counter() - t0,
+if jaxloop.supports(model):  # digitlab's compiled loop
+    loop = jaxloop.build_loop(model, x, y, 10)
+    for e in range(epochs):
+        t = time.perf_counter()
+        jaxloop.train_epoch(loop, model, np.random.default_rng(e).permutation(len(x)), config.batch_size, epoch=e + 1)
+        times.append(time.perf_counter() - t)
+    acc = jaxloop.evaluate(loop, model, xt.reshape(-1, *shape), yt)[1]
+else:  # Keras' fit, compiled as digitlab.training compiles it
+    class T(keras.callbacks.Callback):
+        def on_epoch_begin(self, e, logs=None): self.t = time.perf_counter()
+        def on_epoch_end(self, e, logs=None): times.append(time.perf_counter() - self.t)
+    model.fit(shape_for(x, shape), one_hot(y, 10), batch_size=config.batch_size, epochs=epochs, callbacks=[T()], verbose=0)
+    acc = model.evaluate(shape_for(xt, shape), one_hot(yt, 10), batch_size=1000, verbose=0)[1]
+print(json.dumps({"backend": "digitlab", "keras_backend": keras.backend.backend(), "epochs": times,
+                  "test_accuracy": acc, "process_s": time.perf_counter() - t0,
                   "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
@@ -164,9 +177,12 @@ print(json.dumps({"backend": "numpy", "epochs": times, "test_accuracy": acc, "pr
 
 
 def measure(backend: str, preset: str, epochs: int, limit: int) -> dict:
-    child = {"numpy": CHILD_NUMPY, "digitlab": CHILD_DIGITLAB, "floor": CHILD_FLOOR}.get(backend, CHILD)
-    keras_backend = backend if backend in ("jax", "tensorflow", "torch") else "jax"
-    env = {**os.environ, "KERAS_BACKEND": keras_backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    child = {"numpy": CHILD_NUMPY, "digitlab": CHILD_DIGITLAB, "digitlab-jax": CHILD_DIGITLAB,
+             "floor": CHILD_FLOOR}.get(backend, CHILD)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env.pop("KERAS_BACKEND", None)
+    if backend != "digitlab":  # digitlab chooses its own; digitlab-jax is its compiled loop, on JAX
+        env["KERAS_BACKEND"] = backend if backend in ("jax", "tensorflow", "torch") else "jax"
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", child, preset, str(epochs), str(limit)],
                           env=env, capture_output=True, text=True)
@@ -200,7 +216,7 @@ def main() -> None:
             for backend in backends:  # interleaved: noise hits every backend alike
                 results[backend].append(measure(backend, preset, args.epochs, args.limit))
         print(f"\n{preset}: {args.limit} training images, {args.epochs} epochs per process, {args.rounds} rounds")
-        print(f"{'engine':<12}{'steady s/epoch (median, range)':<34}{'first epoch s':<16}{'test acc':<10}"
+        print(f"{'engine':<14}{'steady s/epoch (median, range)':<34}{'first epoch s':<16}{'test acc':<10}"
               f"{'peak MB':<10}{'vs tensorflow':>14}{'vs floor':>10}")
         steady = {b: [statistics.median(r["epochs"][1:]) for r in rs] for b, rs in results.items()}
         reference = statistics.median(steady["tensorflow"]) if "tensorflow" in steady else None
@@ -213,7 +229,7 @@ def main() -> None:
             peak = statistics.median(r["peak_mb"] for r in rs)
             ratio = f"{reference / med:.2f}x" if reference else "-"
             to_floor = f"{med / floor:.2f}x" if floor and backend != "floor" else "-"
-            print(f"{backend:<12}{span:<34}{first:<16.2f}{acc:<10.4f}{peak:<10.0f}{ratio:>14}{to_floor:>10}")
+            print(f"{backend:<14}{span:<34}{first:<16.2f}{acc:<10.4f}{peak:<10.0f}{ratio:>14}{to_floor:>10}")
         if floor:
             gflop = results["floor"][0]["gflop_per_epoch"]
             print(f"floor: {gflop:.1f} GFLOP of matrix products per epoch, {gflop / floor:.0f} GFLOP/s")

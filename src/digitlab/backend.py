@@ -1,11 +1,13 @@
 """Pick the Keras backend before Keras is imported: the one measured fastest for the model.
 
-Measured on a 2-core CPU (see BENCHMARKS.md): on JAX, with digitlab's compiled loop
-(digitlab.jaxloop), the MLP trains 3.9x and the CNN 1.2-1.3x faster than Keras + TensorFlow's `fit`;
-`cnn-aug`, whose batch norm the loop runs through Keras' own layer code, trains as fast or a little
-faster on TensorFlow (384-411 against 410-448 ms per step, interleaved), so it names TensorFlow. Each preset names
-its backend; `KERAS_BACKEND` set by the user always wins, and once Keras is imported in a process
-its backend is fixed. On JAX, XLA's compiled programs are kept in the cache folder
+Measured on 2-core CPUs (see BENCHMARKS.md): on JAX, with digitlab's compiled loop
+(digitlab.jaxloop), the MLP trains 4-6x faster than Keras + TensorFlow's `fit`. The CNNs depend on
+the CPU (`convnet_backend`): where TensorFlow runs its oneDNN kernels (an AVX-512 EPYC) its `fit`
+was 1.33x faster than the loop, where it runs Eigen's (an AVX2 EPYC) the loop was 1.2-1.3x faster
+than TensorFlow. `cnn-aug`, whose batch norm the loop runs through Keras' own layer code, trains as
+fast or a little faster on TensorFlow (384-411 against 410-448 ms per step, interleaved), so it
+names TensorFlow. Each preset names its backend (or the CNNs' rule); `KERAS_BACKEND` set by the
+user always wins, and once Keras is imported in a process its backend is fixed. On JAX, XLA's compiled programs are kept in the cache folder
 (`use_compilation_cache`), so a second run of a recipe neither recompiles its loop nor its model.
 """
 
@@ -20,6 +22,10 @@ from pathlib import Path
 
 BACKENDS = ("jax", "tensorflow", "torch")
 DEFAULT_BACKEND = "jax"
+CONVNET = "convnet"  # a preset's backend rule: whichever trains convolutions fastest on this CPU
+# The CPU features for which TensorFlow's Linux x86 builds turn their oneDNN kernels on by default
+# (TensorFlow 2.9 and later; `IsMKLEnabled` in tensorflow/core/util/util.cc), as /proc/cpuinfo names them.
+ONEDNN_CPU_FLAGS = frozenset({"avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16"})
 
 
 def select_backend(preferred: str | None = None) -> str:
@@ -47,6 +53,47 @@ def select_backend(preferred: str | None = None) -> str:
 
         use_compilation_cache(default_cache_dir() / "compiled")
     return backend
+
+
+def convnet_backend(flags: frozenset[str] | None = None, environ=os.environ) -> str:
+    """The backend that trains the convolutional presets fastest on this CPU.
+
+    TensorFlow where it runs its oneDNN kernels (CPUs with AVX-512 VNNI or BF16, AVX-VNNI or AMX:
+    measured on an AVX-512 AMD EPYC, the `cnn` preset's step took 34 ms there against 53 ms in
+    digitlab's compiled JAX loop); JAX with that loop everywhere else (on an AVX2 CPU, where
+    TensorFlow runs Eigen's kernels, the loop was 1.2-1.3x faster). Decided without importing
+    TensorFlow (several seconds): `flags` are this CPU's (`cpu_flags()`), and TensorFlow's own
+    switch, TF_ENABLE_ONEDNN_OPTS, is honoured as TensorFlow reads it.
+    """
+    return "tensorflow" if tensorflow_uses_onednn(flags, environ) else "jax"
+
+
+def tensorflow_uses_onednn(flags: frozenset[str] | None = None, environ=os.environ) -> bool:
+    """Whether TensorFlow, once imported, will run its oneDNN kernels on this CPU (Linux x86-64).
+
+    TensorFlow's own answer (`_pywrap_util_port.IsMklEnabled`) needs TensorFlow imported; this is
+    the same rule (`tests/unit/test_backend.py` holds the two together on the test machine).
+    """
+    setting = environ.get("TF_ENABLE_ONEDNN_OPTS", "").strip().lower()
+    if setting in ("0", "false"):
+        return False
+    if setting in ("1", "true"):
+        return platform.machine().lower() in ("x86_64", "amd64")
+    if platform.system() != "Linux" or platform.machine().lower() not in ("x86_64", "amd64"):
+        return False
+    return bool(ONEDNN_CPU_FLAGS & (cpu_flags() if flags is None else flags))
+
+
+def cpu_flags() -> frozenset[str]:
+    """This CPU's instruction-set flags as /proc/cpuinfo lists them; empty where there is no such file."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return frozenset()
 
 
 def keep_tensorflow_unloaded() -> bool:

@@ -194,8 +194,10 @@ def test_fetch_downloads_the_real_files_over_http(mirror_server, tmp_path):
 
 def test_cnn_trains_with_the_compiled_loop(tmp_path):
     cache = tmp_path / "own-cache"  # not the session's shared compiled programs: this run must write its own
+    # The loop trains the CNNs on CPUs where TensorFlow runs without oneDNN; TF_ENABLE_ONEDNN_OPTS=0
+    # makes this CPU one of them, whatever it is.
     done = run_cli("train", "--model", "cnn", "--epochs", "1", "--limit", "10000", "--out", str(tmp_path / "runs"),
-                   "--no-plots", env={"DIGITLAB_CACHE": str(cache)})
+                   "--no-plots", env={"DIGITLAB_CACHE": str(cache), "TF_ENABLE_ONEDNN_OPTS": "0"})
     assert done.returncode == 0, done.stderr
     (run,) = list((tmp_path / "runs").iterdir())
     assert json.loads((run / "status.json").read_text())["backend"] == "jax"
@@ -204,6 +206,23 @@ def test_cnn_trains_with_the_compiled_loop(tmp_path):
     compiled = cache / "compiled"  # the next run of this recipe skips compiling
     assert any(p.is_file() for p in compiled.rglob("*")), "no compiled program was cached"
     assert not list(run.glob("*.png"))
+
+
+def test_cnn_trains_on_tensorflow_where_it_runs_onednn(tmp_path):
+    """On a CPU where TensorFlow runs oneDNN's kernels (TF_ENABLE_ONEDNN_OPTS=1 makes an x86-64 CPU
+    one), the CNNs train with Keras' fit on TensorFlow, several steps per compiled call."""
+    from digitlab.backend import convnet_backend
+
+    onednn = {"TF_ENABLE_ONEDNN_OPTS": "1"}
+    done = run_cli("train", "--model", "cnn-fast", "--epochs", "1", "--limit", "6000", "--out",
+                   str(tmp_path / "runs"), "--no-plots", env=onednn)
+    assert done.returncode == 0, done.stderr
+    assert "43/43" in done.stdout and "val_accuracy" in done.stdout  # 5,400 images in batches of 128
+    assert "oneDNN" not in done.stderr, done.stderr
+    (run,) = list((tmp_path / "runs").iterdir())
+    # tensorflow on x86-64 (CI); TensorFlow has no oneDNN kernels for other CPUs
+    assert json.loads((run / "status.json").read_text())["backend"] == convnet_backend(environ=onednn)
+    assert json.loads((run / "metrics.json").read_text())["test_accuracy"] > 0.9
 
 
 def test_keras_fit_on_tensorflow_trains_on_distorted_copies_without_log_noise(tmp_path, monkeypatch):

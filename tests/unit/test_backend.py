@@ -70,3 +70,47 @@ def test_where_keras_has_no_such_module_nothing_changes(monkeypatch):
     for module in (serialization_lib, rng_utils):
         monkeypatch.setattr(module, "tf", None)
     assert keep_tensorflow_unloaded() is False
+
+
+def test_convolutional_networks_train_on_tensorflow_where_it_runs_onednn(monkeypatch):
+    import digitlab.backend as backend
+
+    monkeypatch.setattr(backend.platform, "system", lambda: "Linux")
+    monkeypatch.setattr(backend.platform, "machine", lambda: "x86_64")
+    avx2 = frozenset({"sse4_2", "avx", "avx2", "fma"})
+    avx512 = avx2 | {"avx512f", "avx512bw", "avx512_vnni", "avx512_bf16"}
+    assert backend.convnet_backend(avx2, {}) == "jax"
+    assert backend.convnet_backend(avx512, {}) == "tensorflow"
+    assert backend.convnet_backend(avx2 | {"avx_vnni"}, {}) == "tensorflow"
+    # TensorFlow's own switch, read as TensorFlow reads it
+    assert backend.convnet_backend(avx512, {"TF_ENABLE_ONEDNN_OPTS": "0"}) == "jax"
+    assert backend.convnet_backend(avx512, {"TF_ENABLE_ONEDNN_OPTS": "False"}) == "jax"
+    assert backend.convnet_backend(avx2, {"TF_ENABLE_ONEDNN_OPTS": "1"}) == "tensorflow"
+    assert backend.convnet_backend(avx512, {"TF_ENABLE_ONEDNN_OPTS": ""}) == "tensorflow"
+    monkeypatch.setattr(backend.platform, "machine", lambda: "aarch64")  # oneDNN's x86 kernels only
+    assert backend.convnet_backend(avx512, {}) == "jax"
+
+
+def test_the_onednn_rule_agrees_with_tensorflow_on_this_machine():
+    """digitlab decides without importing TensorFlow; TensorFlow's own answer must be the same."""
+    code = """
+        import os
+        from digitlab.backend import tensorflow_uses_onednn
+        ours = tensorflow_uses_onednn()
+        from tensorflow.python.util import _pywrap_util_port
+        print(ours, _pywrap_util_port.IsMklEnabled())
+    """
+    for setting in (None, "0", "1"):
+        prefix = "" if setting is None else f"os.environ['TF_ENABLE_ONEDNN_OPTS'] = {setting!r}\n"
+        ours, theirs = run_python(prefix + textwrap.dedent(code)).split()
+        assert ours == theirs, (setting, ours, theirs)
+
+
+def test_cpu_flags_reads_this_machines_cpu():
+    import platform
+
+    from digitlab.backend import cpu_flags
+
+    flags = cpu_flags()
+    if platform.system() == "Linux" and platform.machine() == "x86_64":
+        assert {"sse2", "fpu"} <= flags and not any(":" in f for f in flags)  # every x86-64 CPU has both

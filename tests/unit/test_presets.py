@@ -68,3 +68,17 @@ def test_unknown_names_are_rejected_with_the_choices():
         get_preset("cnn-fats")
     with pytest.raises(ConfigError, match="unknown option"):
         config_for("mlp", epoch=3)
+
+
+def test_the_convolutional_presets_train_where_convolutions_are_fastest(monkeypatch):
+    """TensorFlow's fit where TensorFlow runs oneDNN's kernels, digitlab's JAX loop elsewhere;
+    the dense presets always on JAX, `cnn-aug` always on TensorFlow."""
+    import platform
+
+    if platform.system() != "Linux" or platform.machine() != "x86_64":
+        monkeypatch.setattr(platform, "system", lambda: "Linux")
+        monkeypatch.setattr(platform, "machine", lambda: "x86_64")
+    for setting, convnets in (("0", "jax"), ("1", "tensorflow")):
+        monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", setting)
+        assert {n: get_preset(n).backend for n in ("mlp", "cnn", "cnn-fast", "cnn-aug")} == {
+            "mlp": "jax", "cnn": convnets, "cnn-fast": convnets, "cnn-aug": "tensorflow"}
