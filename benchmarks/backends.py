@@ -11,7 +11,8 @@ across backends so that machine noise hits them alike; medians are quoted. Tenso
 tutorials' stack, is the reference (1x). The engines:
 
 - `digitlab`: what `digitlab train` runs on this machine: the preset's backend (for the CNNs, TensorFlow
-  where it runs oneDNN's kernels, else JAX), on JAX through digitlab's compiled loop (digitlab.jaxloop),
+  where it runs oneDNN's kernels, else JAX) and precision (for the CNNs, mixed bfloat16 where
+  TensorFlow computes it fast, else float32), on JAX through digitlab's compiled loop (digitlab.jaxloop),
   else Keras' fit compiled as digitlab compiles it (several steps per call);
 - `digitlab-jax`: the same on JAX, whatever this CPU (for the CNNs: the compiled loop where TensorFlow would be chosen);
 - `tensorflow`, `jax`: Keras' plain `model.fit` on that backend (`tensorflow` is the reference);
@@ -76,12 +77,13 @@ import keras
 from digitlab import jaxloop, load_dataset
 from digitlab.models import build_model, config_for
 from digitlab.preprocess import one_hot, shape_for
-from digitlab.training import compile_for_fit
-config = config_for(name)
+from digitlab.training import compile_for_fit, resolve_precision, set_precision
+config = resolve_precision(config_for(name))
 (x, y), (xt, yt) = load_dataset("mnist", progress=False)
 keras.utils.set_random_seed(0)
 model = build_model(name)
 compile_for_fit(model, config, limit)
+set_precision(model, config.precision)
 shape = tuple(model.input_shape[1:])
 x, y = x[:limit].reshape(-1, *shape), y[:limit]
 times = []
@@ -97,8 +99,9 @@ else:  # Keras' fit, compiled as digitlab.training compiles it
         def on_epoch_begin(self, e, logs=None): self.t = time.perf_counter()
         def on_epoch_end(self, e, logs=None): times.append(time.perf_counter() - self.t)
     model.fit(shape_for(x, shape), one_hot(y, 10), batch_size=config.batch_size, epochs=epochs, callbacks=[T()], verbose=0)
+    set_precision(model, "float32")  # evaluated as digitlab evaluates a run's saved model
     acc = model.evaluate(shape_for(xt, shape), one_hot(yt, 10), batch_size=1000, verbose=0)[1]
-print(json.dumps({"backend": "digitlab", "keras_backend": keras.backend.backend(), "epochs": times,
+print(json.dumps({"backend": "digitlab", "keras_backend": keras.backend.backend(), "precision": config.precision, "epochs": times,
                   "test_accuracy": acc, "process_s": time.perf_counter() - t0,
                   "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
@@ -230,6 +233,10 @@ def main() -> None:
             ratio = f"{reference / med:.2f}x" if reference else "-"
             to_floor = f"{med / floor:.2f}x" if floor and backend != "floor" else "-"
             print(f"{backend:<14}{span:<34}{first:<16.2f}{acc:<10.4f}{peak:<10.0f}{ratio:>14}{to_floor:>10}")
+        for backend in ("digitlab", "digitlab-jax"):
+            if backend in results:
+                r = results[backend][0]
+                print(f"{backend} trained on {r['keras_backend']} in {r['precision']}")
         if floor:
             gflop = results["floor"][0]["gflop_per_epoch"]
             print(f"floor: {gflop:.1f} GFLOP of matrix products per epoch, {gflop / floor:.0f} GFLOP/s")

@@ -68,6 +68,22 @@ def convnet_backend(flags: frozenset[str] | None = None, environ=os.environ) -> 
     return "tensorflow" if tensorflow_uses_onednn(flags, environ) else "jax"
 
 
+def bfloat16_is_fast(flags: frozenset[str] | None = None, environ=os.environ) -> bool:
+    """Whether TensorFlow computes in bfloat16 faster than in float32 here: with oneDNN's kernels on a
+    CPU with bfloat16 instructions (AVX-512 BF16 or AMX BF16), as measured on an AVX-512 EPYC. A CPU
+    without them has to convert every bfloat16 number to float32 and back (not measured here)."""
+    flags = cpu_flags() if flags is None else flags
+    return tensorflow_uses_onednn(flags, environ) and bool({"avx512_bf16", "amx_bf16"} & flags)
+
+
+def planned_backend(preferred: str | None = None) -> str:
+    """The backend `select_backend(preferred)` would give this process, without importing Keras."""
+    keras = sys.modules.get("keras")
+    if keras is not None:
+        return keras.backend.backend()
+    return os.environ.get("KERAS_BACKEND") or preferred or DEFAULT_BACKEND
+
+
 def tensorflow_uses_onednn(flags: frozenset[str] | None = None, environ=os.environ) -> bool:
     """Whether TensorFlow, once imported, will run its oneDNN kernels on this CPU (Linux x86-64).
 

@@ -22,7 +22,7 @@ from digitlab.cli_options import DataDirOption, TrustOption, choice, dataset_arg
 from digitlab.cli_runs import compare, reproduce, serve
 from digitlab.console import prediction_line, print_diagnosis, print_evaluation, progress
 
-from digitlab.config import ENGINES, INITS, LR_SCHEDULES, OPTIMIZERS, VALIDATION_MODES
+from digitlab.config import ENGINES, INITS, LR_SCHEDULES, OPTIMIZERS, PRECISIONS, VALIDATION_MODES
 from digitlab.data import DATASETS
 from digitlab.errors import DigitlabError
 from digitlab.models.presets import DEFAULT_PRESET, PRESETS
@@ -62,6 +62,10 @@ def train(
     augment: Optional[str] = typer.Option(None, help="Distort the training images afresh each epoch: 'none', "
                                           "'affine' (rotate, scale, shift) or 'elastic' (and a smooth random "
                                           "warp) [default: the preset's].", callback=choice("augmentation", DISTORTIONS)),
+    precision: Optional[str] = typer.Option(None, help="'float32', 'mixed_bfloat16' (layers compute in bfloat16, "
+                                            "weights stay float32) or 'auto' (mixed_bfloat16 where it is faster: "
+                                            "TensorFlow on a CPU with bfloat16 instructions) [default: the preset's].",
+                                            callback=choice("precision", PRECISIONS)),
     seed: int = typer.Option(0, min=0, max=2**32 - 1, help="Random seed (weights, split, shuffling)."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Train on only the first N training images."),
     out_dir: Path = typer.Option(Path("runs"), "--out", help="Parent folder for the run folder."),
@@ -73,6 +77,7 @@ def train(
     """Train a preset with its recipe, evaluate it on the test set, write a run folder."""
     from digitlab.models import config_for
     from digitlab.pipeline import resume as resume_run
+    from digitlab.training import resolve_precision
     from digitlab.pipeline import train as train_run
 
     if resume is not None:
@@ -88,8 +93,9 @@ def train(
     config = config_for(
         model, dataset=dataset, engine=engine, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
         learning_rate=learning_rate, lr_schedule=lr_schedule, init=init, init_std=init_std, validation_split=validation_split, validation=validation,
-        augment=augment, seed=seed, train_limit=limit, out=str(out_dir),
+        augment=augment, precision=precision, seed=seed, train_limit=limit, out=str(out_dir),
     )
+    config = resolve_precision(config)  # the train line says what will run
     epochs_text = f"{config.epochs} epoch{'s' if config.epochs != 1 else ''}"
     engine_text = " with the NumPy engine" if config.engine == "numpy" else ""
     if PRESETS[config.model].kind == "sklearn":
@@ -97,7 +103,7 @@ def train(
     else:
         out.print(f"Training [bold]{config.model}[/]{engine_text} on {config.dataset}: {epochs_text}, batch "
                   f"{config.batch_size}, {config.optimizer}" + (f" lr {config.learning_rate:g}" if config.learning_rate else "")
-                  + config.augment_note())
+                  + config.extras_note())
     run = train_run(config, data_dir=data_dir, plots_enabled=plots)
     m = run.metrics
     out.print(f"Test loss: {m['test_loss']:.4f}   Test accuracy: {m['test_accuracy']:.4f} "

@@ -38,12 +38,14 @@ NARROW_UNITS = 64  # a Dense layer with fewer units gets its kernel gradient as 
 
 
 def supports(model) -> bool:
-    """True if the loop can train `model`: a Sequential stack without regularisation losses."""
+    """True if the loop can train `model`: a Sequential stack computing in float32 without regularisation losses."""
     import keras
 
     if keras.backend.backend() != "jax" or not isinstance(model, keras.Sequential):
         return False
     for layer in model.layers:
+        if layer.compute_dtype != "float32":  # the loop's own layers compute in float32
+            return False
         cfg = layer.get_config()
         if any(cfg.get(k) for k in ("kernel_regularizer", "bias_regularizer", "activity_regularizer")):
             return False

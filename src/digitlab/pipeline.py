@@ -33,7 +33,8 @@ from digitlab.errors import ConfigError, DigitlabError, RunError
 from digitlab.inference import INFERENCE_FILE
 from digitlab.inference import export as export_inference
 from digitlab.report import write_report
-from digitlab.training import check_numpy_engine, fit, fit_classic, fit_numpy, make_splits, write_history
+from digitlab.training import (check_numpy_engine, fit, fit_classic, fit_numpy, make_splits, resolve_precision,
+                               write_history)
 
 
 @dataclass
@@ -70,6 +71,7 @@ def train(
                           "each epoch of a network's training.")
     if config.engine == "numpy":
         check_numpy_engine(config, dataset.image_shape, dataset.num_classes)
+    config = resolve_precision(config)  # config.json records the precision that ran, never "auto"
     train_split, test_split = load_dataset(config.dataset, data_dir=data_dir)
     splits = make_splits(config, train_split, test_split)
     run_dir = new_run_dir(config.out, config.model, config.dataset)

@@ -52,7 +52,7 @@ def recipe_text(name: str) -> str:
         val = "validated on test"
     else:
         val = f"val split {config.validation_split:g}"
-    return f"{config.optimizer}{lr}, batch {config.batch_size}, {config.epochs} epochs, {val}{config.augment_note()}"
+    return f"{config.optimizer}{lr}, batch {config.batch_size}, {config.epochs} epochs, {val}{config.extras_note()}"
 
 
 def reproduce(

@@ -114,3 +114,28 @@ def test_cpu_flags_reads_this_machines_cpu():
     flags = cpu_flags()
     if platform.system() == "Linux" and platform.machine() == "x86_64":
         assert {"sse2", "fpu"} <= flags and not any(":" in f for f in flags)  # every x86-64 CPU has both
+
+
+def test_bfloat16_is_fast_where_tensorflow_runs_onednn_on_bfloat16_instructions(monkeypatch):
+    import digitlab.backend as backend
+
+    monkeypatch.setattr(backend.platform, "system", lambda: "Linux")
+    monkeypatch.setattr(backend.platform, "machine", lambda: "x86_64")
+    vnni = frozenset({"avx2", "avx512f", "avx512_vnni"})  # oneDNN, but no bfloat16 instructions
+    assert not backend.bfloat16_is_fast(vnni, {})
+    assert backend.bfloat16_is_fast(vnni | {"avx512_bf16"}, {})
+    assert backend.bfloat16_is_fast(frozenset({"avx2", "amx_tile", "amx_bf16"}), {})
+    assert not backend.bfloat16_is_fast(vnni | {"avx512_bf16"}, {"TF_ENABLE_ONEDNN_OPTS": "0"})
+
+
+def test_planned_backend_is_what_select_backend_gives_without_importing_keras(monkeypatch):
+    code = """
+        import os, sys
+        from digitlab.backend import planned_backend, select_backend
+        before = planned_backend("tensorflow"), planned_backend(None)
+        os.environ["KERAS_BACKEND"] = "jax"
+        print(*before, planned_backend("tensorflow"), "keras" in sys.modules)
+        del os.environ["KERAS_BACKEND"]
+        print(select_backend("jax"), planned_backend("tensorflow"))
+    """
+    assert run_python(code).split() == ["tensorflow", "jax", "jax", "False", "jax", "jax"]

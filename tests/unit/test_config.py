@@ -26,6 +26,7 @@ def test_round_trip(tmp_path):
         ("validation", "train", 'validation "train" is not one of'),
         ("train_limit", 0, "train_limit must be at least 1"),
         ("augment", "wobbly", 'augment "wobbly" is not one of none, affine, elastic'),
+        ("precision", "float16", 'precision "float16" is not one of auto, float32, mixed_bfloat16'),
     ],
 )
 def test_invalid_values(field, value, phrase):
@@ -39,3 +40,10 @@ def test_unknown_keys_are_named(tmp_path):
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(ConfigError, match="cannot read the run configuration"):
         RunConfig.load(tmp_path / "bad.json")
+
+
+def test_the_one_line_summary_names_augmentation_and_precision():
+    assert RunConfig().extras_note() == ""
+    assert RunConfig(augment="affine").extras_note() == ", affine augmentation"
+    assert RunConfig(augment="affine", precision="mixed_bfloat16").extras_note() == ", affine augmentation, mixed bfloat16"
+    assert RunConfig(precision="auto").extras_note() == ", precision auto"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -44,3 +46,52 @@ def test_the_epochs_copies_come_from_their_own_stream_of_the_epoch_seed(mnist):
     assert not np.array_equal(first, training.epoch_images(splits, training.distortion_for("affine"), 12))
     plain_seed = training.distort_images(splits.x_train, training.distortion_for("affine"), 11)
     assert not np.array_equal(first, plain_seed)  # not the shuffling's own stream
+
+
+def test_auto_precision_is_mixed_bfloat16_only_where_tensorflow_computes_it_fast(monkeypatch):
+    fast = {"value": True}
+    monkeypatch.setattr(training, "bfloat16_is_fast", lambda: fast["value"])
+    monkeypatch.setattr(training, "planned_backend", lambda preferred: "tensorflow")
+    auto = RunConfig(model="cnn", precision="auto")
+    assert training.resolve_precision(auto).precision == "mixed_bfloat16"
+    fast["value"] = False  # no bfloat16 instructions, or no oneDNN
+    assert training.resolve_precision(auto).precision == "float32"
+    fast["value"] = True
+    monkeypatch.setattr(training, "planned_backend", lambda preferred: "jax")  # the compiled loop: float32
+    assert training.resolve_precision(auto).precision == "float32"
+    # an explicit choice is kept; float32 stays float32
+    mixed = RunConfig(model="cnn", precision="mixed_bfloat16")
+    assert training.resolve_precision(mixed) == mixed
+    assert training.resolve_precision(RunConfig(model="cnn")) == RunConfig(model="cnn")
+
+
+def test_precision_where_there_is_no_keras_network():
+    assert training.resolve_precision(RunConfig(model="knn", precision="auto")).precision == "float32"
+    assert training.resolve_precision(RunConfig(model="mlp", engine="numpy", precision="auto")).precision == "float32"
+    with pytest.raises(training.ConfigError, match="knn is a scikit-learn model; --precision mixed_bfloat16"):
+        training.resolve_precision(RunConfig(model="knn", precision="mixed_bfloat16"))
+    with pytest.raises(training.ConfigError, match="NumPy engine, which computes in float32"):
+        training.resolve_precision(RunConfig(model="mlp", engine="numpy", precision="mixed_bfloat16"))
+
+
+def test_mixed_bfloat16_trains_resumes_and_returns_a_float32_model(mnist, tmp_path, monkeypatch):
+    """Keras' fit (the loop computes in float32 only) in bfloat16; checkpoints resume; the model that
+    comes back, and is saved, computes in float32 with float32 weights."""
+    (x, y), test = mnist
+    config = RunConfig(model="mlp", epochs=2, precision="mixed_bfloat16", validation_split=0.2)
+    splits = training.make_splits(config, (x[:2000], y[:2000]), (test[0][:500], test[1][:500]))
+    seen = []
+    original = training._fit_keras
+
+    def spy(model, *args):
+        seen.append([layer.compute_dtype for layer in model.layers])
+        return original(model, *args)
+
+    monkeypatch.setattr(training, "_fit_keras", spy)
+    training.fit(dataclasses.replace(config, epochs=1), splits, run_dir=tmp_path, verbose=0)  # "interrupted"
+    model, history = training.fit(config, splits, run_dir=tmp_path, verbose=0, resume=True)
+    assert seen == [["bfloat16", "float32"]] * 2  # both epochs in bfloat16, the softmax layer in float32
+    assert len(history["accuracy"]) == 2 and history["val_accuracy"][-1] > 0.8
+    assert {layer.compute_dtype for layer in model.layers} == {"float32"}
+    assert {v.dtype for v in model.weights} == {"float32"}
+    assert jaxloop.supports(model)
