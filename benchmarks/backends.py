@@ -13,7 +13,8 @@ tutorials' stack, is the reference (1x). The engines:
 - `digitlab`: what `digitlab train` runs on this machine: the preset's backend (for the CNNs, TensorFlow
   where it runs oneDNN's kernels, else JAX) and precision (for the CNNs, mixed bfloat16 where
   TensorFlow computes it fast, else float32), on JAX through digitlab's compiled loop (digitlab.jaxloop),
-  else Keras' fit compiled as digitlab compiles it (several steps per call);
+  else Keras' fit as digitlab runs it (several steps per call; one `fit` for all epochs, where `digitlab
+  train` makes one per epoch with its own shuffling and validation);
 - `digitlab-jax`: the same on JAX, whatever this CPU (for the CNNs: the compiled loop where TensorFlow would be chosen);
 - `tensorflow`, `jax`: Keras' plain `model.fit` on that backend (`tensorflow` is the reference);
 - `numpy`: digitlab's from-scratch engine (dense presets);
@@ -77,13 +78,12 @@ import keras
 from digitlab import jaxloop, load_dataset
 from digitlab.models import build_model, config_for
 from digitlab.preprocess import one_hot, shape_for
-from digitlab.training import compile_for_fit, resolve_precision, set_precision
+from digitlab.training import compile_for_fit, resolve_precision, training_mode
 config = resolve_precision(config_for(name))
 (x, y), (xt, yt) = load_dataset("mnist", progress=False)
 keras.utils.set_random_seed(0)
 model = build_model(name)
 compile_for_fit(model, config, limit)
-set_precision(model, config.precision)
 shape = tuple(model.input_shape[1:])
 x, y = x[:limit].reshape(-1, *shape), y[:limit]
 times = []
@@ -94,13 +94,13 @@ if jaxloop.supports(model):  # digitlab's compiled loop
         jaxloop.train_epoch(loop, model, np.random.default_rng(e).permutation(len(x)), config.batch_size, epoch=e + 1)
         times.append(time.perf_counter() - t)
     acc = jaxloop.evaluate(loop, model, xt.reshape(-1, *shape), yt)[1]
-else:  # Keras' fit, compiled as digitlab.training compiles it
+else:  # Keras' fit as digitlab.training runs it (precision, steps per call), in one call for all epochs
     class T(keras.callbacks.Callback):
         def on_epoch_begin(self, e, logs=None): self.t = time.perf_counter()
         def on_epoch_end(self, e, logs=None): times.append(time.perf_counter() - self.t)
-    model.fit(shape_for(x, shape), one_hot(y, 10), batch_size=config.batch_size, epochs=epochs, callbacks=[T()], verbose=0)
-    set_precision(model, "float32")  # evaluated as digitlab evaluates a run's saved model
-    acc = model.evaluate(shape_for(xt, shape), one_hot(yt, 10), batch_size=1000, verbose=0)[1]
+    with training_mode(model, config.precision):
+        model.fit(shape_for(x, shape), one_hot(y, 10), batch_size=config.batch_size, epochs=epochs, callbacks=[T()], verbose=0)
+    acc = model.evaluate(shape_for(xt, shape), one_hot(yt, 10), batch_size=1000, verbose=0)[1]  # as saved: float32
 print(json.dumps({"backend": "digitlab", "keras_backend": keras.backend.backend(), "precision": config.precision, "epochs": times,
                   "test_accuracy": acc, "process_s": time.perf_counter() - t0,
                   "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))

@@ -106,7 +106,8 @@ def main() -> None:
         for _ in range(args.rounds):
             for preset in presets:
                 epochs = str(args.epochs or config_for(preset).epochs)
-                # A cold start compiles: a compilation cache of its own for every run, unless --warm.
+                # A cold start compiles: a compilation cache of its own for every run, unless --warm
+                # (JAX's cache; a preset digitlab trains on TensorFlow compiles afresh in any case).
                 cold = {} if args.warm else {"JAX_COMPILATION_CACHE_DIR": tempfile.mkdtemp(dir=out)}
                 results.setdefault(("digitlab", preset), []).append(race(
                     [digitlab, "train", "--model", preset, "--epochs", epochs, "--validation", "test",

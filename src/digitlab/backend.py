@@ -13,6 +13,7 @@ user always wins, and once Keras is imported in a process its backend is fixed. 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import os
@@ -37,7 +38,7 @@ def select_backend(preferred: str | None = None) -> str:
     if "keras" not in sys.modules:
         user_choice = bool(os.environ.get("KERAS_BACKEND"))
         if not user_choice:
-            os.environ["KERAS_BACKEND"] = preferred or DEFAULT_BACKEND
+            os.environ["KERAS_BACKEND"] = planned_backend(preferred)
         try:
             if os.environ["KERAS_BACKEND"] == "tensorflow":
                 _import_tensorflow_quietly()  # TensorFlow's import may import Keras: env set first
@@ -58,14 +59,15 @@ def select_backend(preferred: str | None = None) -> str:
 def convnet_backend(flags: frozenset[str] | None = None, environ=os.environ) -> str:
     """The backend that trains the convolutional presets fastest on this CPU.
 
-    TensorFlow where it runs its oneDNN kernels (CPUs with AVX-512 VNNI or BF16, AVX-VNNI or AMX:
-    measured on an AVX-512 AMD EPYC, the `cnn` preset's step took 34 ms there against 53 ms in
-    digitlab's compiled JAX loop); JAX with that loop everywhere else (on an AVX2 CPU, where
-    TensorFlow runs Eigen's kernels, the loop was 1.2-1.3x faster). Decided without importing
-    TensorFlow (several seconds): `flags` are this CPU's (`cpu_flags()`), and TensorFlow's own
-    switch, TF_ENABLE_ONEDNN_OPTS, is honoured as TensorFlow reads it.
+    TensorFlow where it runs its oneDNN kernels on a CPU made for them (AVX-512 VNNI or BF16,
+    AVX-VNNI or AMX: measured on an AVX-512 AMD EPYC, the `cnn` preset's float32 step took 34 ms
+    there against 53 ms in digitlab's compiled JAX loop); JAX with that loop everywhere else (on an
+    AVX2 CPU the loop was 1.2-1.3x faster than TensorFlow, and forcing oneDNN on there gained
+    TensorFlow nothing). Decided without importing TensorFlow (several seconds): `flags` are this
+    CPU's (`cpu_flags()`); TF_ENABLE_ONEDNN_OPTS=0, TensorFlow's own switch, turns it off.
     """
-    return "tensorflow" if tensorflow_uses_onednn(flags, environ) else "jax"
+    flags = cpu_flags() if flags is None else flags
+    return "tensorflow" if ONEDNN_CPU_FLAGS & flags and tensorflow_uses_onednn(flags, environ) else "jax"
 
 
 def bfloat16_is_fast(flags: frozenset[str] | None = None, environ=os.environ) -> bool:
@@ -73,11 +75,11 @@ def bfloat16_is_fast(flags: frozenset[str] | None = None, environ=os.environ) ->
     CPU with bfloat16 instructions (AVX-512 BF16 or AMX BF16), as measured on an AVX-512 EPYC. A CPU
     without them has to convert every bfloat16 number to float32 and back (not measured here)."""
     flags = cpu_flags() if flags is None else flags
-    return tensorflow_uses_onednn(flags, environ) and bool({"avx512_bf16", "amx_bf16"} & flags)
+    return bool({"avx512_bf16", "amx_bf16"} & flags) and tensorflow_uses_onednn(flags, environ)
 
 
 def planned_backend(preferred: str | None = None) -> str:
-    """The backend `select_backend(preferred)` would give this process, without importing Keras."""
+    """The backend `select_backend(preferred)` gives this process, without importing Keras."""
     keras = sys.modules.get("keras")
     if keras is not None:
         return keras.backend.backend()
@@ -85,31 +87,40 @@ def planned_backend(preferred: str | None = None) -> str:
 
 
 def tensorflow_uses_onednn(flags: frozenset[str] | None = None, environ=os.environ) -> bool:
-    """Whether TensorFlow, once imported, will run its oneDNN kernels on this CPU (Linux x86-64).
+    """Whether TensorFlow, once imported, runs its oneDNN kernels on this Linux x86-64 CPU.
 
     TensorFlow's own answer (`_pywrap_util_port.IsMklEnabled`) needs TensorFlow imported; this is
-    the same rule (`tests/unit/test_backend.py` holds the two together on the test machine).
+    its rule for Linux x86-64 (`tests/unit/test_backend.py` holds the two together on the test
+    machine): TF_ENABLE_ONEDNN_OPTS, read as TensorFlow reads it, else the CPU's features. Other
+    systems get False: TensorFlow's rules there differ, and digitlab measured none of them. The
+    flags are the kernel's names (/proc/cpuinfo); a kernel too old to know AVX-VNNI or AMX hides
+    them, where TensorFlow asks the CPU itself.
     """
-    setting = environ.get("TF_ENABLE_ONEDNN_OPTS", "").strip().lower()
+    if platform.system() != "Linux" or platform.machine().lower() not in ("x86_64", "amd64"):
+        return False
+    setting = environ.get("TF_ENABLE_ONEDNN_OPTS", "").lower()  # TensorFlow lowercases, does not strip
     if setting in ("0", "false"):
         return False
     if setting in ("1", "true"):
-        return platform.machine().lower() in ("x86_64", "amd64")
-    if platform.system() != "Linux" or platform.machine().lower() not in ("x86_64", "amd64"):
-        return False
+        return True
     return bool(ONEDNN_CPU_FLAGS & (cpu_flags() if flags is None else flags))
 
 
 def cpu_flags() -> frozenset[str]:
     """This CPU's instruction-set flags as /proc/cpuinfo lists them; empty where there is no such file."""
+    lines = _cpuinfo_lines(("flags",))
+    return frozenset(lines[0].partition(":")[2].split()) if lines else frozenset()
+
+
+@functools.cache
+def _cpuinfo_lines(keys: tuple[str, ...]) -> list[str]:
+    """The distinct lines of /proc/cpuinfo that start with one of `keys`, sorted; [] without the file.
+    Read once per process: a preset's backend is asked for several times in a run."""
     try:
         with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return frozenset(line.partition(":")[2].split())
+            return sorted({line for line in f if line.startswith(keys)})
     except OSError:
-        pass
-    return frozenset()
+        return []
 
 
 def keep_tensorflow_unloaded() -> bool:
@@ -236,10 +247,5 @@ def mend_compiled_cache(folder: Path) -> int:
 
 def _cpu_features_digest() -> str:
     """A short digest of this CPU's model and instruction-set flags (Linux); of its name elsewhere."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            lines = [line for line in f if line.startswith(("flags", "model name", "Features"))]
-        text = "".join(sorted(set(lines)))
-    except OSError:
-        text = platform.processor()
+    text = "".join(_cpuinfo_lines(("flags", "model name", "Features"))) or platform.processor()
     return hashlib.sha256(text.encode()).hexdigest()[:12]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 
 import numpy as np
 from pathlib import Path
@@ -305,8 +306,17 @@ for command in (reproduce, compare, serve):
     app.command()(command)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None, _default=warnings.showwarning) -> None:
+    """digitlab's own warnings as one line on stderr, like its errors; other libraries' as Python shows them."""
+    if issubclass(category, UserWarning) and "digitlab" in Path(filename).parts:
+        err.print(f"[yellow]warning:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
+    else:
+        _default(message, category, filename, lineno, file, line)
+
+
 def main() -> None:
     """Entry point: runs the app, turning digitlab's own errors into one line and exit code 1."""
+    warnings.showwarning = _show_warning
     try:
         app()
     except DigitlabError as e:

@@ -6,6 +6,7 @@ backend measured fastest for it (see digitlab.backend).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import sys
@@ -83,14 +84,15 @@ STEPS_PER_EXECUTION = 32
 
 
 def compile_for_fit(model, config: RunConfig, n_train: int) -> None:
-    """Compile `model` for Keras' own `fit` with the config's optimizer, several steps per call."""
-    import keras
+    """Compile `model` with the config's optimizer and loss for Keras' own `fit`.
 
+    One step per call here: Keras saves the compile settings with the model, and a model saved with
+    more refuses to predict on PyTorch's backend; `training_mode` sets more while training.
+    """
     model.compile(
         optimizer=make_optimizer(config, -(-n_train // config.batch_size)),
         loss="categorical_crossentropy",
         metrics=["accuracy"],
-        steps_per_execution=1 if keras.backend.backend() == "torch" else STEPS_PER_EXECUTION,
     )
 
 
@@ -106,24 +108,42 @@ def resolve_precision(config: RunConfig) -> RunConfig:
     if preset.kind != "keras" or config.engine == "numpy":
         if config.precision == "auto":
             return replace(config, precision="float32")
-        what = "a scikit-learn model" if preset.kind != "keras" else "trained by the NumPy engine, which computes in float32"
-        raise ConfigError(f"{config.model} is {what}; --precision mixed_bfloat16 applies to Keras networks.")
+        if preset.kind != "keras":
+            raise ConfigError(f"{config.model} is a scikit-learn model; --precision mixed_bfloat16 applies to "
+                              "Keras networks.")
+        raise ConfigError("the NumPy engine computes in float32; --precision mixed_bfloat16 needs --engine keras.")
     if config.precision == "auto":
         fast = planned_backend(preset.backend) == "tensorflow" and bfloat16_is_fast()
         return replace(config, precision="mixed_bfloat16" if fast else "float32")
     return config
 
 
-def set_precision(model, precision: str) -> None:
-    """Make every layer but the output layer compute in `precision` ("float32" or "mixed_bfloat16").
+@contextlib.contextmanager
+def training_mode(model, precision: str):
+    """While inside, `model` trains as fast as Keras' `fit` can here: every layer but the output layer
+    computes in `precision` ("float32" or "mixed_bfloat16"), and `fit` runs STEPS_PER_EXECUTION steps
+    per compiled call. On leaving, it is the model as anyone loads it: float32, one step per call.
 
     Keras' dtype policies: in mixed_bfloat16 a layer keeps its weights in float32 and computes in
     bfloat16. The output layer (its softmax and the loss) stays float32, as Keras' mixed-precision
     guide advises; bfloat16 has float32's range, so the loss needs no scaling.
     """
-    for layer in model.layers[:-1]:
-        if layer.dtype_policy.name != precision:
-            layer.dtype_policy = precision
+    import keras
+
+    def settle(policy: str, steps: int) -> None:
+        for layer in model.layers[:-1]:
+            if layer.dtype_policy.name != policy:
+                layer.dtype_policy = policy
+        model.steps_per_execution = steps
+        # Keras keeps its compiled train, test and predict functions across calls whatever changed
+        # since: drop them, or `evaluate` after training would still compute in bfloat16.
+        model.train_function = model.test_function = model.predict_function = None
+
+    settle(precision, 1 if keras.backend.backend() == "torch" else STEPS_PER_EXECUTION)
+    try:
+        yield model
+    finally:
+        settle("float32", 1)
 
 
 def fit(
@@ -150,6 +170,11 @@ def fit(
             stacklevel=2,
         )
     config = resolve_precision(config)  # "auto" (a RunConfig made in Python) as `digitlab train` resolves it
+    if config.precision == "mixed_bfloat16" and not (backend == "tensorflow" and bfloat16_is_fast()):
+        where = ("Keras' fit on JAX, not digitlab's float32 loop" if backend == "jax"
+                 else f"Keras on {backend}" if backend != "tensorflow" else "a CPU without bfloat16 instructions")
+        warnings.warn(f"mixed bfloat16 trains {config.model} with {where}, probably slower than float32; "
+                      "--precision auto chooses what is fastest here.", stacklevel=2)
     import keras
 
     from digitlab import checkpoints
@@ -168,12 +193,9 @@ def fit(
         verbose = 1 if sys.stdout.isatty() else 2  # a progress bar on a terminal, a line per epoch in logs
     from digitlab import jaxloop
 
-    set_precision(model, config.precision)
-    try:
+    with training_mode(model, config.precision):  # then float32 for saving, evaluation and export
         fit_epochs = _fit_compiled if jaxloop.supports(model) else _fit_keras  # the loop: float32 only
         history = fit_epochs(model, config, splits, history, start, num_classes, run_dir, verbose)
-    finally:  # the saved model, evaluation and prediction compute in float32, as any user would load it
-        set_precision(model, "float32")
     return model, history
 
 

@@ -15,5 +15,5 @@ def test_cnn_fast_reaches_99_percent_in_its_two_epochs(tmp_path):
     assert "Epoch 2/2" in done.stdout and "Epoch 3" not in done.stdout
     (run,) = list((tmp_path / "runs").iterdir())
     metrics = json.loads((run / "metrics.json").read_text())
-    # 99.11% here (seed 0); the claim allows 0.2 points for another CPU's or XLA's arithmetic
+    # seed 0: 99.11% in digitlab's JAX loop (an AVX2 CPU), 99.01% on TensorFlow in mixed bfloat16 (an AVX-512 one)
     assert metrics["test_accuracy"] >= get_preset("cnn-fast").claim.threshold, metrics["test_accuracy"]

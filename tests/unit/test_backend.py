@@ -85,8 +85,12 @@ def test_convolutional_networks_train_on_tensorflow_where_it_runs_onednn(monkeyp
     # TensorFlow's own switch, read as TensorFlow reads it
     assert backend.convnet_backend(avx512, {"TF_ENABLE_ONEDNN_OPTS": "0"}) == "jax"
     assert backend.convnet_backend(avx512, {"TF_ENABLE_ONEDNN_OPTS": "False"}) == "jax"
-    assert backend.convnet_backend(avx2, {"TF_ENABLE_ONEDNN_OPTS": "1"}) == "tensorflow"
     assert backend.convnet_backend(avx512, {"TF_ENABLE_ONEDNN_OPTS": ""}) == "tensorflow"
+    # oneDNN forced on for a CPU without its features: TensorFlow gained nothing there (measured on AVX2)
+    assert backend.tensorflow_uses_onednn(avx2, {"TF_ENABLE_ONEDNN_OPTS": "1"})
+    assert backend.convnet_backend(avx2, {"TF_ENABLE_ONEDNN_OPTS": "1"}) == "jax"
+    # TensorFlow lowercases the setting but does not strip it: " 0" is no setting, so its default holds
+    assert backend.tensorflow_uses_onednn(avx512, {"TF_ENABLE_ONEDNN_OPTS": " 0"})
     monkeypatch.setattr(backend.platform, "machine", lambda: "aarch64")  # oneDNN's x86 kernels only
     assert backend.convnet_backend(avx512, {}) == "jax"
 
@@ -100,7 +104,14 @@ def test_the_onednn_rule_agrees_with_tensorflow_on_this_machine():
         from tensorflow.python.util import _pywrap_util_port
         print(ours, _pywrap_util_port.IsMklEnabled())
     """
-    for setting in (None, "0", "1"):
+    import platform
+
+    from digitlab.backend import tensorflow_uses_onednn
+
+    if platform.system() != "Linux" or platform.machine() != "x86_64":  # TensorFlow's rules differ there
+        assert not tensorflow_uses_onednn()  # and digitlab keeps the CNNs on JAX
+        return
+    for setting in (None, "0", "1", "TRUE", " 0"):
         prefix = "" if setting is None else f"os.environ['TF_ENABLE_ONEDNN_OPTS'] = {setting!r}\n"
         ours, theirs = run_python(prefix + textwrap.dedent(code)).split()
         assert ours == theirs, (setting, ours, theirs)

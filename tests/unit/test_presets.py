@@ -73,12 +73,12 @@ def test_unknown_names_are_rejected_with_the_choices():
 def test_the_convolutional_presets_train_where_convolutions_are_fastest(monkeypatch):
     """TensorFlow's fit where TensorFlow runs oneDNN's kernels, digitlab's JAX loop elsewhere;
     the dense presets always on JAX, `cnn-aug` always on TensorFlow."""
-    import platform
+    import digitlab.backend as backend
 
-    if platform.system() != "Linux" or platform.machine() != "x86_64":
-        monkeypatch.setattr(platform, "system", lambda: "Linux")
-        monkeypatch.setattr(platform, "machine", lambda: "x86_64")
-    for setting, convnets in (("0", "jax"), ("1", "tensorflow")):
-        monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", setting)
+    monkeypatch.setattr(backend.platform, "system", lambda: "Linux")
+    monkeypatch.setattr(backend.platform, "machine", lambda: "x86_64")
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    for flags, convnets in (({"avx2"}, "jax"), ({"avx2", "avx512f", "avx512_vnni"}, "tensorflow")):
+        monkeypatch.setattr(backend, "cpu_flags", lambda: frozenset(flags))
         assert {n: get_preset(n).backend for n in ("mlp", "cnn", "cnn-fast", "cnn-aug")} == {
             "mlp": "jax", "cnn": convnets, "cnn-fast": convnets, "cnn-aug": "tensorflow"}

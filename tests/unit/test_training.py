@@ -70,7 +70,7 @@ def test_precision_where_there_is_no_keras_network():
     assert training.resolve_precision(RunConfig(model="mlp", engine="numpy", precision="auto")).precision == "float32"
     with pytest.raises(training.ConfigError, match="knn is a scikit-learn model; --precision mixed_bfloat16"):
         training.resolve_precision(RunConfig(model="knn", precision="mixed_bfloat16"))
-    with pytest.raises(training.ConfigError, match="NumPy engine, which computes in float32"):
+    with pytest.raises(training.ConfigError, match="NumPy engine computes in float32; --precision mixed_bfloat16 needs --engine keras"):
         training.resolve_precision(RunConfig(model="mlp", engine="numpy", precision="mixed_bfloat16"))
 
 
@@ -94,4 +94,13 @@ def test_mixed_bfloat16_trains_resumes_and_returns_a_float32_model(mnist, tmp_pa
     assert len(history["accuracy"]) == 2 and history["val_accuracy"][-1] > 0.8
     assert {layer.compute_dtype for layer in model.layers} == {"float32"}
     assert {v.dtype for v in model.weights} == {"float32"}
-    assert jaxloop.supports(model)
+    assert jaxloop.supports(model) and model.steps_per_execution == 1
+    # Keras' compiled functions from training (bfloat16) are gone: evaluate as a fresh float32 copy does
+    import keras
+
+    model.save(tmp_path / "m.keras")
+    fresh = keras.saving.load_model(tmp_path / "m.keras")
+    xs, ys = test[0][:500].reshape(-1, 784) / 255, keras.utils.to_categorical(test[1][:500], 10)
+    # batch 64, as during training: a compiled function kept from then would be reused for these shapes
+    ours, theirs = (m.evaluate(xs, ys, batch_size=64, verbose=0) for m in (model, fresh))
+    assert ours == pytest.approx(theirs, abs=1e-6)
