@@ -191,6 +191,9 @@ def fit(
         history, start = {}, 0
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2  # a progress bar on a terminal, a line per epoch in logs
+    if config.precision == "mixed_bfloat16" and len(model.layers) < 2:
+        warnings.warn(f"{config.model} has no layer but its output layer, which computes in float32: "
+                      "nothing computes in bfloat16.", stacklevel=2)
     from digitlab import jaxloop
 
     with training_mode(model, config.precision):  # then float32 for saving, evaluation and export

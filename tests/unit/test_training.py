@@ -104,3 +104,11 @@ def test_mixed_bfloat16_trains_resumes_and_returns_a_float32_model(mnist, tmp_pa
     # batch 64, as during training: a compiled function kept from then would be reused for these shapes
     ours, theirs = (m.evaluate(xs, ys, batch_size=64, verbose=0) for m in (model, fresh))
     assert ours == pytest.approx(theirs, abs=1e-6)
+
+
+def test_mixed_bfloat16_on_a_network_of_one_layer_says_it_changes_nothing(mnist):
+    (x, y), test = mnist
+    config = RunConfig(model="softmax", epochs=1, precision="mixed_bfloat16", validation_split=0)
+    splits = training.make_splits(config, (x[:500], y[:500]), test)
+    with pytest.warns(UserWarning, match="softmax has no layer but its output layer.*nothing computes in bfloat16"):
+        training.fit(config, splits, verbose=0)
