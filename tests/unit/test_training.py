@@ -88,8 +88,11 @@ def test_mixed_bfloat16_trains_resumes_and_returns_a_float32_model(mnist, tmp_pa
         return original(model, *args)
 
     monkeypatch.setattr(training, "_fit_keras", spy)
-    training.fit(dataclasses.replace(config, epochs=1), splits, run_dir=tmp_path, verbose=0)  # "interrupted"
-    model, history = training.fit(config, splits, run_dir=tmp_path, verbose=0, resume=True)
+    slow = "mixed bfloat16 trains mlp with Keras' fit on JAX, not digitlab's float32 loop, probably slower"
+    with pytest.warns(UserWarning, match=slow):  # said where it is chosen by hand where it is slow
+        training.fit(dataclasses.replace(config, epochs=1), splits, run_dir=tmp_path, verbose=0)  # "interrupted"
+    with pytest.warns(UserWarning, match=slow):
+        model, history = training.fit(config, splits, run_dir=tmp_path, verbose=0, resume=True)
     assert seen == [["bfloat16", "float32"]] * 2  # both epochs in bfloat16, the softmax layer in float32
     assert len(history["accuracy"]) == 2 and history["val_accuracy"][-1] > 0.8
     assert {layer.compute_dtype for layer in model.layers} == {"float32"}
