@@ -7,8 +7,9 @@ was 1.33x faster than the loop, where it runs Eigen's (an AVX2 EPYC) the loop wa
 than TensorFlow. `cnn-aug`, whose batch norm the loop runs through Keras' own layer code, trains as
 fast or a little faster on TensorFlow (384-411 against 410-448 ms per step, interleaved), so it
 names TensorFlow. Each preset names its backend (or the CNNs' rule); `KERAS_BACKEND` set by the
-user always wins, and once Keras is imported in a process its backend is fixed. On JAX, XLA's compiled programs are kept in the cache folder
-(`use_compilation_cache`), so a second run of a recipe neither recompiles its loop nor its model.
+user always wins, and once Keras is imported in a process its backend is fixed. On JAX, XLA's
+compiled programs are kept in the cache folder (`use_compilation_cache`), so a second run of a
+recipe neither recompiles its loop nor its model.
 """
 
 from __future__ import annotations

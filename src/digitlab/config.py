@@ -43,9 +43,9 @@ class RunConfig:
     # or "elastic" (and Simard's elastic field); see digitlab.augment.
     augment: str = "none"
     # "float32", or "mixed_bfloat16": every layer but the output one computes in bfloat16 (weights,
-    # optimizer and softmax stay float32), on CPUs with bfloat16 instructions the CNN's epoch in about
-    # two thirds of the time. "auto": mixed_bfloat16 where that is faster (digitlab.training.resolve_precision),
-    # else float32; a run folder's config.json records which one ran.
+    # optimizer and softmax stay float32), on CPUs with bfloat16 instructions the CNN's epoch in
+    # about two thirds of the time. "auto": mixed_bfloat16 where that is faster
+    # (digitlab.training.resolve_precision), else float32; a run's config.json records which one ran.
     precision: str = "float32"
     seed: int = 0
     train_limit: int | None = None  # train on only the first N training images (quick experiments)
@@ -85,11 +85,11 @@ class RunConfig:
             raise ConfigError("invalid run configuration: " + "; ".join(problems) + ".")
 
     def extras_note(self) -> str:
-        """', affine augmentation' for a run on distorted copies, ', mixed bfloat16' (or ', precision auto')
-        for one not in float32, '' for neither: for one-line summaries."""
+        """For one-line summaries: ', affine augmentation' for a run on distorted copies, ', mixed
+        bfloat16' (or ', precision auto') for one not in float32, '' for neither."""
         notes = [f"{self.augment} augmentation"] if self.augment != "none" else []
         if self.precision != "float32":
-            notes.append("mixed bfloat16" if self.precision == "mixed_bfloat16" else f"precision {self.precision}")
+            notes.append({"mixed_bfloat16": "mixed bfloat16"}.get(self.precision, f"precision {self.precision}"))
         return "".join(f", {n}" for n in notes)
 
     def to_dict(self) -> dict:
