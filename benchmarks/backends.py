@@ -78,7 +78,8 @@ import keras
 from digitlab import jaxloop, load_dataset
 from digitlab.models import build_model, config_for
 from digitlab.preprocess import one_hot, shape_for
-from digitlab.training import compile_for_fit, resolve_precision, training_mode
+from digitlab.precision import resolve_precision, training_mode
+from digitlab.training import compile_for_fit
 config = resolve_precision(config_for(name))
 (x, y), (xt, yt) = load_dataset("mnist", progress=False)
 keras.utils.set_random_seed(0)

@@ -78,7 +78,7 @@ def train(
     """Train a preset with its recipe, evaluate it on the test set, write a run folder."""
     from digitlab.models import config_for
     from digitlab.pipeline import resume as resume_run
-    from digitlab.training import resolve_precision
+    from digitlab.precision import resolve_precision
     from digitlab.pipeline import train as train_run
 
     if resume is not None:

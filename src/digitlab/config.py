@@ -45,7 +45,7 @@ class RunConfig:
     # "float32", or "mixed_bfloat16": every layer but the output one computes in bfloat16 (weights,
     # optimizer and softmax stay float32), on CPUs with bfloat16 instructions the CNN's epoch in
     # about two thirds of the time. "auto": mixed_bfloat16 where that is faster
-    # (digitlab.training.resolve_precision), else float32; a run's config.json records which one ran.
+    # (digitlab.precision.resolve_precision), else float32; a run's config.json records which one ran.
     precision: str = "float32"
     seed: int = 0
     train_limit: int | None = None  # train on only the first N training images (quick experiments)

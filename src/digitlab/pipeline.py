@@ -26,6 +26,7 @@ from digitlab.runs import (
     STATUS_FILE,
     is_complete,
     new_run_dir,
+    write_history,
     write_json,
 )
 from digitlab import checkpoints
@@ -33,8 +34,8 @@ from digitlab.errors import ConfigError, DigitlabError, RunError
 from digitlab.inference import INFERENCE_FILE
 from digitlab.inference import export as export_inference
 from digitlab.report import write_report
-from digitlab.training import (check_numpy_engine, fit, fit_classic, fit_numpy, make_splits, resolve_precision,
-                               write_history)
+from digitlab.precision import resolve_precision
+from digitlab.training import check_numpy_engine, fit, fit_classic, fit_numpy, make_splits
 
 
 @dataclass

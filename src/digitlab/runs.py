@@ -13,6 +13,7 @@ A run folder is self-describing:
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -116,3 +117,16 @@ def run_temperature(run_dir: Path | None) -> float | None:
     if run_dir is None or not (run_dir / CALIBRATION_FILE).is_file():
         return None
     return float(read_json(run_dir / CALIBRATION_FILE)["temperature"])
+
+
+def write_history(run_dir: Path, history: dict) -> None:
+    """history.json and history.csv (one row per epoch) in the run folder."""
+    write_json(run_dir / HISTORY_JSON, history)
+    keys = list(history)
+    tmp = run_dir / f".{HISTORY_CSV}.tmp"
+    with open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["epoch", *keys])
+        for i in range(len(history[keys[0]]) if keys else 0):
+            writer.writerow([i + 1, *(f"{history[k][i]:.6g}" for k in keys)])
+    tmp.replace(run_dir / HISTORY_CSV)

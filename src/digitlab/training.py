@@ -6,23 +6,22 @@ backend measured fastest for it (see digitlab.backend).
 
 from __future__ import annotations
 
-import contextlib
-import csv
 import os
 import sys
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from digitlab.augment import distort_images, distortion_for
-from digitlab.backend import bfloat16_is_fast, planned_backend, select_backend
+from digitlab.backend import select_backend
 from digitlab.config import RunConfig
 from digitlab.errors import ConfigError
 from digitlab.models import build_model, get_preset
+from digitlab.precision import resolve_precision, training_mode, warn_of_useless_precision
 from digitlab.preprocess import one_hot, shape_for, split_validation
-from digitlab.runs import HISTORY_CSV, HISTORY_JSON, write_json
+from digitlab.runs import write_history
 
 AUGMENT_STREAM = 1  # the distortions' random stream of an epoch's seed (the shuffling has the seed itself)
 OPTIMIZER_CLASSES = {
@@ -77,74 +76,17 @@ def make_optimizer(config: RunConfig, steps_per_epoch: int):
     return cls(learning_rate=decay)
 
 
-# Keras' fit: training steps per compiled call, each call one Python round trip with its callbacks
-# and metric updates. The `cnn` preset on TensorFlow: 17.3 s per epoch against 18.4 s with one step
-# per call (benchmarks/backends.py, 3 rounds). PyTorch's backend accepts only 1.
-STEPS_PER_EXECUTION = 32
-
-
 def compile_for_fit(model, config: RunConfig, n_train: int) -> None:
     """Compile `model` with the config's optimizer and loss for Keras' own `fit`.
 
     One step per call here: Keras saves the compile settings with the model, and a model saved with
-    more refuses to predict on PyTorch's backend; `training_mode` sets more while training.
+    more refuses to predict on PyTorch's backend; `precision.training_mode` sets more while training.
     """
     model.compile(
         optimizer=make_optimizer(config, -(-n_train // config.batch_size)),
         loss="categorical_crossentropy",
         metrics=["accuracy"],
     )
-
-
-def resolve_precision(config: RunConfig) -> RunConfig:
-    """`config` with precision "auto" replaced by the one that trains it fastest here: mixed_bfloat16
-    for a network Keras' fit trains on TensorFlow with oneDNN on a CPU with bfloat16 instructions
-    (the `cnn` preset's step: 25.5 against 41 ms in float32, measured on an AVX-512 EPYC), float32
-    elsewhere (digitlab's JAX loop computes in float32; bfloat16 made its CNN step slower, 60 against
-    49 ms). Raises ConfigError for mixed_bfloat16 where there is no network to compute in it."""
-    preset = get_preset(config.model)
-    if config.precision == "float32":
-        return config
-    if preset.kind != "keras" or config.engine == "numpy":
-        if config.precision == "auto":
-            return replace(config, precision="float32")
-        if preset.kind != "keras":
-            raise ConfigError(f"{config.model} is a scikit-learn model; --precision mixed_bfloat16 "
-                              "applies to Keras networks.")
-        raise ConfigError("the NumPy engine computes in float32; --precision mixed_bfloat16 needs "
-                          "--engine keras.")
-    if config.precision == "auto":
-        fast = planned_backend(preset.backend) == "tensorflow" and bfloat16_is_fast()
-        return replace(config, precision="mixed_bfloat16" if fast else "float32")
-    return config
-
-
-@contextlib.contextmanager
-def training_mode(model, precision: str):
-    """While inside, `model` trains as fast as Keras' `fit` can here: every layer but the output layer
-    computes in `precision` ("float32" or "mixed_bfloat16"), and `fit` runs STEPS_PER_EXECUTION steps
-    per compiled call. On leaving, it is the model as anyone loads it: float32, one step per call.
-
-    Keras' dtype policies: in mixed_bfloat16 a layer keeps its weights in float32 and computes in
-    bfloat16. The output layer (its softmax and the loss) stays float32, as Keras' mixed-precision
-    guide advises; bfloat16 has float32's range, so the loss needs no scaling.
-    """
-    import keras
-
-    def settle(policy: str, steps: int) -> None:
-        for layer in model.layers[:-1]:
-            if layer.dtype_policy.name != policy:
-                layer.dtype_policy = policy
-        model.steps_per_execution = steps
-        # Keras keeps its compiled train, test and predict functions across calls whatever changed
-        # since: drop them, or `evaluate` after training would still compute in bfloat16.
-        model.train_function = model.test_function = model.predict_function = None
-
-    settle(precision, 1 if keras.backend.backend() == "torch" else STEPS_PER_EXECUTION)
-    try:
-        yield model
-    finally:
-        settle("float32", 1)
 
 
 def fit(
@@ -171,11 +113,6 @@ def fit(
             stacklevel=2,
         )
     config = resolve_precision(config)  # "auto" (a RunConfig made in Python) as `digitlab train` resolves it
-    if config.precision == "mixed_bfloat16" and not (backend == "tensorflow" and bfloat16_is_fast()):
-        where = {"jax": "Keras' fit on JAX, not digitlab's float32 loop",
-                 "tensorflow": "a CPU without bfloat16 instructions"}.get(backend, f"Keras on {backend}")
-        warnings.warn(f"mixed bfloat16 trains {config.model} with {where}, probably slower than float32; "
-                      "--precision auto chooses what is fastest here.", stacklevel=2)
     import keras
 
     from digitlab import checkpoints
@@ -192,9 +129,7 @@ def fit(
         history, start = {}, 0
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2  # a progress bar on a terminal, a line per epoch in logs
-    if config.precision == "mixed_bfloat16" and len(model.layers) < 2:
-        warnings.warn(f"{config.model} has no layer but its output layer, which computes in float32: "
-                      "nothing computes in bfloat16.", stacklevel=2)
+    warn_of_useless_precision(config, backend, model)
     from digitlab import jaxloop
 
     with training_mode(model, config.precision):  # then float32 for saving, evaluation and export
@@ -428,19 +363,6 @@ def fit_numpy(config: RunConfig, splits: Splits, *, num_classes: int = 10, run_d
             shown = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items() if "/" not in k)
             print(f"Epoch {epoch}/{config.epochs} - {time.perf_counter() - started:.1f}s - {shown}", flush=True)
     return to_keras(net, name=f"{config.model}_numpy"), history
-
-
-def write_history(run_dir: Path, history: dict) -> None:
-    """history.json and history.csv (one row per epoch) in the run folder."""
-    write_json(run_dir / HISTORY_JSON, history)
-    keys = list(history)
-    tmp = run_dir / f".{HISTORY_CSV}.tmp"
-    with open(tmp, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["epoch", *keys])
-        for i in range(len(history[keys[0]]) if keys else 0):
-            writer.writerow([i + 1, *(f"{history[k][i]:.6g}" for k in keys)])
-    tmp.replace(run_dir / HISTORY_CSV)
 
 
 def _health_recorder(splits: Splits):

@@ -48,32 +48,6 @@ def test_the_epochs_copies_come_from_their_own_stream_of_the_epoch_seed(mnist):
     assert not np.array_equal(first, plain_seed)  # not the shuffling's own stream
 
 
-def test_auto_precision_is_mixed_bfloat16_only_where_tensorflow_computes_it_fast(monkeypatch):
-    fast = {"value": True}
-    monkeypatch.setattr(training, "bfloat16_is_fast", lambda: fast["value"])
-    monkeypatch.setattr(training, "planned_backend", lambda preferred: "tensorflow")
-    auto = RunConfig(model="cnn", precision="auto")
-    assert training.resolve_precision(auto).precision == "mixed_bfloat16"
-    fast["value"] = False  # no bfloat16 instructions, or no oneDNN
-    assert training.resolve_precision(auto).precision == "float32"
-    fast["value"] = True
-    monkeypatch.setattr(training, "planned_backend", lambda preferred: "jax")  # the compiled loop: float32
-    assert training.resolve_precision(auto).precision == "float32"
-    # an explicit choice is kept; float32 stays float32
-    mixed = RunConfig(model="cnn", precision="mixed_bfloat16")
-    assert training.resolve_precision(mixed) == mixed
-    assert training.resolve_precision(RunConfig(model="cnn")) == RunConfig(model="cnn")
-
-
-def test_precision_where_there_is_no_keras_network():
-    assert training.resolve_precision(RunConfig(model="knn", precision="auto")).precision == "float32"
-    assert training.resolve_precision(RunConfig(model="mlp", engine="numpy", precision="auto")).precision == "float32"
-    with pytest.raises(training.ConfigError, match="knn is a scikit-learn model; --precision mixed_bfloat16"):
-        training.resolve_precision(RunConfig(model="knn", precision="mixed_bfloat16"))
-    with pytest.raises(training.ConfigError, match="NumPy engine computes in float32; --precision mixed_bfloat16 needs --engine keras"):
-        training.resolve_precision(RunConfig(model="mlp", engine="numpy", precision="mixed_bfloat16"))
-
-
 def test_mixed_bfloat16_trains_resumes_and_returns_a_float32_model(mnist, tmp_path, monkeypatch):
     """Keras' fit (the loop computes in float32 only) in bfloat16; checkpoints resume; the model that
     comes back, and is saved, computes in float32 with float32 weights."""

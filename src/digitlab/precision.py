@@ -1,0 +1,87 @@
+"""The arithmetic a network trains in: float32 or mixed bfloat16, and how Keras' `fit` is set to run.
+
+Mixed bfloat16 is Keras' own dtype policy, set on the layers while training and taken off after,
+so the model saved, evaluated and exported computes in float32 (BENCHMARKS.md: the `cnn`'s step
+25.5 against 41 ms on an AVX-512 CPU with bfloat16 instructions, the same 99.34% after 12 epochs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from dataclasses import replace
+
+from digitlab.backend import bfloat16_is_fast, planned_backend
+from digitlab.config import RunConfig
+from digitlab.errors import ConfigError
+from digitlab.models import get_preset
+
+# Keras' fit: training steps per compiled call, each call one Python round trip with its callbacks
+# and metric updates. The `cnn` preset on TensorFlow: 17.3 s per epoch against 18.4 s with one step
+# per call (benchmarks/backends.py, 3 rounds). PyTorch's backend accepts only 1.
+STEPS_PER_EXECUTION = 32
+
+
+def resolve_precision(config: RunConfig) -> RunConfig:
+    """`config` with precision "auto" replaced by the one that trains it fastest here: mixed_bfloat16
+    for a network Keras' fit trains on TensorFlow with oneDNN on a CPU with bfloat16 instructions
+    (the `cnn` preset's step: 25.5 against 41 ms in float32, measured on an AVX-512 EPYC), float32
+    elsewhere (digitlab's JAX loop computes in float32; bfloat16 made its CNN step slower, 60 against
+    49 ms). Raises ConfigError for mixed_bfloat16 where there is no network to compute in it."""
+    preset = get_preset(config.model)
+    if config.precision == "float32":
+        return config
+    if preset.kind != "keras" or config.engine == "numpy":
+        if config.precision == "auto":
+            return replace(config, precision="float32")
+        if preset.kind != "keras":
+            raise ConfigError(f"{config.model} is a scikit-learn model; --precision mixed_bfloat16 "
+                              "applies to Keras networks.")
+        raise ConfigError("the NumPy engine computes in float32; --precision mixed_bfloat16 needs "
+                          "--engine keras.")
+    if config.precision == "auto":
+        fast = planned_backend(preset.backend) == "tensorflow" and bfloat16_is_fast()
+        return replace(config, precision="mixed_bfloat16" if fast else "float32")
+    return config
+
+
+@contextlib.contextmanager
+def training_mode(model, precision: str):
+    """While inside, `model` trains as fast as Keras' `fit` can here: every layer but the output layer
+    computes in `precision` ("float32" or "mixed_bfloat16"), and `fit` runs STEPS_PER_EXECUTION steps
+    per compiled call. On leaving, it is the model as anyone loads it: float32, one step per call.
+
+    Keras' dtype policies: in mixed_bfloat16 a layer keeps its weights in float32 and computes in
+    bfloat16. The output layer (its softmax and the loss) stays float32, as Keras' mixed-precision
+    guide advises; bfloat16 has float32's range, so the loss needs no scaling.
+    """
+    import keras
+
+    def settle(policy: str, steps: int) -> None:
+        for layer in model.layers[:-1]:
+            if layer.dtype_policy.name != policy:
+                layer.dtype_policy = policy
+        model.steps_per_execution = steps
+        # Keras keeps its compiled train, test and predict functions across calls whatever changed
+        # since: drop them, or `evaluate` after training would still compute in bfloat16.
+        model.train_function = model.test_function = model.predict_function = None
+
+    settle(precision, 1 if keras.backend.backend() == "torch" else STEPS_PER_EXECUTION)
+    try:
+        yield model
+    finally:
+        settle("float32", 1)
+
+
+def warn_of_useless_precision(config: RunConfig, backend: str, model) -> None:
+    """Warn where mixed bfloat16, chosen by hand, is probably slower than float32, or changes nothing."""
+    if config.precision != "mixed_bfloat16":
+        return
+    if not (backend == "tensorflow" and bfloat16_is_fast()):
+        where = {"jax": "Keras' fit on JAX, not digitlab's float32 loop",
+                 "tensorflow": "a CPU without bfloat16 instructions"}.get(backend, f"Keras on {backend}")
+        warnings.warn(f"mixed bfloat16 trains {config.model} with {where}, probably slower than float32; "
+                      "--precision auto chooses what is fastest here.", stacklevel=3)
+    if len(model.layers) < 2:
+        warnings.warn(f"{config.model} has no layer but its output layer, which computes in float32: "
+                      "nothing computes in bfloat16.", stacklevel=3)
