@@ -87,5 +87,6 @@ def test_mixed_bfloat16_on_a_network_of_one_layer_says_it_changes_nothing(mnist)
     (x, y), test = mnist
     config = RunConfig(model="softmax", epochs=1, precision="mixed_bfloat16", validation_split=0)
     splits = training.make_splits(config, (x[:500], y[:500]), test)
-    with pytest.warns(UserWarning, match="softmax has no layer but its output layer.*nothing computes in bfloat16"):
+    with pytest.warns(UserWarning, match="trains softmax with Keras' fit on JAX"), \
+            pytest.warns(UserWarning, match="softmax has no layer but its output layer.*nothing computes in bfloat16"):
         training.fit(config, splits, verbose=0)
