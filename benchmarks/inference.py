@@ -3,7 +3,10 @@
     python benchmarks/inference.py --model runs/<run> [--rounds 5]
 
 (d) throughput: the 10,000 MNIST test images, batch 1,000, in a warm process: digitlab's NumPy
-    inference path (`inference.npz`), Keras on JAX, Keras on TensorFlow (the reference);
+    inference path (`inference.npz`), digitlab's Keras engine (`Recognizer.load(run,
+    engine="keras")`: the run's backend, and the precision it trained in where that is fast here;
+    one `predict_on_batch` call per batch, as `digitlab evaluate`),
+    plain Keras on JAX, plain Keras on TensorFlow in float32 (the reference);
 (e) cold start: wall time of a whole process that predicts one PNG: `digitlab predict one.png`
     against a script that loads the `.keras` file with Keras + TensorFlow and calls `predict`, as the
     tutorials do (the image only resized and inverted);
@@ -52,24 +55,43 @@ def run_child(command: list[str], env: dict | None = None) -> tuple[float, float
 
 
 def throughput_child(model_dir: str, engine: str, data_dir: str | None) -> None:
-    """Run in a child: images per second over the 10,000 test images (best of 3 passes, warm)."""
-    if engine != "numpy":
+    """Run in a child: images per second over the 10,000 test images (best of 3 passes, warm).
+
+    "numpy" and "keras" are digitlab's `Recognizer` (its NumPy path; its Keras engine, on the backend
+    and in the precision digitlab chooses for the run here); "jax" and "tensorflow" load the
+    `.keras` file with plain Keras on that backend, in float32, as the tutorials do."""
+    if engine in ("jax", "tensorflow"):
         os.environ["KERAS_BACKEND"] = engine
+        import keras
+
+        model = keras.saving.load_model(Path(model_dir) / "model.keras")
+        backend, precision = engine, "float32"
+    else:
+        from digitlab.recognize import Recognizer
+
+        model = Recognizer.load(model_dir, engine="auto" if engine == "numpy" else "keras").model
+        keras = sys.modules.get("keras")
+        backend = keras.backend.backend() if keras and engine == "keras" else "numpy"
+        precision = model.layers[0].dtype_policy.name if engine == "keras" else "float32"
     from digitlab import load_dataset
     from digitlab.preprocess import shape_for
-    from digitlab.recognize import Recognizer
 
-    rec = Recognizer.load(model_dir, engine="auto" if engine == "numpy" else "keras")
     _, (x_test, y_test) = load_dataset("mnist", data_dir=data_dir)
-    x = shape_for(x_test, tuple(rec.model.input_shape[1:]))
-    rec.model.predict(x[:1000], batch_size=1000, verbose=0)  # compile / warm up
+    x = shape_for(x_test, tuple(model.input_shape[1:]))
+    if engine in ("jax", "tensorflow"):
+        predict = lambda images: model.predict(images, batch_size=1000, verbose=0)  # noqa: E731
+    else:  # as `digitlab evaluate` and the Recognizer predict
+        from digitlab.inference import predict_batches
+
+        predict = lambda images: predict_batches(model, images, 1000)  # noqa: E731
+    predict(x[:1000])  # compile / warm up
     best = float("inf")
     for _ in range(3):
         started = time.perf_counter()
-        p = rec.model.predict(x, batch_size=1000, verbose=0)
+        p = predict(x)
         best = min(best, time.perf_counter() - started)
     accuracy = float((p.argmax(axis=1) == y_test).mean())
-    print(json.dumps({"images_per_s": len(x) / best, "accuracy": accuracy}))
+    print(json.dumps({"images_per_s": len(x) / best, "accuracy": accuracy, "backend": backend, "precision": precision}))
 
 
 def main() -> None:
@@ -77,7 +99,7 @@ def main() -> None:
     parser.add_argument("--model", required=True, help="a run folder with model.keras and inference.npz")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--data-dir", default=os.environ.get("DIGITLAB_DATA"))
-    parser.add_argument("--child", choices=["numpy", "jax", "tensorflow"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["numpy", "keras", "jax", "tensorflow"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return throughput_child(args.model, args.child, args.data_dir)
@@ -98,10 +120,12 @@ def main() -> None:
         "Keras + TensorFlow load and predict (reference)": (
             [sys.executable, "-c", REFERENCE_COLD, str(run / "model.keras"), str(one)], {"KERAS_BACKEND": "tensorflow"}),
     }
-    throughput = {"digitlab NumPy path": "numpy", "Keras + JAX": "jax", "Keras + TensorFlow (reference)": "tensorflow"}
+    throughput = {"digitlab NumPy path": "numpy", "digitlab Keras engine": "keras", "Keras + JAX": "jax",
+                  "Keras + TensorFlow (reference)": "tensorflow"}
     walls = {k: [] for k in cold}
     peaks = {k: [] for k in cold}
     speeds = {k: [] for k in throughput}
+    accuracy, how = {}, {}
     tpeaks = {k: [] for k in throughput}
     for _ in range(args.rounds):
         for name, (command, env) in cold.items():
@@ -110,7 +134,9 @@ def main() -> None:
             peaks[name].append(peak)
         for name, engine in throughput.items():
             _, peak, out = run_child([*me, "--child", engine])
-            speeds[name].append(json.loads(out)["images_per_s"])
+            result = json.loads(out)
+            speeds[name].append(result["images_per_s"])
+            accuracy[name], how[name] = result["accuracy"], f"{result['backend']}, {result['precision']}"
             tpeaks[name].append(peak)
     ref_cold = statistics.median(walls["Keras + TensorFlow load and predict (reference)"])
     print(f"(e, f) cold start, one 200x200 PNG, {args.rounds} interleaved rounds: median wall s (range), peak RSS MB")
@@ -122,8 +148,8 @@ def main() -> None:
     print("(d, f) throughput, 10,000 test images, batch 1,000, warm: median images/s (range), peak RSS MB")
     for name in throughput:
         m = statistics.median(speeds[name])
-        print(f"  {name:50s} {m:9,.0f} ({min(speeds[name]):,.0f} - {max(speeds[name]):,.0f})  "
-              f"{statistics.median(tpeaks[name]):6.0f} MB  {m / ref_speed:5.2f}x")
+        print(f"  {name + ' (' + how[name] + ')':50s} {m:9,.0f} ({min(speeds[name]):,.0f} - {max(speeds[name]):,.0f})  "
+              f"{statistics.median(tpeaks[name]):6.0f} MB  {m / ref_speed:5.2f}x  accuracy {accuracy[name]:.2%}")
 
 
 if __name__ == "__main__":

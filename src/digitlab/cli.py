@@ -119,12 +119,16 @@ def evaluate(
     data_dir: Optional[Path] = DataDirOption,
     runs_dir: Path = typer.Option(Path("runs"), "--runs", help="Where to look for the latest run."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+    precision: str = typer.Option("auto", help="'auto' (the precision the run trained in where that is fast "
+                                  "here: mixed_bfloat16 on TensorFlow on a CPU with bfloat16 instructions), "
+                                  "'float32' (the saved model's exact arithmetic) or 'mixed_bfloat16'.",
+                                  callback=choice("precision", PRECISIONS)),
     trust_model: bool = TrustOption,
 ) -> None:
     """Test loss and accuracy, confusion matrix, per-class report, most confused pairs."""
     from digitlab.evaluation import evaluate as evaluate_run
 
-    ev = evaluate_run(run, dataset=dataset, data_dir=data_dir, out=runs_dir, trust=trust_model)
+    ev = evaluate_run(run, dataset=dataset, data_dir=data_dir, out=runs_dir, trust=trust_model, precision=precision)
     if as_json:
         out.print_json(json.dumps({**ev.to_dict(), "confusion": ev.confusion.tolist()}))
         return

@@ -12,8 +12,10 @@ from digitlab import metrics
 from digitlab.backend import select_backend
 from digitlab.config import RunConfig
 from digitlab.userdata import dataset_info, load_dataset
-from digitlab.errors import RunError
+from digitlab.errors import ConfigError, RunError
 from digitlab.models import get_preset
+from digitlab.inference import predict_batches
+from digitlab.precision import computing_in, prediction_precision
 from digitlab.preprocess import shape_for
 from digitlab.calibration import apply_temperature, expected_calibration_error
 from digitlab.runs import CONFIG_FILE, resolve_model, run_temperature
@@ -28,6 +30,7 @@ class Evaluation:
     labels: np.ndarray  # (n,) true classes
     probabilities: np.ndarray  # (n, classes) softmax outputs
     temperature: float | None = None  # fitted on the validation split, if the run has one
+    compute_precision: str = "float32"  # the arithmetic the probabilities were computed in
     loss: float = field(init=False)
     accuracy: float = field(init=False)
     confusion: np.ndarray = field(init=False)
@@ -62,6 +65,7 @@ class Evaluation:
             "test_loss": self.loss,
             "test_accuracy": self.accuracy,
             "test_images": int(len(self.labels)),
+            "compute_precision": self.compute_precision,  # (not the per-class metric "precision")
             "calibration": self.calibration(),
             "per_class": self.per_class,
             "most_confused": self.most_confused(),
@@ -71,14 +75,17 @@ class Evaluation:
 def predict_probabilities(model, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
     """Softmax outputs of a Keras model for uint8 images (n, 28, 28)."""
     x = shape_for(images, tuple(model.input_shape[1:]))
-    return np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
+    return predict_batches(model, x, batch_size)
 
 
 def evaluate_model(model, images: np.ndarray, labels: np.ndarray, dataset: str = "mnist",
-                   temperature: float | None = None) -> Evaluation:
-    """Evaluate an in-memory Keras model on uint8 images and integer labels."""
+                   temperature: float | None = None, precision: str = "float32") -> Evaluation:
+    """Evaluate an in-memory Keras model on uint8 images and integer labels, its layers computing
+    in `precision` ("float32" or "mixed_bfloat16"; the model is float32 again after)."""
     names = list(dataset_info(dataset).class_names)
-    return Evaluation(dataset, names, np.asarray(labels), predict_probabilities(model, images), temperature)
+    with computing_in(model, precision):
+        probabilities = predict_probabilities(model, images)
+    return Evaluation(dataset, names, np.asarray(labels), probabilities, temperature, precision)
 
 
 def load_model(path: str | os.PathLike, *, trust: bool = False):
@@ -117,12 +124,22 @@ def evaluate(
     data_dir: str | os.PathLike | None = None,
     out: str | os.PathLike = "runs",
     trust: bool = False,
+    precision: str = "auto",
 ) -> Evaluation:
-    """Evaluate a run folder or .keras file (default: the latest run) on its data set's test split."""
+    """Evaluate a run folder or .keras file (default: the latest run) on its data set's test split.
+
+    `precision="auto"` computes in the precision the run trained in where that is fast here
+    (`digitlab.precision.prediction_precision`), as the run's own test accuracy was; "float32" is
+    the saved model's exact arithmetic."""
     model_path, run_dir = resolve_model(run_or_model, out)
     config = RunConfig.load(run_dir / CONFIG_FILE) if run_dir is not None else None
-    select_backend(get_preset(config.model).backend if config else None)
+    backend = select_backend(get_preset(config.model).backend if config else None)
     dataset = dataset or (config.dataset if config else "mnist")
     model = load_model(model_path, trust=trust)
+    if model_path.suffix == ".skops":
+        if precision == "mixed_bfloat16":
+            raise ConfigError(f"{model_path} is a scikit-learn model; --precision mixed_bfloat16 applies to Keras networks.")
+        precision = "float32"
+    precision = prediction_precision(config.precision if config else None, backend, precision)
     _, (x_test, y_test) = load_dataset(dataset, data_dir=data_dir)
-    return evaluate_model(model, x_test, y_test, dataset, run_temperature(run_dir))
+    return evaluate_model(model, x_test, y_test, dataset, run_temperature(run_dir), precision)

@@ -34,7 +34,7 @@ from digitlab.errors import ConfigError, DigitlabError, RunError
 from digitlab.inference import INFERENCE_FILE
 from digitlab.inference import export as export_inference
 from digitlab.report import write_report
-from digitlab.precision import resolve_precision
+from digitlab.precision import computing_in, prediction_precision, resolve_precision
 from digitlab.training import check_numpy_engine, fit, fit_classic, fit_numpy, make_splits
 
 
@@ -131,12 +131,16 @@ def _fit_and_finish(config: RunConfig, splits, run_dir: Path, verbose, plots_ena
     tmp_model.replace(run_dir / model_file)
     if model_file == MODEL_FILE:  # the same network in plain arrays, for prediction without Keras
         export_inference(model, run_dir / INFERENCE_FILE)
+    # Calibrated and tested in the arithmetic `digitlab evaluate` will use for this run here.
+    keras = sys.modules.get("keras")  # not imported for a scikit-learn baseline
+    precision = prediction_precision(config.precision, keras.backend.backend() if keras else None)
     temperature = None
     if splits.x_val is not None:  # calibrate on held-out images: honest probabilities
-        temperature = fit_temperature(predict_probabilities(model, splits.x_val), splits.y_val)
+        with computing_in(model, precision):
+            temperature = fit_temperature(predict_probabilities(model, splits.x_val), splits.y_val)
         write_json(run_dir / CALIBRATION_FILE, {"temperature": temperature, "fitted_on": f"{len(splits.y_val)} validation images"})
     predict_started = time.perf_counter()
-    evaluation = evaluate_model(model, splits.x_test, splits.y_test, config.dataset, temperature)
+    evaluation = evaluate_model(model, splits.x_test, splits.y_test, config.dataset, temperature, precision)
     predict_seconds = time.perf_counter() - predict_started
 
     write_history(run_dir, history)

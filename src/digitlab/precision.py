@@ -1,8 +1,10 @@
-"""The arithmetic a network trains in: float32 or mixed bfloat16, and how Keras' `fit` is set to run.
+"""The arithmetic a network trains and predicts in: float32 or mixed bfloat16, and how Keras' `fit`
+is set to run.
 
-Mixed bfloat16 is Keras' own dtype policy, set on the layers while training and taken off after,
-so the model saved, evaluated and exported computes in float32 (BENCHMARKS.md: the `cnn`'s step
-25.5 against 41 ms on an AVX-512 CPU with bfloat16 instructions, the same 99.34% after 12 epochs).
+Mixed bfloat16 is Keras' own dtype policy, set on the layers while training or predicting and
+taken off after, so the model saved and exported computes in float32 (BENCHMARKS.md: the `cnn`'s
+step 25.5 against 41 ms on an AVX-512 CPU with bfloat16 instructions, the same 99.34% after 12
+epochs). A network that trained in it predicts in it where that is fast (`prediction_precision`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import warnings
 from dataclasses import replace
 
 from digitlab.backend import bfloat16_is_fast, planned_backend
-from digitlab.config import RunConfig
+from digitlab.config import PRECISIONS, RunConfig
 from digitlab.errors import ConfigError
 from digitlab.models import get_preset
 
@@ -58,19 +60,54 @@ def training_mode(model, precision: str):
     import keras
 
     def settle(policy: str, steps: int) -> None:
-        for layer in model.layers[:-1]:
-            if layer.dtype_policy.name != policy:
-                layer.dtype_policy = policy
+        set_compute_precision(model, policy)
         model.steps_per_execution = steps
-        # Keras keeps its compiled train, test and predict functions across calls whatever changed
-        # since: drop them, or `evaluate` after training would still compute in bfloat16.
-        model.train_function = model.test_function = model.predict_function = None
 
     settle(precision, 1 if keras.backend.backend() == "torch" else STEPS_PER_EXECUTION)
     try:
         yield model
     finally:
         settle("float32", 1)
+
+
+def set_compute_precision(model, precision: str) -> None:
+    """Every layer of a Keras model but its output layer computes in `precision` from now on."""
+    for layer in model.layers[:-1]:
+        if layer.dtype_policy.name != precision:
+            layer.dtype_policy = precision
+    # Keras keeps its compiled train, test and predict functions across calls whatever changed
+    # since: drop them, or `evaluate` after training would still compute in bfloat16.
+    model.train_function = model.test_function = model.predict_function = None
+
+
+def prediction_precision(trained: str | None, backend: str | None, requested: str = "auto") -> str:
+    """The arithmetic a Keras network predicts in: `requested`, or for "auto" the one it trained in
+    (`trained`, from the run's config.json; None for a bare .keras file) where that is still fast:
+    mixed bfloat16 on TensorFlow on a CPU with bfloat16 instructions (the `cnn`'s 10,000 test
+    images: about 30,000 against 15,000 images/s in float32, BENCHMARKS.md), float32 elsewhere.
+
+    Validation during training ran in the training precision too, so a run's test accuracy, its
+    temperature and `digitlab evaluate` all see the arithmetic the network learned in."""
+    if requested not in PRECISIONS:
+        raise ConfigError(f'precision "{requested}" is not one of {", ".join(PRECISIONS)}')
+    if requested != "auto":
+        return requested
+    fast = trained == "mixed_bfloat16" and backend == "tensorflow" and bfloat16_is_fast()
+    return "mixed_bfloat16" if fast else "float32"
+
+
+@contextlib.contextmanager
+def computing_in(model, precision: str):
+    """While inside, a Keras `model` predicts in `precision`; float32 again on leaving (as saved).
+    A no-op for float32, so any model (a scikit-learn baseline too) may pass through."""
+    if precision == "float32":
+        yield model
+        return
+    set_compute_precision(model, precision)
+    try:
+        yield model
+    finally:
+        set_compute_precision(model, "float32")
 
 
 def warn_of_useless_precision(config: RunConfig, backend: str, model) -> None:

@@ -20,6 +20,7 @@ import numpy as np
 
 from digitlab.calibration import apply_temperature
 from digitlab.images import IMAGE_SUFFIXES, ImageError, open_image, to_ink
+from digitlab.inference import predict_batches
 from digitlab.prepare import to_mnist
 
 DEFAULT_THRESHOLD = 0.5
@@ -78,34 +79,59 @@ class Recognizer:
 
     @classmethod
     def load(cls, run_or_model: str | os.PathLike | None = None, *, runs: str | os.PathLike = "runs",
-             threshold: float = DEFAULT_THRESHOLD, engine: str = "auto", trust: bool = False) -> Recognizer:
+             threshold: float = DEFAULT_THRESHOLD, engine: str = "auto", trust: bool = False,
+             precision: str = "auto") -> Recognizer:
         """From a run folder, a .keras file, or the latest complete run under `runs`.
 
         `engine="auto"` predicts with the run's `inference.npz` (NumPy alone: no Keras import, so
         a cold start takes a fraction of a second) when the run has one, else with Keras;
-        `engine="keras"` always loads the Keras model. `trust=True` loads a .keras file that carries
+        `engine="keras"` always loads the Keras model, on the backend its preset trains on: for many
+        images at once the faster choice where that is TensorFlow's oneDNN (a CNN on an AVX-512
+        CPU: BENCHMARKS.md). `precision` is the Keras model's arithmetic: "auto" predicts in the one
+        it trained in where that is fast here (`digitlab.precision.prediction_precision`), else
+        float32; NumPy computes in float32. `trust=True` loads a .keras file that carries
         code (see `digitlab.evaluation.load_model`).
         """
-        from digitlab.config import RunConfig
+        from digitlab.backend import select_backend
+        from digitlab.config import PRECISIONS, RunConfig
+        from digitlab.errors import ConfigError
         from digitlab.inference import INFERENCE_FILE
+        from digitlab.models import get_preset
         from digitlab.runs import CONFIG_FILE, MODEL_FILE, resolve_model, run_temperature
         from digitlab.userdata import dataset_info
 
         if engine not in ("auto", "keras"):
             raise ValueError(f"engine must be 'auto' or 'keras', not {engine!r}")
+        if precision not in PRECISIONS:
+            raise ConfigError(f'precision "{precision}" is not one of {", ".join(PRECISIONS)}')
         model_path, run_dir = resolve_model(run_or_model, runs)
         config = RunConfig.load(run_dir / CONFIG_FILE) if run_dir is not None else None
         names = dataset_info(config.dataset if config else "mnist").class_names
         temperature = run_temperature(run_dir)
         fast = model_path.parent / INFERENCE_FILE
-        if engine == "auto" and model_path.name == MODEL_FILE and fast.is_file():
-            from digitlab.inference import load as load_inference
+        numpy_path = engine == "auto" and model_path.name == MODEL_FILE and fast.is_file()
+        if numpy_path or model_path.suffix != ".keras":
+            if precision == "mixed_bfloat16":
+                what = "digitlab's NumPy path (engine='auto')" if numpy_path else "a scikit-learn model"
+                raise ConfigError(f"{model_path}: {what} computes in float32; mixed bfloat16 needs a Keras "
+                                  "model loaded with engine='keras'.")
+            if numpy_path:
+                from digitlab.inference import load as load_inference
 
-            model = load_inference(fast)
+                model = load_inference(fast)
+            else:
+                from digitlab.evaluation import load_model
+
+                model = load_model(model_path, trust=trust)  # a .skops file: no Keras import
         else:
             from digitlab.evaluation import load_model
+            from digitlab.precision import prediction_precision, set_compute_precision
 
+            backend = select_backend(get_preset(config.model).backend if config else None)
             model = load_model(model_path, trust=trust)
+            chosen = prediction_precision(config.precision if config else None, backend, precision)
+            if chosen != "float32":
+                set_compute_precision(model, chosen)
         return cls(model, list(names), temperature, threshold)
 
     def prepare(self, image, name: str = "image") -> np.ndarray:
@@ -116,7 +142,7 @@ class Recognizer:
         """Calibrated class probabilities for prepared images (n, 28, 28)."""
         x = np.asarray(prepared, np.float32).reshape((len(prepared), *self._input_shape))
         with self._model_lock:
-            p = np.asarray(self.model.predict(x, batch_size=512, verbose=0))
+            p = predict_batches(self.model, x, batch_size=512)
         return apply_temperature(p, self.temperature) if self.temperature else p
 
     def predict(self, images, *, keep_prepared: bool = False) -> list[Prediction]:

@@ -229,6 +229,15 @@ def test_cnn_trains_on_tensorflow_in_the_precision_fastest_here(tmp_path):
     model = load_model(run / "model.keras")
     assert {layer.compute_dtype for layer in model.layers} == {"float32"}
     assert model.steps_per_execution == 1  # a .keras file that loads on every backend (PyTorch's takes only 1)
+    # tested, and evaluated again, in the arithmetic it trained in: the same images right
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["compute_precision"] == precision
+    done = run_cli("evaluate", str(run), "--json", env={"KERAS_BACKEND": "tensorflow"})
+    assert done.returncode == 0, done.stderr
+    again = json.loads(done.stdout)
+    assert again["compute_precision"] == precision and abs(again["test_accuracy"] - metrics["test_accuracy"]) <= 2e-4
+    done = run_cli("evaluate", str(run), "--precision", "float32", env={"KERAS_BACKEND": "tensorflow"})
+    assert done.returncode == 0 and "in mixed bfloat16" not in done.stdout, done.stdout
 
 
 def test_keras_fit_on_tensorflow_trains_on_distorted_copies_without_log_noise(tmp_path, monkeypatch):

@@ -113,6 +113,26 @@ def test_read_cli_draws_boxes(model_run, mnist, tmp_path):
     assert done.returncode == 1 and "no such file" in done.stderr
 
 
+def test_the_recognizers_precision_is_checked_and_applied(model_run, mnist):
+    from digitlab.errors import ConfigError
+    from digitlab.preprocess import shape_for
+    from digitlab.recognize import Recognizer
+
+    with pytest.raises(ConfigError, match="NumPy path .* computes in float32; mixed bfloat16 needs a Keras model"):
+        Recognizer.load(model_run, precision="mixed_bfloat16")
+    with pytest.raises(ConfigError, match='precision "fp16" is not one of auto, float32, mixed_bfloat16'):
+        Recognizer.load(model_run, engine="keras", precision="fp16")
+    _, (x_test, y_test) = mnist
+    x = shape_for(x_test[:2000], (28, 28))
+    exact = Recognizer.load(model_run, engine="keras")  # trained in float32: predicts in float32
+    assert {layer.compute_dtype for layer in exact.model.layers} == {"float32"}
+    mixed = Recognizer.load(model_run, engine="keras", precision="mixed_bfloat16")
+    assert mixed.model.layers[0].compute_dtype == "bfloat16" and mixed.model.layers[-1].compute_dtype == "float32"
+    p32, p16 = exact.probabilities(x), mixed.probabilities(x)
+    assert (p32.argmax(axis=1) != p16.argmax(axis=1)).mean() < 0.005 and np.abs(p32 - p16).max() < 0.05
+    assert (p16.argmax(axis=1) == y_test[:2000]).mean() > 0.95
+
+
 def test_evaluate_reports_calibration(model_run):
     assert json.loads((model_run / "calibration.json").read_text())["temperature"] > 0
     done = run_cli("evaluate", str(model_run))

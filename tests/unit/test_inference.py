@@ -64,3 +64,15 @@ def test_a_damaged_or_pickled_file_is_refused(tmp_path):
     np.savez(path, meta=np.array([{"evil": object()}], dtype=object))
     with pytest.raises(RunError, match="cannot read the inference file"):
         load(path)
+
+
+def test_predict_batches_gives_predicts_outputs_for_any_count(keras_models, mnist, tmp_path):
+    from digitlab.inference import predict_batches
+
+    _, (x_test, _) = mnist
+    model = keras_models["mlp-dropout"]
+    x = shape_for(x_test[:1001], tuple(model.input_shape[1:]))  # batches of 256, 256, 256, 233
+    np.testing.assert_allclose(predict_batches(model, x, 256), model.predict(x, verbose=0), atol=1e-5)  # other batch sizes: other sums
+    assert predict_batches(model, x[:0], 256).shape == (0, 10)
+    fast = load(export(model, tmp_path / "inference.npz"))  # a NumpyModel: its own predict
+    np.testing.assert_allclose(predict_batches(fast, x, 256), model.predict(x, verbose=0), atol=1e-5)

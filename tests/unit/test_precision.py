@@ -33,3 +33,41 @@ def test_precision_where_there_is_no_keras_network():
         precision.resolve_precision(RunConfig(model="knn", precision="mixed_bfloat16"))
     with pytest.raises(ConfigError, match="NumPy engine computes in float32; --precision mixed_bfloat16 needs --engine keras"):
         precision.resolve_precision(RunConfig(model="mlp", engine="numpy", precision="mixed_bfloat16"))
+
+
+def test_a_network_predicts_in_the_precision_it_trained_in_where_that_is_fast(monkeypatch):
+    fast = {"value": True}
+    monkeypatch.setattr(precision, "bfloat16_is_fast", lambda: fast["value"])
+    assert precision.prediction_precision("mixed_bfloat16", "tensorflow") == "mixed_bfloat16"
+    assert precision.prediction_precision("mixed_bfloat16", "jax") == "float32"  # XLA: slower in bfloat16
+    assert precision.prediction_precision("float32", "tensorflow") == "float32"
+    assert precision.prediction_precision(None, "tensorflow") == "float32"  # a bare .keras file: no record
+    fast["value"] = False  # a run trained on another machine, evaluated here
+    assert precision.prediction_precision("mixed_bfloat16", "tensorflow") == "float32"
+    # asked for by name: kept
+    assert precision.prediction_precision("float32", "jax", "mixed_bfloat16") == "mixed_bfloat16"
+    assert precision.prediction_precision("mixed_bfloat16", "tensorflow", "float32") == "float32"
+    with pytest.raises(ConfigError, match='precision "float16" is not one of auto, float32, mixed_bfloat16'):
+        precision.prediction_precision("float32", "jax", "float16")
+
+
+def test_computing_in_sets_every_layer_but_the_output_layer_and_restores_float32(mnist):
+    import numpy as np
+
+    from digitlab.inference import predict_batches
+    from digitlab.models import build_model
+    from digitlab.preprocess import shape_for
+
+    model = build_model("mlp-dropout")
+    x = shape_for(mnist[1][0][:300], (784,))
+    before = predict_batches(model, x, 128)
+    with precision.computing_in(model, "mixed_bfloat16") as inside:
+        assert [layer.compute_dtype for layer in inside.layers] == ["bfloat16"] * (len(model.layers) - 1) + ["float32"]
+        during = predict_batches(model, x, 128)
+    assert {layer.dtype_policy.name for layer in model.layers} == {"float32"}
+    after = predict_batches(model, x, 128)
+    np.testing.assert_array_equal(after, before)  # Keras' compiled predict was dropped, not reused
+    assert not np.array_equal(during, before)  # it did compute in bfloat16 ...
+    np.testing.assert_allclose(during, before, atol=0.02)  # ... to within bfloat16's 8 bits
+    with precision.computing_in(object(), "float32") as same:  # float32: any model passes through
+        assert type(same) is object
