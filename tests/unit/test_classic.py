@@ -65,3 +65,19 @@ def test_models_without_probabilities_give_a_softmax_of_their_scores():
 
 class Foreign:
     """A type outside scikit-learn: loading it could run this module's code."""
+
+
+def test_a_baseline_is_evaluated_in_float32_and_refuses_bfloat16(subset, tmp_path, data_dir):
+    from digitlab.errors import ConfigError
+    from digitlab.evaluation import evaluate
+    from digitlab.recognize import Recognizer
+
+    x_train, y_train, _, _ = subset
+    path = tmp_path / "model.skops"
+    fit_classic(get_preset("naive-bayes").build_fn(), x_train, y_train, seed=0).save(path)
+    with pytest.raises(ConfigError, match="is a scikit-learn model; --precision mixed_bfloat16 applies to Keras"):
+        evaluate(path, precision="mixed_bfloat16", data_dir=data_dir)
+    with pytest.raises(ConfigError, match="a scikit-learn model computes in float32"):
+        Recognizer.load(path, precision="mixed_bfloat16")
+    ev = evaluate(path, data_dir=data_dir)
+    assert ev.compute_precision == "float32" and ev.accuracy > FLOOR["naive-bayes"]
