@@ -11,7 +11,7 @@ from rich.table import Table
 
 def print_evaluation(out: Console, ev) -> None:
     """Test scores, the confusion matrix as a table, per-class report, calibration, confusions."""
-    arithmetic = " in mixed bfloat16, as the network trained" if ev.compute_precision == "mixed_bfloat16" else ""
+    arithmetic = ", computed in mixed bfloat16" if ev.compute_precision == "mixed_bfloat16" else ""
     out.print(f"Test loss: {ev.loss:.4f}   Test accuracy: {ev.accuracy:.4f} ({ev.accuracy:.2%} of "
               f"{len(ev.labels):,} {ev.dataset} test images{arithmetic})")
     names = ev.class_names

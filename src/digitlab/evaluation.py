@@ -137,7 +137,8 @@ def evaluate(
     dataset = dataset or (config.dataset if config else "mnist")
     model = load_model(model_path, trust=trust)
     if model_path.suffix == ".skops" and precision == "mixed_bfloat16":
-        raise ConfigError(f"{model_path} is a scikit-learn model; --precision mixed_bfloat16 applies to Keras networks.")
+        raise ConfigError(f"{model_path} is a scikit-learn model: it computes in float32; precision "
+                          "mixed_bfloat16 applies to Keras networks.")
     precision = prediction_precision(config.precision if config else None, backend, precision)
     _, (x_test, y_test) = load_dataset(dataset, data_dir=data_dir)
     return evaluate_model(model, x_test, y_test, dataset, run_temperature(run_dir), precision)

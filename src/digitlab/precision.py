@@ -10,6 +10,7 @@ epochs). A network that trained in it predicts in it where that is fast (`predic
 from __future__ import annotations
 
 import contextlib
+import sys
 import warnings
 from dataclasses import replace
 
@@ -84,7 +85,8 @@ def prediction_precision(trained: str | None, backend: str | None, requested: st
     """The arithmetic a Keras network predicts in: `requested`, or for "auto" the one it trained in
     (`trained`, from the run's config.json; None for a bare .keras file) where that is still fast:
     mixed bfloat16 on TensorFlow on a CPU with bfloat16 instructions (the `cnn`'s 10,000 test
-    images: about 30,000 against 15,000 images/s in float32, BENCHMARKS.md), float32 elsewhere.
+    images through `predict_batches`: about 40,000 against 28,000 images/s in float32 on a Zen 5,
+    BENCHMARKS.md), float32 elsewhere.
 
     Validation during training ran in the training precision too, so a run's test accuracy, its
     temperature and `digitlab evaluate` all see the arithmetic the network learned in."""
@@ -98,16 +100,24 @@ def prediction_precision(trained: str | None, backend: str | None, requested: st
 
 @contextlib.contextmanager
 def computing_in(model, precision: str):
-    """While inside, a Keras `model` predicts in `precision`; float32 again on leaving (as saved).
-    A no-op for float32, so any model (a scikit-learn baseline too) may pass through."""
-    if precision == "float32":
+    """While inside, a Keras `model` predicts in `precision`, whatever policies it was loaded with;
+    on leaving, its layers' policies are what they were. Anything else (a NumpyModel, a scikit-learn
+    baseline) computes in float32 and passes through untouched."""
+    keras = sys.modules.get("keras")  # not imported: `model` cannot be a Keras model
+    if keras is None or not isinstance(model, keras.Model):
+        yield model
+        return
+    before = [layer.dtype_policy.name for layer in model.layers[:-1]]
+    if set(before) == {precision} or not before:
         yield model
         return
     set_compute_precision(model, precision)
     try:
         yield model
     finally:
-        set_compute_precision(model, "float32")
+        for layer, policy in zip(model.layers[:-1], before):
+            layer.dtype_policy = policy
+        model.train_function = model.test_function = model.predict_function = None
 
 
 def warn_of_useless_precision(config: RunConfig, backend: str, model) -> None:

@@ -89,8 +89,9 @@ class Recognizer:
         images at once the faster choice where that is TensorFlow's oneDNN (a CNN on an AVX-512
         CPU: BENCHMARKS.md). `precision` is the Keras model's arithmetic: "auto" predicts in the one
         it trained in where that is fast here (`digitlab.precision.prediction_precision`), else
-        float32; NumPy computes in float32. `trust=True` loads a .keras file that carries
-        code (see `digitlab.evaluation.load_model`).
+        float32; NumPy computes in float32. The Keras model stays in that precision (`rec.model`:
+        to share the model, copy the run's `model.keras`, which is float32, rather than saving it).
+        `trust=True` loads a .keras file that carries code (see `digitlab.evaluation.load_model`).
         """
         from digitlab.backend import select_backend
         from digitlab.config import PRECISIONS, RunConfig

@@ -75,7 +75,7 @@ def test_a_baseline_is_evaluated_in_float32_and_refuses_bfloat16(subset, tmp_pat
     x_train, y_train, _, _ = subset
     path = tmp_path / "model.skops"
     fit_classic(get_preset("naive-bayes").build_fn(), x_train, y_train, seed=0).save(path)
-    with pytest.raises(ConfigError, match="is a scikit-learn model; --precision mixed_bfloat16 applies to Keras"):
+    with pytest.raises(ConfigError, match="is a scikit-learn model: it computes in float32; precision mixed_bfloat16 applies to Keras"):
         evaluate(path, precision="mixed_bfloat16", data_dir=data_dir)
     with pytest.raises(ConfigError, match="a scikit-learn model computes in float32"):
         Recognizer.load(path, precision="mixed_bfloat16")

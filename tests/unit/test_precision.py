@@ -69,5 +69,12 @@ def test_computing_in_sets_every_layer_but_the_output_layer_and_restores_float32
     np.testing.assert_array_equal(after, before)  # Keras' compiled predict was dropped, not reused
     assert not np.array_equal(during, before)  # it did compute in bfloat16 ...
     np.testing.assert_allclose(during, before, atol=0.02)  # ... to within bfloat16's 8 bits
-    with precision.computing_in(object(), "float32") as same:  # float32: any model passes through
-        assert type(same) is object
+    # a model whose layers came in bfloat16 (a checkpoint saved while training) computes in what
+    # was asked, and gets its own policies back after
+    precision.set_compute_precision(model, "mixed_bfloat16")
+    with precision.computing_in(model, "float32"):
+        np.testing.assert_array_equal(predict_batches(model, x, 128), before)
+    assert model.layers[0].dtype_policy.name == "mixed_bfloat16" and model.layers[-1].dtype_policy.name == "float32"
+    for anything in (object(), None):  # not a Keras model: passes through
+        with precision.computing_in(anything, "mixed_bfloat16") as same:
+            assert same is anything
