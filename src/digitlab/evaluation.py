@@ -135,10 +135,10 @@ def evaluate(
     config = RunConfig.load(run_dir / CONFIG_FILE) if run_dir is not None else None
     backend = select_backend(get_preset(config.model).backend if config else None)
     dataset = dataset or (config.dataset if config else "mnist")
-    model = load_model(model_path, trust=trust)
     if model_path.suffix == ".skops" and precision == "mixed_bfloat16":
         raise ConfigError(f"{model_path} is a scikit-learn model: it computes in float32; precision "
                           "mixed_bfloat16 applies to Keras networks.")
+    model = load_model(model_path, trust=trust)
     precision = prediction_precision(config.precision if config else None, backend, precision)
     _, (x_test, y_test) = load_dataset(dataset, data_dir=data_dir)
     return evaluate_model(model, x_test, y_test, dataset, run_temperature(run_dir), precision)

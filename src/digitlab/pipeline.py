@@ -135,13 +135,13 @@ def _fit_and_finish(config: RunConfig, splits, run_dir: Path, verbose, plots_ena
     keras = sys.modules.get("keras")  # not imported for a scikit-learn baseline
     precision = prediction_precision(config.precision, keras.backend.backend() if keras else None)
     temperature = None
-    if splits.x_val is not None:  # calibrate on held-out images: honest probabilities
-        with computing_in(model, precision):
+    with computing_in(model, precision):  # one switch (and one trace) for both
+        if splits.x_val is not None:  # calibrate on held-out images: honest probabilities
             temperature = fit_temperature(predict_probabilities(model, splits.x_val), splits.y_val)
-        write_json(run_dir / CALIBRATION_FILE, {"temperature": temperature, "fitted_on": f"{len(splits.y_val)} validation images"})
-    predict_started = time.perf_counter()
-    evaluation = evaluate_model(model, splits.x_test, splits.y_test, config.dataset, temperature, precision)
-    predict_seconds = time.perf_counter() - predict_started
+            write_json(run_dir / CALIBRATION_FILE, {"temperature": temperature, "fitted_on": f"{len(splits.y_val)} validation images"})
+        predict_started = time.perf_counter()
+        evaluation = evaluate_model(model, splits.x_test, splits.y_test, config.dataset, temperature, precision)
+        predict_seconds = time.perf_counter() - predict_started
 
     write_history(run_dir, history)
     metrics = {

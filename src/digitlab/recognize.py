@@ -111,19 +111,19 @@ class Recognizer:
         temperature = run_temperature(run_dir)
         fast = model_path.parent / INFERENCE_FILE
         numpy_path = engine == "auto" and model_path.name == MODEL_FILE and fast.is_file()
-        if numpy_path or model_path.suffix != ".keras":
-            if precision == "mixed_bfloat16":
-                what = "digitlab's NumPy path (engine='auto')" if numpy_path else "a scikit-learn model"
-                raise ConfigError(f"{model_path}: {what} computes in float32; mixed bfloat16 needs a Keras "
-                                  "model loaded with engine='keras'.")
-            if numpy_path:
-                from digitlab.inference import load as load_inference
+        keras_model = not numpy_path and model_path.suffix == ".keras"
+        if precision == "mixed_bfloat16" and not keras_model:
+            what = "digitlab's NumPy path (engine='auto')" if numpy_path else "a scikit-learn model"
+            raise ConfigError(f"{model_path}: {what} computes in float32; mixed bfloat16 needs a Keras "
+                              "model loaded with engine='keras'.")
+        if numpy_path:
+            from digitlab.inference import load as load_inference
 
-                model = load_inference(fast)
-            else:
-                from digitlab.evaluation import load_model
+            model = load_inference(fast)
+        elif not keras_model:  # a .skops file: no Keras import
+            from digitlab.evaluation import load_model
 
-                model = load_model(model_path, trust=trust)  # a .skops file: no Keras import
+            model = load_model(model_path, trust=trust)
         else:
             from digitlab.evaluation import load_model
             from digitlab.precision import prediction_precision, set_compute_precision
