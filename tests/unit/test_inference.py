@@ -24,7 +24,7 @@ def keras_models():
         layers.RandomZoom(0.1), layers.RandomFlip(), layers.Conv2D(4, 3, activation="relu"), layers.Flatten(),
         layers.Dense(10, activation="softmax")])
     models = {}
-    for name in ("mlp-dropout", "mlp-deep-sigmoid", "cnn", "softmax", "cnn-aug", "with-random-layers"):
+    for name in ("mlp-dropout", "mlp-deep-sigmoid", "cnn", "cnn-simple", "softmax", "cnn-aug", "with-random-layers"):
         model = augmenting if name == "with-random-layers" else build_model(name)
         rng = np.random.default_rng(0)  # weights large enough for peaked, informative outputs
         # (batch norm's variances must stay positive: take absolute values; SeedGenerator states are kept)
@@ -35,7 +35,9 @@ def keras_models():
     return models
 
 
-@pytest.mark.parametrize("name", ["mlp-dropout", "mlp-deep-sigmoid", "cnn", "softmax", "cnn-aug", "with-random-layers"])
+# cnn-simple: 'valid' convolutions and an odd map pooled (11 x 11 -> 5 x 5)
+@pytest.mark.parametrize("name", ["mlp-dropout", "mlp-deep-sigmoid", "cnn", "cnn-simple", "softmax", "cnn-aug",
+                                  "with-random-layers"])
 def test_numpy_inference_matches_keras_within_1e_5(name, keras_models, mnist, tmp_path):
     _, (x_test, _) = mnist
     model = keras_models[name]

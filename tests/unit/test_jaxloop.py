@@ -91,7 +91,7 @@ def test_dense_product_and_its_gradients_equal_keras_matmul(x_shape, units):
         np.testing.assert_allclose(np.asarray(got), np.asarray(expected), rtol=1e-5, atol=1e-4)
 
 
-@pytest.mark.parametrize("preset", ["cnn", "cnn-fast", "cnn-aug", "mlp-dropout", "softmax"])
+@pytest.mark.parametrize("preset", ["cnn", "cnn-fast", "cnn-simple", "cnn-aug", "mlp-dropout", "softmax"])
 def test_the_pure_forward_pass_equals_the_keras_model(preset):
     model = build_model(preset)
     x = np.random.default_rng(2).random((8, *model.input_shape[1:])).astype(np.float32)

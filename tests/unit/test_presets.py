@@ -16,6 +16,8 @@ EXPECTED_PARAMETERS = {
     "mlp-small": 101_770,  # stated by its tutorial
     "mlp": 784 * 512 + 512 + 512 * 10 + 10,  # 407,050
     "mlp-deep-sigmoid": 784 * 128 + 128 + 3 * (128 * 128 + 128) + 128 * 10 + 10,  # 151,306
+    # 'valid' padding: 28 -> 26 -> 13 -> 11 -> 5, so 5 * 5 * 64 features reach the classifier
+    "cnn-simple": (9 * 32 + 32) + (9 * 32 * 64 + 64) + (5 * 5 * 64 * 10 + 10),  # 34,826
     "cnn": (9 * 32 + 32) + (9 * 32 * 64 + 64) + (7 * 7 * 64 * 128 + 128) + (128 * 10 + 10),
     "cnn-fast": (9 * 16 + 16) + (9 * 16 * 32 + 32) + (7 * 7 * 32 * 128 + 128) + (128 * 10 + 10),  # 206,922
     # conv 3x3 pairs with batch norm (4 numbers per channel), then 3136 -> 256 (+ batch norm) -> 10
@@ -46,6 +48,10 @@ def test_layers_are_the_tutorials():
     assert [d for d, _, _ in describe_model(build_model("mlp-wide"))][1:] == [
         "Dense 784 relu", "Dense 32 relu", "Dense 10 softmax",
     ]
+    assert [d for d, _, _ in describe_model(build_model("cnn-simple"))] == [
+        "Input", "Conv2D 32 3x3 relu", "MaxPool 2x2", "Conv2D 64 3x3 relu", "MaxPool 2x2",
+        "Flatten", "Dropout 0.5", "Dense 10 softmax",
+    ]
 
 
 def test_recipes():
@@ -56,6 +62,9 @@ def test_recipes():
     small = config_for("mlp-small")
     assert small.validation_split == 0.25  # 45,000 / 15,000 of the 60,000 training images
     assert (config_for("mlp-wide").batch_size, config_for("mlp-wide").epochs) == (500, 20)
+    simple = config_for("cnn-simple")  # keras-io's example: Adam at Keras' default rate
+    assert (simple.optimizer, simple.learning_rate, simple.batch_size, simple.epochs, simple.precision) == (
+        "adam", None, 128, 15, "auto")
 
 
 def test_overrides_replace_single_fields_and_none_keeps_the_recipe():
@@ -80,5 +89,5 @@ def test_the_convolutional_presets_train_where_convolutions_are_fastest(monkeypa
     monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
     for flags, convnets in (({"avx2"}, "jax"), ({"avx2", "avx512f", "avx512_vnni"}, "tensorflow")):
         monkeypatch.setattr(backend, "cpu_flags", lambda: frozenset(flags))
-        assert {n: get_preset(n).backend for n in ("mlp", "cnn", "cnn-fast", "cnn-aug")} == {
-            "mlp": "jax", "cnn": convnets, "cnn-fast": convnets, "cnn-aug": "tensorflow"}
+        assert {n: get_preset(n).backend for n in ("mlp", "cnn", "cnn-fast", "cnn-simple", "cnn-aug")} == {
+            "mlp": "jax", "cnn": convnets, "cnn-fast": convnets, "cnn-simple": convnets, "cnn-aug": "tensorflow"}

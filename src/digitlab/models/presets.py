@@ -111,6 +111,16 @@ PRESETS: dict[str, Preset] = {
             "jax",
         ),
         Preset(
+            "cnn-simple",
+            "conv 32 -> max-pool -> conv 64 -> max-pool -> dropout 0.5 -> 10 (keras-io's Simple MNIST convnet)",
+            "cnn_simple",
+            # Precision as the other CNNs' (mixed bfloat16 where TensorFlow computes it fast): an engine
+            # choice, like the backend; the tutorial's recipe is the optimizer, batch size and epochs.
+            dict(optimizer="adam", batch_size=128, epochs=15, validation_split=0.1, precision="auto"),
+            Claim("about 99%", "test_accuracy", 0.99 - POINT_TOLERANCE),
+            CONVNET,
+        ),
+        Preset(
             "cnn",
             "two conv + max-pool stages, 128-unit dense, dropout (digitlab's design)",
             "cnn",
