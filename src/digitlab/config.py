@@ -18,6 +18,13 @@ INITS = ("glorot_uniform", "he_normal", "normal")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 
 
+def check_precision(precision: str) -> None:
+    """A ConfigError naming the choices unless `precision` is one of PRECISIONS (for prediction's
+    `precision` arguments; a RunConfig reports its own fields together)."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f'precision "{precision}" is not one of {", ".join(PRECISIONS)}')
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """One training run. Presets give the recipe defaults; CLI flags replace single fields."""

@@ -15,7 +15,7 @@ import warnings
 from dataclasses import replace
 
 from digitlab.backend import bfloat16_is_fast, planned_backend
-from digitlab.config import PRECISIONS, RunConfig
+from digitlab.config import RunConfig, check_precision
 from digitlab.errors import ConfigError
 from digitlab.models import get_preset
 
@@ -76,6 +76,10 @@ def set_compute_precision(model, precision: str) -> None:
     for layer in model.layers[:-1]:
         if layer.dtype_policy.name != precision:
             layer.dtype_policy = precision
+    _forget_compiled(model)
+
+
+def _forget_compiled(model) -> None:
     # Keras keeps its compiled train, test and predict functions across calls whatever changed
     # since: drop them, or `evaluate` after training would still compute in bfloat16.
     model.train_function = model.test_function = model.predict_function = None
@@ -90,8 +94,7 @@ def prediction_precision(trained: str | None, backend: str | None, requested: st
 
     Validation during training ran in the training precision too, so a run's test accuracy, its
     temperature and `digitlab evaluate` all see the arithmetic the network learned in."""
-    if requested not in PRECISIONS:
-        raise ConfigError(f'precision "{requested}" is not one of {", ".join(PRECISIONS)}')
+    check_precision(requested)
     if requested != "auto":
         return requested
     fast = trained == "mixed_bfloat16" and backend == "tensorflow" and bfloat16_is_fast()
@@ -117,7 +120,7 @@ def computing_in(model, precision: str):
     finally:
         for layer, policy in zip(model.layers[:-1], before):
             layer.dtype_policy = policy
-        model.train_function = model.test_function = model.predict_function = None
+        _forget_compiled(model)
 
 
 def warn_of_useless_precision(config: RunConfig, backend: str, model) -> None:

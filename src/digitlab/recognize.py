@@ -94,7 +94,7 @@ class Recognizer:
         `trust=True` loads a .keras file that carries code (see `digitlab.evaluation.load_model`).
         """
         from digitlab.backend import select_backend
-        from digitlab.config import PRECISIONS, RunConfig
+        from digitlab.config import RunConfig, check_precision
         from digitlab.errors import ConfigError
         from digitlab.inference import INFERENCE_FILE
         from digitlab.models import get_preset
@@ -103,8 +103,7 @@ class Recognizer:
 
         if engine not in ("auto", "keras"):
             raise ValueError(f"engine must be 'auto' or 'keras', not {engine!r}")
-        if precision not in PRECISIONS:
-            raise ConfigError(f'precision "{precision}" is not one of {", ".join(PRECISIONS)}')
+        check_precision(precision)
         model_path, run_dir = resolve_model(run_or_model, runs)
         config = RunConfig.load(run_dir / CONFIG_FILE) if run_dir is not None else None
         names = dataset_info(config.dataset if config else "mnist").class_names
