@@ -12,7 +12,7 @@ tutorials' stack, is the reference (1x). The engines:
 
 - `digitlab`: what `digitlab train` runs on this machine: the preset's backend (for the CNNs, TensorFlow
   where it runs oneDNN's kernels, else JAX) and precision (for the CNNs, mixed bfloat16 where
-  TensorFlow computes it fast, else float32), on JAX through digitlab's compiled loop (digitlab.jaxloop),
+  TensorFlow computes it fast, else float32), on JAX through digitlab's compiled loop (digitlab.training.jaxloop),
   else Keras' fit as digitlab runs it (several steps per call; one `fit` for all epochs, where `digitlab
   train` makes one per epoch with its own shuffling and validation);
 - `digitlab-jax`: the same on JAX, whatever this CPU (for the CNNs: the compiled loop where TensorFlow would be chosen);
@@ -42,8 +42,8 @@ t0 = time.perf_counter()
 import keras
 from digitlab import load_dataset
 from digitlab.models import build_model, config_for
-from digitlab.preprocess import one_hot, shape_for
-from digitlab.training import make_optimizer
+from digitlab.data.arrays import one_hot, shape_for
+from digitlab.training.fit import make_optimizer
 name, epochs, limit = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 config = config_for(name)
 (x, y), (xt, yt) = load_dataset("mnist", progress=False)
@@ -71,15 +71,16 @@ import json, sys, time, resource
 import numpy as np
 t0 = time.perf_counter()
 from digitlab.models import get_preset
-from digitlab.backend import select_backend
+from digitlab.models.backend import select_backend
 name, epochs, limit = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 select_backend(get_preset(name).backend)  # what `digitlab train` runs on this machine
 import keras
-from digitlab import jaxloop, load_dataset
+from digitlab import load_dataset
+from digitlab.training import jaxloop
 from digitlab.models import build_model, config_for
-from digitlab.preprocess import one_hot, shape_for
-from digitlab.precision import resolve_precision, training_mode
-from digitlab.training import compile_for_fit
+from digitlab.data.arrays import one_hot, shape_for
+from digitlab.models.precision import resolve_precision, training_mode
+from digitlab.training.fit import compile_for_fit
 config = resolve_precision(config_for(name))
 (x, y), (xt, yt) = load_dataset("mnist", progress=False)
 keras.utils.set_random_seed(0)
@@ -95,7 +96,7 @@ if jaxloop.supports(model):  # digitlab's compiled loop
         jaxloop.train_epoch(loop, model, np.random.default_rng(e).permutation(len(x)), config.batch_size, epoch=e + 1)
         times.append(time.perf_counter() - t)
     acc = jaxloop.evaluate(loop, model, xt.reshape(-1, *shape), yt)[1]
-else:  # Keras' fit as digitlab.training runs it (precision, steps per call), in one call for all epochs
+else:  # Keras' fit as digitlab.training.fit runs it (precision, steps per call), in one call for all epochs
     class T(keras.callbacks.Callback):
         def on_epoch_begin(self, e, logs=None): self.t = time.perf_counter()
         def on_epoch_end(self, e, logs=None): times.append(time.perf_counter() - self.t)
@@ -111,7 +112,7 @@ print(json.dumps({"backend": "digitlab", "keras_backend": keras.backend.backend(
 CHILD_FLOOR = r"""
 import json, sys, time, resource
 import numpy as np
-from digitlab.backend import select_backend
+from digitlab.models.backend import select_backend
 select_backend("jax")
 import jax, jax.numpy as jnp
 from digitlab.models import build_model, config_for
@@ -157,7 +158,7 @@ import numpy as np
 t0 = time.perf_counter()
 from digitlab import load_dataset
 from digitlab.models import build_model, config_for
-from digitlab.preprocess import shape_for
+from digitlab.data.arrays import shape_for
 from digitlab.scratch import make_optimizer
 from digitlab.scratch.convert import from_keras
 from digitlab.scratch.train import evaluate, train_epoch

@@ -74,14 +74,14 @@ def throughput_child(model_dir: str, engine: str, data_dir: str | None) -> None:
         backend = keras.backend.backend() if keras and engine == "keras" else "numpy"
         precision = model.layers[0].dtype_policy.name if engine == "keras" else "float32"
     from digitlab import load_dataset
-    from digitlab.preprocess import shape_for
+    from digitlab.data.arrays import shape_for
 
     _, (x_test, y_test) = load_dataset("mnist", data_dir=data_dir)
     x = shape_for(x_test, tuple(model.input_shape[1:]))
     if engine in ("jax", "tensorflow"):
         predict = lambda images: model.predict(images, batch_size=1000, verbose=0)  # noqa: E731
     else:  # as `digitlab evaluate` and the Recognizer predict
-        from digitlab.inference import predict_batches
+        from digitlab.models.numpy_model import predict_batches
 
         predict = lambda images: predict_batches(model, images, 1000)  # noqa: E731
     predict(x[:1000])  # compile / warm up

@@ -6,7 +6,7 @@
 For each layer of the `cnn` preset, one training step's work (forward pass and gradients) is run
 20 times inside one jitted `lax.scan`, as digitlab's loop runs it, once with XLA's own kernels
 (what Keras' JAX backend calls: `conv_general_dilated`, `reduce_window`) and once with
-digitlab.jaxloop's (im2col matrix product, maximum of strided slices). Each step's inputs depend
+digitlab.training.jaxloop's (im2col matrix product, maximum of strided slices). Each step's inputs depend
 on the previous step, so XLA cannot hoist the work out of the loop. Printed: seconds per epoch of
 422 steps (54,000 images), the best of 3, and the ratio.
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from digitlab.backend import select_backend
+from digitlab.models.backend import select_backend
 
 select_backend("jax")
 
@@ -25,7 +25,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from jax import lax  # noqa: E402
 
-from digitlab.jaxloop import conv2d_im2col, maxpool_strided  # noqa: E402
+from digitlab.training.jaxloop import conv2d_im2col, maxpool_strided  # noqa: E402
 
 STEPS_PER_EPOCH = 422  # 54,000 training images in batches of 128
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from digitlab import load_dataset
 from digitlab.recognize import Recognizer
-from digitlab.synthetic import number_accuracy, rendered_accuracy
+from digitlab.images.synthetic import number_accuracy, rendered_accuracy
 
 
 def main() -> None:

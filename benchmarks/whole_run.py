@@ -38,8 +38,8 @@ import numpy as np
 import keras
 from digitlab import load_dataset
 from digitlab.models import build_model, config_for
-from digitlab.preprocess import one_hot, shape_for
-from digitlab.training import make_optimizer
+from digitlab.data.arrays import one_hot, shape_for
+from digitlab.training.fit import make_optimizer
 name, epochs, limit, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 config = config_for(name, epochs=epochs)
 (x, y), (xt, yt) = load_dataset("mnist", progress=False)

@@ -161,8 +161,8 @@ def pil_images(draw):
 
 
 def prepare_image_bytes(data) -> None:
-    from digitlab.images import open_image, to_ink
-    from digitlab.prepare import to_mnist
+    from digitlab.images.read import open_image, to_ink
+    from digitlab.images.prepare import to_mnist
 
     result = to_mnist(to_ink(open_image(data, name="fuzz"), name="fuzz"), name="fuzz")
     assert result.shape == (28, 28) and np.isfinite(result).all(), "prepared image must be 28x28 and finite"
@@ -187,7 +187,7 @@ def csv_texts(draw) -> str:
 
 
 def read_csv_text(text: str) -> None:
-    from digitlab.userdata import read_csv
+    from digitlab.data.userdata import read_csv
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "train.csv"
@@ -204,7 +204,7 @@ def class_folders(draw) -> list[tuple[str, str, bytes]]:
 
 
 def load_class_folders(entries) -> None:
-    from digitlab.userdata import load_dataset
+    from digitlab.data.userdata import load_dataset
 
     with tempfile.TemporaryDirectory() as folder:
         for k, (cls, name, data) in enumerate(entries):
@@ -259,8 +259,8 @@ def http_client():
     """A TestClient of the API around a small untrained MLP (the model's answers do not matter here)."""
     from fastapi.testclient import TestClient
 
-    from digitlab.api import Limits, ModelFacts, create_app
-    from digitlab.inference import NumpyModel
+    from digitlab.serve.app import Limits, ModelFacts, create_app
+    from digitlab.models.numpy_model import NumpyModel
     from digitlab.recognize import Recognizer
 
     rng = np.random.default_rng(0)

@@ -7,34 +7,34 @@
     >>> digitlab.evaluate(run.path).confusion
 
 Keras is imported only when a model is built or loaded, so the backend fastest for each preset
-can still be chosen (see digitlab.backend).
+can still be chosen (see digitlab.models.backend).
 """
 
 from __future__ import annotations
 
 from importlib import import_module
 
-from digitlab import augment  # distorted copies of training digits (uint8 in, uint8 out; JAX inside)
+from digitlab.data import augment  # distorted copies of training digits (uint8 in, uint8 out; JAX inside)
 from digitlab.config import RunConfig
 from digitlab.data import DATASETS, read_idx, write_idx
 from digitlab.errors import ConfigError, DataError, DigitlabError, FetchError, RunError
 from digitlab.models.presets import PRESETS, config_for, get_preset
-from digitlab.neuron import Neuron
-from digitlab.userdata import load_dataset  # registered names and paths to your own data
+from digitlab.scratch.neuron import Neuron
+from digitlab.data.userdata import load_dataset  # registered names and paths to your own data
 
 __version__ = "0.1.0"
 
 # Names whose modules import Keras: loaded on first use.
 _LAZY = {
-    "train": "digitlab.pipeline",
-    "resume": "digitlab.pipeline",
-    "Run": "digitlab.pipeline",
-    "evaluate": "digitlab.evaluation",
-    "Evaluation": "digitlab.evaluation",
-    "load_model": "digitlab.evaluation",
+    "train": "digitlab.lab.pipeline",
+    "resume": "digitlab.lab.pipeline",
+    "Run": "digitlab.lab.pipeline",
+    "evaluate": "digitlab.evaluation.evaluate",
+    "Evaluation": "digitlab.evaluation.evaluate",
+    "load_model": "digitlab.evaluation.evaluate",
     "build_model": "digitlab.models",
     "Recognizer": "digitlab.recognize",
-    "plots": "digitlab.plots",
+    "plots": "digitlab.reports.plots",
 }
 
 

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from digitlab.augment import DISTORTIONS
+from digitlab.data.augment import DISTORTIONS
 from digitlab.errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adam", "rmsprop", "adamw", "adagrad", "nadam")
@@ -47,12 +47,12 @@ class RunConfig:
     validation: str = "split"
     validation_split: float = 0.1
     # "none", or the training images distorted afresh each epoch: "affine" (rotation, scale, shift)
-    # or "elastic" (and Simard's elastic field); see digitlab.augment.
+    # or "elastic" (and Simard's elastic field); see digitlab.data.augment.
     augment: str = "none"
     # "float32", or "mixed_bfloat16": every layer but the output one computes in bfloat16 (weights,
     # optimizer and softmax stay float32), on CPUs with bfloat16 instructions the CNN's epoch in
     # about two thirds of the time. "auto": mixed_bfloat16 where that is faster
-    # (digitlab.precision.resolve_precision), else float32; a run's config.json records which one ran.
+    # (digitlab.models.precision.resolve_precision), else float32; a run's config.json records which one ran.
     precision: str = "float32"
     seed: int = 0
     train_limit: int | None = None  # train on only the first N training images (quick experiments)

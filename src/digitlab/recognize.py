@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from digitlab.calibration import apply_temperature
-from digitlab.images import IMAGE_SUFFIXES, ImageError, open_image, to_ink
-from digitlab.inference import predict_batches
-from digitlab.prepare import to_mnist
+from digitlab.evaluation.calibration import apply_temperature
+from digitlab.images.read import IMAGE_SUFFIXES, ImageError, open_image, to_ink
+from digitlab.models.numpy_model import predict_batches
+from digitlab.images.prepare import to_mnist
 
 DEFAULT_THRESHOLD = 0.5
 
@@ -88,18 +88,18 @@ class Recognizer:
         `engine="keras"` always loads the Keras model, on the backend its preset trains on: for many
         images at once the faster choice where that is TensorFlow's oneDNN (a CNN on an AVX-512
         CPU: BENCHMARKS.md). `precision` is the Keras model's arithmetic: "auto" predicts in the one
-        it trained in where that is fast here (`digitlab.precision.prediction_precision`), else
+        it trained in where that is fast here (`digitlab.models.precision.prediction_precision`), else
         float32; NumPy computes in float32. The Keras model stays in that precision (`rec.model`:
         to share the model, copy the run's `model.keras`, which is float32, rather than saving it).
-        `trust=True` loads a .keras file that carries code (see `digitlab.evaluation.load_model`).
+        `trust=True` loads a .keras file that carries code (see `digitlab.evaluation.evaluate.load_model`).
         """
-        from digitlab.backend import select_backend
+        from digitlab.models.backend import select_backend
         from digitlab.config import RunConfig, check_precision
         from digitlab.errors import ConfigError
-        from digitlab.inference import INFERENCE_FILE
+        from digitlab.models.numpy_model import INFERENCE_FILE
         from digitlab.models import get_preset
         from digitlab.runs import CONFIG_FILE, MODEL_FILE, resolve_model, run_temperature
-        from digitlab.userdata import dataset_info
+        from digitlab.data.userdata import dataset_info
 
         if engine not in ("auto", "keras"):
             raise ValueError(f"engine must be 'auto' or 'keras', not {engine!r}")
@@ -116,16 +116,16 @@ class Recognizer:
             raise ConfigError(f"{model_path}: {what} computes in float32; mixed bfloat16 needs a Keras "
                               "model loaded with engine='keras'.")
         if numpy_path:
-            from digitlab.inference import load as load_inference
+            from digitlab.models.numpy_model import load as load_inference
 
             model = load_inference(fast)
         elif not keras_model:  # a .skops file: no Keras import
-            from digitlab.evaluation import load_model
+            from digitlab.evaluation.evaluate import load_model
 
             model = load_model(model_path, trust=trust)
         else:
-            from digitlab.evaluation import load_model
-            from digitlab.precision import prediction_precision, set_compute_precision
+            from digitlab.evaluation.evaluate import load_model
+            from digitlab.models.precision import prediction_precision, set_compute_precision
 
             backend = select_backend(get_preset(config.model).backend if config else None)
             model = load_model(model_path, trust=trust)
@@ -221,8 +221,8 @@ def read_number(recognizer: Recognizer, image, name: str = "image") -> Reading:
     reading whose digits the model is jointly most sure of (the largest sum of log-probabilities)
     wins: merging and cutting are decided by the recogniser, not by fixed rules.
     """
-    from digitlab.prepare import ink_mask
-    from digitlab.segment import segment
+    from digitlab.images.prepare import ink_mask
+    from digitlab.images.segment import segment
 
     picture = open_image(image, name=name)
     ink = to_ink(picture, name=name)
@@ -263,7 +263,7 @@ def read_number(recognizer: Recognizer, image, name: str = "image") -> Reading:
 
 def _candidates(pieces) -> dict:
     """(start, end, k) -> pieces[start:end] merged and cut into k digit segments."""
-    from digitlab.segment import Segment, split, split_counts
+    from digitlab.images.segment import Segment, split, split_counts
 
     height = int(np.median([p.box[2] - p.box[0] for p in pieces]))
     candidates = {}

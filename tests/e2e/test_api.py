@@ -16,7 +16,7 @@ def test_train_evaluate_and_plot_from_python(tmp_path, data_dir):
     again = digitlab.evaluate(run.path, data_dir=data_dir)
     assert abs(again.accuracy - run.metrics["test_accuracy"]) < 1e-6
     assert again.confusion.sum() == 10000
-    fig = digitlab.plots.plot_predictions(
+    fig = digitlab.reports.plots.plot_predictions(
         np.zeros((4, 28, 28), np.uint8), again.labels[:4], again.probabilities[:4]
     )
     assert isinstance(fig, Figure)

@@ -213,7 +213,7 @@ def test_cnn_trains_on_tensorflow_in_the_precision_fastest_here(tmp_path):
     makes it this run's on any CPU): several steps per compiled call, mixed bfloat16 where the CPU has
     bfloat16 instructions (--precision auto, the recipe's); the saved model computes in float32."""
     from digitlab import load_model
-    from digitlab.backend import bfloat16_is_fast
+    from digitlab.models.backend import bfloat16_is_fast
 
     precision = "mixed_bfloat16" if bfloat16_is_fast() else "float32"
     done = run_cli("train", "--model", "cnn-fast", "--epochs", "1", "--limit", "6000", "--out",

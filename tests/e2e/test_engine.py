@@ -47,7 +47,7 @@ def test_evaluate_and_diagnose_work_on_a_numpy_run_unchanged(numpy_run):
 
 def test_engine_probabilities_agree_with_a_trained_keras_preset_on_all_test_images(tmp_path, mnist, data_dir):
     import digitlab
-    from digitlab.preprocess import shape_for
+    from digitlab.data.arrays import shape_for
     from digitlab.scratch.convert import from_keras
 
     config = digitlab.config_for("mlp-dropout", epochs=1, train_limit=10000, out=str(tmp_path))

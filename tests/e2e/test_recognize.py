@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from digitlab.synthetic import compose_number, number_accuracy, rendered_accuracy
+from digitlab.images.synthetic import compose_number, number_accuracy, rendered_accuracy
 from tests.conftest import run_cli
 
 
@@ -115,7 +115,7 @@ def test_read_cli_draws_boxes(model_run, mnist, tmp_path):
 
 def test_the_recognizers_precision_is_checked_and_applied(model_run, mnist):
     from digitlab.errors import ConfigError
-    from digitlab.preprocess import shape_for
+    from digitlab.data.arrays import shape_for
     from digitlab.recognize import Recognizer
 
     with pytest.raises(ConfigError, match="NumPy path .* computes in float32; mixed bfloat16 needs a Keras model"):
@@ -141,7 +141,7 @@ def test_evaluate_reports_calibration(model_run):
 
 
 def test_the_numpy_inference_path_equals_keras_on_the_10000_test_images(model_run, mnist):
-    from digitlab.preprocess import shape_for
+    from digitlab.data.arrays import shape_for
     from digitlab.recognize import Recognizer
 
     _, (x_test, _) = mnist
@@ -157,7 +157,7 @@ def test_predict_from_a_cold_start_imports_no_training_framework(model_run, mnis
 
     _, (x_test, _) = mnist
     Image.fromarray(255 - x_test[0]).save(tmp_path / "one.png")
-    code = ("import sys; from digitlab.cli import main; sys.argv = ['digitlab', 'predict', sys.argv[1], '--model', "
+    code = ("import sys; from digitlab.cli.main import main; sys.argv = ['digitlab', 'predict', sys.argv[1], '--model', "
             "sys.argv[2]];\ntry: main()\nexcept SystemExit: pass\n"
             "print(sorted(m for m in ('keras', 'tensorflow', 'jax', 'torch', 'sklearn') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "one.png"), str(model_run)],

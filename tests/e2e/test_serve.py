@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from PIL import Image
 from schemathesis.checks import not_a_server_error
 
-from digitlab.synthetic import compose_number
+from digitlab.images.synthetic import compose_number
 from tests.conftest import DATA_DIR, REPO, digitlab_command
 
 sys.path.insert(0, str(REPO / "benchmarks"))

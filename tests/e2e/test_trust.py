@@ -10,7 +10,7 @@ from tests.conftest import run_cli
 
 @pytest.fixture(scope="module")
 def lambda_model(tmp_path_factory):
-    from digitlab.backend import select_backend
+    from digitlab.models.backend import select_backend
 
     select_backend()
     import keras
@@ -44,7 +44,7 @@ def test_refused_with_why_and_how_then_loaded_when_trusted(lambda_model, mnist, 
 
 def test_the_python_api_refuses_too(lambda_model):
     from digitlab.errors import RunError
-    from digitlab.evaluation import load_model
+    from digitlab.evaluation.evaluate import load_model
 
     with pytest.raises(RunError, match="trust=True"):
         load_model(lambda_model)
@@ -55,7 +55,7 @@ def test_recognizer_and_evaluate_refuse_too_unless_trusted(lambda_model):
     import numpy as np
 
     from digitlab.errors import RunError
-    from digitlab.evaluation import evaluate
+    from digitlab.evaluation.evaluate import evaluate
     from digitlab.recognize import Recognizer
 
     with pytest.raises(RunError, match="carries a Lambda layer's Python function"):

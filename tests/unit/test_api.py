@@ -10,12 +10,12 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from digitlab.api import Limits, ModelFacts, create_app
+from digitlab.serve.app import Limits, ModelFacts, create_app
 
 
 @pytest.fixture(scope="module")
 def client():
-    from digitlab.backend import select_backend
+    from digitlab.models.backend import select_backend
 
     select_backend()
     import keras

@@ -1,4 +1,4 @@
-"""digitlab.augment: each distortion checked against NumPy's own moves of the pixel grid."""
+"""digitlab.data.augment: each distortion checked against NumPy's own moves of the pixel grid."""
 
 import math
 
@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from digitlab.augment import DISTORTIONS, Distortion, distort_images, distortion_for, smooth, warp
+from digitlab.data.augment import DISTORTIONS, Distortion, distort_images, distortion_for, smooth, warp
 from digitlab.errors import ConfigError
 
 
@@ -127,7 +127,7 @@ def test_unknown_kinds_and_shapes_are_refused_by_name():
 
 
 def test_the_samples_figure_shows_the_distorted_digits(data_dir):
-    from digitlab.figures import make_figure
+    from digitlab.reports.figures import make_figure
 
     def pixels(fig):
         return [image.get_array() for ax in fig.axes for image in ax.images]
@@ -143,7 +143,7 @@ def test_the_samples_figure_shows_the_distorted_digits(data_dir):
 def test_the_samples_of_a_run_are_drawn_as_that_run_trained(data_dir, tmp_path):
     import json
 
-    from digitlab.figures import make_figure
+    from digitlab.reports.figures import make_figure
 
     run = tmp_path / "run"
     run.mkdir()

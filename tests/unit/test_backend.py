@@ -1,4 +1,4 @@
-"""digitlab.backend: a JAX process never pays for importing TensorFlow, a TensorFlow one still works."""
+"""digitlab.models.backend: a JAX process never pays for importing TensorFlow, a TensorFlow one still works."""
 
 import subprocess
 import sys
@@ -17,7 +17,7 @@ def run_python(code: str, backend: str | None = None) -> str:
 def test_a_jax_process_saves_loads_and_seeds_without_importing_tensorflow(tmp_path):
     out = run_python(f"""
         import sys
-        from digitlab.backend import select_backend
+        from digitlab.models.backend import select_backend
         print(select_backend("jax"))
         import keras, numpy as np
         keras.utils.set_random_seed(0)  # seeds TensorFlow too, when it is loaded
@@ -40,7 +40,7 @@ def test_a_jax_process_saves_loads_and_seeds_without_importing_tensorflow(tmp_pa
 def test_keras_layers_that_need_tensorflow_still_get_it():
     out = run_python("""
         import sys
-        from digitlab.backend import select_backend
+        from digitlab.models.backend import select_backend
         select_backend("jax")
         import keras
         layer = keras.layers.Hashing(num_bins=3)  # refuses to build where TensorFlow is missing
@@ -52,7 +52,7 @@ def test_keras_layers_that_need_tensorflow_still_get_it():
 def test_the_tensorflow_backend_still_imports_tensorflow():
     out = run_python("""
         import sys
-        from digitlab.backend import select_backend
+        from digitlab.models.backend import select_backend
         print(select_backend("tensorflow"), "tensorflow" in sys.modules)
     """)
     assert out.split() == ["tensorflow", "True"]
@@ -62,7 +62,7 @@ def test_where_keras_has_no_such_module_nothing_changes(monkeypatch):
     from keras.src.saving import serialization_lib
     from keras.src.utils import module_utils, rng_utils
 
-    from digitlab.backend import keep_tensorflow_unloaded
+    from digitlab.models.backend import keep_tensorflow_unloaded
 
     monkeypatch.delattr(module_utils, "LazyModule")
     assert keep_tensorflow_unloaded() is False
@@ -73,7 +73,7 @@ def test_where_keras_has_no_such_module_nothing_changes(monkeypatch):
 
 
 def test_convolutional_networks_train_on_tensorflow_where_it_runs_onednn(monkeypatch):
-    import digitlab.backend as backend
+    import digitlab.models.backend as backend
 
     monkeypatch.setattr(backend.platform, "system", lambda: "Linux")
     monkeypatch.setattr(backend.platform, "machine", lambda: "x86_64")
@@ -99,14 +99,14 @@ def test_the_onednn_rule_agrees_with_tensorflow_on_this_machine():
     """digitlab decides without importing TensorFlow; TensorFlow's own answer must be the same."""
     code = """
         import os
-        from digitlab.backend import tensorflow_uses_onednn
+        from digitlab.models.backend import tensorflow_uses_onednn
         ours = tensorflow_uses_onednn()
         from tensorflow.python.util import _pywrap_util_port
         print(ours, _pywrap_util_port.IsMklEnabled())
     """
     import platform
 
-    from digitlab.backend import tensorflow_uses_onednn
+    from digitlab.models.backend import tensorflow_uses_onednn
 
     if platform.system() != "Linux" or platform.machine() != "x86_64":  # TensorFlow's rules differ there
         assert not tensorflow_uses_onednn()  # and digitlab keeps the CNNs on JAX
@@ -120,7 +120,7 @@ def test_the_onednn_rule_agrees_with_tensorflow_on_this_machine():
 def test_cpu_flags_reads_this_machines_cpu():
     import platform
 
-    from digitlab.backend import cpu_flags
+    from digitlab.models.backend import cpu_flags
 
     flags = cpu_flags()
     if platform.system() == "Linux" and platform.machine() == "x86_64":
@@ -128,7 +128,7 @@ def test_cpu_flags_reads_this_machines_cpu():
 
 
 def test_bfloat16_is_fast_where_tensorflow_runs_onednn_on_bfloat16_instructions(monkeypatch):
-    import digitlab.backend as backend
+    import digitlab.models.backend as backend
 
     monkeypatch.setattr(backend.platform, "system", lambda: "Linux")
     monkeypatch.setattr(backend.platform, "machine", lambda: "x86_64")
@@ -142,7 +142,7 @@ def test_bfloat16_is_fast_where_tensorflow_runs_onednn_on_bfloat16_instructions(
 def test_planned_backend_is_what_select_backend_gives_without_importing_keras(monkeypatch):
     code = """
         import os, sys
-        from digitlab.backend import planned_backend, select_backend
+        from digitlab.models.backend import planned_backend, select_backend
         before = planned_backend("tensorflow"), planned_backend(None)
         os.environ["KERAS_BACKEND"] = "jax"
         print(*before, planned_backend("tensorflow"), "keras" in sys.modules)

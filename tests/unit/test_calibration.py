@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from digitlab.calibration import apply_temperature, expected_calibration_error, fit_temperature
+from digitlab.evaluation.calibration import apply_temperature, expected_calibration_error, fit_temperature
 
 
 def sample(n=20000, true_t=2.0, seed=0):

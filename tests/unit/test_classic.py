@@ -69,7 +69,7 @@ class Foreign:
 
 def test_a_baseline_is_evaluated_in_float32_and_refuses_bfloat16(subset, tmp_path, data_dir):
     from digitlab.errors import ConfigError
-    from digitlab.evaluation import evaluate
+    from digitlab.evaluation.evaluate import evaluate
     from digitlab.recognize import Recognizer
 
     x_train, y_train, _, _ = subset

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from digitlab.diagnose import diagnose, diagnose_network
-from digitlab.preprocess import shape_for
+from digitlab.evaluation.diagnose import diagnose, diagnose_network
+from digitlab.data.arrays import shape_for
 from digitlab.scratch import mlp
 from digitlab.scratch.convert import to_keras
 

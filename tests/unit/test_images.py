@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image
 
-from digitlab.images import ImageError, open_image, to_ink
-from digitlab.prepare import to_mnist
+from digitlab.images.read import ImageError, open_image, to_ink
+from digitlab.images.prepare import to_mnist
 
 DIGIT = np.zeros((28, 28), np.uint8)
 DIGIT[6:22, 12:16] = 255  # a "1"

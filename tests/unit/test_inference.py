@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from digitlab.errors import RunError
-from digitlab.inference import export, load
-from digitlab.preprocess import shape_for
+from digitlab.models.numpy_model import export, load
+from digitlab.data.arrays import shape_for
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +17,7 @@ def keras_models():
     import keras
     from keras import layers
 
-    # A model with Keras' own augmentation layers, as cnn-aug had before digitlab.augment (its old
+    # A model with Keras' own augmentation layers, as cnn-aug had before digitlab.data.augment (its old
     # run folders still load) and as a user's own model may have: identity at inference.
     augmenting = keras.Sequential([
         keras.Input((28, 28, 1)), layers.RandomRotation(0.03), layers.RandomTranslation(0.1, 0.1),
@@ -69,7 +69,7 @@ def test_a_damaged_or_pickled_file_is_refused(tmp_path):
 
 
 def test_predict_batches_gives_predicts_outputs_for_any_count(keras_models, mnist, tmp_path):
-    from digitlab.inference import predict_batches
+    from digitlab.models.numpy_model import predict_batches
 
     _, (x_test, _) = mnist
     model = keras_models["mlp-dropout"]

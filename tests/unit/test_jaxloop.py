@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from digitlab.backend import select_backend
+from digitlab.models.backend import select_backend
 
 assert select_backend("jax") == "jax", "these tests need Keras on the JAX backend in this process"
 
 import keras  # noqa: E402
 
-from digitlab import jaxloop  # noqa: E402
+from digitlab.training import jaxloop  # noqa: E402
 from digitlab.errors import TrainingDiverged  # noqa: E402
 from digitlab.models import build_model  # noqa: E402
 
@@ -165,7 +165,7 @@ def test_supports_sequential_models_on_jax_only():
 def test_the_compilation_cache_is_skipped_where_unwritable_and_respects_the_users_own(tmp_path):
     import jax
 
-    from digitlab.backend import use_compilation_cache
+    from digitlab.models.backend import use_compilation_cache
 
     saved = jax.config.jax_compilation_cache_dir
     try:
@@ -189,7 +189,7 @@ def test_a_half_written_compilation_cache_entry_is_removed_so_the_cache_keeps_wo
     JAX's eviction then fails on every new entry. Mending removes exactly the orphans."""
     from jax._src.lru_cache import LRUCache
 
-    from digitlab.backend import mend_compiled_cache
+    from digitlab.models.backend import mend_compiled_cache
 
     (tmp_path / "whole-cache").write_bytes(b"p" * 10)
     (tmp_path / "whole-atime").write_bytes((1).to_bytes(8, "little"))

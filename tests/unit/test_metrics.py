@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from digitlab import metrics
+from digitlab.evaluation import metrics
 
 
 def random_predictions(n=500, k=10, seed=0):

@@ -3,7 +3,7 @@
 import numpy as np
 
 from digitlab import Neuron
-from digitlab.neuron import sigmoid
+from digitlab.scratch.neuron import sigmoid
 
 
 def test_the_tutorial_neuron():

@@ -1,10 +1,10 @@
-"""digitlab.precision: which arithmetic a run trains in, resolved before it starts."""
+"""digitlab.models.precision: which arithmetic a run trains in, resolved before it starts."""
 
 from __future__ import annotations
 
 import pytest
 
-from digitlab import precision
+from digitlab.models import precision
 from digitlab.config import RunConfig
 from digitlab.errors import ConfigError
 
@@ -54,9 +54,9 @@ def test_a_network_predicts_in_the_precision_it_trained_in_where_that_is_fast(mo
 def test_computing_in_sets_every_layer_but_the_output_layer_and_restores_float32(mnist):
     import numpy as np
 
-    from digitlab.inference import predict_batches
+    from digitlab.models.numpy_model import predict_batches
     from digitlab.models import build_model
-    from digitlab.preprocess import shape_for
+    from digitlab.data.arrays import shape_for
 
     model = build_model("mlp-dropout")
     x = shape_for(mnist[1][0][:300], (784,))

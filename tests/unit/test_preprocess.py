@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from digitlab.errors import ConfigError
-from digitlab.preprocess import flatten, one_hot, scale, shape_for, split_validation
+from digitlab.data.arrays import flatten, one_hot, scale, shape_for, split_validation
 
 
 @settings(max_examples=50, deadline=None)

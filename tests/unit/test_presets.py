@@ -82,7 +82,7 @@ def test_unknown_names_are_rejected_with_the_choices():
 def test_the_convolutional_presets_train_where_convolutions_are_fastest(monkeypatch):
     """TensorFlow's fit where TensorFlow runs oneDNN's kernels, digitlab's JAX loop elsewhere;
     the dense presets always on JAX, `cnn-aug` always on TensorFlow."""
-    import digitlab.backend as backend
+    import digitlab.models.backend as backend
 
     monkeypatch.setattr(backend.platform, "system", lambda: "Linux")
     monkeypatch.setattr(backend.platform, "machine", lambda: "x86_64")

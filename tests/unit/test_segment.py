@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from digitlab.segment import segment, split, split_counts
+from digitlab.images.segment import segment, split, split_counts
 
 
 def blobs(*spans, height=40, width=200):

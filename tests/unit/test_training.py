@@ -1,4 +1,4 @@
-"""digitlab.training with augmentation: both training paths train on each epoch's new copies."""
+"""digitlab.training.fit with augmentation: both training paths train on each epoch's new copies."""
 
 from __future__ import annotations
 
@@ -7,17 +7,19 @@ import dataclasses
 import numpy as np
 import pytest
 
-from digitlab.backend import select_backend
+from digitlab.models.backend import select_backend
 
 select_backend("jax")
 
-from digitlab import checkpoints, jaxloop, training  # noqa: E402
+from digitlab.training import checkpoints
+from digitlab.training import jaxloop
+from digitlab.training import fit as training  # noqa: E402
 from digitlab.config import RunConfig  # noqa: E402
 
 
 @pytest.mark.parametrize("path", ["compiled loop", "keras fit"])
 def test_training_with_augment_trains_on_each_epochs_distorted_copies(mnist, monkeypatch, path):
-    """`fit` asks digitlab.augment for new copies every epoch, from the epoch's seed, and trains on
+    """`fit` asks digitlab.data.augment for new copies every epoch, from the epoch's seed, and trains on
     them, not on the split's images: copies that are all black teach nothing."""
     (x, y), test = mnist
     calls = []

@@ -10,7 +10,7 @@ from PIL import Image
 
 from digitlab.data import write_idx
 from digitlab.errors import DataError
-from digitlab.userdata import dataset_info, load_dataset, read_csv
+from digitlab.data.userdata import dataset_info, load_dataset, read_csv
 
 HEADER = "label," + ",".join(f"pixel{i}" for i in range(784))
 

@@ -7,8 +7,7 @@ from digitlab.models.presets import DEFAULT_PRESET, PRESETS, Claim, Preset, conf
 
 def build_model(name: str = DEFAULT_PRESET, image_shape=(28, 28), num_classes: int = 10):
     """Build the (uncompiled) Keras model of preset `name`, selecting its backend if still free."""
-    from digitlab.backend import select_backend
-
+    from digitlab.models.backend import select_backend
     from digitlab.errors import ConfigError
 
     preset = get_preset(name)

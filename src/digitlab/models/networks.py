@@ -1,7 +1,7 @@
 """The tutorials' networks as Keras 3 models: literal layer lists, explicit input shapes.
 
 Each builder takes the image shape and number of classes and returns an uncompiled model. Dense
-networks take flattened images (784,), the CNN takes (28, 28, 1); `digitlab.preprocess.shape_for`
+networks take flattened images (784,), the CNN takes (28, 28, 1); `digitlab.data.arrays.shape_for`
 prepares images for either.
 """
 
@@ -158,7 +158,7 @@ def cnn_fast(image_shape=(28, 28), num_classes=10) -> keras.Model:
 
 def cnn_aug(image_shape=(28, 28), num_classes=10) -> keras.Model:
     """Two double-conv stages with batch norm: the network of the `cnn-aug` recipe, which trains it
-    on distorted digits (digitlab.augment). About 870k parameters.
+    on distorted digits (digitlab.data.augment). About 870k parameters.
     """
     def stage(filters: int, name: str) -> list:
         return [

@@ -9,7 +9,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Callable
 
-from digitlab.backend import CONVNET, convnet_backend
+from digitlab.models.backend import CONVNET, convnet_backend
 from digitlab.config import RunConfig
 from digitlab.errors import ConfigError
 
@@ -31,7 +31,7 @@ class Preset:
     recipe: dict  # RunConfig fields this preset sets
     claim: Claim | None  # what its tutorial reported; None for digitlab's own experiments
     # The Keras backend measured fastest for this network on a CPU: "jax", "tensorflow", or CONVNET,
-    # whichever trains convolutions fastest on this CPU (digitlab.backend.convnet_backend).
+    # whichever trains convolutions fastest on this CPU (digitlab.models.backend.convnet_backend).
     backend_rule: str
     kind: str = "keras"  # or "sklearn": a classic baseline from digitlab.models.classic
 
@@ -125,11 +125,11 @@ PRESETS: dict[str, Preset] = {
             "two conv + max-pool stages, 128-unit dense, dropout (digitlab's design)",
             "cnn",
             # Cosine decay of Adam's rate: 99.34% vs 99.19% at a constant rate (12 epochs, seed 0).
-            # Precision "auto": mixed bfloat16 where TensorFlow computes it fast (digitlab.precision.resolve_precision).
+            # Precision "auto": mixed bfloat16 where TensorFlow computes it fast (digitlab.models.precision.resolve_precision).
             dict(optimizer="adam", lr_schedule="cosine", batch_size=128, epochs=12, validation_split=0.1,
                  precision="auto"),
             Claim("at least 99.2% (digitlab's target)", "test_accuracy", 0.992),
-            # TensorFlow's fit where it runs oneDNN, else JAX with digitlab's compiled loop (digitlab.jaxloop;
+            # TensorFlow's fit where it runs oneDNN, else JAX with digitlab's compiled loop (digitlab.training.jaxloop;
             # Keras' own fit on JAX is 10x slower)
             CONVNET,
         ),

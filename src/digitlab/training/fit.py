@@ -1,7 +1,7 @@
 """Fit a preset's Keras network to a data set with its recipe: seeded, validated, with progress.
 
 Keras is imported inside the functions, after `select_backend`, so each preset runs on the
-backend measured fastest for it (see digitlab.backend).
+backend measured fastest for it (see digitlab.models.backend).
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from digitlab.augment import distort_images, distortion_for
-from digitlab.backend import select_backend
+from digitlab.data.augment import distort_images, distortion_for
+from digitlab.models.backend import select_backend
 from digitlab.config import RunConfig
 from digitlab.errors import ConfigError
 from digitlab.models import build_model, get_preset
-from digitlab.precision import resolve_precision, training_mode, warn_of_useless_precision
-from digitlab.preprocess import one_hot, shape_for, split_validation
+from digitlab.models.precision import resolve_precision, training_mode, warn_of_useless_precision
+from digitlab.data.arrays import one_hot, shape_for, split_validation
 from digitlab.runs import write_history
 
 AUGMENT_STREAM = 1  # the distortions' random stream of an epoch's seed (the shuffling has the seed itself)
@@ -115,7 +115,7 @@ def fit(
     config = resolve_precision(config)  # "auto" (a RunConfig made in Python) as `digitlab train` resolves it
     import keras
 
-    from digitlab import checkpoints
+    from digitlab.training import checkpoints
 
     if resume:
         checkpoint = checkpoints.load(run_dir)
@@ -130,7 +130,7 @@ def fit(
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2  # a progress bar on a terminal, a line per epoch in logs
     warn_of_useless_precision(config, backend, model)
-    from digitlab import jaxloop
+    from digitlab.training import jaxloop
 
     with training_mode(model, config.precision):  # then float32 for saving, evaluation and export
         fit_epochs = _fit_compiled if jaxloop.supports(model) else _fit_keras  # the loop: float32 only
@@ -143,7 +143,7 @@ def _fit_keras(model, config: RunConfig, splits: Splits, history: dict, start: i
     """Epochs `start`.. of `fit` with Keras' own `model.fit`, one call per epoch."""
     import keras
 
-    from digitlab import checkpoints
+    from digitlab.training import checkpoints
 
     input_shape = tuple(model.input_shape[1:])
     distortion = distortion_for(config.augment)
@@ -177,11 +177,12 @@ def _fit_keras(model, config: RunConfig, splits: Splits, history: dict, start: i
 
 def _fit_compiled(model, config: RunConfig, splits: Splits, history: dict, start: int, num_classes: int,
                   run_dir: Path | None, verbose: int) -> dict:
-    """Epochs `start`.. of `fit` with digitlab's compiled JAX loop (digitlab.jaxloop): same recipe, same
+    """Epochs `start`.. of `fit` with digitlab's compiled JAX loop (digitlab.training.jaxloop): same recipe, same
     seeds per epoch, same history and checkpoints, several times faster than `model.fit` on a CPU."""
     import keras
 
-    from digitlab import checkpoints, jaxloop
+    from digitlab.training import checkpoints
+    from digitlab.training import jaxloop
 
     input_shape = tuple(model.input_shape[1:])
     x = splits.x_train.reshape(len(splits.x_train), *input_shape)  # uint8: scaled inside each step
@@ -218,7 +219,7 @@ def _fit_compiled(model, config: RunConfig, splits: Splits, history: dict, start
 
 
 def epoch_images(splits: Splits, distortion, epoch_seed: int) -> np.ndarray:
-    """An epoch's distorted copies of the training images (digitlab.augment), uint8 (n, height, width).
+    """An epoch's distorted copies of the training images (digitlab.data.augment), uint8 (n, height, width).
 
     Drawn from the epoch's seed alone, so a resumed run trains on the same copies, but from their
     own stream of it: the shuffling, drawn from the same seed, stays independent of them.
@@ -287,7 +288,7 @@ def fit_classic(config: RunConfig, splits: Splits, *, num_classes: int = 10, run
 
     It fits in one step, so there are no epochs to checkpoint: an interrupted fit starts again.
     """
-    from digitlab import metrics
+    from digitlab.evaluation import metrics
     from digitlab.errors import RunError
     from digitlab.models.classic import fit_classic as fit_estimator
 
@@ -311,7 +312,7 @@ def fit_numpy(config: RunConfig, splits: Splits, *, num_classes: int = 10, run_d
     """
     import time
 
-    from digitlab import checkpoints
+    from digitlab.training import checkpoints
     from digitlab.scratch import Dropout
     from digitlab.scratch import make_optimizer as make_numpy_optimizer
     from digitlab.scratch.convert import from_keras, to_keras

@@ -1,6 +1,6 @@
 """The `digitlab` commands that run many trainings or a server: reproduce, compare, serve.
 
-Plain functions with Typer's options as defaults; `digitlab.cli` registers them on the app.
+Plain functions with Typer's options as defaults; `digitlab.cli.main` registers them on the app.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from digitlab.cli_options import DataDirOption, TrustOption, choice, dataset_arg, names as split_names, out
+from digitlab.cli.options import DataDirOption, TrustOption, choice, dataset_arg, names as split_names, out
 from digitlab.models.presets import PRESETS
 
 
@@ -24,8 +24,8 @@ def reproduce(
     markdown: Optional[Path] = typer.Option(None, help="Also write the table as Markdown to this file."),
 ) -> None:
     """Train every tutorial preset with its recipe and compare with what the tutorial reported."""
-    from digitlab.reproduce import markdown_table
-    from digitlab.reproduce import reproduce as run_all
+    from digitlab.lab.reproduce import markdown_table
+    from digitlab.lab.reproduce import reproduce as run_all
 
     names = [p.strip() for p in presets.split(",")] if presets else None
     for name in names or []:
@@ -56,7 +56,7 @@ def compare(
     data_dir: Optional[Path] = DataDirOption,
 ) -> None:
     """Train each model on each data set; print a leaderboard and write it as Markdown, CSV and HTML."""
-    from digitlab.compare import COLUMNS, compare as run_all, row, write_leaderboard
+    from digitlab.lab.compare import COLUMNS, compare as run_all, row, write_leaderboard
 
     names = split_names(models, "preset", PRESETS)
     sets = [dataset_arg(d.strip()) for d in datasets.split(",") if d.strip()]
@@ -92,7 +92,7 @@ def serve(
     """The HTTP API and the drawing page: open http://HOST:PORT/ in a browser, /docs for the API."""
     import uvicorn
 
-    from digitlab.api import Limits, create_app, model_facts
+    from digitlab.serve.app import Limits, create_app, model_facts
     from digitlab.recognize import Recognizer
 
     recognizer = Recognizer.load(model, runs=runs_dir, threshold=threshold, trust=trust_model)

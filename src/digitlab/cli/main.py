@@ -18,10 +18,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from digitlab.augment import DISTORTIONS
-from digitlab.cli_options import DataDirOption, TrustOption, choice, dataset_arg, err, in_range, out
-from digitlab.cli_runs import compare, reproduce, serve
-from digitlab.console import prediction_line, print_diagnosis, print_evaluation, progress
+from digitlab.data.augment import DISTORTIONS
+from digitlab.cli.options import DataDirOption, TrustOption, choice, dataset_arg, err, in_range, out
+from digitlab.cli.runs import compare, reproduce, serve
+from digitlab.cli.console import prediction_line, print_diagnosis, print_evaluation, progress
 
 from digitlab.config import ENGINES, INITS, LR_SCHEDULES, OPTIMIZERS, PRECISIONS, VALIDATION_MODES
 from digitlab.data import DATASETS
@@ -77,9 +77,9 @@ def train(
 ) -> None:
     """Train a preset with its recipe, evaluate it on the test set, write a run folder."""
     from digitlab.models import config_for
-    from digitlab.pipeline import resume as resume_run
-    from digitlab.precision import resolve_precision
-    from digitlab.pipeline import train as train_run
+    from digitlab.lab.pipeline import resume as resume_run
+    from digitlab.models.precision import resolve_precision
+    from digitlab.lab.pipeline import train as train_run
 
     if resume is not None:
         out.print(f"Resuming {escape(str(resume))}")
@@ -126,7 +126,7 @@ def evaluate(
     trust_model: bool = TrustOption,
 ) -> None:
     """Test loss and accuracy, confusion matrix, per-class report, most confused pairs."""
-    from digitlab.evaluation import evaluate as evaluate_run
+    from digitlab.evaluation.evaluate import evaluate as evaluate_run
 
     ev = evaluate_run(run, dataset=dataset, data_dir=data_dir, out=runs_dir, trust=trust_model, precision=precision)
     if as_json:
@@ -140,7 +140,7 @@ def models() -> None:
     """Every preset: a one-line description, its layers and its parameter count."""
     from digitlab.models import build_model
     from digitlab.models.describe import describe_model
-    from digitlab.reproduce import recipe_text
+    from digitlab.lab.reproduce import recipe_text
 
     summary = Table(title="Presets")
     for col in ("preset", "parameters", "description", "recipe"):
@@ -188,7 +188,7 @@ def plot(
     runs_dir: Path = typer.Option(Path("runs"), "--runs", help="Where to look for the latest run."),
 ) -> None:
     """Draw one figure: sample digits, training curves, confusion heat map, predictions, probabilities."""
-    from digitlab.figures import make_figure
+    from digitlab.reports.figures import make_figure
 
     fig = make_figure(kind, run, dataset=dataset, index=index, count=count, mistakes=mistakes, augment=augment,
                       data_dir=data_dir, runs_dir=runs_dir)
@@ -288,11 +288,11 @@ def diagnose(
     runs_dir: Path = typer.Option(Path("runs"), "--runs", help="Where to look for the latest run."),
 ) -> None:
     """Dead ReLUs, saturated units and vanishing gradients, per hidden layer, with verdicts."""
-    from digitlab.diagnose import diagnose as run_diagnosis
+    from digitlab.evaluation.diagnose import diagnose as run_diagnosis
 
     result = run_diagnosis(run, data_dir=data_dir, out=runs_dir, limit=limit)
     if plot_file is not None:
-        from digitlab.plots import plot_layer_health
+        from digitlab.reports.plots import plot_layer_health
         from digitlab.runs import HISTORY_JSON, read_json, resolve_model
 
         _, run_dir = resolve_model(run, runs_dir)

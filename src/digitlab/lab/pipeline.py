@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from digitlab import plots
+from digitlab.reports import plots
 from digitlab.config import RunConfig
-from digitlab.userdata import dataset_info, load_dataset
-from digitlab.calibration import fit_temperature
-from digitlab.evaluation import Evaluation, evaluate_model, predict_probabilities
+from digitlab.data.userdata import dataset_info, load_dataset
+from digitlab.evaluation.calibration import fit_temperature
+from digitlab.evaluation.evaluate import Evaluation, evaluate_model, predict_probabilities
 from digitlab.models import config_for, get_preset
 from digitlab.runs import (
     CALIBRATION_FILE,
@@ -29,13 +29,13 @@ from digitlab.runs import (
     write_history,
     write_json,
 )
-from digitlab import checkpoints
+from digitlab.training import checkpoints
 from digitlab.errors import ConfigError, DigitlabError, RunError
-from digitlab.inference import INFERENCE_FILE
-from digitlab.inference import export as export_inference
-from digitlab.report import write_report
-from digitlab.precision import computing_in, prediction_precision, resolve_precision
-from digitlab.training import check_numpy_engine, fit, fit_classic, fit_numpy, make_splits
+from digitlab.models.numpy_model import INFERENCE_FILE
+from digitlab.models.numpy_model import export as export_inference
+from digitlab.reports.report import write_report
+from digitlab.models.precision import computing_in, prediction_precision, resolve_precision
+from digitlab.training.fit import check_numpy_engine, fit, fit_classic, fit_numpy, make_splits
 
 
 @dataclass

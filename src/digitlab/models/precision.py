@@ -14,7 +14,7 @@ import sys
 import warnings
 from dataclasses import replace
 
-from digitlab.backend import bfloat16_is_fast, planned_backend
+from digitlab.models.backend import bfloat16_is_fast, planned_backend
 from digitlab.config import RunConfig, check_precision
 from digitlab.errors import ConfigError
 from digitlab.models import get_preset

@@ -147,9 +147,9 @@ def diagnose(
 ) -> Diagnosis:
     """Diagnose a run folder or .keras file (default: the latest run) on its training set."""
     from digitlab.config import RunConfig
-    from digitlab.userdata import load_dataset
-    from digitlab.evaluation import load_model
-    from digitlab.preprocess import shape_for
+    from digitlab.data.userdata import load_dataset
+    from digitlab.evaluation.evaluate import load_model
+    from digitlab.data.arrays import shape_for
     from digitlab.runs import CONFIG_FILE, HISTORY_JSON, read_json, resolve_model
     from digitlab.scratch.convert import from_keras
 

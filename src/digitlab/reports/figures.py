@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from digitlab import plots
-from digitlab.augment import distort_images, distortion_for
+from digitlab.reports import plots
+from digitlab.data.augment import distort_images, distortion_for
 from digitlab.config import RunConfig
-from digitlab.userdata import dataset_info, load_dataset
+from digitlab.data.userdata import dataset_info, load_dataset
 from digitlab.errors import ConfigError, RunError
 from digitlab.runs import CONFIG_FILE, HISTORY_JSON, read_json, resolve_model
 
@@ -55,7 +55,7 @@ def make_figure(
             raise RunError(f"{model_path}: no training history beside it; curves need the run folder the model was trained in.")
         return plots.plot_history(read_json(history_file), title=f"Training curves, run {run_dir.name}")
 
-    from digitlab.evaluation import evaluate
+    from digitlab.evaluation.evaluate import evaluate
 
     ev = evaluate(run, dataset=dataset, data_dir=data_dir, out=runs_dir)
     _, (x_test, _) = load_dataset(ev.dataset, data_dir=data_dir)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from digitlab import plots
-from digitlab.evaluation import Evaluation
+from digitlab.reports import plots
+from digitlab.evaluation.evaluate import Evaluation
 
 REPORT_FILE = "report.html"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from digitlab.images import ImageError
+from digitlab.images.read import ImageError
 
 BOX = 20
 FRAME = 28

@@ -45,7 +45,7 @@ class Reproduction:
 
 def recipe_text(name: str) -> str:
     """The preset's recipe in one line, as it trains on this machine (its precision resolved)."""
-    from digitlab.precision import resolve_precision
+    from digitlab.models.precision import resolve_precision
 
     config = resolve_precision(get_preset(name).config())
     lr = f" lr {config.learning_rate:g}" if config.learning_rate else ""

@@ -114,8 +114,8 @@ def _load_folders(path: Path) -> tuple[Split, Split]:
 
 
 def _read_folders(folder: Path, classes: list[str]) -> Split:
-    from digitlab.images import IMAGE_SUFFIXES, ImageError, open_image, to_ink
-    from digitlab.prepare import to_mnist
+    from digitlab.images.read import IMAGE_SUFFIXES, ImageError, open_image, to_ink
+    from digitlab.images.prepare import to_mnist
 
     images, labels = [], []
     for k, name in enumerate(classes):

@@ -8,16 +8,16 @@ from pathlib import Path
 
 import numpy as np
 
-from digitlab import metrics
-from digitlab.backend import select_backend
+from digitlab.evaluation import metrics
+from digitlab.models.backend import select_backend
 from digitlab.config import RunConfig
-from digitlab.userdata import dataset_info, load_dataset
+from digitlab.data.userdata import dataset_info, load_dataset
 from digitlab.errors import ConfigError, RunError
 from digitlab.models import get_preset
-from digitlab.inference import predict_batches
-from digitlab.precision import computing_in, prediction_precision
-from digitlab.preprocess import shape_for
-from digitlab.calibration import apply_temperature, expected_calibration_error
+from digitlab.models.numpy_model import predict_batches
+from digitlab.models.precision import computing_in, prediction_precision
+from digitlab.data.arrays import shape_for
+from digitlab.evaluation.calibration import apply_temperature, expected_calibration_error
 from digitlab.runs import CONFIG_FILE, resolve_model, run_temperature
 
 
@@ -129,7 +129,7 @@ def evaluate(
     """Evaluate a run folder or .keras file (default: the latest run) on its data set's test split.
 
     `precision="auto"` computes in the precision the run trained in where that is fast here
-    (`digitlab.precision.prediction_precision`), as the run's own test accuracy was; "float32" is
+    (`digitlab.models.precision.prediction_precision`), as the run's own test accuracy was; "float32" is
     the saved model's exact arithmetic."""
     model_path, run_dir = resolve_model(run_or_model, out)
     config = RunConfig.load(run_dir / CONFIG_FILE) if run_dir is not None else None

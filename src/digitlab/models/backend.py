@@ -1,7 +1,7 @@
 """Pick the Keras backend before Keras is imported: the one measured fastest for the model.
 
 Measured on 2-core CPUs (see BENCHMARKS.md): on JAX, with digitlab's compiled loop
-(digitlab.jaxloop), the MLP trains 4-6x faster than Keras + TensorFlow's `fit`. The CNNs depend on
+(digitlab.training.jaxloop), the MLP trains 4-6x faster than Keras + TensorFlow's `fit`. The CNNs depend on
 the CPU (`convnet_backend`): where TensorFlow runs its oneDNN kernels (an AVX-512 EPYC) its `fit`
 was 1.33x faster than the loop, where it runs Eigen's (an AVX2 EPYC) the loop was 1.2-1.3x faster
 than TensorFlow. `cnn-aug`, whose batch norm the loop runs through Keras' own layer code, trains as

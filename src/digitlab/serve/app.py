@@ -28,7 +28,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
-from digitlab.images import ImageError, open_image
+from digitlab.images.read import ImageError, open_image
 from digitlab.recognize import Prediction, Reading, Recognizer
 
 API = "/api/v1"
@@ -64,7 +64,7 @@ def model_facts(run_or_model: str | os.PathLike | None, recognizer: Recognizer,
                 runs: str | os.PathLike = "runs") -> ModelFacts:
     """Facts about the model `Recognizer.load(run_or_model, runs=runs)` loaded."""
     from digitlab.config import RunConfig
-    from digitlab.inference import NumpyModel
+    from digitlab.models.numpy_model import NumpyModel
     from digitlab.runs import CONFIG_FILE, METRICS_FILE, read_json, resolve_model
 
     model_path, run_dir = resolve_model(run_or_model, runs)
@@ -234,7 +234,7 @@ def create_app(recognizer: Recognizer, facts: ModelFacts, limits: Limits = Limit
         image = await upload(file)
         return await run(lambda: _reading(recognizer.read(image, file.filename or "upload"), recognizer))
 
-    web = resources.files("digitlab") / "web"
+    web = resources.files("digitlab.serve") / "web"
 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:

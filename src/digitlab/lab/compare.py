@@ -18,9 +18,9 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from digitlab.userdata import dataset_info
+from digitlab.data.userdata import dataset_info
 from digitlab.models import get_preset
-from digitlab.reproduce import train_in_subprocess
+from digitlab.lab.reproduce import train_in_subprocess
 from digitlab.runs import dataset_label, latest_run, resolve_model
 
 

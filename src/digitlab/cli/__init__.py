@@ -1,0 +1,1 @@
+"""The `digitlab` command: one thin command per verb, options declared once, console output."""

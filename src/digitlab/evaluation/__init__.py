@@ -1,0 +1,1 @@
+"""Evaluation: test-set scores, metrics, calibration, and the network health diagnosis."""

@@ -1,0 +1,1 @@
+"""Images in: safe decoding, MNIST-style preparation, splitting numbers into digits, user-style renders."""

@@ -1,0 +1,1 @@
+"""Reports: figures from arrays, a run's PNGs, the HTML report."""

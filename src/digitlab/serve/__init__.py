@@ -1,0 +1,1 @@
+"""The HTTP service: the FastAPI app and the draw page it serves."""

@@ -1,0 +1,1 @@
+"""Training: one epoch driver for every engine (Keras fit, the compiled JAX loop, NumPy), checkpoints."""
