@@ -1,16 +1,19 @@
-"""Shared fixtures: where the real data is, and how to run the installed `digitlab` command."""
+"""Shared fixtures: where the real data is, and how to run the `digitlab` command (installed, or in process)."""
 
 from __future__ import annotations
 
 import atexit
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from digitlab.data.load import DATA_ENV
 
@@ -84,6 +87,37 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeou
     return subprocess.run(
         [*digitlab_command(), *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
     )
+
+
+ANSI_CODE = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def invoke_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`digitlab ARGS` in this process: what run_cli gives (exit code, stdout, stderr), without the
+    seconds a cold process spends importing. It runs the entry point's own main(), the function the
+    installed command calls, inside Typer's CliRunner isolation (argv, stdin, stdout, stderr and the
+    environment swapped, then put back): Click's usage errors exit 2 through the app, digitlab's own
+    errors become main()'s one line and exit 1. Any other exception is a bug and fails the test here,
+    with its traceback. (test_cli runs the installed command too, once, for its wiring.)"""
+    from digitlab.cli.main import main
+
+    code, shown, argv = 0, warnings.showwarning, sys.argv
+    with CliRunner().isolation(env={DATA_ENV: str(DATA_DIR), **(env or {})}) as (stdout, stderr, _):
+        sys.argv = ["digitlab", *args]
+        try:
+            main()
+        except SystemExit as e:
+            if isinstance(e.code, str):  # sys.exit("message"): Python prints it and exits 1
+                sys.stderr.write(e.code + "\n")
+            code = e.code if isinstance(e.code, int) else int(e.code is not None)
+        finally:
+            sys.argv, warnings.showwarning = argv, shown  # main() routes warnings to its console
+            sys.stdout.flush()
+            sys.stderr.flush()
+        # Rich picks its colours when a console is made: a console made while pytest -s had a
+        # terminal would colour this output, never a pipe's; the words are what is checked.
+        out, err = (ANSI_CODE.sub("", s.getvalue().decode()) for s in (stdout, stderr))
+    return subprocess.CompletedProcess(["digitlab", *args], code, out, err)
 
 
 @pytest.fixture(scope="session")

@@ -31,7 +31,7 @@ _LAZY = {
     "Run": "digitlab.lab.pipeline",
     "evaluate": "digitlab.evaluation.evaluate",
     "Evaluation": "digitlab.evaluation.evaluate",
-    "load_model": "digitlab.evaluation.evaluate",
+    "load_model": "digitlab.models.files",
     "build_model": "digitlab.models",
     "Recognizer": "digitlab.recognize",
     "plots": "digitlab.reports.plots",

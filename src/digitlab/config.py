@@ -7,10 +7,13 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from digitlab.data.augment import DISTORTIONS
 from digitlab.errors import ConfigError
+from digitlab.files import atomic_write
 
-OPTIMIZERS = ("sgd", "adam", "rmsprop", "adamw", "adagrad", "nadam")
+# The optimizers a run can name, with their Keras classes (keras.optimizers.<name>)
+OPTIMIZERS = {"sgd": "SGD", "adam": "Adam", "rmsprop": "RMSprop", "adamw": "AdamW", "adagrad": "Adagrad",
+              "nadam": "Nadam"}
+AUGMENTATIONS = ("none", "affine", "elastic")  # digitlab.data.augment.DISTORTIONS says what each one does
 VALIDATION_MODES = ("split", "test")
 LR_SCHEDULES = ("constant", "cosine")
 ENGINES = ("keras", "numpy")
@@ -23,6 +26,14 @@ def check_precision(precision: str) -> None:
     `precision` arguments; a RunConfig reports its own fields together)."""
     if precision not in PRECISIONS:
         raise ConfigError(f'precision "{precision}" is not one of {", ".join(PRECISIONS)}')
+
+
+def reject_unknown_fields(names) -> None:
+    """A ConfigError naming every name in `names` that is not a RunConfig field, with the known ones."""
+    known = {f.name for f in dataclasses.fields(RunConfig)}
+    unknown = sorted(set(names) - known)
+    if unknown:
+        raise ConfigError(f"unknown configuration field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}.")
 
 
 @dataclass(frozen=True)
@@ -80,8 +91,8 @@ class RunConfig:
             problems.append(f'validation "{self.validation}" is not one of {", ".join(VALIDATION_MODES)}')
         if not 0 <= self.validation_split < 1:
             problems.append(f"validation_split must be in [0, 1), got {self.validation_split}")
-        if self.augment not in DISTORTIONS:
-            problems.append(f'augment "{self.augment}" is not one of {", ".join(DISTORTIONS)}')
+        if self.augment not in AUGMENTATIONS:
+            problems.append(f'augment "{self.augment}" is not one of {", ".join(AUGMENTATIONS)}')
         if self.precision not in PRECISIONS:
             problems.append(f'precision "{self.precision}" is not one of {", ".join(PRECISIONS)}')
         if not 0 <= self.seed < 2**32:
@@ -104,21 +115,44 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> RunConfig:
-        """Build from a dict, rejecting unknown keys by name."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(
-                f"unknown configuration field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}."
-            )
+        """Build from a dict (a run's config.json), rejecting unknown keys and wrong types by name."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"a run configuration is a JSON object of fields, not {type(data).__name__}.")
+        reject_unknown_fields(data)
+        wrong = [f"{name} must be {_KINDS[kind.rstrip('?')][1]}, not {data[name]!r}" for name, kind in _field_kinds().items()
+                 if name in data and not _is_kind(data[name], kind)]
+        if wrong:
+            raise ConfigError("invalid run configuration: " + "; ".join(wrong) + ".")
         return cls(**data)
 
     def save(self, path: Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        with atomic_write(path) as tmp:
+            tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
     def load(cls, path: Path) -> RunConfig:
         try:
             return cls.from_dict(json.loads(Path(path).read_text()))
-        except (OSError, json.JSONDecodeError) as e:
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
             raise ConfigError(f"{path}: cannot read the run configuration ({e}).") from None
+        except ConfigError as e:
+            raise ConfigError(f"{path}: {e}") from None
+
+
+# What each field's annotation admits from JSON (bool is an int in Python, never here).
+_KINDS = {
+    "str": (lambda v: isinstance(v, str), "a string"),
+    "int": (lambda v: type(v) is int, "a whole number"),
+    "float": (lambda v: type(v) in (int, float), "a number"),
+}
+
+
+def _field_kinds() -> dict[str, str]:
+    """Field name -> "str", "int", "float", with "?" appended where None is allowed too."""
+    return {f.name: f.type.split(" |")[0] + ("?" if "None" in f.type else "") for f in dataclasses.fields(RunConfig)}
+
+
+def _is_kind(value, kind: str) -> bool:
+    if kind.endswith("?"):
+        return value is None or _is_kind(value, kind[:-1])
+    return _KINDS[kind][0](value)

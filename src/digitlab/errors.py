@@ -26,3 +26,11 @@ class RunError(DigitlabError, OSError):
 
 class TrainingDiverged(DigitlabError):
     """The training loss became NaN or infinite (usually a learning rate too large)."""
+
+
+class ImageError(DigitlabError, ValueError):
+    """An image file cannot be read or holds no digit."""
+
+
+class Interrupted(DigitlabError):
+    """Training was stopped with Ctrl-C; the run can be resumed (the command exits 130)."""

@@ -12,16 +12,29 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from PIL import ImageDraw, ImageOps
 
+from digitlab.config import check_precision
+from digitlab.data.userdata import dataset_info
+from digitlab.errors import ConfigError, ImageError
 from digitlab.evaluation.calibration import apply_temperature
-from digitlab.images.read import IMAGE_SUFFIXES, ImageError, open_image, to_ink
-from digitlab.models.numpy_model import predict_batches
-from digitlab.images.prepare import to_mnist
+from digitlab.images.prepare import ink_mask, to_mnist
+from digitlab.images.read import IMAGE_SUFFIXES, open_image, to_ink
+from digitlab.images.segment import Segment, segment, split, split_counts
+from digitlab.models import get_preset
+from digitlab.models.backend import select_backend
+from digitlab.models.files import load_model
+from digitlab.models.numpy_model import INFERENCE_FILE, predict_batches
+from digitlab.models.numpy_model import exported_from
+from digitlab.models.numpy_model import load as load_inference
+from digitlab.models.precision import prediction_precision, set_compute_precision
+from digitlab.runs import MODEL_FILE, open_run
 
 DEFAULT_THRESHOLD = 0.5
 
@@ -91,42 +104,32 @@ class Recognizer:
         it trained in where that is fast here (`digitlab.models.precision.prediction_precision`), else
         float32; NumPy computes in float32. The Keras model stays in that precision (`rec.model`:
         to share the model, copy the run's `model.keras`, which is float32, rather than saving it).
-        `trust=True` loads a .keras file that carries code (see `digitlab.evaluation.evaluate.load_model`).
+        `trust=True` loads a .keras file that carries code (see `digitlab.models.files.load_model`).
         """
-        from digitlab.models.backend import select_backend
-        from digitlab.config import RunConfig, check_precision
-        from digitlab.errors import ConfigError
-        from digitlab.models.numpy_model import INFERENCE_FILE
-        from digitlab.models import get_preset
-        from digitlab.runs import CONFIG_FILE, MODEL_FILE, resolve_model, run_temperature
-        from digitlab.data.userdata import dataset_info
-
         if engine not in ("auto", "keras"):
             raise ValueError(f"engine must be 'auto' or 'keras', not {engine!r}")
         check_precision(precision)
-        model_path, run_dir = resolve_model(run_or_model, runs)
-        config = RunConfig.load(run_dir / CONFIG_FILE) if run_dir is not None else None
-        names = dataset_info(config.dataset if config else "mnist").class_names
-        temperature = run_temperature(run_dir)
+        run = open_run(run_or_model, runs)
+        model_path, config = run.model, run.config
+        names = run.class_names or dataset_info(run.dataset).class_names
+        temperature = run.temperature
         fast = model_path.parent / INFERENCE_FILE
         numpy_path = engine == "auto" and model_path.name == MODEL_FILE and fast.is_file()
+        if numpy_path and not exported_from(fast, model_path):
+            warnings.warn(f"{fast} is not the export of {model_path} as it is now (a stale or foreign copy); "
+                          f"predicting with {MODEL_FILE}, which is slower to load. Train the run again, or "
+                          f"delete {INFERENCE_FILE}, to silence this.", stacklevel=2)
+            numpy_path = False
         keras_model = not numpy_path and model_path.suffix == ".keras"
         if precision == "mixed_bfloat16" and not keras_model:
             what = "digitlab's NumPy path (engine='auto')" if numpy_path else "a scikit-learn model"
             raise ConfigError(f"{model_path}: {what} computes in float32; mixed bfloat16 needs a Keras "
                               "model loaded with engine='keras'.")
         if numpy_path:
-            from digitlab.models.numpy_model import load as load_inference
-
             model = load_inference(fast)
         elif not keras_model:  # a .skops file: no Keras import
-            from digitlab.evaluation.evaluate import load_model
-
             model = load_model(model_path, trust=trust)
         else:
-            from digitlab.evaluation.evaluate import load_model
-            from digitlab.models.precision import prediction_precision, set_compute_precision
-
             backend = select_backend(get_preset(config.model).backend if config else None)
             model = load_model(model_path, trust=trust)
             chosen = prediction_precision(config.precision if config else None, backend, precision)
@@ -209,6 +212,7 @@ class Reading:
                 "digits": [{**d.to_dict(), "box": list(map(int, b))} for d, b in zip(self.digits, self.boxes)]}
 
 
+EXIF_ORIENTATION = 0x0112  # the EXIF tag that says how a camera held the picture
 MAX_GROUP = 3  # a digit may be broken into at most this many side-by-side pieces
 
 
@@ -221,12 +225,9 @@ def read_number(recognizer: Recognizer, image, name: str = "image") -> Reading:
     reading whose digits the model is jointly most sure of (the largest sum of log-probabilities)
     wins: merging and cutting are decided by the recogniser, not by fixed rules.
     """
-    from digitlab.images.prepare import ink_mask
-    from digitlab.images.segment import segment
-
     picture = open_image(image, name=name)
     ink = to_ink(picture, name=name)
-    pieces = segment(ink_mask(ink))
+    pieces = segment(ink_mask(ink), name)
     if not pieces:
         raise ImageError(f"{name}: the image is blank after thresholding; no digits found.")
     candidates = _candidates(pieces)
@@ -255,7 +256,10 @@ def read_number(recognizer: Recognizer, image, name: str = "image") -> Reading:
             recognizer._fill(pred, probs[row])
             segments.append(seg)
             digits.append(pred)
-    sy, sx = picture.size[1] / ink.shape[0], picture.size[0] / ink.shape[1]
+    width, height = picture.size
+    if picture.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8):  # to_ink turned it upright: a quarter turn
+        width, height = height, width
+    sy, sx = height / ink.shape[0], width / ink.shape[1]  # boxes in the upright picture, as a viewer shows it
     boxes = [(round(t * sy), round(left * sx), round(b * sy), round(r * sx)) for t, left, b, r in (s.box for s in segments)]
     text = "".join(d.digit if d.digit is not None else "?" for d in digits)
     return Reading(name, text, digits, boxes)
@@ -263,8 +267,6 @@ def read_number(recognizer: Recognizer, image, name: str = "image") -> Reading:
 
 def _candidates(pieces) -> dict:
     """(start, end, k) -> pieces[start:end] merged and cut into k digit segments."""
-    from digitlab.images.segment import Segment, split, split_counts
-
     height = int(np.median([p.box[2] - p.box[0] for p in pieces]))
     candidates = {}
     for start in range(len(pieces)):
@@ -285,8 +287,6 @@ def _candidates(pieces) -> dict:
 
 def draw_boxes(image, reading: Reading):
     """A copy of the image (RGB) with each digit's box and reading drawn on it."""
-    from PIL import ImageDraw, ImageOps
-
     picture = ImageOps.exif_transpose(open_image(image)).convert("RGB")
     draw = ImageDraw.Draw(picture)
     width = max(1, round(max(picture.size) / 300))

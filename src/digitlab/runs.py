@@ -18,9 +18,12 @@ import json
 import os
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+from digitlab.config import RunConfig
 from digitlab.errors import RunError
+from digitlab.files import atomic_write, write_json  # noqa: F401 (write_json: run files are written with it)
 
 MODEL_FILE = "model.keras"
 CLASSIC_MODEL_FILE = "model.skops"  # a scikit-learn baseline (digitlab.models.classic)
@@ -32,6 +35,7 @@ HISTORY_CSV = "history.csv"
 METRICS_FILE = "metrics.json"
 CONFUSION_FILE = "confusion.csv"
 CALIBRATION_FILE = "calibration.json"
+CLASSES_FILE = "classes.json"  # the class names the model's outputs stand for, in order
 
 
 def dataset_label(dataset: str) -> str:
@@ -56,13 +60,6 @@ def new_run_dir(out: str | os.PathLike, model: str, dataset: str) -> Path:
     except OSError as e:
         raise RunError(f"cannot create a run folder in {out} ({e.strerror or e}); choose another with --out.") from None
     raise RunError(f"{out}: too many runs named {base}.")
-
-
-def write_json(path: Path, data) -> None:
-    """Write JSON atomically: a temporary file beside it, then a rename."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
 
 
 def read_json(path: Path):
@@ -112,21 +109,76 @@ def resolve_model(path: str | os.PathLike | None, out: str | os.PathLike = "runs
     raise RunError(f"{path}: no such run folder or model file.")
 
 
+@dataclass(frozen=True)
+class RunFiles:
+    """A model to use, the run folder it was trained in (None for a bare model file) and that
+    run's configuration: what evaluation, recognition, diagnosis, figures and the server open."""
+
+    model: Path
+    folder: Path | None
+    config: RunConfig | None
+
+    @property
+    def dataset(self) -> str:
+        """The data set the model was trained on ("mnist" for a bare model file)."""
+        return self.config.dataset if self.config else "mnist"
+
+    @property
+    def preset(self) -> str | None:
+        return self.config.model if self.config else None
+
+    def read(self, name: str) -> dict | None:
+        """One of the run folder's JSON files (HISTORY_JSON, METRICS_FILE...), None if there is none."""
+        if self.folder is None or not (self.folder / name).is_file():
+            return None
+        return read_json(self.folder / name)
+
+    @property
+    def temperature(self) -> float | None:
+        return run_temperature(self.folder)
+
+    @property
+    def class_names(self) -> list[str] | None:
+        """The names of the model's outputs as the run recorded them when it started (None for a bare
+        model file or a run from before runs recorded them): never read again from the data, which
+        may have changed since."""
+        data = self.read(CLASSES_FILE)
+        if data is None:
+            return None
+        names = data.get("classes") if isinstance(data, dict) else None
+        if not (isinstance(names, list) and 0 < len(names) <= 10_000 and all(isinstance(n, str) for n in names)):
+            raise RunError(f'{self.folder / CLASSES_FILE}: "classes" must be a list of class names; digitlab did '
+                           "not write it so.")
+        return names
+
+
+def open_run(path: str | os.PathLike | None = None, out: str | os.PathLike = "runs") -> RunFiles:
+    """A run folder, a model file (.keras, .skops) or None (the latest complete run in `out`),
+    with the run's configuration read once from its config.json."""
+    model, folder = resolve_model(path, out)
+    config = RunConfig.load(folder / CONFIG_FILE) if folder is not None else None
+    return RunFiles(model, folder, config)
+
+
 def run_temperature(run_dir: Path | None) -> float | None:
     """The temperature fitted when the run trained, if it was."""
     if run_dir is None or not (run_dir / CALIBRATION_FILE).is_file():
         return None
-    return float(read_json(run_dir / CALIBRATION_FILE)["temperature"])
+    data = read_json(run_dir / CALIBRATION_FILE)
+    temperature = data.get("temperature") if isinstance(data, dict) else None
+    # Fitted temperatures lie well inside this range; a negative one would turn the answers upside down.
+    if type(temperature) not in (int, float) or not 0.01 <= temperature <= 100:
+        raise RunError(f'{run_dir / CALIBRATION_FILE}: "temperature" is {temperature!r}, not a number from 0.01 to '
+                       "100; digitlab did not write it so. Delete the file to use uncalibrated probabilities.")
+    return float(temperature)
 
 
 def write_history(run_dir: Path, history: dict) -> None:
     """history.json and history.csv (one row per epoch) in the run folder."""
     write_json(run_dir / HISTORY_JSON, history)
     keys = list(history)
-    tmp = run_dir / f".{HISTORY_CSV}.tmp"
-    with open(tmp, "w", newline="") as f:
+    with atomic_write(run_dir / HISTORY_CSV) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["epoch", *keys])
         for i in range(len(history[keys[0]]) if keys else 0):
             writer.writerow([i + 1, *(f"{history[k][i]:.6g}" for k in keys)])
-    tmp.replace(run_dir / HISTORY_CSV)

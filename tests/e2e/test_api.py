@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from matplotlib.figure import Figure
 
 import digitlab
+
+pytestmark = pytest.mark.slow  # trainings
 
 
 def test_train_evaluate_and_plot_from_python(tmp_path, data_dir):

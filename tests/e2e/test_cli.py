@@ -1,4 +1,5 @@
-"""The installed `digitlab` command, end to end on real MNIST."""
+"""The `digitlab` command, end to end on real MNIST: the installed command for trainings and
+figures (the slow tier), its argument and user errors in process (invoke_cli), and once as installed."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import DATA_DIR, REPO, require_real_data, run_cli
+from tests.conftest import DATA_DIR, REPO, invoke_cli, require_real_data, run_cli
 
 
 def plain(text: str) -> str:
@@ -34,6 +35,7 @@ def trained(tmp_path_factory):
     return run, done.stdout
 
 
+@pytest.mark.slow
 def test_train_reaches_95_percent_in_one_epoch_and_writes_a_complete_run(trained):
     run, stdout = trained
     accuracy = float(re.search(r"Test accuracy: (0\.\d+)", stdout).group(1))
@@ -60,6 +62,7 @@ def test_train_reaches_95_percent_in_one_epoch_and_writes_a_complete_run(trained
     assert confusion.sum() == 10000 and abs(np.trace(confusion) / 10000 - accuracy) < 1e-4
 
 
+@pytest.mark.slow
 def test_evaluate_prints_the_report(trained):
     run, _ = trained
     done = run_cli("evaluate", str(run))
@@ -70,6 +73,7 @@ def test_evaluate_prints_the_report(trained):
         assert phrase in done.stdout
 
 
+@pytest.mark.slow
 def test_evaluate_json_agrees_with_scikit_learn(trained, mnist):
     from sklearn.metrics import accuracy_score, confusion_matrix
 
@@ -86,6 +90,7 @@ def test_evaluate_json_agrees_with_scikit_learn(trained, mnist):
     assert abs(report["test_accuracy"] - accuracy_score(y_test, predicted)) < 1e-9
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["samples", "curves", "confusion", "predictions", "probabilities"])
 def test_plot_each_kind(trained, tmp_path, kind):
     run, _ = trained
@@ -95,6 +100,7 @@ def test_plot_each_kind(trained, tmp_path, kind):
     assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_plot_samples_as_training_distorts_them(trained, tmp_path):
     run, _ = trained
     target = tmp_path / "distorted.png"
@@ -106,6 +112,7 @@ def test_plot_samples_as_training_distorts_them(trained, tmp_path):
     assert not (tmp_path / "c.png").exists()
 
 
+@pytest.mark.slow
 def test_models_lists_every_preset_with_parameters():
     done = run_cli("models")
     assert done.returncode == 0, done.stderr
@@ -113,6 +120,7 @@ def test_models_lists_every_preset_with_parameters():
         assert phrase in done.stdout
 
 
+@pytest.mark.slow
 def test_predictions_grid_with_nothing_to_show(trained, tmp_path):
     run, _ = trained
     target = tmp_path / "none.png"
@@ -141,30 +149,43 @@ def test_predictions_grid_with_nothing_to_show(trained, tmp_path):
     ],
 )
 def test_bad_arguments_exit_2_with_a_message_and_no_traceback(args, phrase):
-    done = run_cli(*args)
+    done = invoke_cli(*args)
     assert done.returncode == 2
     assert phrase in plain(done.stderr)
     assert "Traceback" not in done.stderr
 
 
 def test_user_errors_exit_1_with_one_line(tmp_path):
-    done = run_cli("evaluate", str(tmp_path / "nothing"))
+    done = invoke_cli("evaluate", str(tmp_path / "nothing"))
     assert done.returncode == 1
     assert "no such run folder or model file" in done.stderr and "Traceback" not in done.stderr
     (tmp_path / "fake.keras").write_text("not a zip")
-    done = run_cli("evaluate", str(tmp_path / "fake.keras"))
+    done = invoke_cli("evaluate", str(tmp_path / "fake.keras"))
     assert done.returncode == 1 and "cannot load the model" in done.stderr and "Traceback" not in done.stderr
-    done = run_cli("evaluate", "--runs", str(tmp_path))
+    done = invoke_cli("evaluate", "--runs", str(tmp_path))
     assert done.returncode == 1 and "no complete run" in done.stderr
-    done = run_cli("train", "--model", "knn", "--augment", "affine", "--out", str(tmp_path / "runs"))
+    done = invoke_cli("train", "--model", "knn", "--augment", "affine", "--out", str(tmp_path / "runs"))
     assert done.returncode == 1 and "scikit-learn model fitted once" in plain(done.stderr)
-    done = run_cli("train", "--engine", "numpy", "--augment", "elastic", "--out", str(tmp_path / "runs"))
+    done = invoke_cli("train", "--engine", "numpy", "--augment", "elastic", "--out", str(tmp_path / "runs"))
     assert done.returncode == 1 and "NumPy engine trains on the images as they are" in plain(done.stderr)
     assert not (tmp_path / "runs").exists()  # refused before any run folder was made
     odd = tmp_path / "[bold]odd[/x]"
-    done = run_cli("evaluate", str(odd))
+    done = invoke_cli("evaluate", str(odd))
     assert done.returncode == 1 and f"{odd}: no such run folder" in plain(done.stderr)
     assert "Traceback" not in done.stderr
+
+
+def test_the_installed_command_turns_mistakes_into_messages_as_in_process(tmp_path):
+    """The tests above run main() in process; this is the console script itself (pyproject's
+    digitlab.cli.main:main) from a cold start, once per kind of mistake: a bad argument exits 2 with
+    Typer's message, a user error exits 1 with one line on stderr; never a traceback."""
+    done = run_cli("train", "--epochs", "0")
+    assert done.returncode == 2 and "Invalid value for '--epochs'" in plain(done.stderr)
+    assert "Traceback" not in done.stderr
+    done = run_cli("evaluate", str(tmp_path / "nothing"))
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.startswith(f"error: {tmp_path / 'nothing'}: no such run folder or model file"), done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
 
 
 @pytest.fixture
@@ -192,6 +213,7 @@ def test_fetch_downloads_the_real_files_over_http(mirror_server, tmp_path):
     assert done.returncode == 1 and "could not fetch mnist" in done.stderr and "--data-dir" in done.stderr
 
 
+@pytest.mark.slow
 def test_cnn_trains_with_the_compiled_loop(tmp_path):
     cache = tmp_path / "own-cache"  # not the session's shared compiled programs: this run must write its own
     # The loop trains the CNNs on CPUs where TensorFlow runs without oneDNN; TF_ENABLE_ONEDNN_OPTS=0
@@ -208,6 +230,7 @@ def test_cnn_trains_with_the_compiled_loop(tmp_path):
     assert not list(run.glob("*.png"))
 
 
+@pytest.mark.slow
 def test_cnn_trains_on_tensorflow_in_the_precision_fastest_here(tmp_path):
     """Keras' fit on TensorFlow, the CNNs' path where TensorFlow runs oneDNN's kernels (KERAS_BACKEND
     makes it this run's on any CPU): several steps per compiled call, mixed bfloat16 where the CPU has
@@ -240,6 +263,7 @@ def test_cnn_trains_on_tensorflow_in_the_precision_fastest_here(tmp_path):
     assert done.returncode == 0 and "in mixed bfloat16" not in done.stdout, done.stdout
 
 
+@pytest.mark.slow
 def test_keras_fit_on_tensorflow_trains_on_distorted_copies_without_log_noise(tmp_path, monkeypatch):
     """The other training path: Keras' own fit (here on TensorFlow) with --augment, and a quiet stderr."""
     monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)  # digitlab's own default, not the caller's
@@ -254,6 +278,7 @@ def test_keras_fit_on_tensorflow_trains_on_distorted_copies_without_log_noise(tm
     assert json.loads((run / "metrics.json").read_text())["test_accuracy"] > 0.8
 
 
+@pytest.mark.slow
 def test_reproduce_compares_with_the_tutorial(tmp_path):
     table = tmp_path / "table.md"
     done = run_cli("reproduce", "--presets", "softmax", "--seeds", "2", "--out", str(tmp_path / "runs"), "--markdown", str(table))
@@ -264,6 +289,7 @@ def test_reproduce_compares_with_the_tutorial(tmp_path):
     assert 90 < got < 94 and row.endswith("| yes |")
 
 
+@pytest.mark.slow
 def test_backend_benchmark_smoke_run():
     """benchmarks/backends.py must keep working; its timings are printed, never asserted."""
     env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
@@ -276,6 +302,7 @@ def test_backend_benchmark_smoke_run():
         assert name in done.stdout
 
 
+@pytest.mark.slow
 def test_kernel_and_time_to_accuracy_benchmarks_smoke_run():
     """benchmarks/kernels.py and time_to_accuracy.py keep working; timings printed, never asserted."""
     env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"} | {"DIGITLAB_DATA": str(DATA_DIR)}
@@ -291,6 +318,7 @@ def test_kernel_and_time_to_accuracy_benchmarks_smoke_run():
     assert all("not reached" not in row for row in rows.values()), done.stdout  # 90% in 3 epochs: both get there
 
 
+@pytest.mark.slow
 def test_whole_run_benchmark_smoke_run():
     """benchmarks/whole_run.py keeps working (both stacks train and report); timings never asserted."""
     env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"} | {"DIGITLAB_DATA": str(DATA_DIR)}

@@ -5,9 +5,12 @@ from __future__ import annotations
 import csv
 import json
 
-from tests.conftest import require_real_data, run_cli
+import pytest
+
+from tests.conftest import invoke_cli, require_real_data, run_cli
 
 
+@pytest.mark.slow
 def test_compare_trains_every_pair_and_writes_the_leaderboard(tmp_path):
     require_real_data("fashion-mnist")
     done = run_cli("compare", "--models", "logistic-regression,knn", "--datasets", "mnist,fashion-mnist",
@@ -37,11 +40,12 @@ def test_compare_trains_every_pair_and_writes_the_leaderboard(tmp_path):
 
 
 def test_bad_model_names_are_refused_before_training(tmp_path):
-    done = run_cli("compare", "--models", "mlp,forest", "--out", str(tmp_path))
+    done = invoke_cli("compare", "--models", "mlp,forest", "--out", str(tmp_path))
     assert done.returncode == 2 and '"forest" is not a preset' in done.stderr
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_a_classic_run_works_with_every_command(tmp_path, mnist):
     from PIL import Image
 
@@ -63,6 +67,7 @@ def test_a_classic_run_works_with_every_command(tmp_path, mnist):
     assert numpy_engine.returncode != 0 and "scikit-learn model" in numpy_engine.stderr
 
 
+@pytest.mark.slow
 def test_train_and_evaluate_on_your_own_csv_and_folder_data(tmp_path, mnist):
     from PIL import Image
 

@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from tests.conftest import require_real_data, run_cli
+from tests.conftest import invoke_cli, require_real_data, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -22,6 +22,7 @@ def numpy_run(tmp_path_factory):
     return run, done.stdout
 
 
+@pytest.mark.slow
 def test_numpy_engine_reaches_97_5_percent_on_the_default_recipe(numpy_run):
     run, stdout = numpy_run
     assert "with the NumPy engine" in stdout and "Epoch 5/5" in stdout
@@ -33,6 +34,7 @@ def test_numpy_engine_reaches_97_5_percent_on_the_default_recipe(numpy_run):
     assert len(history["val_accuracy"]) == 5 and len(history["grad_norm/dense_1"]) == 5
 
 
+@pytest.mark.slow
 def test_evaluate_and_diagnose_work_on_a_numpy_run_unchanged(numpy_run):
     run, _ = numpy_run
     metrics = json.loads((run / "metrics.json").read_text())
@@ -45,6 +47,7 @@ def test_evaluate_and_diagnose_work_on_a_numpy_run_unchanged(numpy_run):
     assert report["history_used"] and [layer["verdict"] for layer in report["layers"]] == ["healthy"]
 
 
+@pytest.mark.slow
 def test_engine_probabilities_agree_with_a_trained_keras_preset_on_all_test_images(tmp_path, mnist, data_dir):
     import digitlab
     from digitlab.data.arrays import shape_for
@@ -62,14 +65,15 @@ def test_diagnose_cli_on_a_model_the_engine_cannot_run(tmp_path):
     from digitlab.models import build_model
 
     build_model("cnn").save(tmp_path / "cnn.keras")  # untrained: what diagnose refuses is the layer type
-    done = run_cli("diagnose", str(tmp_path / "cnn.keras"))
+    done = invoke_cli("diagnose", str(tmp_path / "cnn.keras"))
     assert done.returncode == 1 and "layer type Conv2D is not supported by the NumPy engine" in done.stderr
-    done = run_cli("train", "--engine", "numpy", "--model", "cnn")
+    done = invoke_cli("train", "--engine", "numpy", "--model", "cnn")
     assert done.returncode == 1 and "Conv2D is not supported" in done.stderr
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning", "ignore:invalid value encountered:RuntimeWarning")
 def test_a_diverging_run_stops_with_the_epoch_and_batch(tmp_path):
-    done = run_cli("train", "--engine", "numpy", "--optimizer", "sgd", "--learning-rate", "1e6",
+    done = invoke_cli("train", "--engine", "numpy", "--optimizer", "sgd", "--learning-rate", "1e6",
                    "--limit", "3000", "--out", str(tmp_path), "--no-plots")
     assert done.returncode == 1
     assert re.search(r"the loss became (nan|inf) in epoch 1, batch \d+", done.stderr)

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from digitlab.models import get_preset
 from tests.conftest import require_real_data, run_cli
+
+pytestmark = pytest.mark.slow  # a training of the full recipe
 
 
 def test_cnn_fast_reaches_99_percent_in_its_two_epochs(tmp_path):

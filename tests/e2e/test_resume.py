@@ -15,6 +15,8 @@ import pytest
 
 from tests.conftest import DATA_DIR, digitlab_command, require_real_data, run_cli
 
+pytestmark = pytest.mark.slow  # trainings, killed and resumed
+
 ARGS = ["--model", "mlp-dropout", "--epochs", "3", "--seed", "7", "--no-plots"]
 
 
@@ -83,7 +85,7 @@ def test_sigkill_in_epoch_2_then_resume_gives_the_same_model(uninterrupted, tmp_
     largest = max(float(np.abs(a - b).max()) for a, b in zip(weights(straight), weights(run)))
     ours, theirs = (json.loads((r / "metrics.json").read_text()) for r in (run, straight))
     print(f"{engine}: largest weight difference {largest:.3g}; test accuracy resumed "
-          f"{ours['test_accuracy']:.4f}, uninterrupted {theirs['test_accuracy']:.4f}")  # for RELIABILITY.md
+          f"{ours['test_accuracy']:.4f}, uninterrupted {theirs['test_accuracy']:.4f}")  # for docs/reliability.md
     assert largest <= 1e-6
     assert ours["test_accuracy"] == theirs["test_accuracy"] and ours["resumed"]
     assert json.loads((run / "history.json").read_text())["val_accuracy"] == \

@@ -22,6 +22,7 @@ def lambda_model(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow  # six cold processes
 def test_refused_with_why_and_how_then_loaded_when_trusted(lambda_model, mnist, tmp_path):
     refused = run_cli("evaluate", str(lambda_model))
     assert refused.returncode == 1 and "Traceback" not in refused.stderr

@@ -90,3 +90,45 @@ def test_a_body_that_is_not_utf8_is_a_422_not_a_500(client):
     # the JSON endpoint sent a body that claims to be a form and is not UTF-8 (the fuzzer's find)
     response = client.post("/api/v1/predict", content=b"\x80", headers={"Content-Type": "multipart/form-data; boundary=x"})
     assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["body"]
+
+
+def test_timed_out_work_keeps_its_worker_so_workers_bound_the_cpu():
+    """Issue 22 (3): a request that timed out got its 503, but its thread ran on and its worker slot
+    was released, so four slow uploads kept both cores busy past --workers. Now the running work
+    keeps its worker until it ends, and work still queued when its request gives up never runs."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from digitlab.recognize import Reading, Recognizer
+
+    running, most, runs = 0, 0, 0
+    lock = threading.Lock()
+
+    class Slow(Recognizer):
+        def read(self, image, name="image"):
+            nonlocal running, most, runs
+            with lock:
+                running, runs = running + 1, runs + 1
+                most = max(most, running)
+            time.sleep(3.0)  # far longer than the six requests below take to time out, even on a busy machine
+            with lock:
+                running -= 1
+            return Reading(name, "", [], [])
+
+    class Model:
+        input_shape = (None, 28, 28)
+        thread_safe = True
+
+    facts = ModelFacts("test", None, "mnist", list("0123456789"), None, None, 0.5, "numpy")
+    app = create_app(Slow(Model(), list("0123456789")), facts, Limits(timeout_s=0.2, workers=1))
+    with TestClient(app) as c, ThreadPoolExecutor(4) as clients:
+        post = lambda _: c.post("/api/v1/read/upload", files={"file": ("a.png", digit_png(), "image/png")})
+        started = time.perf_counter()
+        codes = [post(0).status_code for _ in range(3)]  # one after another, as a client retrying
+        codes += [r.status_code for r in clients.map(post, range(3))]  # and at once
+        answered = time.perf_counter() - started
+        time.sleep(2.0)  # the one that ran finishes on its worker
+    assert codes == [503] * 6 and answered < 2.5  # every client is answered at its timeout, not the read's end
+    assert most == 1, "more reads ran at once than --workers"
+    assert runs == 1, "reads whose request had given up still ran"

@@ -4,6 +4,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 
 def run_python(code: str, backend: str | None = None) -> str:
     """Run `code` in a fresh interpreter (the backend and TensorFlow's loading are per process)."""
@@ -14,6 +16,7 @@ def run_python(code: str, backend: str | None = None) -> str:
     return done.stdout
 
 
+@pytest.mark.slow  # a cold process that imports TensorFlow (as do the other slow ones here)
 def test_a_jax_process_saves_loads_and_seeds_without_importing_tensorflow(tmp_path):
     out = run_python(f"""
         import sys
@@ -37,6 +40,7 @@ def test_a_jax_process_saves_loads_and_seeds_without_importing_tensorflow(tmp_pa
     assert out.split() == ["jax", "False", "True", "True", "True"]
 
 
+@pytest.mark.slow
 def test_keras_layers_that_need_tensorflow_still_get_it():
     out = run_python("""
         import sys
@@ -49,6 +53,7 @@ def test_keras_layers_that_need_tensorflow_still_get_it():
     assert out.split() == ["Hashing", "True"]
 
 
+@pytest.mark.slow
 def test_the_tensorflow_backend_still_imports_tensorflow():
     out = run_python("""
         import sys
@@ -95,6 +100,7 @@ def test_convolutional_networks_train_on_tensorflow_where_it_runs_onednn(monkeyp
     assert backend.convnet_backend(avx512, {}) == "jax"
 
 
+@pytest.mark.slow  # five cold processes
 def test_the_onednn_rule_agrees_with_tensorflow_on_this_machine():
     """digitlab decides without importing TensorFlow; TensorFlow's own answer must be the same."""
     code = """

@@ -43,7 +43,7 @@ def test_a_file_holding_foreign_types_is_refused(tmp_path):
 
     path = tmp_path / "model.skops"
     skops.io.dump({"model": Foreign()}, path)
-    with pytest.raises(RunError, match="refused.*not scikit-learn's"):
+    with pytest.raises(RunError, match="refused.*presets never save"):
         load_classic(path)
 
 
@@ -81,3 +81,38 @@ def test_a_baseline_is_evaluated_in_float32_and_refuses_bfloat16(subset, tmp_pat
         Recognizer.load(path, precision="mixed_bfloat16")
     ev = evaluate(path, data_dir=data_dir)
     assert ev.compute_precision == "float32" and ev.accuracy > FLOOR["naive-bayes"]
+
+
+def test_a_pipeline_that_runs_code_on_predict_is_refused_before_it_is_built(tmp_path):
+    """The attack of issue 22: scikit-learn's own types (skops trusts them all) carrying
+    builtins.eval, which skops' get_untrusted_types lists and the old check let through because
+    it trusted every `builtins.*` type. Refused by the exact allow-list, before skops builds it."""
+    import skops.io
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    path = tmp_path / "model.skops"
+    skops.io.dump(Pipeline([("run", FunctionTransformer(eval))]), path)
+    assert "builtins.eval" in skops.io.get_untrusted_types(file=path)
+    with pytest.raises(RunError, match=r"refused.*presets never save.*builtins\.eval"):
+        load_classic(path)
+
+
+def test_a_preset_estimator_inside_another_object_is_refused(subset, tmp_path):
+    """Only the types are allowed, and the file must hold one of the presets' estimators itself."""
+    import skops.io
+
+    x_train, y_train, _, _ = subset
+    model = fit_classic(get_preset("naive-bayes").build_fn(), x_train[:200], y_train[:200], seed=0)
+    path = tmp_path / "model.skops"
+    skops.io.dump([model.estimator], path)
+    with pytest.raises(RunError, match="refused: a list is not one of digitlab's scikit-learn presets"):
+        load_classic(path)
+
+
+@pytest.mark.parametrize("content", [b"not a zip at all", b"PK\x05\x06" + bytes(18)])
+def test_a_file_that_is_not_a_skops_archive_gets_one_line(tmp_path, content):
+    path = tmp_path / "model.skops"
+    path.write_bytes(content)
+    with pytest.raises(RunError, match="cannot load the model: not a scikit-learn model file"):
+        load_classic(path)

@@ -47,3 +47,24 @@ def test_the_one_line_summary_names_augmentation_and_precision():
     assert RunConfig(augment="affine").extras_note() == ", affine augmentation"
     assert RunConfig(augment="affine", precision="mixed_bfloat16").extras_note() == ", affine augmentation, mixed bfloat16"
     assert RunConfig(precision="auto").extras_note() == ", precision auto"
+
+
+@pytest.mark.parametrize("data, phrase", [
+    ({"dataset": 5}, "dataset must be a string, not 5"),
+    ({"epochs": "x"}, "epochs must be a whole number, not 'x'"),
+    ({"epochs": True}, "epochs must be a whole number, not True"),
+    ({"learning_rate": "fast"}, "learning_rate must be a number"),
+    ({"train_limit": 1.5}, "train_limit must be a whole number"),
+    ([1], "a JSON object of fields, not list"),
+    ({}, None),
+    ({"learning_rate": None, "train_limit": None, "validation_split": 0}, None),
+])
+def test_a_tampered_config_json_gets_one_line_naming_the_file_and_field(tmp_path, data, phrase):
+    """Issue 22: `dataset: 5` or `epochs: "x"` in a run's config.json gave a traceback or a wrong run."""
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(data))
+    if phrase is None:
+        assert isinstance(RunConfig.load(path), RunConfig)
+        return
+    with pytest.raises(ConfigError, match=f"^{path}: .*{phrase}"):
+        RunConfig.load(path)

@@ -221,13 +221,13 @@ def test_a_real_small_or_read_only_cache_filesystem(tmp_path, options, says):
     one: exit 1, one line naming the folder, no partial file. Needs mount rights (root)."""
     import subprocess
 
-    from tests.conftest import DATA_DIR, run_cli
+    from tests.conftest import DATA_DIR, invoke_cli
 
     cache = tmp_path / "cache"
     if not _mount_tmpfs(cache, options):
         pytest.skip("this machine does not allow mounting a tmpfs; the simulated ENOSPC test covers the code")
     try:
-        done = run_cli("fetch", "mnist", env={"DIGITLAB_CACHE": str(cache), "DIGITLAB_MIRROR": str(DATA_DIR)})
+        done = invoke_cli("fetch", "mnist", env={"DIGITLAB_CACHE": str(cache), "DIGITLAB_MIRROR": str(DATA_DIR)})
         assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr
         assert says in done.stderr and str(cache / "mnist") in done.stderr.replace("\n", "")
@@ -338,11 +338,11 @@ def test_a_read_only_cache_folder_is_named_with_what_to_do(tmp_path, monkeypatch
 def test_fetch_command_with_an_unusable_cache_prints_one_line(tmp_path):
     """`digitlab fetch` where the cache folder cannot exist (its parent is a file; this binds for
     root too): exit 1, one line on stderr naming the folder and what to do, no traceback."""
-    from tests.conftest import DATA_DIR, run_cli
+    from tests.conftest import DATA_DIR, invoke_cli
 
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    done = run_cli("fetch", "mnist", env={"DIGITLAB_CACHE": str(blocker / "cache"), "DIGITLAB_MIRROR": str(DATA_DIR)})
+    done = invoke_cli("fetch", "mnist", env={"DIGITLAB_CACHE": str(blocker / "cache"), "DIGITLAB_MIRROR": str(DATA_DIR)})
     assert done.returncode == 1 and done.stdout == "", done.stdout + done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr

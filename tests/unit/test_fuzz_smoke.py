@@ -1,5 +1,5 @@
 """The fuzz campaigns run (briefly) in every CI, so the harness cannot rot; the long runs and their
-figures are in RELIABILITY.md."""
+figures are in docs/reliability.md."""
 
 from __future__ import annotations
 
@@ -7,12 +7,15 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import REPO
 
 CAMPAIGNS = {"idx", "images", "csv", "folders", "http"}
 EXAMPLES = 300  # per campaign: about 10 s in all on 2 cores
 
 
+@pytest.mark.slow  # five campaigns in a cold process
 def test_every_fuzz_campaign_runs_clean_for_a_few_hundred_inputs():
     done = subprocess.run([sys.executable, str(REPO / "fuzz" / "run.py"), "--examples", str(EXAMPLES)],
                           capture_output=True, text=True, timeout=300)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -71,7 +73,7 @@ def test_arrays_and_animated_images():
     "payload, phrase",
     [
         (b"", "the file is empty"),
-        (b"hello, not an image", "not an image Pillow can read"),
+        (b"hello, not an image", "not a PNG, JPEG, GIF, BMP, WebP, TIFF or PGM/PPM image"),
         (png(Image.fromarray(255 - DIGIT))[:60], "damaged or truncated"),
     ],
     ids=["empty", "text", "truncated"],
@@ -84,9 +86,18 @@ def test_bad_files_get_a_clear_error(tmp_path, payload, phrase):
     assert str(path) in str(info.value)
 
 
+def bomb_png(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height pixels, with almost no data behind it: a decompression
+    bomb's shape, made in no time (Pillow takes seconds to write a real one of 1.6 gigapixels)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # 1 bit per pixel, as Image.new("1") saves
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
 def test_a_decompression_bomb_is_refused_before_decoding(tmp_path):
     path = tmp_path / "bomb.png"
-    Image.new("1", (40_000, 40_000)).save(path)  # 1.6 gigapixels in a small file
+    path.write_bytes(bomb_png(40_000, 40_000))  # 1.6 gigapixels claimed; decoding would fail on the data
     with pytest.raises(ImageError, match="decompression bomb|more than the limit"):
         open_image(path)
     Image.new("L", (3000, 2000)).save(path)
@@ -151,3 +162,61 @@ def test_modes_pillow_cannot_convert_and_non_finite_pixels_are_image_errors():
     floats[3, 3] = np.nan
     with pytest.raises(ImageError, match="NaN or infinity"):
         to_ink(Image.fromarray(floats, mode="F"), name="float")
+
+
+# ---- issue 22: only the allowed decoders run, on regular files only ----
+
+EPS = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 28 28\n0 0 moveto 28 28 lineto stroke\nshowpage\n"
+
+
+@pytest.mark.parametrize("name", ["evil.png", "evil.eps", "evil"])
+def test_postscript_never_reaches_ghostscript_whatever_the_name(tmp_path, monkeypatch, name):
+    """Pillow's EPS reader runs `gs` on PostScript; digitlab never lets it see the file."""
+    from PIL import EpsImagePlugin
+
+    def no_ghostscript(*args, **kwargs):
+        raise AssertionError("Ghostscript was asked to run")
+
+    monkeypatch.setattr(EpsImagePlugin, "Ghostscript", no_ghostscript)
+    path = tmp_path / name
+    path.write_bytes(EPS)
+    with pytest.raises(ImageError, match=r"not a PNG, JPEG.*\(it is a PostScript file\)"):
+        open_image(path)
+    with pytest.raises(ImageError, match="PostScript"):
+        open_image(EPS)  # uploads arrive as bytes
+
+
+@pytest.mark.parametrize("fmt", ["DDS", "TGA", "ICO", "PCX", "SGI", "IM", "SPIDER"])
+def test_formats_outside_the_allow_list_are_refused_before_parsing(fmt):
+    image = Image.fromarray(DIGIT).convert("RGB" if fmt in ("DDS", "ICO", "PCX", "SGI") else "L")
+    if fmt == "SPIDER":
+        image = image.convert("F")
+    with pytest.raises(ImageError, match="not a PNG, JPEG, GIF, BMP, WebP, TIFF or PGM/PPM image"):
+        open_image(png(image, fmt))
+
+
+@pytest.mark.parametrize("header", [
+    b"DDS |\x00\x00\x00\x07\x10\x00\x00" + bytes(112),            # a DDS header with a bogus pixel format
+    b"BLP2\x01\x02\x08\x00" + bytes(140),                           # a BLP texture cut short
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x1c\x00\x00\x00\x1c\x08\x00\x00\x00\x00",  # PNG, no data
+])
+def test_damaged_files_get_one_line_never_another_exception(header):
+    with pytest.raises(ImageError):
+        open_image(header)
+
+
+def test_a_fifo_named_as_an_image_is_refused_at_once(tmp_path):
+    import os
+
+    fifo = tmp_path / "digit.png"
+    os.mkfifo(fifo)  # open() on it would wait forever for a writer
+    with pytest.raises(ImageError, match="not a regular file"):
+        open_image(fifo)
+    with pytest.raises(ImageError, match="is a folder"):
+        open_image(tmp_path)
+
+
+@pytest.mark.parametrize("fmt, kw", [("PNG", {}), ("JPEG", {}), ("GIF", {}), ("BMP", {}), ("WEBP", {"lossless": True}),
+                                     ("TIFF", {}), ("PPM", {})])
+def test_every_allowed_format_still_opens(fmt, kw):
+    assert open_image(png(Image.fromarray(DIGIT), fmt, **kw)).size == (28, 28)

@@ -78,3 +78,31 @@ def test_predict_batches_gives_predicts_outputs_for_any_count(keras_models, mnis
     assert predict_batches(model, x[:0], 256).shape == (0, 10)
     fast = load(export(model, tmp_path / "inference.npz"))  # a NumpyModel: its own predict
     np.testing.assert_allclose(predict_batches(fast, x, 256), model.predict(x, verbose=0), atol=1e-5)
+
+
+def test_a_stale_or_foreign_inference_file_never_answers_for_the_model(keras_models, tmp_path):
+    """Issue 22: inference.npz was trusted over model.keras unchecked, so a copy from another network
+    answered (and /api/v1/model reported it). Now it is used only while it is model.keras's export."""
+    import json
+
+    from digitlab.models.numpy_model import exported_from
+    from digitlab.recognize import Recognizer
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"model": "softmax"}))
+    keras_models["softmax"].save(run / "model.keras")
+    export(keras_models["softmax"], run / "inference.npz", source=run / "model.keras")
+    assert exported_from(run / "inference.npz", run / "model.keras")
+    assert type(Recognizer.load(run).model).__name__ == "NumpyModel"
+
+    export(keras_models["mlp-dropout"], run / "inference.npz", source=tmp_path / "elsewhere.keras"
+           if (tmp_path / "elsewhere.keras").write_bytes(b"another model") else None)  # another network's file
+    assert not exported_from(run / "inference.npz", run / "model.keras")
+    for target in (run, run / "model.keras"):
+        with pytest.warns(UserWarning, match="is not the export of .*model.keras.*stale or foreign"):
+            recognizer = Recognizer.load(target)
+        assert type(recognizer.model).__name__ != "NumpyModel"
+        assert recognizer.model.count_params() == keras_models["softmax"].count_params()
+    export(keras_models["softmax"], run / "inference.npz")  # no source recorded (an old run): not trusted either
+    assert not exported_from(run / "inference.npz", run / "model.keras")

@@ -75,7 +75,7 @@ def test_overrides_replace_single_fields_and_none_keeps_the_recipe():
 def test_unknown_names_are_rejected_with_the_choices():
     with pytest.raises(ConfigError, match='"cnn-fats" is not a preset. Choose one of: softmax'):
         get_preset("cnn-fats")
-    with pytest.raises(ConfigError, match="unknown option"):
+    with pytest.raises(ConfigError, match="unknown configuration field"):
         config_for("mlp", epoch=3)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -68,3 +69,45 @@ def test_json_round_trip_leaves_no_temporary_file(tmp_path):
     write_json(tmp_path / "m.json", {"a": 1})
     assert read_json(tmp_path / "m.json") == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
+
+
+def test_open_run_reads_the_config_once_and_the_run_files_on_demand(tmp_path):
+    from digitlab.config import RunConfig
+    from digitlab.runs import open_run
+
+    run = make_run(tmp_path, "r")
+    RunConfig(model="cnn", dataset="fashion-mnist").save(run / "config.json")
+    write_json(run / "calibration.json", {"temperature": 1.5})
+    write_json(run / "metrics.json", {"test_accuracy": 0.9})
+    opened = open_run(None, tmp_path)
+    assert (opened.model, opened.folder) == (run / "model.keras", run)
+    assert (opened.preset, opened.dataset, opened.temperature) == ("cnn", "fashion-mnist", 1.5)
+    assert opened.read("metrics.json") == {"test_accuracy": 0.9} and opened.read("history.json") is None
+    bare = tmp_path / "elsewhere" / "m.keras"
+    bare.parent.mkdir()
+    bare.write_bytes(b"zip")
+    alone = open_run(bare)
+    assert (alone.folder, alone.config, alone.preset, alone.dataset, alone.temperature) == (None, None, None, "mnist", None)
+    assert alone.read("metrics.json") is None
+
+
+def test_open_run_names_a_broken_config(tmp_path):
+    from digitlab.errors import ConfigError
+    from digitlab.runs import open_run
+
+    run = make_run(tmp_path, "r")
+    (run / "config.json").write_text('{"nb_epoch": 3}')
+    with pytest.raises(ConfigError, match="unknown configuration field.*nb_epoch"):
+        open_run(run)
+
+
+@pytest.mark.parametrize("temperature", [-1, 0, "abc", {}, [1], None, True, 1e9, float("nan")])
+def test_a_tampered_calibration_is_refused_not_applied(tmp_path, temperature):
+    """Issue 22: a temperature of -1 read a 7 as "6 98.7%"; "abc", {} and [1] gave tracebacks."""
+    from digitlab.runs import run_temperature
+
+    (tmp_path / "calibration.json").write_text(json.dumps({"temperature": temperature}))
+    with pytest.raises(RunError, match=r'calibration.json: "temperature" is .*not a number from 0.01 to 100'):
+        run_temperature(tmp_path)
+    write_json(tmp_path / "calibration.json", {"temperature": 1.3})
+    assert run_temperature(tmp_path) == 1.3

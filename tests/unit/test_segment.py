@@ -32,3 +32,38 @@ def test_a_wide_piece_may_hold_touching_digits_and_is_cut_at_the_thinnest_column
     assert left.mask.sum() + right.mask.sum() == piece.mask.sum()
     narrow = segment(blobs((5, 10, 35, 22)))[0]
     assert list(split_counts(narrow, 30)) == [1]
+
+
+class _Uniform:
+    """A model that answers the same for every image: the boxes, not the digits, are under test."""
+
+    input_shape = (None, 28, 28)
+    thread_safe = True
+
+    def predict(self, x, batch_size=None, verbose=0):
+        return np.full((len(x), 10), 0.1, np.float32)
+
+
+def test_boxes_of_an_exif_rotated_photo_are_in_the_upright_picture():
+    """Issue 22 (9): the text was right but the boxes were scaled by the unrotated size."""
+    import io
+
+    from PIL import Image
+
+    from digitlab.recognize import Recognizer, read_number
+
+    upright = np.zeros((100, 240), np.uint8)
+    upright[20:80, 30:45] = 255   # a "1" on the left
+    upright[20:80, 150:200] = 255  # a block on the right
+    stored = Image.fromarray(upright).transpose(Image.Transpose.ROTATE_90)  # the camera held it sideways
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to show"
+    buf = io.BytesIO()
+    stored.save(buf, "PNG", exif=exif)
+    recognizer = Recognizer(_Uniform(), [str(d) for d in range(10)])
+    rotated = read_number(recognizer, buf.getvalue())
+    plain = read_number(recognizer, Image.fromarray(upright))
+    assert len(rotated.boxes) == len(plain.boxes) == 2
+    for got, want in zip(rotated.boxes, plain.boxes):
+        assert max(abs(a - b) for a, b in zip(got, want)) <= 2, (rotated.boxes, plain.boxes)
+    assert all(0 <= top < bottom <= 100 and 0 <= left < right <= 240 for top, left, bottom, right in rotated.boxes)

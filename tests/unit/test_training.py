@@ -92,3 +92,26 @@ def test_mixed_bfloat16_on_a_network_of_one_layer_says_it_changes_nothing(mnist)
     with pytest.warns(UserWarning, match="trains softmax with Keras' fit on JAX"), \
             pytest.warns(UserWarning, match="softmax has no layer but its output layer.*nothing computes in bfloat16"):
         training.fit(config, splits, verbose=0)
+
+
+def test_the_epoch_driver_seeds_each_epoch_alone_and_checkpoints_after_each(tmp_path):
+    """run_epochs, shared by Keras' fit, the compiled loop and the NumPy engine: epoch k gets
+    epoch_seed(seed, k) whatever epoch the run started from, and each epoch's logs are appended
+    and saved (history files and a checkpoint) before the next begins."""
+    config = RunConfig(model="mlp", epochs=4, seed=7)
+    seen, saved = [], []
+
+    def train_one(epoch, seed):
+        seen.append((epoch, seed))
+        return {"loss": 1.0 / (epoch + 1), "accuracy": epoch / 10}
+
+    def checkpoint(done, history):
+        saved.append((done, len(history["loss"]), (tmp_path / "history.csv").is_file()))
+
+    history = training.run_epochs(config, {"loss": [9.0], "accuracy": [0.0]}, 1, tmp_path, train_one, checkpoint)
+    assert seen == [(e, checkpoints.epoch_seed(7, e)) for e in (1, 2, 3)]
+    assert history == {"loss": [9.0, 0.5, 1 / 3, 0.25], "accuracy": [0.0, 0.1, 0.2, 0.3]}
+    assert saved == [(2, 2, True), (3, 3, True), (4, 4, True)]
+    assert (tmp_path / "history.csv").read_text().splitlines()[0] == "epoch,loss,accuracy"
+    assert training.run_epochs(config, {}, 0, None, lambda e, s: {"loss": e}, checkpoint) == {"loss": [0, 1, 2, 3]}
+    assert len(saved) == 3  # no folder, no checkpoint

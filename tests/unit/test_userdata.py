@@ -58,7 +58,7 @@ def test_a_bad_image_in_a_class_folder_is_named(tmp_path, digits):
     (tmp_path / "a").mkdir()
     Image.fromarray(digits[0][0]).save(tmp_path / "a" / "good.png")
     (tmp_path / "a" / "broken.png").write_text("not an image")
-    with pytest.raises(DataError, match=r"broken\.png.*not an image"):
+    with pytest.raises(DataError, match=r"broken\.png.*not a PNG, JPEG"):
         load_dataset(str(tmp_path))
 
 
@@ -140,3 +140,37 @@ def test_a_path_that_holds_no_data_says_what_is_expected(tmp_path):
         load_dataset(str(tmp_path))
     with pytest.raises(DataError, match="not a known data set"):
         load_dataset(str(tmp_path / "nowhere"))
+
+
+def _idx_set(folder, x_train, y_train, x_test, y_test):
+    folder.mkdir()
+    for name, array in (("train-images-idx3-ubyte", x_train), ("train-labels-idx1-ubyte", y_train),
+                        ("t10k-images-idx3-ubyte", x_test), ("t10k-labels-idx1-ubyte", y_test)):
+        write_idx(folder / name, array)
+    return folder
+
+
+@pytest.mark.parametrize("y_train, y_test, phrase", [
+    (np.array([0, 1, -1, 1] * 5, np.int8), np.array([0, 1], np.int8), "a label is -1"),
+    (np.array([0, 1, 200, 1] * 5, np.uint8), np.array([0, 1], np.uint8), "198 of those classes have no training images"),
+    (np.array([0.0, 1.0, 3.5, 1.0] * 5, np.float32), np.array([0, 1], np.float32), "labels must be whole numbers"),
+    (np.zeros(20, np.uint8), np.zeros(2, np.uint8), "1 class(es); a classifier needs at least two"),
+    (np.array([0, 1] * 10, np.uint8), np.array([0, 7], np.uint8), "a test label is 7"),
+])
+def test_labels_that_would_train_a_wrong_model_are_refused(tmp_path, digits, y_train, y_test, phrase):
+    """Issue 22 (10): label -1 trained; 200 made a 201-class model; one class scored 100%; float
+    labels crashed after training, leaving the run 'training'. Now refused before a run folder exists."""
+    x, _ = digits
+    folder = _idx_set(tmp_path / "mine", x[:20], y_train, x[:2], y_test)
+    with pytest.raises(DataError, match=phrase.replace("(", r"\(").replace(")", r"\)")):
+        dataset_info(str(folder))
+        load_dataset(str(folder))
+
+
+def test_a_single_class_folder_is_refused(tmp_path, digits):
+    x, _ = digits
+    (tmp_path / "only" / "cat").mkdir(parents=True)
+    for i in range(10):
+        Image.fromarray(x[i]).save(tmp_path / "only" / "cat" / f"{i}.png")
+    with pytest.raises(DataError, match="a classifier needs at least two"):
+        load_dataset(str(tmp_path / "only"))

@@ -2,31 +2,39 @@
 
 Run `digitlab --help`. User mistakes print one line on stderr: exit 2 for bad arguments, 1 for
 other problems (missing files, corrupt data). Anything else is a bug and keeps its traceback.
+
+Each command imports the library modules it calls inside its own body: training, evaluation and
+figures pull in Keras, scikit-learn or matplotlib (seconds), which `digitlab --help`, `predict`
+on the NumPy path or a mistyped flag must not wait for.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import sys
 import warnings
-
-import numpy as np
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from digitlab.data.augment import DISTORTIONS
-from digitlab.cli.options import DataDirOption, TrustOption, choice, dataset_arg, err, in_range, out
+from digitlab.cli.options import (
+    DataDirOption, ModelOption, RunArgument, RunsOption, ThresholdOption, TrustOption, choice, dataset_arg, err,
+    in_range, out,
+)
 from digitlab.cli.runs import compare, reproduce, serve
 from digitlab.cli.console import prediction_line, print_diagnosis, print_evaluation, progress
 
-from digitlab.config import ENGINES, INITS, LR_SCHEDULES, OPTIMIZERS, PRECISIONS, VALIDATION_MODES
-from digitlab.data import DATASETS
-from digitlab.errors import DigitlabError
-from digitlab.models.presets import DEFAULT_PRESET, PRESETS
+from digitlab.config import AUGMENTATIONS, ENGINES, INITS, LR_SCHEDULES, OPTIMIZERS, PRECISIONS, VALIDATION_MODES
+from digitlab.data import DATASETS, get_dataset
+from digitlab.data.fetch import default_cache_dir, fetch_file
+from digitlab.errors import DigitlabError, Interrupted
+from digitlab.runs import HISTORY_JSON, open_run
+from digitlab.models import DEFAULT_PRESET, PRESETS, build_model, config_for
 
 app = typer.Typer(
     help="Handwritten-digit recognition: train, evaluate and inspect the tutorials' networks.",
@@ -62,7 +70,7 @@ def train(
                                              callback=choice("validation mode", VALIDATION_MODES)),
     augment: Optional[str] = typer.Option(None, help="Distort the training images afresh each epoch: 'none', "
                                           "'affine' (rotate, scale, shift) or 'elastic' (and a smooth random "
-                                          "warp) [default: the preset's].", callback=choice("augmentation", DISTORTIONS)),
+                                          "warp) [default: the preset's].", callback=choice("augmentation", AUGMENTATIONS)),
     precision: Optional[str] = typer.Option(None, help="'float32', 'mixed_bfloat16' (layers compute in bfloat16, "
                                             "weights stay float32) or 'auto' (mixed_bfloat16 where it is faster: "
                                             "TensorFlow on a CPU with bfloat16 instructions) [default: the preset's].",
@@ -76,7 +84,6 @@ def train(
                                                      "(with its own configuration; other options are ignored)."),
 ) -> None:
     """Train a preset with its recipe, evaluate it on the test set, write a run folder."""
-    from digitlab.models import config_for
     from digitlab.lab.pipeline import resume as resume_run
     from digitlab.models.precision import resolve_precision
     from digitlab.lab.pipeline import train as train_run
@@ -114,10 +121,10 @@ def train(
 
 @app.command()
 def evaluate(
-    run: Optional[Path] = typer.Argument(None, help="Run folder or .keras file [default: the latest run in --runs]."),
+    run: Optional[Path] = RunArgument,
     dataset: Optional[str] = typer.Option(None, help="Data set or path to your own data [default: the run's].", callback=dataset_arg),
     data_dir: Optional[Path] = DataDirOption,
-    runs_dir: Path = typer.Option(Path("runs"), "--runs", help="Where to look for the latest run."),
+    runs_dir: Path = RunsOption,
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
     precision: str = typer.Option("auto", help="'auto' (the precision the run trained in where that is fast "
                                   "here: mixed_bfloat16 on TensorFlow on a CPU with bfloat16 instructions), "
@@ -138,7 +145,6 @@ def evaluate(
 @app.command()
 def models() -> None:
     """Every preset: a one-line description, its layers and its parameter count."""
-    from digitlab.models import build_model
     from digitlab.models.describe import describe_model
     from digitlab.lab.reproduce import recipe_text
 
@@ -162,9 +168,6 @@ def fetch(
     force: bool = typer.Option(False, help="Download again even if the cache holds a good copy."),
 ) -> None:
     """Download a data set's files into the cache (checksums verified)."""
-    from digitlab.data.fetch import default_cache_dir, fetch_file
-    from digitlab.data.registry import get_dataset
-
     ds = get_dataset(dataset)
     for f in ds.files:
         path = fetch_file(ds, f, force=force)
@@ -175,7 +178,7 @@ def fetch(
 @app.command()
 def plot(
     kind: str = typer.Argument(..., help=f"One of: {', '.join(PLOT_KINDS)}.", callback=choice("plot kind", PLOT_KINDS)),
-    run: Optional[Path] = typer.Argument(None, help="Run folder or .keras file [default: the latest run]."),
+    run: Optional[Path] = RunArgument,
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="PNG file to write [default: KIND.png]."),
     dataset: Optional[str] = typer.Option(None, help="Data set or path [default: the run's, or mnist].", callback=dataset_arg),
     index: int = typer.Option(0, min=0, help="Test image for `probabilities`."),
@@ -183,12 +186,13 @@ def plot(
     mistakes: bool = typer.Option(False, help="`predictions`: show only misclassified images."),
     augment: Optional[str] = typer.Option(None, help="`samples`: draw them distorted as training does ('none', 'affine', "
                                           "'elastic') [default: as RUN was trained; 'none' without RUN].",
-                                          callback=choice("augmentation", DISTORTIONS)),
+                                          callback=choice("augmentation", AUGMENTATIONS)),
     data_dir: Optional[Path] = DataDirOption,
-    runs_dir: Path = typer.Option(Path("runs"), "--runs", help="Where to look for the latest run."),
+    runs_dir: Path = RunsOption,
 ) -> None:
     """Draw one figure: sample digits, training curves, confusion heat map, predictions, probabilities."""
     from digitlab.reports.figures import make_figure
+    from digitlab.reports.plots import save_figure
 
     fig = make_figure(kind, run, dataset=dataset, index=index, count=count, mistakes=mistakes, augment=augment,
                       data_dir=data_dir, runs_dir=runs_dir)
@@ -196,7 +200,7 @@ def plot(
     if not output.parent.is_dir():
         raise typer.BadParameter(f"folder {output.parent} does not exist.", param_hint="--output")
     try:
-        fig.savefig(output, dpi=110)
+        save_figure(fig, output)
     except ValueError as e:  # matplotlib: unsupported file extension
         raise typer.BadParameter(str(e), param_hint="--output") from None
     out.print(f"Wrote {escape(str(output))}")
@@ -205,17 +209,15 @@ def plot(
 @app.command()
 def predict(
     files: list[Path] = typer.Argument(..., help="Image files or folders (searched recursively)."),
-    model: Optional[Path] = typer.Option(None, "--model", help="Run folder or .keras file [default: the latest run]."),
-    runs_dir: Path = typer.Option(Path("runs"), "--runs", help="Where to look for the latest run."),
-    threshold: float = typer.Option(0.5, min=0, max=1, help="Below this probability an answer is 'unsure'."),
+    model: Optional[Path] = ModelOption,
+    runs_dir: Path = RunsOption,
+    threshold: float = ThresholdOption,
     as_json: bool = typer.Option(False, "--json", help="One JSON object per image (JSON Lines)."),
     as_csv: bool = typer.Option(False, "--csv", help="CSV with a header row."),
     save_prepared: Optional[Path] = typer.Option(None, help="Write the 28x28 image the model saw for each file here."),
     trust_model: bool = TrustOption,
 ) -> None:
     """The digit in each image, its probability and the top 3. Exit 1 if any image failed."""
-    import csv as csv_module
-
     from digitlab.recognize import Recognizer, expand
 
     if as_json and as_csv:
@@ -224,7 +226,7 @@ def predict(
         save_prepared.mkdir(parents=True, exist_ok=True)
     recognizer = Recognizer.load(model, runs=runs_dir, threshold=threshold, trust=trust_model)
     total = sum(1 for _ in expand(files))
-    writer = csv_module.writer(sys.stdout) if as_csv else None
+    writer = csv.writer(sys.stdout) if as_csv else None
     if writer:
         writer.writerow(["source", "status", "digit", "probability", "top1", "p1", "top2", "p2", "top3", "p3", "message"])
     failed = 0
@@ -252,9 +254,9 @@ def predict(
 @app.command()
 def read(
     file: Path = typer.Argument(..., help="An image of a handwritten number."),
-    model: Optional[Path] = typer.Option(None, "--model", help="Run folder or .keras file [default: the latest run]."),
-    runs_dir: Path = typer.Option(Path("runs"), "--runs", help="Where to look for the latest run."),
-    threshold: float = typer.Option(0.5, min=0, max=1, help="Digits below this probability read as '?'."),
+    model: Optional[Path] = ModelOption,
+    runs_dir: Path = RunsOption,
+    threshold: float = ThresholdOption,
     as_json: bool = typer.Option(False, "--json", help="Print the reading as JSON."),
     save_boxes: Optional[Path] = typer.Option(None, help="Write a copy of the image with the digit boxes drawn."),
     trust_model: bool = TrustOption,
@@ -280,24 +282,24 @@ def read(
 
 @app.command()
 def diagnose(
-    run: Optional[Path] = typer.Argument(None, help="Run folder or .keras file [default: the latest run]."),
+    run: Optional[Path] = RunArgument,
     as_json: bool = typer.Option(False, "--json", help="Print the diagnosis as JSON."),
     plot_file: Optional[Path] = typer.Option(None, "--plot", help="Write the per-layer gradient/update plot (PNG)."),
     limit: Optional[int] = typer.Option(None, min=1, help="Use only the first N training images."),
     data_dir: Optional[Path] = DataDirOption,
-    runs_dir: Path = typer.Option(Path("runs"), "--runs", help="Where to look for the latest run."),
+    runs_dir: Path = RunsOption,
 ) -> None:
     """Dead ReLUs, saturated units and vanishing gradients, per hidden layer, with verdicts."""
     from digitlab.evaluation.diagnose import diagnose as run_diagnosis
 
     result = run_diagnosis(run, data_dir=data_dir, out=runs_dir, limit=limit)
     if plot_file is not None:
-        from digitlab.reports.plots import plot_layer_health
-        from digitlab.runs import HISTORY_JSON, read_json, resolve_model
+        from digitlab.reports.plots import plot_layer_health, save_figure
 
-        _, run_dir = resolve_model(run, runs_dir)
-        history = read_json(run_dir / HISTORY_JSON) if run_dir and (run_dir / HISTORY_JSON).is_file() else {}
-        plot_layer_health(history, title=f"Layer health ({run_dir.name if run_dir else run})").savefig(plot_file, dpi=110)
+        opened = open_run(run, runs_dir)
+        history = opened.read(HISTORY_JSON) or {}
+        title = f"Layer health ({opened.folder.name if opened.folder else run})"
+        save_figure(plot_layer_health(history, title=title), plot_file)
     if as_json:
         out.print_json(json.dumps(result.to_dict()))
         return
@@ -325,4 +327,4 @@ def main() -> None:
         app()
     except DigitlabError as e:
         err.print(f"[red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
-        sys.exit(130 if type(e).__name__ == "Interrupted" else 1)
+        sys.exit(130 if isinstance(e, Interrupted) else 1)

@@ -53,6 +53,14 @@ def in_range(flag: str, low: float, high: float | None, low_closed: bool = False
     return check
 
 
+# The options several commands take, each declared once here.
+RunArgument = typer.Argument(None, help="Run folder, or a model file (.keras, .skops) [default: the latest run in --runs].")
+ModelOption = typer.Option(None, "--model", help="Run folder, or a model file (.keras, .skops) [default: the latest "
+                           "run in --runs].")
+RunsOption = typer.Option(Path("runs"), "--runs", help="Where to look for the latest run.")
+ThresholdOption = typer.Option(0.5, min=0, max=1, help="Below this probability an answer is 'unsure' (a digit of a "
+                               "number reads as '?').")
+
 DataDirOption = typer.Option(
     None, "--data-dir", help="Folder with the data set's IDX files (<dir>/<dataset>/...); also $DIGITLAB_DATA."
 )

@@ -12,7 +12,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from digitlab.cli.options import DataDirOption, TrustOption, choice, dataset_arg, names as split_names, out
+from digitlab.cli.options import DataDirOption, ModelOption, RunsOption, ThresholdOption, TrustOption, choice, dataset_arg, out
+from digitlab.cli.options import names as split_names
+from digitlab.files import write_text
 from digitlab.models.presets import PRESETS
 
 
@@ -43,7 +45,7 @@ def reproduce(
     results = run_all(names, seeds, out_dir, data_dir, on_result=show)
     out.print(table)
     if markdown is not None:
-        markdown.write_text(markdown_table(results) + "\n")
+        write_text(markdown, markdown_table(results) + "\n")
         out.print(f"Wrote {escape(str(markdown))}")
 
 
@@ -78,11 +80,11 @@ def compare(
 
 
 def serve(
-    model: Optional[Path] = typer.Option(None, "--model", help="Run folder or .keras file [default: the latest run]."),
-    runs_dir: Path = typer.Option(Path("runs"), "--runs", help="Where to look for the latest run."),
+    model: Optional[Path] = ModelOption,
+    runs_dir: Path = RunsOption,
     host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0 for every interface)."),
     port: int = typer.Option(8000, min=0, max=65535, help="Port to listen on."),
-    threshold: float = typer.Option(0.5, min=0, max=1, help="Below this probability an answer is 'unsure'."),
+    threshold: float = ThresholdOption,
     max_body: int = typer.Option(5_000_000, min=1, help="Largest request body, in bytes (413 beyond)."),
     max_pixels: int = typer.Option(12_000_000, min=1, help="Largest image, in pixels (422 beyond)."),
     timeout: float = typer.Option(10.0, min=0.1, help="Seconds a request may take, queueing included (503 beyond)."),

@@ -1,10 +1,26 @@
-"""Turn uint8 image arrays into what a network eats: scaled, shaped, one-hot, split. NumPy only."""
+"""Turn uint8 image arrays into what a network eats (scaled, shaped, one-hot, split), and score its
+outputs (accuracy, cross-entropy) the same way for every engine. NumPy only."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from digitlab.errors import ConfigError
+
+# Keras clips probabilities to [1e-7, 1 - 1e-7] in its cross-entropy; we do the same so the
+# loss we report equals model.evaluate's.
+EPSILON = 1e-7
+
+
+def accuracy(labels: np.ndarray, predicted: np.ndarray) -> float:
+    return float(np.mean(np.asarray(labels) == np.asarray(predicted)))
+
+
+def cross_entropy(labels: np.ndarray, probabilities: np.ndarray) -> float:
+    """Mean categorical cross-entropy of integer labels under predicted probabilities."""
+    p = np.clip(np.asarray(probabilities, dtype=np.float64), EPSILON, 1 - EPSILON)
+    p = p / p.sum(axis=1, keepdims=True)
+    return float(-np.mean(np.log(p[np.arange(len(p)), np.asarray(labels)])))
 
 
 def scale(images: np.ndarray) -> np.ndarray:

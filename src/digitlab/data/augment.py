@@ -15,9 +15,8 @@ elastic ones (a smoothed random displacement field). digitlab offers both:
 Both are one resampling of the image (bilinear, zero outside): the affine map and the elastic field
 are added up as source coordinates first, so a digit is interpolated once, not once per distortion.
 The images stay uint8 and the labels stay as they are; only training images are distorted, never
-validation or test images. The work is one compiled JAX function over chunks of images (2-3 s per
-60,000 images on 2 cores shared with a training run, against 150 s for an epoch of `cnn-aug`),
-whatever backend Keras trains on.
+validation or test images. The work is one compiled JAX function over chunks of images, whatever
+backend Keras trains on: a small part of an epoch's time (BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from digitlab.config import AUGMENTATIONS
 from digitlab.errors import ConfigError
 
 if TYPE_CHECKING:  # JAX is imported where it is needed: importing digitlab must not pull it in
@@ -64,6 +64,7 @@ DISTORTIONS: dict[str, Distortion | None] = {
     "affine": Distortion(),
     "elastic": Distortion(elastic_alpha=34.0),
 }
+assert tuple(DISTORTIONS) == AUGMENTATIONS, "config.AUGMENTATIONS names the distortions defined here"
 
 
 def distortion_for(name: str) -> Distortion | None:
@@ -91,7 +92,7 @@ def distort_images(images: np.ndarray, distortion: Distortion | None,
         return images.copy()
     function = _compiled(distortion.elastic_sigma, height, width)
     # The random numbers come from NumPy: its generator makes the elastic noise (two numbers per
-    # pixel) faster than JAX's counter-based one does on a CPU (2.3 vs 5.2 s per 60,000 images).
+    # pixel) about twice as fast as JAX's counter-based one does on a CPU.
     rng = np.random.default_rng(seed)
     out = np.empty_like(images)
     size = min(CHUNK, n)

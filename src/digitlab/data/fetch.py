@@ -9,7 +9,6 @@ that say what was tried and what to do.
 from __future__ import annotations
 
 import errno
-import hashlib
 import logging
 import os
 import shutil
@@ -22,6 +21,7 @@ import pooch
 
 from digitlab.data.registry import DataFile, Dataset
 from digitlab.errors import FetchError
+from digitlab.files import atomic_write, sha256_file
 
 CACHE_ENV = "DIGITLAB_CACHE"  # overrides the cache folder
 MIRROR_ENV = "DIGITLAB_MIRROR"  # comma-separated URLs or folders laid out as <base>/<dataset>/<file>
@@ -43,14 +43,6 @@ def mirrors_for(dataset: Dataset) -> list[str]:
     if not override:
         return list(dataset.mirrors)
     return [f"{m.strip().rstrip('/')}/{dataset.name}/" for m in override.split(",") if m.strip()]
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def fetch_file(
@@ -180,21 +172,16 @@ def _copy_from_folder(folder: Path, datafile: DataFile, target: Path) -> None:
     source = folder / datafile.filename
     if not source.is_file():
         raise _MirrorFailed("no such file")
-    tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-        with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
-            shutil.copyfileobj(src, out)
-        if sha256_file(Path(tmp)) != datafile.gz_sha256:
-            raise _MirrorFailed("checksum mismatch, the file is corrupt or not the expected one")
-        os.replace(tmp, target)
+        with atomic_write(target) as tmp:  # checked before it replaces the cached copy
+            with open(tmp, "wb") as out, open(source, "rb") as src:
+                shutil.copyfileobj(src, out)
+            if sha256_file(tmp) != datafile.gz_sha256:
+                raise _MirrorFailed("checksum mismatch, the file is corrupt or not the expected one")
     except OSError as e:
         if getattr(e, "filename", None) != str(source):  # reading the mirror is the mirror's problem
             _check_write_error(e)
         raise _MirrorFailed(f"cannot copy: {e}") from None
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _first_line(e: Exception) -> str:

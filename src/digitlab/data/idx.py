@@ -21,6 +21,7 @@ from typing import BinaryIO
 import numpy as np
 
 from digitlab.errors import DataError
+from digitlab.files import write_bytes
 
 # Type code -> NumPy dtype. IDX is big-endian, so multi-byte dtypes are read with '>'.
 TYPE_CODES: dict[int, np.dtype] = {
@@ -164,8 +165,7 @@ def idx_bytes(array: np.ndarray) -> bytes:
 def write_idx(path: str | os.PathLike, array: np.ndarray, *, compress: bool | None = None) -> Path:
     """Write `array` as an IDX file; gzip-compressed when `compress` or when the name ends in .gz.
 
-    Writes to a temporary file beside `path` and renames it into place, so a reader never sees
-    a half-written file.
+    Written atomically (digitlab.files): a reader never sees a half-written file.
     """
     path = Path(path)
     if compress is None:
@@ -174,10 +174,5 @@ def write_idx(path: str | os.PathLike, array: np.ndarray, *, compress: bool | No
     if compress:
         # mtime=0: the same array always gives the same bytes.
         payload = gzip.compress(payload, mtime=0)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(payload)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_bytes(path, payload)
     return path

@@ -24,7 +24,7 @@ import numpy as np
 
 from digitlab.data import DATASETS, get_dataset, read_idx
 from digitlab.data import load_dataset as load_registered
-from digitlab.errors import DataError
+from digitlab.errors import DataError, ImageError
 
 TEST_SHARE = 0.2
 PIXELS = 784
@@ -64,6 +64,7 @@ def dataset_info(name: str):
         train = path / "train" if (path / "train").is_dir() else path
         return UserDataset(name, tuple(_class_folders(train)))
     labels = _csv_labels(path) if layout == "csv" else _idx_labels(path)
+    _check_label_values(labels, path)
     return UserDataset(name, tuple(str(i) for i in range(int(labels.max()) + 1)))
 
 
@@ -73,7 +74,42 @@ def load_dataset(name: str = "mnist", *, data_dir: str | os.PathLike | None = No
     if not is_user_data(name):
         return load_registered(name, data_dir=data_dir, **options)
     layout, path = _layout(name)
-    return {"folders": _load_folders, "csv": _load_csv, "idx": _load_idx}[layout](path)
+    train, test = {"folders": _load_folders, "csv": _load_csv, "idx": _load_idx}[layout](path)
+    check_labels(train[1], test[1], path)
+    return train, test
+
+
+MAX_CLASSES = 1000
+
+
+def check_labels(y_train: np.ndarray, y_test: np.ndarray, source) -> None:
+    """A DataError unless the labels number at least two classes 0..K-1, each with training images,
+    and the test labels are among them: a stray label (-1, 200, 3.5) would otherwise train a model
+    of the wrong shape, and a single class would score a meaningless 100%."""
+    for labels in (y_train, y_test):
+        _check_label_values(labels, source)
+    present = np.unique(y_train)
+    classes = int(present.max()) + 1 if present.size else 0
+    if present.size < 2:
+        raise DataError(f"{source}: the training images have {present.size} class(es); a classifier needs at least "
+                        "two. Add images of another class.")
+    if present.size != classes:
+        missing = sorted(set(range(classes)) - set(present.tolist()))
+        raise DataError(f"{source}: labels run up to {classes - 1}, but {len(missing)} of those classes have no "
+                        f"training images ({', '.join(map(str, missing[:8]))}{'...' if len(missing) > 8 else ''}); "
+                        "number the classes 0..K-1 without gaps.")
+    if y_test.size and int(y_test.max()) >= classes:
+        raise DataError(f"{source}: a test label is {int(y_test.max())}, but the training labels only go up to "
+                        f"{classes - 1}.")
+
+
+def _check_label_values(labels: np.ndarray, source) -> None:
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise DataError(f"{source}: labels must be whole numbers, not {labels.dtype} values.")
+    if labels.size and (int(labels.min()) < 0 or int(labels.max()) >= MAX_CLASSES):
+        bad = int(labels.min()) if int(labels.min()) < 0 else int(labels.max())
+        raise DataError(f"{source}: a label is {bad}; labels number the classes from 0 to at most "
+                        f"{MAX_CLASSES - 1}.")
 
 
 def _layout(name: str) -> tuple[str, Path]:
@@ -114,7 +150,8 @@ def _load_folders(path: Path) -> tuple[Split, Split]:
 
 
 def _read_folders(folder: Path, classes: list[str]) -> Split:
-    from digitlab.images.read import IMAGE_SUFFIXES, ImageError, open_image, to_ink
+    # Deferred: the image readers (Pillow, SciPy) are needed only for folders of image files
+    from digitlab.images.read import IMAGE_SUFFIXES, open_image, to_ink
     from digitlab.images.prepare import to_mnist
 
     images, labels = [], []

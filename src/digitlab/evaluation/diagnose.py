@@ -9,13 +9,17 @@ recorded in the run's history during training.
 
 from __future__ import annotations
 
-from digitlab.errors import RunError
-
 import os
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from digitlab.data.arrays import shape_for
+from digitlab.data.userdata import load_dataset
+from digitlab.errors import RunError
+from digitlab.evaluation.evaluate import load_model
+from digitlab.runs import HISTORY_JSON, open_run
+from digitlab.scratch.convert import from_keras
 from digitlab.scratch.layers import Dense, ReLU, Sigmoid, Tanh
 from digitlab.scratch.network import Network
 
@@ -146,23 +150,13 @@ def diagnose(
     limit: int | None = None,
 ) -> Diagnosis:
     """Diagnose a run folder or .keras file (default: the latest run) on its training set."""
-    from digitlab.config import RunConfig
-    from digitlab.data.userdata import load_dataset
-    from digitlab.evaluation.evaluate import load_model
-    from digitlab.data.arrays import shape_for
-    from digitlab.runs import CONFIG_FILE, HISTORY_JSON, read_json, resolve_model
-    from digitlab.scratch.convert import from_keras
-
-    model_path, run_dir = resolve_model(run_or_model, out)
-    config = RunConfig.load(run_dir / CONFIG_FILE) if run_dir is not None else None
-    if model_path.suffix != ".keras":
-        raise RunError(f"{model_path}: diagnose looks inside neural networks; this is a scikit-learn model.")
-    net = from_keras(load_model(model_path))
-    (x_train, _), _ = load_dataset(config.dataset if config else "mnist", data_dir=data_dir)
+    run = open_run(run_or_model, out)
+    if run.model.suffix != ".keras":
+        raise RunError(f"{run.model}: diagnose looks inside neural networks; this is a scikit-learn model.")
+    net = from_keras(load_model(run.model))
+    (x_train, _), _ = load_dataset(run.dataset, data_dir=data_dir)
     if limit is not None:
         x_train = x_train[:limit]
-    history = None
-    if run_dir is not None and (run_dir / HISTORY_JSON).is_file():
-        history = read_json(run_dir / HISTORY_JSON)
+    history = run.read(HISTORY_JSON)
     x = shape_for(x_train, (net.dense_layers()[0].shape[0],))
     return diagnose_network(net, x, history)

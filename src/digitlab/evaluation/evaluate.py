@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from digitlab.evaluation import metrics
 from digitlab.models.backend import select_backend
-from digitlab.config import RunConfig
 from digitlab.data.userdata import dataset_info, load_dataset
-from digitlab.errors import ConfigError, RunError
+from digitlab.errors import ConfigError
 from digitlab.models import get_preset
 from digitlab.models.numpy_model import predict_batches
 from digitlab.models.precision import computing_in, prediction_precision
 from digitlab.data.arrays import shape_for
 from digitlab.evaluation.calibration import apply_temperature, expected_calibration_error
-from digitlab.runs import CONFIG_FILE, resolve_model, run_temperature
+from digitlab.models.files import load_model  # noqa: F401 (digitlab.load_model's old home)
+from digitlab.runs import RunFiles, dataset_label, open_run
 
 
 @dataclass
@@ -79,42 +78,18 @@ def predict_probabilities(model, images: np.ndarray, batch_size: int = 1000) -> 
 
 
 def evaluate_model(model, images: np.ndarray, labels: np.ndarray, dataset: str = "mnist",
-                   temperature: float | None = None, precision: str = "float32") -> Evaluation:
+                   temperature: float | None = None, precision: str = "float32",
+                   class_names: list[str] | None = None) -> Evaluation:
     """Evaluate an in-memory Keras model on uint8 images and integer labels, its layers computing
-    in `precision` ("float32" or "mixed_bfloat16"; the model is float32 again after)."""
-    names = list(dataset_info(dataset).class_names)
+    in `precision` ("float32" or "mixed_bfloat16"; the model is float32 again after). `class_names`
+    default to the data set's."""
+    names = list(class_names or dataset_info(dataset).class_names)
     with computing_in(model, precision):
         probabilities = predict_probabilities(model, images)
+    if probabilities.shape[1] != len(names) or (len(labels) and int(np.max(labels)) >= len(names)):
+        raise ConfigError(f"the model has {probabilities.shape[1]} outputs, but {dataset_label(dataset)} has "
+                          f"{len(names)} classes; evaluate it on the data set it was trained on.")
     return Evaluation(dataset, names, np.asarray(labels), probabilities, temperature, precision)
-
-
-def load_model(path: str | os.PathLike, *, trust: bool = False):
-    """Load a .keras file in Keras' safe mode (no code from the file is run), or a .skops baseline.
-
-    A model file can carry Python code (a Lambda layer's function): loading it runs that code, so
-    it is refused unless `trust=True` (`--trust-model` on the command line), for a file whose
-    origin the user knows.
-    """
-    if Path(path).suffix == ".skops":
-        from digitlab.models.classic import load_classic
-
-        return load_classic(path)
-    select_backend()  # no-op if Keras is already imported
-    import keras
-
-    try:
-        return keras.saving.load_model(path, safe_mode=not trust)
-    except ValueError as e:
-        if "safe_mode" in str(e) or "arbitrary code" in str(e):
-            what = "a Lambda layer's Python function" if "Lambda" in str(e) else "Python code"
-            raise RunError(
-                f"{path}: refused: the model file carries {what}, and loading it would run that code "
-                "with your permissions. If you trust the file (you made it, or know who did), load it "
-                "with --trust-model (Python: trust=True)."
-            ) from None
-        raise RunError(f"{path}: cannot load the model ({type(e).__name__}: {e}).") from None
-    except Exception as e:  # Keras raises ValueError, OSError, zipfile errors... for a bad file
-        raise RunError(f"{path}: cannot load the model ({type(e).__name__}: {e}).") from None
 
 
 def evaluate(
@@ -131,14 +106,30 @@ def evaluate(
     `precision="auto"` computes in the precision the run trained in where that is fast here
     (`digitlab.models.precision.prediction_precision`), as the run's own test accuracy was; "float32" is
     the saved model's exact arithmetic."""
-    model_path, run_dir = resolve_model(run_or_model, out)
-    config = RunConfig.load(run_dir / CONFIG_FILE) if run_dir is not None else None
-    backend = select_backend(get_preset(config.model).backend if config else None)
-    dataset = dataset or (config.dataset if config else "mnist")
-    if model_path.suffix == ".skops" and precision == "mixed_bfloat16":
-        raise ConfigError(f"{model_path} is a scikit-learn model: it computes in float32; precision "
+    run = open_run(run_or_model, out)
+    backend = select_backend(get_preset(run.preset).backend if run.preset else None)
+    dataset = dataset or run.dataset
+    if run.model.suffix == ".skops" and precision == "mixed_bfloat16":
+        raise ConfigError(f"{run.model} is a scikit-learn model: it computes in float32; precision "
                           "mixed_bfloat16 applies to Keras networks.")
-    model = load_model(model_path, trust=trust)
-    precision = prediction_precision(config.precision if config else None, backend, precision)
+    model = load_model(run.model, trust=trust)
+    precision = prediction_precision(run.config.precision if run.config else None, backend, precision)
+    names = recorded_classes(run, dataset)
     _, (x_test, y_test) = load_dataset(dataset, data_dir=data_dir)
-    return evaluate_model(model, x_test, y_test, dataset, run_temperature(run_dir), precision)
+    return evaluate_model(model, x_test, y_test, dataset, run.temperature, precision, names)
+
+
+def recorded_classes(run: RunFiles, dataset: str | None = None) -> list[str] | None:
+    """The run's own class names, checked against `dataset`'s (default: the run's) when that is the
+    data set it trained on: labels read from a class folder added or removed since would be
+    counted against the wrong outputs. None where the run recorded none."""
+    if dataset is not None and dataset != run.dataset:
+        return None  # another data set: its own names
+    names = run.class_names
+    if names is not None:
+        now = list(dataset_info(run.dataset).class_names)
+        if now != names:
+            raise ConfigError(f"{dataset_label(run.dataset)}'s classes are now {', '.join(now[:12])}, but "
+                              f"{run.folder} trained on {', '.join(names[:12])}; restore the data as it was, "
+                              "or train a new run on it.")
+    return names

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from digitlab.images.read import ImageError
+from digitlab.errors import ImageError
 
 BOX = 20
 FRAME = 28
@@ -57,9 +57,13 @@ def to_mnist(ink: np.ndarray, *, name: str = "image", mask: np.ndarray | None = 
                          "Draw darker or larger strokes.")
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    # Keep the anti-aliased edges next to the stroke, drop everything else (specks, shadows).
-    near = ndimage.binary_dilation(mask, iterations=2)
-    crop = np.where(near, ink, 0)[top:bottom, left:right]
+    # Keep the anti-aliased edges next to the stroke, drop everything else (specks, shadows). The
+    # mask is empty outside its box, so dilating the box with a 2-pixel margin gives the same pixels
+    # as dilating the whole image, at the cost of the digit's size, not the page's.
+    t0, l0 = max(top - 2, 0), max(left - 2, 0)
+    near = ndimage.binary_dilation(mask[t0 : bottom + 2, l0 : right + 2], iterations=2)
+    near = near[top - t0 : bottom - t0, left - l0 : right - l0]
+    crop = np.where(near, ink[top:bottom, left:right], 0)
     strong = np.percentile(crop[mask[top:bottom, left:right]], 90)
     crop = np.clip(crop / max(strong, 1e-6), 0, 1).astype(np.float32)
     h, w = crop.shape

@@ -1,28 +1,28 @@
-"""Read user images safely: any format Pillow knows, with limits, into an ink map in [0, 1].
+"""Read user images safely, with limits, into an ink map in [0, 1].
 
 "Ink" is what the pen left: 1 where the stroke is, 0 on the paper, whatever the image's colours,
 transparency or lighting. Hostile files (a 40,000 x 40,000 PNG, a truncated file, text named
-.png) get an `ImageError` naming the file before anything large is decoded.
+.png, a FIFO named as an image) get an `ImageError` naming the file before anything large is
+decoded. Only the decoders of FORMATS are ever run, whatever a file is named: Pillow knows dozens
+more, and some hand the bytes to other programs (its EPS reader runs Ghostscript).
 """
 
 from __future__ import annotations
 
 import io
 import os
+import stat
 import warnings
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from digitlab.errors import DigitlabError
+from digitlab.errors import ImageError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
+FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF", "PPM")  # Pillow's decoders for those (PPM reads PGM too)
 MAX_PIXELS = 40_000_000  # a 40-megapixel phone photo passes; decompression bombs do not
 WORK_SIDE = 512  # larger images are reduced to this longest side before any analysis
-
-
-class ImageError(DigitlabError, ValueError):
-    """An image file cannot be read or holds no digit."""
 
 
 def open_image(source, *, name: str | None = None, max_pixels: int = MAX_PIXELS) -> Image.Image:
@@ -33,7 +33,7 @@ def open_image(source, *, name: str | None = None, max_pixels: int = MAX_PIXELS)
         return Image.fromarray(_array_to_uint8(source, name))
     label = name or ("<bytes>" if isinstance(source, (bytes, bytearray)) else str(source))
     try:
-        stream = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else open(source, "rb")
+        stream = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else _open_regular_file(source, label)
     except FileNotFoundError:
         raise ImageError(f"{label}: no such file.") from None
     except IsADirectoryError:
@@ -41,12 +41,14 @@ def open_image(source, *, name: str | None = None, max_pixels: int = MAX_PIXELS)
     except OSError as e:
         raise ImageError(f"{label}: cannot open ({e.strerror or e}).") from None
     with stream:
-        if isinstance(source, (str, os.PathLike)) and os.fstat(stream.fileno()).st_size == 0:
+        if (len(source) if isinstance(source, (bytes, bytearray)) else os.fstat(stream.fileno()).st_size) == 0:
             raise ImageError(f"{label}: the file is empty.")
+        header = stream.read(16)
+        stream.seek(0)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
-                image = Image.open(stream)
+                image = Image.open(stream, formats=FORMATS)
                 width, height = image.size
                 if width * height > max_pixels:
                     raise ImageError(
@@ -59,10 +61,39 @@ def open_image(source, *, name: str | None = None, max_pixels: int = MAX_PIXELS)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
             raise ImageError(f"{label}: refused as a possible decompression bomb ({e}); scale the image down first.") from None
         except UnidentifiedImageError:
-            raise ImageError(f"{label}: not an image Pillow can read (PNG, JPEG, GIF, BMP, WebP, TIFF...).") from None
-        except (OSError, SyntaxError, ValueError) as e:
-            raise ImageError(f"{label}: the image is damaged or truncated ({e}).") from None
+            raise ImageError(f"{label}: not a PNG, JPEG, GIF, BMP, WebP, TIFF or PGM/PPM image{_other_format(header)}; "
+                             "save it as PNG or JPEG.") from None
+        except Exception as e:  # noqa: BLE001 -- any decoder's failure on a damaged file (Pillow raises
+            # OSError, SyntaxError, ValueError, and for some formats NotImplementedError or AttributeError)
+            raise ImageError(f"{label}: the image is damaged or truncated ({type(e).__name__}: {e}).") from None
     return image
+
+
+def _open_regular_file(path, label: str):
+    """Open `path` for reading only if it is a regular file: a FIFO or a device would block or never end.
+
+    Opened without blocking first (a FIFO's open waits for a writer), checked, then read normally."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            if stat.S_ISDIR(os.fstat(fd).st_mode):
+                raise IsADirectoryError(path)
+            raise ImageError(f"{label}: not a regular file (a pipe, socket or device); save the image as a file.")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _other_format(header: bytes) -> str:
+    """', a PDF or PostScript file' and the like, for a file of a format digitlab does not decode."""
+    for magic, what in ((b"%!PS", "a PostScript file"), (b"\xc5\xd0\xd3\xc6", "a PostScript file"),
+                        (b"%PDF", "a PDF file"), (b"DDS ", "a DDS texture"), (b"BLP", "a BLP texture")):
+        if header.startswith(magic):
+            return f" (it is {what})"
+    return ""
 
 
 def _array_to_uint8(array: np.ndarray, name: str | None) -> np.ndarray:

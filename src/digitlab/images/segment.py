@@ -12,11 +12,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from digitlab.errors import ImageError
+
 # Components at least this wide for the number's height may be touching digits.
 MAY_TOUCH_ASPECT = 0.75
 # The narrowest a digit in a touching run is, for the number's height: bounds the pieces tried.
 MIN_DIGIT_ASPECT = 0.4
 OVERLAP_TO_MERGE = 0.5  # horizontal overlap, as a share of the narrower piece
+# The most separate pieces of ink a number may have: 16 digits of up to 3 pieces each. The work
+# grows with the pieces (every run of neighbours is a candidate digit), so a page of dots or lines
+# is refused at once rather than costing minutes; a real number has a few dozen at most.
+MAX_PIECES = 48
 
 
 @dataclass
@@ -27,13 +33,18 @@ class Segment:
     mask: np.ndarray  # full-image boolean mask of this digit's ink
 
 
-def segment(mask: np.ndarray) -> list[Segment]:
-    """The connected pieces of ink, stacked pieces merged, ordered left to right."""
+def segment(mask: np.ndarray, name: str = "image") -> list[Segment]:
+    """The connected pieces of ink, stacked pieces merged, ordered left to right.
+
+    Raises ImageError for more than MAX_PIECES pieces, before any work that grows with them."""
     from scipy import ndimage
 
     labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
     if n == 0:
         return []
+    if n > MAX_PIECES:
+        raise ImageError(f"{name}: {n} separate pieces of ink, more than the {MAX_PIECES} a number of up to 16 "
+                         "digits has; crop the image to the number.")
     groups = [[i + 1] for i in range(n)]
     boxes = [_box(sl) for sl in ndimage.find_objects(labels)]
     groups, boxes = _merge_stacked(groups, boxes)

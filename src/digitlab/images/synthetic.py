@@ -9,6 +9,7 @@ vertical jitter, some pairs touching.
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFilter
@@ -98,8 +99,6 @@ def rendered_accuracy(recognizer, images: np.ndarray, labels: np.ndarray, folder
     Writes one file per digit into `folder` and reads it back through `recognizer.predict`, as a
     user's files would be. Returns overall and per-style accuracies.
     """
-    from pathlib import Path
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     raw = recognizer.probabilities(images.astype(np.float32) / 255).argmax(axis=1)

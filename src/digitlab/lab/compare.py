@@ -9,19 +9,20 @@ exactly as `digitlab train` would, so every row is also a complete run folder.
 
 from __future__ import annotations
 
-import base64
 import csv
 import html
-import io
 import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from digitlab.data.userdata import dataset_info
+from digitlab.files import atomic_write, write_text
 from digitlab.models import get_preset
 from digitlab.lab.reproduce import train_in_subprocess
-from digitlab.runs import dataset_label, latest_run, resolve_model
+from digitlab.reports.plots import plot_leaderboard
+from digitlab.reports.report import data_url
+from digitlab.runs import dataset_label, latest_run, open_run
 
 
 @dataclass
@@ -60,10 +61,10 @@ def compare(
         for name in models:
             folder = out / f"{name}-{dataset_label(dataset)}"
             metrics = train_in_subprocess(name, seed, folder, data_dir, ("--dataset", dataset, *extra))
-            model_file, run_dir = resolve_model(latest_run(folder))
+            run = open_run(latest_run(folder))
             entry = Entry(name, dataset, float(metrics["test_accuracy"]), float(metrics["train_seconds"]),
-                          float(metrics["predict_ms_per_1000"]), model_file.stat().st_size,
-                          int(metrics["parameters"]), str(run_dir))
+                          float(metrics["predict_ms_per_1000"]), run.model.stat().st_size,
+                          int(metrics["parameters"]), str(run.folder))
             entries.append(entry)
             if on_result is not None:
                 on_result(entry)
@@ -98,21 +99,21 @@ def write_leaderboard(entries: list[Entry], folder: str | os.PathLike) -> list[P
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     md = folder / "leaderboard.md"
-    md.write_text(markdown(entries))
+    write_text(md, markdown(entries))
     table = folder / "leaderboard.csv"
-    with open(table, "w", newline="") as f:
+    with atomic_write(table) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(asdict(entries[0])) if entries else ["model"])
         writer.writeheader()
         writer.writerows(asdict(e) for e in entries)
     page = folder / "leaderboard.html"
-    page.write_text(html_page(entries))
+    write_text(page, html_page(entries))
     return [md, table, page]
 
 
 def html_page(entries: list[Entry]) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row(e)) + "</tr>" for e in entries)
-    figure = _png_data_url(plot_leaderboard(entries)) if entries else ""
+    figure = data_url(plot_leaderboard(entries), dpi=100) if entries else ""
     image = f'<img alt="test accuracy against training time" src="{figure}">' if figure else ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>digitlab leaderboard</title>
@@ -130,29 +131,3 @@ img {{ max-width: 100%; }}
 {image}
 </body></html>
 """
-
-
-def plot_leaderboard(entries: list[Entry]):
-    """Test accuracy against training time (log scale), one marker per model, one panel per data set."""
-    from matplotlib.figure import Figure
-
-    datasets = list(dict.fromkeys(e.dataset for e in entries))
-    fig = Figure(figsize=(5.5 * len(datasets), 4.2), layout="constrained")
-    axes = fig.subplots(1, len(datasets), squeeze=False)[0]
-    for ax, dataset in zip(axes, datasets):
-        for e in (e for e in entries if e.dataset == dataset):
-            ax.scatter(max(e.train_seconds, 0.01), 100 * e.test_accuracy, s=40)
-            ax.annotate(e.model, (max(e.train_seconds, 0.01), 100 * e.test_accuracy), textcoords="offset points",
-                        xytext=(5, 4), fontsize=9)
-        ax.set_xscale("log")
-        ax.set_xlabel("training time, s (log scale)")
-        ax.set_ylabel("test accuracy, %")
-        ax.set_title(dataset)
-        ax.grid(alpha=0.3)
-    return fig
-
-
-def _png_data_url(fig) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()

@@ -7,34 +7,39 @@ import platform
 import sys
 import time
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
+import sklearn
 
-from digitlab.reports import plots
 from digitlab.config import RunConfig
 from digitlab.data.userdata import dataset_info, load_dataset
+from digitlab.errors import ConfigError, DigitlabError, Interrupted, RunError
 from digitlab.evaluation.calibration import fit_temperature
-from digitlab.evaluation.evaluate import Evaluation, evaluate_model, predict_probabilities
+from digitlab.evaluation.evaluate import Evaluation, evaluate_model, predict_probabilities, recorded_classes
+from digitlab.files import atomic_write
 from digitlab.models import config_for, get_preset
+from digitlab.models.numpy_model import INFERENCE_FILE
+from digitlab.models.numpy_model import export as export_inference
+from digitlab.models.precision import computing_in, prediction_precision, resolve_precision
+from digitlab.reports import plots
+from digitlab.reports.report import write_report
 from digitlab.runs import (
     CALIBRATION_FILE,
+    CLASSES_FILE,
     CONFIG_FILE,
     CONFUSION_FILE,
     METRICS_FILE,
     MODEL_FILE,
     STATUS_FILE,
+    RunFiles,
     is_complete,
     new_run_dir,
     write_history,
     write_json,
 )
 from digitlab.training import checkpoints
-from digitlab.errors import ConfigError, DigitlabError, RunError
-from digitlab.models.numpy_model import INFERENCE_FILE
-from digitlab.models.numpy_model import export as export_inference
-from digitlab.reports.report import write_report
-from digitlab.models.precision import computing_in, prediction_precision, resolve_precision
 from digitlab.training.fit import check_numpy_engine, fit, fit_classic, fit_numpy, make_splits
 
 
@@ -77,6 +82,7 @@ def train(
     splits = make_splits(config, train_split, test_split)
     run_dir = new_run_dir(config.out, config.model, config.dataset)
     config.save(run_dir / CONFIG_FILE)
+    write_json(run_dir / CLASSES_FILE, {"classes": list(dataset.class_names)})
     return _fit_and_finish(config, splits, run_dir, verbose, plots_enabled, resume=False)
 
 
@@ -94,14 +100,11 @@ def resume(
     if is_complete(run_dir):
         raise RunError(f"{run_dir}: the run is already complete; nothing to resume.")
     config = RunConfig.load(run_dir / CONFIG_FILE)
-    checkpoints.load(run_dir)  # fails clearly before any data is read if there is none
+    checkpoints.load(run_dir, config.epochs)  # fails clearly before any data is read: none, or altered
+    recorded_classes(RunFiles(run_dir / MODEL_FILE, run_dir, config))  # the data's classes as when it started
     train_split, test_split = load_dataset(config.dataset, data_dir=data_dir)
     splits = make_splits(config, train_split, test_split)
     return _fit_and_finish(config, splits, run_dir, verbose, plots_enabled, resume=True)
-
-
-class Interrupted(DigitlabError):
-    """Training was stopped with Ctrl-C; the run can be resumed."""
 
 
 def _fit_and_finish(config: RunConfig, splits, run_dir: Path, verbose, plots_enabled: bool, resume: bool) -> Run:
@@ -126,11 +129,10 @@ def _fit_and_finish(config: RunConfig, splits, run_dir: Path, verbose, plots_ena
     train_seconds = time.perf_counter() - started
     # The model first: whatever happens to the figures, the trained weights are kept.
     model_file = getattr(model, "filename", MODEL_FILE)  # a classic baseline is a .skops file
-    tmp_model = run_dir / f".tmp-{model_file}"
-    model.save(tmp_model)
-    tmp_model.replace(run_dir / model_file)
+    with atomic_write(run_dir / model_file) as tmp:
+        model.save(tmp)
     if model_file == MODEL_FILE:  # the same network in plain arrays, for prediction without Keras
-        export_inference(model, run_dir / INFERENCE_FILE)
+        export_inference(model, run_dir / INFERENCE_FILE, source=run_dir / MODEL_FILE)
     # Calibrated and tested in the arithmetic `digitlab evaluate` will use for this run here.
     keras = sys.modules.get("keras")  # not imported for a scikit-learn baseline
     precision = prediction_precision(config.precision, keras.backend.backend() if keras else None)
@@ -181,19 +183,15 @@ def save_run_figures(run_dir: Path, history, evaluation: Evaluation, x_train, y_
         ),
     }
     for filename, fig in figures.items():
-        fig.savefig(run_dir / filename, dpi=110)
+        plots.save_figure(fig, run_dir / filename)
 
 
 def environment() -> dict:
     """Versions and machine facts recorded with a run, so its numbers can be compared later.
 
-    A classic baseline's run never imports Keras (and TensorFlow with it: 5 s of a 13 s `knn`
-    run, measured), so its Keras version is read from the installed package and its backend is None.
+    A classic baseline's run never imports Keras (and TensorFlow with it, seconds of a short run),
+    so its Keras version is read from the installed package and its backend is None.
     """
-    from importlib.metadata import version
-
-    import sklearn
-
     keras = sys.modules.get("keras")
     return {
         "backend": keras.backend.backend() if keras is not None else None,

@@ -99,7 +99,7 @@ def train_in_subprocess(name: str, seed: int, out: Path, data_dir, extra: tuple[
 
 
 def markdown_table(results: list[Reproduction]) -> str:
-    """The results as a Markdown table, as shown in the README."""
+    """The results as a Markdown table, as docs/presets.md shows them."""
     lines = [
         "| preset | recipe | the tutorial reported | we got (mean ± sd, n) | meets the claim |",
         "|---|---|---|---|---|",

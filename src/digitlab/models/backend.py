@@ -1,12 +1,10 @@
 """Pick the Keras backend before Keras is imported: the one measured fastest for the model.
 
-Measured on 2-core CPUs (see BENCHMARKS.md): on JAX, with digitlab's compiled loop
-(digitlab.training.jaxloop), the MLP trains 4-6x faster than Keras + TensorFlow's `fit`. The CNNs depend on
-the CPU (`convnet_backend`): where TensorFlow runs its oneDNN kernels (an AVX-512 EPYC) its `fit`
-was 1.33x faster than the loop, where it runs Eigen's (an AVX2 EPYC) the loop was 1.2-1.3x faster
-than TensorFlow. `cnn-aug`, whose batch norm the loop runs through Keras' own layer code, trains as
-fast or a little faster on TensorFlow (384-411 against 410-448 ms per step, interleaved), so it
-names TensorFlow. Each preset names its backend (or the CNNs' rule); `KERAS_BACKEND` set by the
+The dense networks train fastest on JAX with digitlab's compiled loop (digitlab.training.jaxloop).
+The CNNs depend on the CPU (`convnet_backend`): TensorFlow's `fit` wins where TensorFlow runs its
+oneDNN kernels, the loop wins where it runs Eigen's. `cnn-aug`, whose batch norm the loop runs
+through Keras' own layer code, is no slower on TensorFlow, so it names TensorFlow. BENCHMARKS.md has
+the measurements behind each choice. Each preset names its backend (or the CNNs' rule); `KERAS_BACKEND` set by the
 user always wins, and once Keras is imported in a process its backend is fixed. On JAX, XLA's
 compiled programs are kept in the cache folder (`use_compilation_cache`), so a second run of a
 recipe neither recompiles its loop nor its model.
@@ -21,6 +19,10 @@ import os
 import platform
 import sys
 from pathlib import Path
+
+import filelock
+
+from digitlab.data.fetch import default_cache_dir
 
 BACKENDS = ("jax", "tensorflow", "torch")
 DEFAULT_BACKEND = "jax"
@@ -51,8 +53,6 @@ def select_backend(preferred: str | None = None) -> str:
     if backend != "tensorflow":
         keep_tensorflow_unloaded()
     if backend == "jax":  # also when Keras was imported before digitlab (a no-op once the cache is set)
-        from digitlab.data.fetch import default_cache_dir
-
         use_compilation_cache(default_cache_dir() / "compiled")
     return backend
 
@@ -61,10 +61,8 @@ def convnet_backend(flags: frozenset[str] | None = None, environ=os.environ) -> 
     """The backend that trains the convolutional presets fastest on this CPU.
 
     TensorFlow where it runs its oneDNN kernels on a CPU made for them (AVX-512 VNNI or BF16,
-    AVX-VNNI or AMX: measured on an AVX-512 AMD EPYC, the `cnn` preset's float32 step took 34 ms
-    there against 53 ms in digitlab's compiled JAX loop); JAX with that loop everywhere else (on an
-    AVX2 CPU the loop was 1.2-1.3x faster than TensorFlow, and forcing oneDNN on there gained
-    TensorFlow nothing). Decided without importing TensorFlow (several seconds): `flags` are this
+    AVX-VNNI or AMX); JAX with digitlab's compiled loop everywhere else, where the loop is faster and
+    forcing oneDNN on gains TensorFlow nothing (BENCHMARKS.md, "Backends"). Decided without importing TensorFlow (several seconds): `flags` are this
     CPU's (`cpu_flags()`); TF_ENABLE_ONEDNN_OPTS=0, TensorFlow's own switch, turns it off.
     """
     flags = cpu_flags() if flags is None else flags
@@ -129,9 +127,8 @@ def keep_tensorflow_unloaded() -> bool:
 
     Keras asks "is TensorFlow installed?" by importing it, in two places that cannot need it unless
     TensorFlow is already loaded: saving a model (`isinstance(obj, tf.TensorShape)` in
-    `serialization_lib`) and `set_random_seed` (which also seeds TensorFlow's generator). On a 2-core
-    CPU that import takes 3.5-4.5 s after Keras' own (10 s in a fresh interpreter) and ~450 MB,
-    more than the MLP's 5 epochs on JAX take. Keras offers no setting for it, so those two modules
+    `serialization_lib`) and `set_random_seed` (which also seeds TensorFlow's generator). That import
+    costs seconds and hundreds of MB, more than the MLP's whole training on JAX (BENCHMARKS.md). Keras offers no setting for it, so those two modules
     get their own lazy `tensorflow` module that answers "available" only once TensorFlow is loaded.
     Keras' shared lazy module is left alone: the layers that need TensorFlow (`StringLookup`,
     `Hashing`, ...) still import it. If TensorFlow is imported later in the process, seeds set
@@ -192,9 +189,8 @@ def _import_tensorflow_quietly() -> None:
 def use_compilation_cache(folder: Path) -> bool:
     """Keep XLA's compiled programs in `folder`, so that the next run of the same recipe skips compiling.
 
-    Compiling digitlab's training loop takes seconds (about 4 s for the MLP, 10 s for the CNN) and
-    Keras compiles every variable's initializer (3.4 s to build the CNN, 0.3 s from the cache;
-    measured); a cached program loads in milliseconds. JAX's own persistent cache, keyed by the
+    Compiling digitlab's training loop takes seconds, and Keras compiles every variable's initializer
+    too; a cached program loads in milliseconds. JAX's own persistent cache, keyed by the
     program, the JAX version and the CPU, at most 1 GB (least recently used programs go first).
     Skipped, returning False, where the folder cannot be written or JAX already has a cache folder
     (the user's own setting wins).
@@ -230,8 +226,6 @@ def mend_compiled_cache(folder: Path) -> int:
     JAX's own lock of the folder, so an entry another process is writing right now is left alone.
     (A JAX process with no size limit writes no use times; digitlab always sets one in its folder.)
     """
-    import filelock
-
     removed = 0
     try:
         with filelock.FileLock(folder / ".lockfile", timeout=10):

@@ -9,7 +9,9 @@ runs no code, and `load_classic` refuses a file holding any type outside scikit-
 
 from __future__ import annotations
 
+import json
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +20,11 @@ import numpy as np
 from digitlab.errors import RunError
 
 SKOPS_FILE = "model.skops"
+PRESET_ESTIMATORS = frozenset({  # the top-level estimator of each preset below
+    "sklearn.ensemble._forest.RandomForestClassifier", "sklearn.neighbors._classification.KNeighborsClassifier",
+    "sklearn.linear_model._logistic.LogisticRegression", "sklearn.naive_bayes.GaussianNB",
+    "sklearn.svm._classes.LinearSVC",
+})
 
 
 def random_forest(seed: int):
@@ -100,21 +107,66 @@ def fit_classic(builder, x_train: np.ndarray, y_train: np.ndarray, seed: int) ->
     return ClassicModel(estimator, (None, x.shape[1]))
 
 
+# Every type a preset's fitted estimator is saved with (tests/unit/test_classic.py derives it from the
+# presets and checks it): a .skops file holding any other type is refused before anything in it is
+# built. skops' own check trusts whole modules (every scikit-learn class, and `builtins.eval` is in
+# `builtins`), which a file can abuse: a Pipeline of FunctionTransformers runs any Python on predict.
+ALLOWED_TYPES = frozenset({
+    "builtins.bool", "builtins.dict", "builtins.float", "builtins.int", "builtins.list", "builtins.str",
+    "builtins.tuple", "numpy.bool_", "numpy.dtype", "numpy.float32", "numpy.float64", "numpy.int32",
+    "numpy.int64", "numpy.ndarray",
+    "sklearn.ensemble._forest.RandomForestClassifier", "sklearn.tree._classes.DecisionTreeClassifier",
+    "sklearn.tree._tree.Tree", "sklearn.neighbors._classification.KNeighborsClassifier",
+    "sklearn.linear_model._logistic.LogisticRegression", "sklearn.naive_bayes.GaussianNB",
+    "sklearn.svm._classes.LinearSVC",
+})
+MAX_SCHEMA_BYTES = 64 << 20  # the largest schema.json read (a k-NN model's is far smaller; its arrays are separate)
+
+
+def saved_types(path: str | os.PathLike) -> set[str]:
+    """Every `module.Class` a .skops file would build, read from its schema without building anything.
+
+    Raises RunError for a file that is not a skops archive or names a node without its module."""
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            info = archive.getinfo("schema.json")
+            if info.file_size > MAX_SCHEMA_BYTES:
+                raise RunError(f"{path}: refused: its schema is {info.file_size:,} bytes, more than a model has.")
+            schema = json.loads(archive.read(info))
+    except RunError:
+        raise
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as e:
+        raise RunError(f"{path}: cannot load the model: not a scikit-learn model file saved by digitlab "
+                       f"({type(e).__name__}: {e}).") from None
+    types: set[str] = set()
+    stack = [schema]
+    while stack:  # iterative: a deeply nested schema cannot exhaust the recursion limit
+        node = stack.pop()
+        if isinstance(node, dict):
+            if "__class__" in node or "__module__" in node:
+                types.add(f"{node.get('__module__')}.{node.get('__class__')}")
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return types
+
+
 def load_classic(path: str | os.PathLike) -> ClassicModel:
-    """Load a skops file, refusing any type that is not scikit-learn's or NumPy's."""
+    """Load a skops file holding one of the presets' estimators, refusing any file with another type
+    (functions, pipelines, anything that could run code) before anything in it is built."""
     import skops.io
 
     path = Path(path)
+    foreign = sorted(saved_types(path) - ALLOWED_TYPES)
+    if foreign:
+        raise RunError(f"{path}: refused: the file holds types that digitlab's scikit-learn presets never save "
+                       f"({', '.join(foreign[:5])}); loading them could run code from the file.")
     try:
-        untrusted = skops.io.get_untrusted_types(file=path)
-        foreign = [t for t in untrusted if not t.split(".")[0] in ("sklearn", "numpy", "scipy", "builtins")]
-        if foreign:
-            raise RunError(f"{path}: refused: the file holds types that are not scikit-learn's "
-                           f"({', '.join(foreign[:5])}); loading them could run code from the file.")
-        estimator = skops.io.load(path, trusted=untrusted)
-    except RunError:
-        raise
+        estimator = skops.io.load(path, trusted=skops.io.get_untrusted_types(file=path))
     except Exception as e:  # skops raises zipfile, JSON and type errors for a damaged file
         raise RunError(f"{path}: cannot load the model ({type(e).__name__}: {e}).") from None
+    if type(estimator).__module__ + "." + type(estimator).__name__ not in PRESET_ESTIMATORS:
+        raise RunError(f"{path}: refused: a {type(estimator).__name__} is not one of digitlab's scikit-learn presets.")
     n_features = getattr(estimator, "n_features_in_", 784)
     return ClassicModel(estimator, (None, int(n_features)))

@@ -139,8 +139,7 @@ def cnn(image_shape=(28, 28), num_classes=10) -> keras.Model:
 
     The keras-io MNIST convnet (conv 32 -> pool -> conv 64 -> pool) with 'same' padding, so
     the second stage still sees 14x14 maps, and a 128-unit hidden layer between the features and
-    the classifier, dropout 0.4 on both sides of it. About 420k parameters; TensorFlow trains it in
-    ~10 s per epoch on 2 cores.
+    the classifier, dropout 0.4 on both sides of it. About 420k parameters.
     """
     return _conv_pool_net(image_shape, num_classes, (32, 64), 0.4, "cnn")
 

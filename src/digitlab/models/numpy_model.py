@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from digitlab.errors import RunError
+from digitlab.files import atomic_write, sha256_file
 
 INFERENCE_FILE = "inference.npz"
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "softmax", "linear")
@@ -71,8 +72,7 @@ def predict_batches(model, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
 
     A Keras model is called through `predict_on_batch`, one compiled call per batch, not `predict`,
     which wraps the arrays in a data pipeline on every call: on TensorFlow that was half the time
-    of the `cnn`'s 10,000 test images (about 15,000 against 28,000 images/s in float32, the same
-    arithmetic; BENCHMARKS.md)."""
+    of a CNN's test set (BENCHMARKS.md)."""
     if not hasattr(model, "predict_on_batch"):
         return np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
     if len(x) == 0:
@@ -81,8 +81,11 @@ def predict_batches(model, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
                            for i in range(0, len(x), batch_size)])
 
 
-def export(model, path: str | os.PathLike) -> Path | None:
-    """Write the Keras `model`'s layers to `path` (.npz); None, writing nothing, if a layer is not covered."""
+def export(model, path: str | os.PathLike, source: str | os.PathLike | None = None) -> Path | None:
+    """Write the Keras `model`'s layers to `path` (.npz); None, writing nothing, if a layer is not covered.
+
+    `source` is the saved model file the export stands for (the run's model.keras): its SHA-256 is
+    recorded, and `exported_from` tells whether a file still is that model."""
     layers, arrays = [], {}
     for i, layer in enumerate(model.layers):
         kind, cfg = type(layer).__name__, layer.get_config()
@@ -121,13 +124,24 @@ def export(model, path: str | os.PathLike) -> Path | None:
             spec["arrays"] = f"{i}"
         layers.append(spec)
     meta = {"format": 1, "input_shape": list(model.input_shape[1:]), "layers": layers}
+    if source is not None:
+        meta["source_sha256"] = sha256_file(source)
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
     path = Path(path)
-    tmp = path.with_name(f".tmp-{path.name}")
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        np.savez(tmp, **arrays)
     return path
+
+
+def exported_from(path: str | os.PathLike, source: str | os.PathLike) -> bool:
+    """Whether the inference file `path` is the export of the model file `source` as it is now (not a
+    stale copy from before the model changed, nor another network's file put beside it)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            recorded = json.loads(bytes(data["meta"]).decode()).get("source_sha256")
+    except (OSError, KeyError, ValueError, TypeError, AttributeError, json.JSONDecodeError):
+        return False
+    return isinstance(recorded, str) and recorded == sha256_file(source)
 
 
 def load(path: str | os.PathLike) -> NumpyModel:

@@ -2,9 +2,8 @@
 is set to run.
 
 Mixed bfloat16 is Keras' own dtype policy, set on the layers while training or predicting and
-taken off after, so the model saved and exported computes in float32 (BENCHMARKS.md: the `cnn`'s
-step 25.5 against 41 ms on an AVX-512 CPU with bfloat16 instructions, the same 99.34% after 12
-epochs). A network that trained in it predicts in it where that is fast (`prediction_precision`).
+taken off after, so the model saved and exported computes in float32. On a CPU with bfloat16
+instructions it makes the CNNs' steps faster at the same accuracy (BENCHMARKS.md). A network that trained in it predicts in it where that is fast (`prediction_precision`).
 """
 
 from __future__ import annotations
@@ -20,17 +19,15 @@ from digitlab.errors import ConfigError
 from digitlab.models import get_preset
 
 # Keras' fit: training steps per compiled call, each call one Python round trip with its callbacks
-# and metric updates. The `cnn` preset on TensorFlow: 17.3 s per epoch against 18.4 s with one step
-# per call (benchmarks/backends.py, 3 rounds). PyTorch's backend accepts only 1.
+# and metric updates: fewer calls, faster epochs (BENCHMARKS.md). PyTorch's backend accepts only 1.
 STEPS_PER_EXECUTION = 32
 
 
 def resolve_precision(config: RunConfig) -> RunConfig:
     """`config` with precision "auto" replaced by the one that trains it fastest here: mixed_bfloat16
-    for a network Keras' fit trains on TensorFlow with oneDNN on a CPU with bfloat16 instructions
-    (the `cnn` preset's step: 25.5 against 41 ms in float32, measured on an AVX-512 EPYC), float32
-    elsewhere (digitlab's JAX loop computes in float32; bfloat16 made its CNN step slower, 60 against
-    49 ms). Raises ConfigError for mixed_bfloat16 where there is no network to compute in it."""
+    for a network Keras' fit trains on TensorFlow with oneDNN on a CPU with bfloat16 instructions,
+    float32 elsewhere (digitlab's JAX loop computes in float32; bfloat16 made its CNN step slower:
+    BENCHMARKS.md). Raises ConfigError for mixed_bfloat16 where there is no network to compute in it."""
     preset = get_preset(config.model)
     if config.precision == "float32":
         return config
@@ -88,9 +85,8 @@ def _forget_compiled(model) -> None:
 def prediction_precision(trained: str | None, backend: str | None, requested: str = "auto") -> str:
     """The arithmetic a Keras network predicts in: `requested`, or for "auto" the one it trained in
     (`trained`, from the run's config.json; None for a bare .keras file) where that is still fast:
-    mixed bfloat16 on TensorFlow on a CPU with bfloat16 instructions (the `cnn`'s 10,000 test
-    images through `predict_batches`: about 40,000 against 28,000 images/s in float32 on a Zen 5,
-    BENCHMARKS.md), float32 elsewhere.
+    mixed bfloat16 on TensorFlow on a CPU with bfloat16 instructions (faster there: BENCHMARKS.md),
+    float32 elsewhere.
 
     Validation during training ran in the training precision too, so a run's test accuracy, its
     temperature and `digitlab evaluate` all see the arithmetic the network learned in."""

@@ -5,13 +5,13 @@ A preset is a plain record; `config_for` turns one into a `RunConfig`, with over
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Callable
 
 from digitlab.models.backend import CONVNET, convnet_backend
-from digitlab.config import RunConfig
+from digitlab.config import RunConfig, reject_unknown_fields
 from digitlab.errors import ConfigError
+from digitlab.models import classic
 
 
 @dataclass(frozen=True)
@@ -45,10 +45,8 @@ class Preset:
 
     def build_fn(self) -> Callable:
         if self.kind == "sklearn":
-            from digitlab.models import classic
-
             return getattr(classic, self.builder)
-        from digitlab.models import networks
+        from digitlab.models import networks  # imports Keras: only once a network is built (backend chosen)
 
         return getattr(networks, self.builder)
 
@@ -178,9 +176,6 @@ def get_preset(name: str) -> Preset:
 def config_for(name: str = DEFAULT_PRESET, **overrides) -> RunConfig:
     """The preset's recipe as a RunConfig; `overrides` that are not None replace single fields."""
     preset = get_preset(name)
-    known = {f.name for f in dataclasses.fields(RunConfig)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise ConfigError(f"unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}.")
+    reject_unknown_fields(overrides)
     fields = {**preset.recipe, **{k: v for k, v in overrides.items() if v is not None}, "model": name}
     return RunConfig(**fields)

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from digitlab.reports import plots
 from digitlab.data.augment import distort_images, distortion_for
-from digitlab.config import RunConfig
 from digitlab.data.userdata import dataset_info, load_dataset
 from digitlab.errors import ConfigError, RunError
-from digitlab.runs import CONFIG_FILE, HISTORY_JSON, read_json, resolve_model
+from digitlab.evaluation.evaluate import evaluate
+from digitlab.reports import plots
+from digitlab.runs import HISTORY_JSON, open_run
 
 
 def make_figure(
@@ -34,9 +34,8 @@ def make_figure(
     them; by default as the given run was trained (plain without a run).
     """
     if kind == "samples" and run is not None:
-        _, run_dir = resolve_model(run, runs_dir)
-        if run_dir is not None and (run_dir / CONFIG_FILE).is_file():  # else as given: mnist and plain by default
-            config = RunConfig.load(run_dir / CONFIG_FILE)
+        config = open_run(run, runs_dir).config
+        if config is not None:  # else as given: mnist and plain by default
             dataset, augment = dataset or config.dataset, augment or config.augment
     distortion = distortion_for(augment or "none")
     if distortion is not None and kind != "samples":
@@ -49,13 +48,11 @@ def make_figure(
             x, title = distort_images(x[:count], distortion, seed=0), f"{title}, {augment} distortion"
         return plots.plot_samples(x, y, dataset_info(dataset).class_names, n=count, title=title)
     if kind == "curves":
-        model_path, run_dir = resolve_model(run, runs_dir)
-        history_file = run_dir / HISTORY_JSON if run_dir is not None else None
-        if history_file is None or not history_file.is_file():
-            raise RunError(f"{model_path}: no training history beside it; curves need the run folder the model was trained in.")
-        return plots.plot_history(read_json(history_file), title=f"Training curves, run {run_dir.name}")
-
-    from digitlab.evaluation.evaluate import evaluate
+        opened = open_run(run, runs_dir)
+        history = opened.read(HISTORY_JSON)
+        if history is None:
+            raise RunError(f"{opened.model}: no training history beside it; curves need the run folder the model was trained in.")
+        return plots.plot_history(history, title=f"Training curves, run {opened.folder.name}")
 
     ev = evaluate(run, dataset=dataset, data_dir=data_dir, out=runs_dir)
     _, (x_test, _) = load_dataset(ev.dataset, data_dir=data_dir)

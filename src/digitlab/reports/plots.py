@@ -7,11 +7,15 @@ work in scripts, servers and notebooks alike; the caller saves or displays them.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+
+from digitlab.files import atomic_write
 
 MISTAKE = "#c62828"
 CORRECT = "#1b5e20"
@@ -50,8 +54,8 @@ def _image_grid(images, captions: list[str], colours: list[str], frames: list[tu
     """Images in a grid on one set of axes, each with a caption above it and an optional frame.
 
     One Axes with an image per tile, not a grid of Axes: matplotlib builds and lays out each Axes
-    with its ticks and title (about 30 ms each here), so a 25-image figure took 1.2-1.6 s to save
-    (0.17-0.47 s this way; measured on a 2-core CPU). `tile` is a tile's size in inches.
+    with its ticks and title, so a 25-image figure took seconds to save (several times faster this
+    way; BENCHMARKS.md). `tile` is a tile's size in inches.
     `vmax` None scales each image to its own range, as `imshow` does.
     """
     rows, cols = grid
@@ -199,3 +203,31 @@ def plot_layer_health(history: dict[str, list[float]], title: str = "Layer healt
         ax.xaxis.get_major_locator().set_params(integer=True)
     fig.suptitle(title)
     return fig
+
+
+def plot_leaderboard(entries: Sequence) -> Figure:
+    """Test accuracy against training time (log scale), one marker per model, one panel per data set.
+
+    `entries`: digitlab.lab.compare's leaderboard rows (model, dataset, test_accuracy, train_seconds)."""
+    datasets = list(dict.fromkeys(e.dataset for e in entries))
+    fig = Figure(figsize=(5.5 * len(datasets), 4.2), layout="constrained")
+    axes = fig.subplots(1, len(datasets), squeeze=False)[0]
+    for ax, dataset in zip(axes, datasets):
+        for e in (e for e in entries if e.dataset == dataset):
+            ax.scatter(max(e.train_seconds, 0.01), 100 * e.test_accuracy, s=40)
+            ax.annotate(e.model, (max(e.train_seconds, 0.01), 100 * e.test_accuracy), textcoords="offset points",
+                        xytext=(5, 4), fontsize=9)
+        ax.set_xscale("log")
+        ax.set_xlabel("training time, s (log scale)")
+        ax.set_ylabel("test accuracy, %")
+        ax.set_title(dataset)
+        ax.grid(alpha=0.3)
+    return fig
+
+
+def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 110) -> Path:
+    """Save `fig` atomically, in the format its file name says (PNG without a suffix)."""
+    path = Path(path)
+    with atomic_write(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".").lower() or "png")
+    return path

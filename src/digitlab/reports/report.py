@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from digitlab.reports import plots
 from digitlab.evaluation.evaluate import Evaluation
+from digitlab.files import write_text
+from digitlab.reports import plots
 
 REPORT_FILE = "report.html"
 
@@ -50,7 +51,7 @@ def write_report(run_dir: Path, config: dict, history: dict, evaluation: Evaluat
         for c in evaluation.most_confused()
     )
     sections = "".join(
-        f"<h2>{html.escape(title)}</h2><img alt='{html.escape(title)}' src='{_data_url(fig)}'>"
+        f"<h2>{html.escape(title)}</h2><img alt='{html.escape(title)}' src='{data_url(fig)}'>"
         for title, fig in figures.items() if fig is not None
     )
     timing = {k: metrics[k] for k in ("train_seconds", "predict_ms_per_1000", "parameters") if k in metrics}
@@ -77,9 +78,7 @@ dt {{ color: #5b6470; }} dd {{ margin: 0; }}
 </body></html>
 """
     path = run_dir / REPORT_FILE
-    tmp = run_dir / f".tmp-{REPORT_FILE}"
-    tmp.write_text(page)
-    tmp.replace(path)
+    write_text(path, page)
     return path
 
 
@@ -88,7 +87,8 @@ def _definitions(values: dict) -> str:
     return f"<dl>{rows}</dl>"
 
 
-def _data_url(fig) -> str:
+def data_url(fig, dpi: int = 90) -> str:
+    """A figure as a PNG `data:` URL, for a self-contained HTML page."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
+    fig.savefig(buf, format="png", dpi=dpi)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()

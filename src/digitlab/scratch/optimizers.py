@@ -14,7 +14,7 @@ from digitlab.errors import ConfigError
 
 
 # Moments of units whose gradient is 0 (dead ReLUs) decay geometrically into subnormal floats,
-# which CPUs process up to 100x slower: an epoch with many dead units took 5.6 s instead of 1.7 s.
+# which CPUs process up to 100x slower: an epoch with many dead units took three times as long.
 # TensorFlow and XLA flush them to zero in hardware (FTZ); NumPy cannot, so we do it every
 # FLUSH_EVERY steps. Values below float32's smallest normal number (1.2e-38) change nothing else.
 FLUSH_EVERY = 64

@@ -12,10 +12,13 @@ wrong; nothing a client sends can take the server down.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import contextlib
 import copy
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 from typing import Annotated
@@ -28,8 +31,11 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
-from digitlab.images.read import ImageError, open_image
+from digitlab.errors import ImageError
+from digitlab.images.read import open_image
+from digitlab.models.numpy_model import NumpyModel
 from digitlab.recognize import Prediction, Reading, Recognizer
+from digitlab.runs import METRICS_FILE, open_run
 
 API = "/api/v1"
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/bmp", "image/webp", "image/tiff",
@@ -63,17 +69,12 @@ class ModelFacts:
 def model_facts(run_or_model: str | os.PathLike | None, recognizer: Recognizer,
                 runs: str | os.PathLike = "runs") -> ModelFacts:
     """Facts about the model `Recognizer.load(run_or_model, runs=runs)` loaded."""
-    from digitlab.config import RunConfig
-    from digitlab.models.numpy_model import NumpyModel
-    from digitlab.runs import CONFIG_FILE, METRICS_FILE, read_json, resolve_model
-
-    model_path, run_dir = resolve_model(run_or_model, runs)
-    config = RunConfig.load(run_dir / CONFIG_FILE) if run_dir is not None else None
-    metrics = read_json(run_dir / METRICS_FILE) if run_dir is not None and (run_dir / METRICS_FILE).is_file() else {}
+    run = open_run(run_or_model, runs)
+    metrics = run.read(METRICS_FILE) or {}
     return ModelFacts(
-        name=run_dir.name if run_dir is not None else model_path.name,  # never the server's full path
-        preset=config.model if config else None,
-        dataset=config.dataset if config else "mnist",
+        name=run.folder.name if run.folder is not None else run.model.name,  # never the server's full path
+        preset=run.preset,
+        dataset=run.dataset,
         classes=recognizer.class_names,
         test_accuracy=metrics.get("test_accuracy"),
         temperature=recognizer.temperature,
@@ -137,21 +138,33 @@ class Health(BaseModel):
 
 def create_app(recognizer: Recognizer, facts: ModelFacts, limits: Limits = Limits()) -> FastAPI:
     """The FastAPI application serving `recognizer` within `limits`."""
+    # The work runs on exactly `limits.workers` threads. A request that times out gets its 503 at
+    # once; work of it still waiting is dropped, and work already running finishes on its thread,
+    # which stays taken meanwhile: so `workers` bounds the CPU the server uses, which a pool that
+    # abandons timed-out threads (anyio's abandon_on_cancel) does not. `read` bounds its own work.
+    pool = ThreadPoolExecutor(max_workers=limits.workers, thread_name_prefix="digitlab-worker")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        pool.shutdown(wait=False, cancel_futures=True)
+
     app = FastAPI(
         title="digitlab",
         version="1",
         summary="Recognise handwritten digits and numbers with a trained digitlab model.",
         docs_url="/docs",
         redoc_url=None,
+        lifespan=lifespan,
     )
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
-    workers = anyio.CapacityLimiter(limits.workers)
 
     async def run(fn, *args):
-        """Run blocking work in a worker thread, at most `limits.workers` at once, within the timeout."""
+        """Run blocking work on a worker thread, at most `limits.workers` at once, within the timeout."""
         try:
             with anyio.fail_after(limits.timeout_s):
-                return await anyio.to_thread.run_sync(fn, *args, limiter=workers, abandon_on_cancel=True)
+                # Cancelling the asyncio future cancels the pool's one if it has not started.
+                return await asyncio.wrap_future(pool.submit(fn, *args))
         except TimeoutError:
             raise HTTPException(503, f"the server is busy: the request took over {limits.timeout_s:g} s; "
                                      "try again later.") from None
@@ -180,11 +193,12 @@ def create_app(recognizer: Recognizer, facts: ModelFacts, limits: Limits = Limit
         return open_image(data, name="image", max_pixels=limits.max_pixels)
 
     async def upload(file: UploadFile):
+        """Check an upload's type and read its bytes; returns their decoding, to run on a worker."""
         if (file.content_type or "application/octet-stream") not in IMAGE_TYPES:
             raise HTTPException(415, f"a file of type {file.content_type!r} is not an image; send one of "
                                      f"{', '.join(IMAGE_TYPES)}.")
         data = await file.read()
-        return await run(lambda: open_image(data, name=file.filename or "upload", max_pixels=limits.max_pixels))
+        return lambda: open_image(data, name=file.filename or "upload", max_pixels=limits.max_pixels)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, e: RequestValidationError):
@@ -218,8 +232,8 @@ def create_app(recognizer: Recognizer, facts: ModelFacts, limits: Limits = Limit
               responses={415: {"description": "Not an image type."}, 422: {"description": "Not a readable image."}})
     async def predict_upload(file: Annotated[UploadFile, File(description="An image file.")]) -> PredictResponse:
         """As `predict`, for an image uploaded as multipart/form-data (field `file`)."""
-        image = await upload(file)
-        return await run(lambda: _prediction(recognizer.predict(image, keep_prepared=True)[0], recognizer))
+        image = await upload(file)  # decoded on the worker, in the same run as the prediction
+        return await run(lambda: _prediction(recognizer.predict(image(), keep_prepared=True)[0], recognizer))
 
     @app.post(f"{API}/read", tags=["recognize"], responses={422: {"description": "Not a readable image."}})
     async def read(body: ImageBody) -> ReadResponse:
@@ -232,7 +246,7 @@ def create_app(recognizer: Recognizer, facts: ModelFacts, limits: Limits = Limit
     async def read_upload(file: Annotated[UploadFile, File(description="An image file.")]) -> ReadResponse:
         """As `read`, for an image uploaded as multipart/form-data (field `file`)."""
         image = await upload(file)
-        return await run(lambda: _reading(recognizer.read(image, file.filename or "upload"), recognizer))
+        return await run(lambda: _reading(recognizer.read(image(), file.filename or "upload"), recognizer))
 
     web = resources.files("digitlab.serve") / "web"
 

@@ -9,16 +9,18 @@ complete state file. A run killed at any moment resumes from its last complete e
 
 from __future__ import annotations
 
-import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from digitlab.errors import RunError
+from digitlab.files import atomic_write
 from digitlab.runs import read_json, write_json
 
 CHECKPOINT_JSON = "checkpoint.json"
+STATE_NAME = re.compile(r"checkpoint-epoch([1-9][0-9]{0,6})\.(keras|npz)")  # the only state files save() writes
 
 
 @dataclass
@@ -37,21 +39,26 @@ def epoch_seed(seed: int, epoch: int) -> int:
 def save(run_dir: Path, epoch: int, history: dict, write_state, suffix: str, extra: dict | None = None) -> None:
     """Write the state with `write_state(path)`, then commit it by writing checkpoint.json."""
     name = f"checkpoint-epoch{epoch}{suffix}"
-    tmp = run_dir / f".tmp-{name}"
-    write_state(tmp)
-    os.replace(tmp, run_dir / name)
-    previous = read_json(run_dir / CHECKPOINT_JSON)["state"] if (run_dir / CHECKPOINT_JSON).is_file() else None
+    with atomic_write(run_dir / name) as tmp:
+        write_state(tmp)
+    previous = _previous_state(run_dir)
     write_json(run_dir / CHECKPOINT_JSON, {"epoch": epoch, "state": name, "history": history, **(extra or {})})
     if previous and previous != name:
         (run_dir / previous).unlink(missing_ok=True)
 
 
-def load(run_dir: Path) -> Checkpoint:
+def load(run_dir: Path, epochs: int | None = None) -> Checkpoint:
+    """The run's last checkpoint, every field checked (a run folder may come from anyone): its state
+    file is named as digitlab names it, inside the run folder, for an epoch in 1..`epochs`."""
     path = Path(run_dir) / CHECKPOINT_JSON
     if not path.is_file():
         raise RunError(f"{run_dir}: no checkpoint to resume from (it stopped before its first epoch ended); "
                        "start the run again.")
     data = read_json(path)
+    problem = _problem(data, epochs)
+    if problem:
+        raise RunError(f"{path}: {problem}. digitlab did not write it so; delete the run folder's "
+                       f"{CHECKPOINT_JSON} and start the run again.")
     state = Path(run_dir) / data["state"]
     if not state.is_file():
         raise RunError(f"{state}: the checkpoint's state file is missing.")
@@ -62,9 +69,45 @@ def load(run_dir: Path) -> Checkpoint:
 def remove(run_dir: Path) -> None:
     """Drop the checkpoint once the run is complete: the final model replaces it."""
     if (run_dir / CHECKPOINT_JSON).is_file():
-        state = read_json(run_dir / CHECKPOINT_JSON)["state"]
+        state = _previous_state(run_dir)
         (run_dir / CHECKPOINT_JSON).unlink()
-        (run_dir / state).unlink(missing_ok=True)
+        if state is not None:
+            (run_dir / state).unlink(missing_ok=True)
+
+
+def _previous_state(run_dir: Path) -> str | None:
+    """The state file checkpoint.json names, if it is one digitlab could have written (else None:
+    nothing outside the run's own checkpoint files is ever deleted)."""
+    try:
+        state = read_json(run_dir / CHECKPOINT_JSON).get("state")
+    except (RunError, AttributeError):
+        return None
+    return state if isinstance(state, str) and STATE_NAME.fullmatch(state) else None
+
+
+def _problem(data, epochs: int | None) -> str | None:
+    """What is wrong with checkpoint.json's contents, or None."""
+    if not isinstance(data, dict):
+        return "it is not a JSON object"
+    state, epoch, history = data.get("state"), data.get("epoch"), data.get("history")
+    match = STATE_NAME.fullmatch(state) if isinstance(state, str) else None
+    if match is None:
+        return f'"state" is {state!r}, not a checkpoint file in the run folder (checkpoint-epochN.keras or .npz)'
+    if type(epoch) is not int or epoch < 1:
+        return f'"epoch" is {epoch!r}, not a whole number of epochs of at least 1'
+    if int(match.group(1)) != epoch:
+        return f'"state" {state} is not the state of epoch {epoch}'
+    if epochs is not None and epoch > epochs:
+        return f'"epoch" {epoch} is more than the run\'s {epochs} epochs'
+    if not isinstance(history, dict) or not all(
+            isinstance(values, list) and len(values) == epoch
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+            for values in history.values()):
+        return f'"history" does not hold {epoch} numbers per metric'
+    iterations = data.get("iterations", 0)
+    if type(iterations) is not int or iterations < 0:
+        return f'"iterations" is {iterations!r}, not a whole number of steps'
+    return None
 
 
 def save_numpy_state(path: Path, net, optimizer) -> None:
@@ -73,8 +116,7 @@ def save_numpy_state(path: Path, net, optimizer) -> None:
     for name in ("_m", "_v", "_velocity", "_momentum"):
         for i, a in enumerate(getattr(optimizer, name, [])):
             arrays[f"opt{name}{i}"] = a
-    with open(path, "wb") as f:
-        np.savez(f, **arrays)
+    np.savez(path, **arrays)
 
 
 def load_numpy_state(path: Path, net, optimizer) -> None:

@@ -8,30 +8,32 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
+from digitlab.config import OPTIMIZERS, RunConfig
+from digitlab.data.arrays import accuracy, cross_entropy, one_hot, shape_for, split_validation
 from digitlab.data.augment import distort_images, distortion_for
-from digitlab.models.backend import select_backend
-from digitlab.config import RunConfig
-from digitlab.errors import ConfigError
+from digitlab.errors import ConfigError, RunError
 from digitlab.models import build_model, get_preset
+from digitlab.models.backend import select_backend
+from digitlab.models.classic import fit_classic as fit_estimator
 from digitlab.models.precision import resolve_precision, training_mode, warn_of_useless_precision
-from digitlab.data.arrays import one_hot, shape_for, split_validation
 from digitlab.runs import write_history
+from digitlab.scratch import Dropout
+from digitlab.scratch import make_optimizer as make_numpy_optimizer
+from digitlab.scratch.convert import from_keras, to_keras
+from digitlab.scratch.layers import initialize
+from digitlab.scratch.train import evaluate as evaluate_numpy
+from digitlab.scratch.train import kernels, layer_health, train_epoch
+from digitlab.training import checkpoints, jaxloop
 
 AUGMENT_STREAM = 1  # the distortions' random stream of an epoch's seed (the shuffling has the seed itself)
-OPTIMIZER_CLASSES = {
-    "sgd": "SGD",
-    "adam": "Adam",
-    "rmsprop": "RMSprop",
-    "adamw": "AdamW",
-    "adagrad": "Adagrad",
-    "nadam": "Nadam",
-}
 
 
 @dataclass
@@ -68,7 +70,7 @@ def make_optimizer(config: RunConfig, steps_per_epoch: int):
     """The configured Keras optimizer, its learning rate constant or decaying over the run."""
     import keras
 
-    cls = getattr(keras.optimizers, OPTIMIZER_CLASSES[config.optimizer])
+    cls = getattr(keras.optimizers, OPTIMIZERS[config.optimizer])
     if config.lr_schedule == "constant":
         return cls() if config.learning_rate is None else cls(learning_rate=config.learning_rate)
     base = config.learning_rate or float(keras.ops.convert_to_numpy(cls().learning_rate))
@@ -115,10 +117,8 @@ def fit(
     config = resolve_precision(config)  # "auto" (a RunConfig made in Python) as `digitlab train` resolves it
     import keras
 
-    from digitlab.training import checkpoints
-
     if resume:
-        checkpoint = checkpoints.load(run_dir)
+        checkpoint = checkpoints.load(run_dir, config.epochs)
         model = keras.saving.load_model(checkpoint.state_file, safe_mode=True)
         history, start = checkpoint.history, checkpoint.epoch
     else:
@@ -130,21 +130,52 @@ def fit(
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2  # a progress bar on a terminal, a line per epoch in logs
     warn_of_useless_precision(config, backend, model)
-    from digitlab.training import jaxloop
-
     with training_mode(model, config.precision):  # then float32 for saving, evaluation and export
         fit_epochs = _fit_compiled if jaxloop.supports(model) else _fit_keras  # the loop: float32 only
         history = fit_epochs(model, config, splits, history, start, num_classes, run_dir, verbose)
     return model, history
 
 
+def run_epochs(config: RunConfig, history: dict, start: int, run_dir: Path | None,
+               train_one: Callable[[int, int], dict], checkpoint: Callable[[int, dict], None]) -> dict:
+    """The epoch driver every engine shares: epochs `start`.. of the run, each from its own seed.
+
+    `train_one(epoch, seed)` trains one epoch (0-based) and returns its logs (name -> number);
+    they are appended to `history`, and with `run_dir` the history and a checkpoint
+    (`checkpoint(epochs_done, history)`) are written after every epoch. Each epoch's randomness
+    (shuffling, dropout, distortions) comes from `checkpoints.epoch_seed` alone, so a run resumed
+    from a checkpoint continues exactly as it would have.
+    """
+    for epoch in range(start, config.epochs):
+        logs = train_one(epoch, checkpoints.epoch_seed(config.seed, epoch))
+        for k, v in logs.items():
+            history.setdefault(k, []).append(float(v))
+        if run_dir is not None:
+            write_history(run_dir, history)
+            checkpoint(epoch + 1, history)
+    return history
+
+
+def _seed_keras_epoch(model, seed: int, n: int) -> np.ndarray:
+    """Seed Keras and the model's random layers with the epoch's seed; the epoch's shuffling order.
+
+    We shuffle, not Keras: its shuffling draws from TensorFlow's op-level seeds where TensorFlow
+    is installed, which depend on the process's history, not just the seed.
+    """
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    _reseed_layers(model, seed)
+    return np.random.default_rng(seed).permutation(n)
+
+
+def _save_keras_checkpoint(model, run_dir: Path | None) -> Callable[[int, dict], None]:
+    return lambda epochs_done, history: checkpoints.save(run_dir, epochs_done, history, model.save, ".keras")
+
+
 def _fit_keras(model, config: RunConfig, splits: Splits, history: dict, start: int, num_classes: int,
                run_dir: Path | None, verbose: int) -> dict:
     """Epochs `start`.. of `fit` with Keras' own `model.fit`, one call per epoch."""
-    import keras
-
-    from digitlab.training import checkpoints
-
     input_shape = tuple(model.input_shape[1:])
     distortion = distortion_for(config.augment)
     x = shape_for(splits.x_train, input_shape) if distortion is None else None  # else new copies each epoch
@@ -152,52 +183,35 @@ def _fit_keras(model, config: RunConfig, splits: Splits, history: dict, start: i
     validation = None
     if splits.x_val is not None:
         validation = (shape_for(splits.x_val, input_shape), one_hot(splits.y_val, num_classes))
-    for epoch in range(start, config.epochs):
-        # One fit call per epoch, its randomness (shuffling, dropout) seeded by the epoch alone,
-        # so that a run resumed from a checkpoint continues exactly as it would have.
-        seed = checkpoints.epoch_seed(config.seed, epoch)
-        keras.utils.set_random_seed(seed)
-        _reseed_layers(model, seed)
-        health = _health_recorder(splits)
-        # We shuffle, not Keras: its shuffling draws from TensorFlow's op-level seeds where
-        # TensorFlow is installed, which depend on the process's history, not just the seed.
-        order = np.random.default_rng(seed).permutation(len(y))
-        if distortion is not None:
-            x = shape_for(epoch_images(splits, distortion, seed), input_shape)
-        result = model.fit(x[order], y[order], batch_size=config.batch_size, epochs=config.epochs,
+
+    def train_one(epoch: int, seed: int) -> dict:
+        order = _seed_keras_epoch(model, seed, len(y))
+        before = health_before(model)
+        images = x if distortion is None else shape_for(epoch_images(splits, distortion, seed), input_shape)
+        # One fit call per epoch, its randomness seeded by the epoch alone
+        result = model.fit(images[order], y[order], batch_size=config.batch_size, epochs=config.epochs,
                            initial_epoch=epoch, validation_data=validation, shuffle=False,
-                           callbacks=[health, _one_epoch()], verbose=verbose)
-        for k, v in {**result.history, **health.history}.items():
-            history.setdefault(k, []).extend(float(e) for e in v)
-        if run_dir is not None:
-            write_history(run_dir, history)
-            checkpoints.save(run_dir, epoch + 1, history, model.save, ".keras")
-    return history
+                           callbacks=[_one_epoch()], verbose=verbose)
+        return {**{k: v[-1] for k, v in result.history.items()}, **health_after(model, splits, before)}
+
+    return run_epochs(config, history, start, run_dir, train_one, _save_keras_checkpoint(model, run_dir))
 
 
 def _fit_compiled(model, config: RunConfig, splits: Splits, history: dict, start: int, num_classes: int,
                   run_dir: Path | None, verbose: int) -> dict:
-    """Epochs `start`.. of `fit` with digitlab's compiled JAX loop (digitlab.training.jaxloop): same recipe, same
-    seeds per epoch, same history and checkpoints, several times faster than `model.fit` on a CPU."""
-    import keras
-
-    from digitlab.training import checkpoints
-    from digitlab.training import jaxloop
-
+    """Epochs `start`.. of `fit` with digitlab's compiled JAX loop (digitlab.training.jaxloop): same
+    recipe, same seeds per epoch, same history and checkpoints, several times faster than `model.fit`
+    on a CPU."""
     input_shape = tuple(model.input_shape[1:])
     x = splits.x_train.reshape(len(splits.x_train), *input_shape)  # uint8: scaled inside each step
     loop = jaxloop.build_loop(model, x, splits.y_train, num_classes)
     steps = -(-len(x) // config.batch_size)
     x_val = None if splits.x_val is None else splits.x_val.reshape(len(splits.x_val), *input_shape)
     distortion = distortion_for(config.augment)
-    for epoch in range(start, config.epochs):
-        seed = checkpoints.epoch_seed(config.seed, epoch)
-        keras.utils.set_random_seed(seed)
-        _reseed_layers(model, seed)
-        health = _health_recorder(splits)
-        health.set_model(model)
-        health.on_epoch_begin(epoch)
-        order = np.random.default_rng(seed).permutation(len(x))
+
+    def train_one(epoch: int, seed: int) -> dict:
+        order = _seed_keras_epoch(model, seed, len(x))
+        before = health_before(model)
         images = None if distortion is None else epoch_images(splits, distortion, seed).reshape(x.shape)
         if verbose:
             print(f"Epoch {epoch + 1}/{config.epochs}", flush=True)
@@ -209,13 +223,9 @@ def _fit_compiled(model, config: RunConfig, splits: Splits, history: dict, start
             logs = {k: logs[k] for k in ("accuracy", "loss", "val_accuracy", "val_loss")}  # fit's order
         if bar is not None:
             bar(steps, logs, finalize=True)
-        health.on_epoch_end(epoch)
-        for k, v in {**logs, **health.history}.items():
-            history.setdefault(k, []).extend([float(v)] if np.isscalar(v) else [float(e) for e in v])
-        if run_dir is not None:
-            write_history(run_dir, history)
-            checkpoints.save(run_dir, epoch + 1, history, model.save, ".keras")
-    return history
+        return {**logs, **health_after(model, splits, before)}
+
+    return run_epochs(config, history, start, run_dir, train_one, _save_keras_checkpoint(model, run_dir))
 
 
 def epoch_images(splits: Splits, distortion, epoch_seed: int) -> np.ndarray:
@@ -256,8 +266,6 @@ def initialize_dense(model, config: RunConfig) -> None:
     """Re-draw every Dense kernel with the config's initialiser (Keras' own Glorot is kept)."""
     if config.init == "glorot_uniform":
         return
-    from digitlab.scratch.layers import initialize
-
     rng = np.random.default_rng(config.seed)
     for layer in model.layers:
         if type(layer).__name__ == "Dense":
@@ -270,9 +278,6 @@ PROBE_IMAGES = 1000  # training images on which per-layer gradient norms are mea
 
 def check_numpy_engine(config: RunConfig, image_shape, num_classes: int) -> None:
     """Raise ConfigError if the NumPy engine cannot run this configuration (layer, optimizer...)."""
-    from digitlab.scratch import make_optimizer as make_numpy_optimizer
-    from digitlab.scratch.convert import from_keras
-
     if config.augment != "none":
         raise ConfigError(f'the NumPy engine trains on the images as they are, without "{config.augment}" '
                           "augmentation; train with --engine keras to distort them.")
@@ -288,18 +293,14 @@ def fit_classic(config: RunConfig, splits: Splits, *, num_classes: int = 10, run
 
     It fits in one step, so there are no epochs to checkpoint: an interrupted fit starts again.
     """
-    from digitlab.evaluation import metrics
-    from digitlab.errors import RunError
-    from digitlab.models.classic import fit_classic as fit_estimator
-
     if resume:
         raise RunError(f"{config.model} fits in one step and has no checkpoint; train it again.")
     model = fit_estimator(get_preset(config.model).build_fn(), splits.x_train, splits.y_train, config.seed)
     history: dict[str, list[float]] = {}
     if splits.x_val is not None:
         p = model.predict(shape_for(splits.x_val, model.input_shape[1:]))
-        history = {"val_accuracy": [metrics.accuracy(splits.y_val, p.argmax(axis=1))],
-                   "val_loss": [metrics.cross_entropy(splits.y_val, p)]}
+        history = {"val_accuracy": [accuracy(splits.y_val, p.argmax(axis=1))],
+                   "val_loss": [cross_entropy(splits.y_val, p)]}
     return model, history
 
 
@@ -310,15 +311,6 @@ def fit_numpy(config: RunConfig, splits: Splits, *, num_classes: int = 10, run_d
     The network starts from the same Glorot-initialised weights Keras would draw for this seed,
     and the result is exported as a Keras model, so the run folder is the same as a Keras run's.
     """
-    import time
-
-    from digitlab.training import checkpoints
-    from digitlab.scratch import Dropout
-    from digitlab.scratch import make_optimizer as make_numpy_optimizer
-    from digitlab.scratch.convert import from_keras, to_keras
-    from digitlab.scratch.train import evaluate as evaluate_numpy
-    from digitlab.scratch.train import kernels, layer_health, train_epoch
-
     check_numpy_engine(config, splits.x_train.shape[1:], num_classes)
     select_backend(get_preset(config.model).backend)
     import keras
@@ -335,67 +327,53 @@ def fit_numpy(config: RunConfig, splits: Splits, *, num_classes: int = 10, run_d
         val = (shape_for(splits.x_val, x.shape[1:]), splits.y_val.astype(np.int64))
     probe = (x[:PROBE_IMAGES], y[:PROBE_IMAGES])
     history: dict[str, list[float]] = {}
-    start = 1
+    start = 0
     if resume:
-        checkpoint = checkpoints.load(run_dir)
+        checkpoint = checkpoints.load(run_dir, config.epochs)
         checkpoints.load_numpy_state(checkpoint.state_file, net, optimizer)
         optimizer.iterations = int(checkpoint.extra["iterations"])
-        history, start = checkpoint.history, checkpoint.epoch + 1
-    for epoch in range(start, config.epochs + 1):
+        history, start = checkpoint.history, checkpoint.epoch
+
+    def train_one(epoch: int, seed: int) -> dict:
         started = time.perf_counter()
         before = kernels(net)
-        # Each epoch's shuffling and dropout come from its own seed: resuming changes nothing.
-        rng = np.random.default_rng(checkpoints.epoch_seed(config.seed, epoch - 1))
+        rng = np.random.default_rng(seed)  # the epoch's shuffling and dropout
         for layer in net.layers:
             if isinstance(layer, Dropout):
                 layer.rng = rng
-        loss, accuracy = train_epoch(net, optimizer, x, y, config.batch_size, rng, epoch)
+        loss, accuracy = train_epoch(net, optimizer, x, y, config.batch_size, rng, epoch + 1)
         logs = {"accuracy": accuracy, "loss": loss}
         if val is not None:
             logs["val_loss"], logs["val_accuracy"] = evaluate_numpy(net, *val)
         logs.update(layer_health(net, *probe, before))
-        for k, v in logs.items():
-            history.setdefault(k, []).append(float(v))
-        if run_dir is not None:
-            write_history(run_dir, history)
-            checkpoints.save(run_dir, epoch, history, lambda path: checkpoints.save_numpy_state(path, net, optimizer),
-                             ".npz", {"iterations": optimizer.iterations})
         if verbose != 0:
             shown = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items() if "/" not in k)
-            print(f"Epoch {epoch}/{config.epochs} - {time.perf_counter() - started:.1f}s - {shown}", flush=True)
+            print(f"Epoch {epoch + 1}/{config.epochs} - {time.perf_counter() - started:.1f}s - {shown}", flush=True)
+        return logs
+
+    def checkpoint(epochs_done: int, history: dict) -> None:
+        checkpoints.save(run_dir, epochs_done, history, lambda path: checkpoints.save_numpy_state(path, net, optimizer),
+                         ".npz", {"iterations": optimizer.iterations})
+
+    run_epochs(config, history, start, run_dir, train_one, checkpoint)
     return to_keras(net, name=f"{config.model}_numpy"), history
 
 
-def _health_recorder(splits: Splits):
-    """A Keras callback recording per-layer gradient norms and update ratios each epoch.
+def health_before(model) -> list[np.ndarray] | None:
+    """The Dense kernels before an epoch, for `health_after`; None for a network the NumPy engine
+    cannot run (convolutions), which then gets no health entries."""
+    try:
+        return kernels(from_keras(model))
+    except ConfigError:
+        return None
 
-    It measures them with the NumPy engine on a copy of the weights, so it works on every
-    backend; networks the engine cannot run (convolutions) simply get no such entries.
-    """
-    import keras
 
-    from digitlab.errors import ConfigError as _Unsupported
-    from digitlab.scratch.convert import from_keras
-    from digitlab.scratch.train import kernels, layer_health
-
-    class HealthRecorder(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.history: dict[str, list[float]] = {}
-
-        def on_epoch_begin(self, epoch, logs=None):
-            try:
-                self.before = kernels(from_keras(self.model))
-            except _Unsupported:
-                self.before = None
-
-        def on_epoch_end(self, epoch, logs=None):
-            if self.before is None:
-                return
-            net = from_keras(self.model)
-            x = shape_for(splits.x_train[:PROBE_IMAGES], (net.dense_layers()[0].shape[0],))
-            y = splits.y_train[:PROBE_IMAGES].astype(np.int64)
-            for k, v in layer_health(net, x, y, self.before).items():
-                self.history.setdefault(k, []).append(v)
-
-    return HealthRecorder()
+def health_after(model, splits: Splits, before: list[np.ndarray] | None) -> dict[str, float]:
+    """Per-layer gradient norms and update ratios after an epoch, measured with the NumPy engine
+    on a copy of the weights (so on every backend) on the first PROBE_IMAGES training images."""
+    if before is None:
+        return {}
+    net = from_keras(model)
+    x = shape_for(splits.x_train[:PROBE_IMAGES], (net.dense_layers()[0].shape[0],))
+    y = splits.y_train[:PROBE_IMAGES].astype(np.int64)
+    return layer_health(net, x, y, before)

@@ -56,8 +56,8 @@ def conv2d_im2col(x, kernel, padding: str):
     """Stride-1 2-D convolution, NHWC input, HWIO kernel; 'same' pads as Keras does (the extra at the end).
 
     The shifted images are stacked along the channels and the convolution is one matrix product,
-    whose gradients are matrix products too: 13.7 s per CNN epoch for the second layer, against
-    471 s for XLA's own convolution gradients on this CPU (benchmarks/kernels.py).
+    whose gradients are matrix products too: many times faster on a CPU than XLA's own convolution
+    gradients (benchmarks/kernels.py; BENCHMARKS.md).
     """
     import jax.numpy as jnp
 
@@ -100,7 +100,7 @@ def _maxpool_forward(x, size):
 def _maxpool_grad(size, residuals, g):
     """The gradient of max pooling, written out: JAX's own derivative of the chain of maxima splits
     a tie's gradient through divides and scatters with interleaving pads that XLA fuses into the
-    convolution gradient around it; on this CPU a CNN epoch took 42.6 s with it and 30.7 s with this."""
+    convolution gradient around it; this one makes a CNN epoch markedly shorter (BENCHMARKS.md)."""
     import jax.numpy as jnp
 
     x, out = residuals

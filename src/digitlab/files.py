@@ -1,0 +1,57 @@
+"""Writing a file so that no reader ever sees half of it: every file digitlab writes goes through here."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside `path` to write to; rename it into place when the block ends.
+
+    A reader sees the old file or the whole new one, never a part; if the block raises (an error,
+    Ctrl-C), the temporary file is removed and `path` is left as it was. The temporary name is
+    hidden, unique to this write, and ends with the same suffix, because some writers insist on
+    one (Keras' `model.save` wants ".keras", NumPy's `savez` adds ".npz" otherwise).
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}-{secrets.token_hex(4)}.tmp{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: str | os.PathLike, data) -> None:
+    """Write `data` as indented JSON, atomically."""
+    with atomic_write(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write `text`, atomically."""
+    with atomic_write(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write `data`, atomically."""
+    with atomic_write(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes, as hex, read in 1 MB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,83 @@
+"""A run carries its own class names: its answers do not change when the data set's folders do."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from PIL import Image
+
+from digitlab.errors import ConfigError, RunError
+from digitlab.evaluation.evaluate import recorded_classes
+from digitlab.runs import open_run
+
+
+def class_folders(root, names, digits):
+    for k, name in enumerate(names):
+        (root / name).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(digits[k * 3 + i]).save(root / name / f"{i}.png")
+
+
+@pytest.fixture()
+def animal_run(tmp_path, mnist):
+    """A two-class run on a folder data set (cat, dog), its model a real Keras softmax layer."""
+    from digitlab.models import build_model
+
+    (x, _), _ = mnist
+    data = tmp_path / "animals"
+    class_folders(data, ["cat", "dog"], x)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"model": "softmax", "dataset": str(data)}))
+    (run / "classes.json").write_text(json.dumps({"classes": ["cat", "dog"]}))
+    build_model("softmax", (28, 28), 2).save(run / "model.keras")
+    return run, data, x
+
+
+def test_added_moved_or_deleted_class_folders_change_no_answer(animal_run):
+    """Issue 22: with a folder added, every label shifted silently ("a cat becomes ant 88%"); with the
+    data moved, the model was unusable."""
+    from digitlab.recognize import Recognizer
+
+    run, data, x = animal_run
+    (data / "ant").mkdir()  # sorts first: the live list is now ant, cat, dog
+    Image.fromarray(x[0]).save(data / "ant" / "0.png")
+    assert Recognizer.load(run).class_names == ["cat", "dog"]
+    shutil.rmtree(data)
+    recognizer = Recognizer.load(run)
+    assert recognizer.class_names == ["cat", "dog"]
+    assert recognizer.predict([x[0]])[0].digit in ("cat", "dog")
+
+
+def test_evaluating_or_resuming_on_changed_folders_is_refused_by_name(animal_run):
+    run, data, x = animal_run
+    assert recorded_classes(open_run(run)) == ["cat", "dog"]
+    (data / "ant").mkdir()
+    Image.fromarray(x[0]).save(data / "ant" / "0.png")
+    with pytest.raises(ConfigError, match=r"classes are now ant, cat, dog, but .*run trained on cat, dog"):
+        recorded_classes(open_run(run))
+
+
+def test_a_model_evaluated_on_a_data_set_with_other_classes_gets_one_line(animal_run, data_dir):
+    """Issue 22 (13): `evaluate <3-class run> --dataset mnist` raised a traceback."""
+    from digitlab.evaluation.evaluate import evaluate
+
+    run, _, _ = animal_run
+    with pytest.raises(ConfigError, match="the model has 2 outputs, but mnist has 10 classes"):
+        evaluate(run, dataset="mnist", data_dir=data_dir)
+
+
+@pytest.mark.parametrize("content", ['{"classes": "cat"}', '{"classes": []}', '{"classes": [1, 2]}', "[]"])
+def test_a_tampered_classes_file_is_refused(animal_run, content):
+    run, _, _ = animal_run
+    (run / "classes.json").write_text(content)
+    with pytest.raises(RunError, match='classes.json: "classes" must be a list of class names'):
+        open_run(run).class_names
+
+
+def test_a_run_without_a_classes_file_uses_its_data_sets_names(animal_run):
+    run, _, _ = animal_run
+    (run / "classes.json").unlink()
+    assert open_run(run).class_names is None and recorded_classes(open_run(run)) is None
