@@ -34,3 +34,11 @@ class ImageError(DigitlabError, ValueError):
 
 class Interrupted(DigitlabError):
     """Training was stopped with Ctrl-C; the run can be resumed (the command exits 130)."""
+
+
+class ServeError(DigitlabError, OSError):
+    """The server cannot start: its address is taken or not one of this machine's."""
+
+
+class WriteError(DigitlabError, OSError):
+    """A result could not be written (disk full, read-only or missing folder); what was done is kept."""

@@ -4,6 +4,7 @@ error mapping and response shapes. The real server and a trained model: tests/e2
 from __future__ import annotations
 
 import io
+import re
 
 import numpy as np
 import pytest
@@ -132,3 +133,122 @@ def test_timed_out_work_keeps_its_worker_so_workers_bound_the_cpu():
     assert codes == [503] * 6 and answered < 2.5  # every client is answered at its timeout, not the read's end
     assert most == 1, "more reads ran at once than --workers"
     assert runs == 1, "reads whose request had given up still ran"
+
+
+def test_every_answer_carries_nosniff_and_the_page_a_content_security_policy(client):
+    page, docs = client.get("/"), client.get("/docs")
+    for response in (page, docs, client.get("/api/v1/health")):
+        assert response.headers["x-content-type-options"] == "nosniff" and response.headers["x-frame-options"] == "DENY"
+    assert "script-src 'self';" in page.headers["content-security-policy"]
+    assert "script-src 'self' 'unsafe-inline';" in docs.headers["content-security-policy"]  # Swagger UI's start
+
+
+def test_the_api_documentation_needs_no_network():
+    """Issue 22 (14): /docs loaded Swagger UI from a CDN: blank offline, and code from elsewhere."""
+    from fastapi.testclient import TestClient as Client
+
+    from digitlab.recognize import Recognizer
+
+    class Model:
+        input_shape = (None, 28, 28)
+        thread_safe = True
+
+    facts = ModelFacts("test", None, "mnist", list("0123456789"), None, None, 0.5, "numpy")
+    with Client(create_app(Recognizer(Model(), list("0123456789")), facts)) as c:
+        page = c.get("/docs").text
+        assert "cdn." not in page and "https://" not in page.replace("https://github.com", "")
+        for asset in re.findall(r'(?:src|href)="([^"]+)"', page):
+            assert asset.startswith("/") and c.get(asset).status_code == 200, asset
+        assert c.get("/openapi.json").status_code == 200
+
+
+def test_a_loopback_server_answers_only_its_own_host_names():
+    """DNS rebinding: a page whose domain resolves to 127.0.0.1 sends its own name as Host."""
+    from digitlab.recognize import Recognizer
+    from digitlab.serve.app import LOOPBACK_HOSTS
+
+    class Model:
+        input_shape = (None, 28, 28)
+        thread_safe = True
+
+    facts = ModelFacts("test", None, "mnist", list("0123456789"), None, None, 0.5, "numpy")
+    app = create_app(Recognizer(Model(), list("0123456789")), facts, allowed_hosts=LOOPBACK_HOSTS)
+    with TestClient(app, base_url="http://127.0.0.1:8000") as c:
+        assert c.get("/api/v1/health").status_code == 200
+        assert c.get("/api/v1/health", headers={"Host": "localhost:8000"}).status_code == 200
+        assert c.get("/api/v1/health", headers={"Host": "attacker.example"}).status_code == 400
+
+
+@pytest.mark.parametrize("content_type", ["image/png; charset=binary", "IMAGE/PNG", "image/jpg", "image/x-portable-graymap"])
+def test_common_spellings_of_image_types_are_accepted(client, content_type):
+    response = client.post("/api/v1/predict/upload", files={"file": ("one.png", digit_png(), content_type)})
+    assert response.status_code == 200, response.text
+
+
+def test_serve_binds_first_so_a_taken_port_or_a_bad_host_is_one_line():
+    import socket
+
+    from digitlab.cli.runs import listening_socket
+    from digitlab.errors import ServeError
+
+    first = listening_socket("127.0.0.1", 0)
+    port = first.getsockname()[1]
+    assert port > 0  # --port 0: the real port is known before "Serving ... on" is printed
+    with first, pytest.raises(ServeError, match=f"port {port} on 127.0.0.1 is already in use"):
+        listening_socket("127.0.0.1", port)
+    with pytest.raises(ServeError, match='--host "no.such.host.invalid" is not an address of this machine'):
+        listening_socket("no.such.host.invalid", 0)
+    assert isinstance(first, socket.socket)
+
+
+def test_unfinished_uploads_hold_neither_memory_nor_the_connection_for_long():
+    """Issue 22 (12): forty unfinished 5 MB uploads held ~200 MB with no timeout. Bodies in progress
+    now share one budget (503 beyond it) and must arrive within the body timeout (408)."""
+    import anyio
+
+    from digitlab.serve.app import BodyLimit
+
+    async def app(scope, receive, send):
+        message = await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": str(len(message["body"])).encode()})
+
+    limit = BodyLimit(app, max_bytes=1000, max_buffered=1500, timeout_s=0.3)
+    scope = {"type": "http", "headers": [], "method": "POST", "path": "/"}
+
+    def trickle(chunks, then_wait=False):
+        queue = list(chunks)
+
+        async def receive():
+            if queue:
+                return {"type": "http.request", "body": queue.pop(0), "more_body": bool(queue) or then_wait}
+            await anyio.sleep(60)  # a client that never sends the rest
+
+        return receive
+
+    async def request(receive):
+        sent = []
+
+        async def send(message):
+            sent.append(message)
+
+        await limit(scope, receive, send)
+        return next(m["status"] for m in sent if m["type"] == "http.response.start"), sent[-1].get("body", b"")
+
+    async def scenario():
+        results = {}
+
+        async def store(key, receive):
+            results[key] = await request(receive)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(store, "stalled", trickle([b"x" * 900], then_wait=True))  # holds 900 bytes, then stops
+            await anyio.sleep(0.05)
+            tg.start_soon(store, "second", trickle([b"y" * 700]))  # 900 + 700 > 1500 while the first is held
+        results["after"] = await request(trickle([b"z" * 700]))  # the stalled one was cut off: room again
+        return results
+
+    results = anyio.run(scenario)
+    assert results["stalled"][0] == 408 and b"did not arrive within 0.3 s" in results["stalled"][1]
+    assert results["second"][0] == 503 and b"too many uploads at once" in results["second"][1]
+    assert results["after"] == (200, b"700") and limit.buffered == 0

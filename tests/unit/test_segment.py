@@ -67,3 +67,25 @@ def test_boxes_of_an_exif_rotated_photo_are_in_the_upright_picture():
     for got, want in zip(rotated.boxes, plain.boxes):
         assert max(abs(a - b) for a, b in zip(got, want)) <= 2, (rotated.boxes, plain.boxes)
     assert all(0 <= top < bottom <= 100 and 0 <= left < right <= 240 for top, left, bottom, right in rotated.boxes)
+
+
+def test_a_page_of_dots_or_lines_is_refused_before_the_work_that_grows_with_its_pieces():
+    """Issue 22 (3): a 1.5 KB PNG of dots took 94 s in read (the merge and the candidates grow with
+    the pieces). More than MAX_PIECES pieces is no number: refused with one line."""
+    import pytest
+
+    from digitlab.errors import ImageError
+    from digitlab.images.segment import MAX_PIECES
+
+    dots = np.zeros((512, 512), bool)
+    dots[::8, ::8] = True
+    with pytest.raises(ImageError, match=r"page.png: 4096 separate pieces of ink, more than the 48"):
+        segment(dots, "page.png")
+    lines = np.zeros((512, 512), bool)
+    lines[:, ::8] = True
+    with pytest.raises(ImageError, match="64 separate pieces"):
+        segment(lines)
+    flat = np.zeros((512, 512), bool)
+    for k in range(MAX_PIECES):  # the most pieces allowed, each wide enough to be cut up to five ways
+        flat[200:203, 2 + 10 * k : 10 + 10 * k] = True
+    assert len(segment(flat)) == MAX_PIECES

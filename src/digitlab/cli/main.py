@@ -32,7 +32,8 @@ from digitlab.cli.console import prediction_line, print_diagnosis, print_evaluat
 from digitlab.config import AUGMENTATIONS, ENGINES, INITS, LR_SCHEDULES, OPTIMIZERS, PRECISIONS, VALIDATION_MODES
 from digitlab.data import DATASETS, get_dataset
 from digitlab.data.fetch import default_cache_dir, fetch_file
-from digitlab.errors import DigitlabError, Interrupted
+from digitlab.errors import DigitlabError, Interrupted, WriteError
+from digitlab.files import atomic_write
 from digitlab.runs import HISTORY_JSON, open_run
 from digitlab.models import DEFAULT_PRESET, PRESETS, build_model, config_for
 
@@ -223,7 +224,11 @@ def predict(
     if as_json and as_csv:
         raise typer.BadParameter("choose one of --json and --csv.")
     if save_prepared is not None:
-        save_prepared.mkdir(parents=True, exist_ok=True)
+        try:
+            save_prepared.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise typer.BadParameter(f"cannot make the folder {save_prepared} ({e.strerror or e}).",
+                                     param_hint="--save-prepared") from None
     recognizer = Recognizer.load(model, runs=runs_dir, threshold=threshold, trust=trust_model)
     total = sum(1 for _ in expand(files))
     writer = csv.writer(sys.stdout) if as_csv else None
@@ -237,7 +242,8 @@ def predict(
             if save_prepared is not None and pred.prepared is not None:
                 from PIL import Image
 
-                Image.fromarray(np.uint8(np.rint(pred.prepared * 255))).save(save_prepared / f"{i:06d}-{Path(pred.source).stem}.png")
+                name = f"{i:06d}-{Path(pred.source).stem[:100]}.png"  # a file system takes 255 bytes a name
+                save_image(Image.fromarray(np.uint8(np.rint(pred.prepared * 255))), save_prepared / name)
             if as_json:
                 print(json.dumps(pred.to_dict()), flush=False)
             elif writer:
@@ -266,10 +272,12 @@ def read(
 
     if save_boxes is not None and not save_boxes.parent.is_dir():
         raise typer.BadParameter(f"folder {save_boxes.parent} does not exist.", param_hint="--save-boxes")
+    if save_boxes is not None and image_format(save_boxes) is None:
+        raise typer.BadParameter(f"{save_boxes}: not an image file name; name it .png or .jpg.", param_hint="--save-boxes")
     recognizer = Recognizer.load(model, runs=runs_dir, threshold=threshold, trust=trust_model)
     reading = recognizer.read(file, str(file))
     if save_boxes is not None:
-        draw_boxes(file, reading).save(save_boxes)
+        save_image(draw_boxes(file, reading), save_boxes)
     if as_json:
         out.print_json(json.dumps(reading.to_dict()))
         return
@@ -310,6 +318,23 @@ def diagnose(
 
 for command in (reproduce, compare, serve):
     app.command()(command)
+
+
+def image_format(path: Path) -> str | None:
+    """The Pillow format a file name asks for (".png" -> "PNG"), None for a name Pillow cannot write."""
+    from PIL import Image
+
+    return Image.registered_extensions().get(path.suffix.lower()) if path.suffix else None
+
+
+def save_image(image, path: Path) -> None:
+    """Save a Pillow image atomically, in the format its name says; one line if it cannot be written."""
+    try:
+        with atomic_write(path) as tmp:
+            image.save(tmp, format=image_format(path) or "PNG")
+    except OSError as e:
+        raise WriteError(f"{path}: cannot write the image ({e.strerror or e}); check that the folder exists, is "
+                         "writable and has space.") from None
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None, _default=warnings.showwarning) -> None:

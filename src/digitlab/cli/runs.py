@@ -5,6 +5,8 @@ Plain functions with Typer's options as defaults; `digitlab.cli.main` registers 
 
 from __future__ import annotations
 
+import errno
+import socket
 from pathlib import Path
 from typing import Optional
 
@@ -12,8 +14,11 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from digitlab.cli.options import DataDirOption, ModelOption, RunsOption, ThresholdOption, TrustOption, choice, dataset_arg, out
+from digitlab.cli.options import (
+    DataDirOption, ModelOption, RunsOption, ThresholdOption, TrustOption, choice, dataset_arg, err, out,
+)
 from digitlab.cli.options import names as split_names
+from digitlab.errors import ServeError
 from digitlab.files import write_text
 from digitlab.models.presets import PRESETS
 
@@ -94,13 +99,36 @@ def serve(
     """The HTTP API and the drawing page: open http://HOST:PORT/ in a browser, /docs for the API."""
     import uvicorn
 
-    from digitlab.serve.app import Limits, create_app, model_facts
     from digitlab.recognize import Recognizer
+    from digitlab.serve.app import LOOPBACK_HOSTS, Limits, create_app, model_facts
 
     recognizer = Recognizer.load(model, runs=runs_dir, threshold=threshold, trust=trust_model)
     facts = model_facts(model, recognizer, runs=runs_dir)
     limits = Limits(max_body_bytes=max_body, max_pixels=max_pixels, timeout_s=timeout, workers=workers)
-    api = create_app(recognizer, facts, limits)
+    loopback = host in LOOPBACK_HOSTS
+    api = create_app(recognizer, facts, limits, allowed_hosts=LOOPBACK_HOSTS if loopback else None)
+    sock = listening_socket(host, port)  # bound here: a taken port is one line, port 0 gets its real number
+    port = sock.getsockname()[1]
+    if not loopback:
+        err.print(f"[yellow]warning:[/] serving on {escape(host)}: other machines can reach the API, which has no "
+                  "authentication; use --host 127.0.0.1 to serve this machine only.", highlight=False, soft_wrap=True)
+    shown = f"[{host}]" if ":" in host else host
     out.print(f"Serving {escape(facts.name)} ({facts.preset or 'Keras model'}, {facts.dataset}) on "
-              f"http://{host}:{port}/  (API documentation at /docs; Ctrl-C stops)", highlight=False)
-    uvicorn.run(api, host=host, port=port, log_level="warning", timeout_keep_alive=5)
+              f"http://{shown}:{port}/  (API documentation at /docs; Ctrl-C stops)", highlight=False)
+    uvicorn.Server(uvicorn.Config(api, log_level="warning", timeout_keep_alive=5)).run(sockets=[sock])
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to (host, port) and listening, or a ServeError saying why not."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
+        return socket.create_server((host, port), family=family, backlog=2048)
+    except socket.gaierror:
+        raise ServeError(f'--host "{host}" is not an address of this machine; use 127.0.0.1 (this machine only) '
+                         "or 0.0.0.0 (every interface).") from None
+    except OSError as e:
+        if e.errno == errno.EADDRINUSE:
+            raise ServeError(f"port {port} on {host} is already in use (another digitlab serve?); stop that "
+                             "server or choose another with --port.") from None
+        raise ServeError(f"cannot listen on {host}:{port} ({e.strerror or e}).") from None

@@ -15,7 +15,7 @@ import sklearn
 
 from digitlab.config import RunConfig
 from digitlab.data.userdata import dataset_info, load_dataset
-from digitlab.errors import ConfigError, DigitlabError, Interrupted, RunError
+from digitlab.errors import ConfigError, DigitlabError, Interrupted, RunError, WriteError
 from digitlab.evaluation.calibration import fit_temperature
 from digitlab.evaluation.evaluate import Evaluation, evaluate_model, predict_probabilities, recorded_classes
 from digitlab.files import atomic_write
@@ -127,6 +127,30 @@ def _fit_and_finish(config: RunConfig, splits, run_dir: Path, verbose, plots_ena
             f'Resume with: digitlab train --resume "{run_dir}"'
         ) from None
     train_seconds = time.perf_counter() - started
+    try:
+        return _finish(config, splits, run_dir, model, history, train_seconds, plots_enabled, resume)
+    except KeyboardInterrupt:
+        _set_status(run_dir, {"state": "interrupted"})
+        raise Interrupted(f"interrupted while writing the results; all {config.epochs} epochs are saved. "
+                          f'Resume with: digitlab train --resume "{run_dir}"') from None
+    except OSError as e:  # a full disk, a folder made read-only: the checkpoint still holds the epochs
+        _set_status(run_dir, {"state": "failed", "error": f"{type(e).__name__}: {e}"})
+        raise WriteError(f"{run_dir}: cannot write the run's results ({e.strerror or e}); its trained epochs are "
+                         f'kept. Free space or fix the folder, then: digitlab train --resume "{run_dir}"') from None
+
+
+def _set_status(run_dir: Path, status: dict) -> None:
+    """Record how the run ended, if the folder still takes a write (it may be full)."""
+    try:
+        write_json(run_dir / STATUS_FILE, status)
+    except OSError:
+        pass
+
+
+def _finish(config: RunConfig, splits, run_dir: Path, model, history: dict, train_seconds: float,
+            plots_enabled: bool, resume: bool) -> Run:
+    """Everything after the last epoch: the model, calibration, test evaluation, files, figures,
+    then "complete" and the checkpoint dropped, in that order (a run killed meanwhile resumes)."""
     # The model first: whatever happens to the figures, the trained weights are kept.
     model_file = getattr(model, "filename", MODEL_FILE)  # a classic baseline is a .skops file
     with atomic_write(run_dir / model_file) as tmp:
@@ -155,8 +179,9 @@ def _fit_and_finish(config: RunConfig, splits, run_dir: Path, verbose, plots_ena
         "resumed": resume,
     }
     write_json(run_dir / METRICS_FILE, metrics)
-    np.savetxt(run_dir / CONFUSION_FILE, evaluation.confusion, fmt="%d", delimiter=",",
-               header=",".join(evaluation.class_names), comments="")
+    with atomic_write(run_dir / CONFUSION_FILE) as tmp:
+        np.savetxt(tmp, evaluation.confusion, fmt="%d", delimiter=",", header=",".join(evaluation.class_names),
+                   comments="")
     env = environment()
     if plots_enabled:
         save_run_figures(run_dir, history, evaluation, splits.x_train, splits.y_train, splits.x_test)

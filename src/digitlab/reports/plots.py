@@ -15,6 +15,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from digitlab.errors import ConfigError, WriteError
 from digitlab.files import atomic_write
 
 MISTAKE = "#c62828"
@@ -228,6 +229,13 @@ def plot_leaderboard(entries: Sequence) -> Figure:
 def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 110) -> Path:
     """Save `fig` atomically, in the format its file name says (PNG without a suffix)."""
     path = Path(path)
-    with atomic_write(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".").lower() or "png")
+    kind = path.suffix.lstrip(".").lower() or "png"
+    if kind not in fig.canvas.get_supported_filetypes():
+        raise ConfigError(f"{path}: matplotlib cannot write .{kind} files; name it .png, .svg or .pdf.")
+    try:
+        with atomic_write(path) as tmp:
+            fig.savefig(tmp, dpi=dpi, format=kind)
+    except OSError as e:
+        raise WriteError(f"{path}: cannot write the figure ({e.strerror or e}); check that the folder exists, "
+                         "is writable and has space.") from None
     return path

@@ -29,6 +29,8 @@ from fastapi import FastAPI, File, HTTPException, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from pydantic import BaseModel, Field
 
 from digitlab.errors import ImageError
@@ -40,6 +42,12 @@ from digitlab.runs import METRICS_FILE, open_run
 API = "/api/v1"
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/bmp", "image/webp", "image/tiff",
                "image/x-portable-anymap", "application/octet-stream")
+# Names clients use for the same types (the decoder allow-list, not the name, decides what is read).
+TYPE_ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg", "image/x-png": "image/png",
+                "image/x-ms-bmp": "image/bmp", "image/x-bmp": "image/bmp", "image/tif": "image/tiff",
+                "image/x-portable-graymap": "image/x-portable-anymap", "image/x-portable-pixmap": "image/x-portable-anymap",
+                "image/x-portable-bitmap": "image/x-portable-anymap"}
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,8 @@ class Limits:
     max_pixels: int = 12_000_000  # well under Pillow's decompression-bomb limit (89 megapixels)
     timeout_s: float = 10.0  # waiting for a worker included
     workers: int = 2  # predictions running at once (the machine's cores)
+    max_buffered_bytes: int = 20_000_000  # all request bodies held at once (503 beyond): slow uploads pile up
+    body_timeout_s: float = 30.0  # to receive a body once the headers are in (408 beyond)
 
 
 @dataclass(frozen=True)
@@ -136,8 +146,19 @@ class Health(BaseModel):
 
 # ---- the application ----
 
-def create_app(recognizer: Recognizer, facts: ModelFacts, limits: Limits = Limits()) -> FastAPI:
-    """The FastAPI application serving `recognizer` within `limits`."""
+def media_type(content_type: str | None) -> str:
+    """'IMAGE/PNG; charset=x' -> 'image/png', with common aliases ('image/jpg') mapped to IMAGE_TYPES'."""
+    base = (content_type or "application/octet-stream").split(";")[0].strip().lower()
+    return TYPE_ALIASES.get(base, base)
+
+
+def create_app(recognizer: Recognizer, facts: ModelFacts, limits: Limits = Limits(),
+               allowed_hosts: tuple[str, ...] | None = None) -> FastAPI:
+    """The FastAPI application serving `recognizer` within `limits`.
+
+    `allowed_hosts`: the Host headers answered (others get 400); a server on a loopback address
+    should answer only its own names (LOOPBACK_HOSTS), so that a web page whose domain is made to
+    resolve to 127.0.0.1 (DNS rebinding) cannot use it. None answers every host."""
     # The work runs on exactly `limits.workers` threads. A request that times out gets its 503 at
     # once; work of it still waiting is dropped, and work already running finishes on its thread,
     # which stays taken meanwhile: so `workers` bounds the CPU the server uses, which a pool that
@@ -149,7 +170,9 @@ def create_app(recognizer: Recognizer, facts: ModelFacts, limits: Limits = Limit
         yield
         pool.shutdown(wait=False, cancel_futures=True)
 
-    app = FastAPI(
+    # /docs from Swagger UI's files installed with fastapi-offline, not FastAPI's default CDN: the
+    # page works offline, and a CDN cannot change what runs in it.
+    app = FastAPIOffline(
         title="digitlab",
         version="1",
         summary="Recognise handwritten digits and numbers with a trained digitlab model.",
@@ -157,7 +180,12 @@ def create_app(recognizer: Recognizer, facts: ModelFacts, limits: Limits = Limit
         redoc_url=None,
         lifespan=lifespan,
     )
-    app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes,
+                       max_buffered=max(limits.max_buffered_bytes, limits.max_body_bytes),  # one body always fits
+                       timeout_s=limits.body_timeout_s)
+    app.add_middleware(SecurityHeaders)
+    if allowed_hosts is not None:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
 
     async def run(fn, *args):
         """Run blocking work on a worker thread, at most `limits.workers` at once, within the timeout."""
@@ -194,7 +222,7 @@ def create_app(recognizer: Recognizer, facts: ModelFacts, limits: Limits = Limit
 
     async def upload(file: UploadFile):
         """Check an upload's type and read its bytes; returns their decoding, to run on a worker."""
-        if (file.content_type or "application/octet-stream") not in IMAGE_TYPES:
+        if media_type(file.content_type) not in IMAGE_TYPES:
             raise HTTPException(415, f"a file of type {file.content_type!r} is not an image; send one of "
                                      f"{', '.join(IMAGE_TYPES)}.")
         data = await file.read()
@@ -282,46 +310,90 @@ def _reading(reading: Reading, recognizer: Recognizer) -> ReadResponse:
     return ReadResponse(text=reading.text, digits=digits)
 
 
+class SecurityHeaders:
+    """ASGI middleware: every response says `nosniff`, may not be framed, and runs only this server's
+    own scripts and styles (/docs also its one inline script, which starts Swagger UI)."""
+
+    CSP = (b"default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
+           b"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+    DOCS_CSP = CSP.replace(b"style-src 'self'", b"style-src 'self' 'unsafe-inline'").replace(
+        b"script-src 'self'", b"script-src 'self' 'unsafe-inline'")
+    HEADERS = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
+               (b"referrer-policy", b"no-referrer")]
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        csp = self.DOCS_CSP if scope["path"].startswith("/docs") else self.CSP
+        extra = [*self.HEADERS, (b"content-security-policy", csp)]
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 class BodyLimit:
     """ASGI middleware: refuse a request body over `max_bytes` with 413, without reading it all.
 
     Written here rather than taken from a library: Starlette and uvicorn have no body-size limit,
     and a declared Content-Length is not enough (a chunked body declares none). The body is
-    buffered up to the limit, then replayed to the application.
+    buffered up to the limit, then replayed to the application. All the bodies held at once count
+    against `max_buffered` (503 beyond), and a body must arrive within `timeout_s` (408 beyond), so
+    clients that start uploads and never finish them hold neither memory nor connections for long.
     """
 
-    def __init__(self, app, max_bytes: int):
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app, max_bytes: int, max_buffered: int = 20_000_000, timeout_s: float = 30.0):
+        self.app, self.max_bytes, self.max_buffered, self.timeout_s = app, max_bytes, max_buffered, timeout_s
+        self.buffered = 0  # bytes held by requests in progress (one event loop: no lock needed)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            return await self._refuse(scope, receive, send)
+            return await self._refuse(scope, receive, send, 413, f"the request body is over the limit of "
+                                      f"{self.max_bytes:,} bytes; send a smaller image.")
         body = bytearray()
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body += message.get("body", b"")
-            if len(body) > self.max_bytes:
-                return await self._refuse(scope, receive, send)
-            if not message.get("more_body", False):
-                break
-        replayed = False
+        try:
+            with anyio.move_on_after(self.timeout_s) as waiting:
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return
+                    chunk = message.get("body", b"")
+                    if len(body) + len(chunk) > self.max_bytes:
+                        return await self._refuse(scope, receive, send, 413, f"the request body is over the limit "
+                                                  f"of {self.max_bytes:,} bytes; send a smaller image.")
+                    if self.buffered + len(chunk) > self.max_buffered:
+                        return await self._refuse(scope, receive, send, 503, "the server is receiving too many "
+                                                  "uploads at once; try again in a moment.")
+                    body += chunk
+                    self.buffered += len(chunk)
+                    if not message.get("more_body", False):
+                        break
+            if waiting.cancelled_caught:
+                return await self._refuse(scope, receive, send, 408, f"the request body did not arrive within "
+                                          f"{self.timeout_s:g} s.")
+            replayed = False
 
-        async def replay():
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": bytes(body), "more_body": False}
-            return await receive()
+            async def replay():
+                nonlocal replayed
+                if not replayed:
+                    replayed = True
+                    return {"type": "http.request", "body": bytes(body), "more_body": False}
+                return await receive()
 
-        await self.app(scope, replay, send)
+            await self.app(scope, replay, send)
+        finally:
+            self.buffered -= len(body)
 
-    async def _refuse(self, scope, receive, send):
-        response = JSONResponse(
-            {"detail": f"the request body is over the limit of {self.max_bytes:,} bytes; send a smaller image."},
-            status_code=413, headers={"Connection": "close"})
+    @staticmethod
+    async def _refuse(scope, receive, send, status: int, detail: str):
+        response = JSONResponse({"detail": detail}, status_code=status, headers={"Connection": "close"})
         await response(scope, receive, send)
