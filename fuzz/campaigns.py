@@ -168,6 +168,65 @@ def prepare_image_bytes(data) -> None:
     assert result.shape == (28, 28) and np.isfinite(result).all(), "prepared image must be 28x28 and finite"
 
 
+# ---- every decoder Pillow has: only the allowed ones may ever produce an image ----
+
+# Openings of formats Pillow reads but cannot write, so that their plugins' magic is matched too.
+READ_ONLY_SEEDS = {
+    "PSD": b"8BPS\x00\x01" + bytes(6) + b"\x00\x01\x00\x00\x00\x1c\x00\x00\x00\x1c\x00\x08\x00\x01" + bytes(64),
+    "XPM": b'/* XPM */\nstatic char *x[] = {\n"2 2 1 1",\n"a c #000000",\n"aa",\n"aa"};\n',
+    "SUN": b"\x59\xa6\x6a\x95" + (28).to_bytes(4, "big") * 2 + (8).to_bytes(4, "big") + bytes(16) + bytes(784),
+    "FITS": b"SIMPLE  =                    T" + b" " * 50 + b"BITPIX  =                    8" + b" " * 50 + bytes(2720),
+    "GBR": (28 + 28).to_bytes(4, "big") + (1).to_bytes(4, "big") + (2).to_bytes(4, "big") * 2 + (1).to_bytes(4, "big") * 2
+           + b"GIMP" + bytes(100),
+    "PCD": bytes(2048) + b"PCD_IPI" + bytes(4096),
+    "FTEX": b"FTEX" + bytes(64),
+    "MCIDAS": bytes(4) + (4).to_bytes(4, "big") + bytes(1024),
+}
+
+
+def _writable_formats() -> tuple[str, ...]:
+    from PIL import Image
+
+    Image.init()
+    return tuple(sorted(f for f in Image.SAVE if f not in ("PDF", "PALM", "BUFR", "GRIB", "HDF5", "WMF", "MPO")))
+
+
+@st.composite
+def any_format_files(draw) -> bytes:
+    """A small image saved in any format Pillow writes (or a read-only format's opening), mutated."""
+    from PIL import Image
+
+    formats = _writable_formats()
+    fmt = draw(st.sampled_from(formats + tuple(READ_ONLY_SEEDS)))
+    if fmt in READ_ONLY_SEEDS:
+        return draw(mutated(READ_ONLY_SEEDS[fmt]))
+    size = (draw(st.integers(1, 40)), draw(st.integers(1, 40)))
+    image = Image.new("RGB", size, (draw(st.integers(0, 255)), 0, 0))
+    for candidate in (image, image.convert("RGBA"), image.convert("L"), image.convert("P"), image.convert("1"),
+                      image.resize((32, 32)), image.resize((32, 32)).convert("P")):
+        buf = io.BytesIO()
+        try:  # a mode or size the format's writer does not take: the next one
+            candidate.save(buf, fmt)
+            return draw(mutated(buf.getvalue()))
+        except Exception:  # noqa: BLE001 -- the writers raise OSError, ValueError, KeyError, TypeError...
+            continue
+    return draw(mutated(fmt.encode() + bytes(64)))
+
+
+def open_only_allowed_decoders(data) -> None:
+    """open_image may return an image only of an allowed format; Ghostscript must never be asked."""
+    from PIL import EpsImagePlugin
+
+    from digitlab.images.read import FORMATS, open_image
+
+    def no_ghostscript(*args, **kwargs):
+        raise AssertionError("Ghostscript was asked to run")
+
+    EpsImagePlugin.Ghostscript = no_ghostscript
+    image = open_image(data, name="fuzz")
+    assert image.format in FORMATS, f"a {image.format} decoder ran"
+
+
 # ---- CSV (Kaggle layout) and class folders ----
 
 HEADER = "label," + ",".join(f"pixel{i}" for i in range(784))
@@ -218,6 +277,7 @@ def campaigns() -> dict[str, Campaign]:
         "idx": Campaign("idx", st.one_of(idx_files(), st.binary(max_size=64)), read_idx_bytes),
         "images": Campaign("images", st.one_of(image_files(), bomb_headers(), pil_images(), st.binary(max_size=64)),
                            prepare_image_bytes),
+        "decoders": Campaign("decoders", any_format_files(), open_only_allowed_decoders),
         "csv": Campaign("csv", csv_texts(), read_csv_text),
         "folders": Campaign("folders", class_folders(), load_class_folders),
     }

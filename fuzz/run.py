@@ -29,7 +29,8 @@ from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
 
 from campaigns import ALLOWED, campaigns, http_client, http_requests, http_target, Campaign  # noqa: E402
 
-DEFAULT_EXAMPLES = {"idx": 60_000, "images": 25_000, "csv": 10_000, "folders": 2_000, "http": 5_000}
+DEFAULT_EXAMPLES = {"idx": 60_000, "images": 25_000, "decoders": 100_000, "csv": 10_000, "folders": 2_000,
+                    "http": 5_000}
 DEADLINE_S = 2.0  # checked here, not by Hypothesis, whose deadline lets generated inputs run 25% over
 CHUNK = 2_000
 

@@ -64,14 +64,25 @@ def describe(source, index: int) -> str:
 
 
 def expand(paths: Iterable[str | os.PathLike]) -> Iterator[Path]:
-    """Files as given, and the image files inside folders (recursively, sorted), lazily."""
+    """Files as given, and the image files inside folders (recursively, sorted), lazily.
+
+    A folder with no image file at all is an ImageError naming what it holds instead: silence
+    there (a folder of .heic photos) would look like success."""
     for p in map(Path, paths):
         if p.is_dir():
+            found, others = 0, []
             for root, dirs, files in os.walk(p):
                 dirs.sort()
                 for f in sorted(files):
                     if Path(f).suffix.lower() in IMAGE_SUFFIXES:
+                        found += 1
                         yield Path(root) / f
+                    else:
+                        others.append(f)
+            if not found:
+                held = f"{len(others)} other file(s), such as {others[0]}" if others else "nothing"
+                raise ImageError(f"{p}: no image files in the folder (it holds {held}); digitlab reads "
+                                 f"{', '.join(sorted(IMAGE_SUFFIXES))}. Convert the images, e.g. to PNG.")
         else:
             yield p
 

@@ -406,3 +406,13 @@ def test_output_files_of_predict_and_read_are_checked_and_one_line(tiny_run, tmp
     assert done.returncode == 0 and (tmp_path / "boxes.png").is_file()
     done = invoke_cli("read", str(number), "--model", str(tiny_run), "--save-boxes", str(prepared) + "/")
     assert done.returncode == 2 and "Traceback" not in done.stderr
+
+
+def test_a_folder_with_no_image_files_is_an_error_not_silence(tiny_run, tmp_path):
+    """Issue 22 (14): a folder of only .heic files printed nothing and exited 0."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "IMG_0001.heic").write_bytes(b"\x00\x00\x00\x18ftypheic")
+    done = invoke_cli("predict", str(photos), "--model", str(tiny_run))
+    assert done.returncode == 1 and "no image files in the folder (it holds 1 other file(s), such as IMG_0001.heic)" \
+        in plain(done.stderr) and "Traceback" not in done.stderr

@@ -34,6 +34,17 @@ from service_load import free_port, wait_until_up  # noqa: E402
 pytestmark = pytest.mark.slow  # a trained model (mlp_run), load and memory tests, schemathesis, a browser
 
 
+def wait_until(page, expression: str, timeout_s: float = 30.0) -> None:
+    """Poll a JavaScript expression until it is true. Playwright's wait_for_function compiles its
+    predicate with eval inside the page, which the page's Content-Security-Policy (rightly) forbids;
+    page.evaluate goes through the DevTools protocol instead."""
+    deadline = time.monotonic() + timeout_s
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout_s:g} s: {expression}")
+        time.sleep(0.05)
+
+
 @pytest.fixture(scope="module")
 def server_process(mlp_run):
     port = free_port()
@@ -310,13 +321,13 @@ def draw(page, strokes, left=0.0, width=1.0):
         for point in at[1:]:
             page.mouse.move(*point, steps=6)
         page.mouse.up()
-    page.wait_for_function("document.body.dataset.state === 'done'")
+    wait_until(page, "document.body.dataset.state === 'done'")
 
 
 def test_the_page_is_served_offline_with_its_facts(page, mlp_run):
     html = page.content()
     assert "http://" not in html.replace(page.url, "") and "https://" not in html  # no CDN
-    page.wait_for_function("document.getElementById('model-facts').textContent.includes('mlp')")
+    wait_until(page, "document.getElementById('model-facts').textContent.includes('mlp')")
     assert mlp_run.name in page.inner_text("#model-facts")
 
 
@@ -339,7 +350,7 @@ def test_clear_button_and_number_mode(page):
     page.check("input[value=number]")
     for i, digit in enumerate("174"):
         draw(page, STROKES[digit], left=0.1 + 0.27 * i, width=0.3)
-    page.wait_for_function("document.getElementById('answer').textContent.length === 3")
+    wait_until(page, "document.getElementById('answer').textContent.length === 3")
     assert page.inner_text("#answer") == "174"
     assert page.locator(".digit-card").count() == 3
     page.check("input[value=digit]")

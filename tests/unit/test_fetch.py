@@ -31,11 +31,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_error(404)
             return
         body = GZ if kind != "corrupt" else GZ[:20] + bytes(b ^ 0x55 for b in GZ[20:60]) + GZ[60:]
+        self.server.hits.append(kind)  # before the answer: the client may go on as soon as it has it
         self.send_response(200)
         self.send_header("Content-Length", str(len(GZ)))
         self.end_headers()
         self.wfile.write(body[: len(body) // 2] if kind == "cut" else body)
-        self.server.hits.append(kind)
 
     def log_message(self, *args):
         pass

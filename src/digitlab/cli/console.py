@@ -75,7 +75,7 @@ def prediction_line(pred) -> str:
 
 def progress(err: Console, total: int):
     """A progress bar on stderr for long batches on a terminal; a no-op otherwise."""
-    from rich.progress import Progress
+    from rich.progress import Progress  # deferred: only a batch on a terminal draws one
 
     @contextmanager
     def bar():

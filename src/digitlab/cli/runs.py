@@ -1,6 +1,7 @@
 """The `digitlab` commands that run many trainings or a server: reproduce, compare, serve.
 
 Plain functions with Typer's options as defaults; `digitlab.cli.main` registers them on the app.
+Each imports the library it calls in its body, as `digitlab.cli.main` explains.
 """
 
 from __future__ import annotations

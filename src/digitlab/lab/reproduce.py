@@ -15,6 +15,7 @@ from pathlib import Path
 
 from digitlab.errors import ConfigError, DigitlabError
 from digitlab.models import PRESETS, get_preset
+from digitlab.models.precision import resolve_precision
 from digitlab.runs import METRICS_FILE, latest_run, read_json
 
 
@@ -45,8 +46,6 @@ class Reproduction:
 
 def recipe_text(name: str) -> str:
     """The preset's recipe in one line, as it trains on this machine (its precision resolved)."""
-    from digitlab.models.precision import resolve_precision
-
     config = resolve_precision(get_preset(name).config())
     lr = f" lr {config.learning_rate:g}" if config.learning_rate else ""
     if config.lr_schedule != "constant":

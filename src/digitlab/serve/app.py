@@ -356,9 +356,11 @@ class BodyLimit:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         declared = dict(scope["headers"]).get(b"content-length")
+        too_large = f"the request body is over the limit of {self.max_bytes:,} bytes; send a smaller image."
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            return await self._refuse(scope, receive, send, 413, f"the request body is over the limit of "
-                                      f"{self.max_bytes:,} bytes; send a smaller image.")
+            if declared.isdigit() and int(declared) <= 2 * self.max_bytes:
+                await self._drain(receive, 2 * self.max_bytes)
+            return await self._refuse(scope, receive, send, 413, too_large)
         body = bytearray()
         try:
             with anyio.move_on_after(self.timeout_s) as waiting:
@@ -368,8 +370,9 @@ class BodyLimit:
                         return
                     chunk = message.get("body", b"")
                     if len(body) + len(chunk) > self.max_bytes:
-                        return await self._refuse(scope, receive, send, 413, f"the request body is over the limit "
-                                                  f"of {self.max_bytes:,} bytes; send a smaller image.")
+                        if message.get("more_body", False):
+                            await self._drain(receive, self.max_bytes)
+                        return await self._refuse(scope, receive, send, 413, too_large)
                     if self.buffered + len(chunk) > self.max_buffered:
                         return await self._refuse(scope, receive, send, 503, "the server is receiving too many "
                                                   "uploads at once; try again in a moment.")
@@ -392,6 +395,20 @@ class BodyLimit:
             await self.app(scope, replay, send)
         finally:
             self.buffered -= len(body)
+
+    async def _drain(self, receive, limit: int) -> None:
+        """Read and drop the rest of a refused body (at most `limit` bytes, within the body timeout)
+        before answering: a connection closed with unread data resets, and the client would lose
+        the 413 that says what was wrong. A body declared larger still is refused at once."""
+        dropped = 0
+        with anyio.move_on_after(self.timeout_s):
+            while dropped <= limit:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return
+                dropped += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    return
 
     @staticmethod
     async def _refuse(scope, receive, send, status: int, detail: str):
