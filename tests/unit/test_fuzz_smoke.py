@@ -11,11 +11,11 @@ import pytest
 
 from tests.conftest import REPO
 
-CAMPAIGNS = {"idx", "images", "csv", "folders", "http"}
+CAMPAIGNS = {"idx", "images", "decoders", "csv", "folders", "http"}
 EXAMPLES = 300  # per campaign: about 10 s in all on 2 cores
 
 
-@pytest.mark.slow  # five campaigns in a cold process
+@pytest.mark.slow  # six campaigns in a cold process
 def test_every_fuzz_campaign_runs_clean_for_a_few_hundred_inputs():
     done = subprocess.run([sys.executable, str(REPO / "fuzz" / "run.py"), "--examples", str(EXAMPLES)],
                           capture_output=True, text=True, timeout=300)
