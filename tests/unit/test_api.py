@@ -206,7 +206,7 @@ def test_unfinished_uploads_hold_neither_memory_nor_the_connection_for_long():
     now share one budget (503 beyond it) and must arrive within the body timeout (408)."""
     import anyio
 
-    from digitlab.serve.app import BodyLimit
+    from digitlab.serve.middleware import BodyLimit
 
     async def app(scope, receive, send):
         message = await receive()
