@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -37,6 +38,9 @@ from digitlab.models.precision import prediction_precision, set_compute_precisio
 from digitlab.runs import MODEL_FILE, open_run
 
 DEFAULT_THRESHOLD = 0.5
+# The most one `read` may take (the file's decoding included), whatever the image: a real number
+# takes a tenth of that; the worst image a search found, a third. Beyond it, a clear refusal.
+READ_BUDGET_S = 2.0
 
 
 @dataclass
@@ -180,9 +184,12 @@ class Recognizer:
                 batch = []
         yield from self._finish(batch, keep_prepared)
 
-    def read(self, image, name: str | None = None) -> Reading:
-        """The multi-digit number in one image (a ZIP code, a phone number)."""
-        return read_number(self, image, name or describe(image, 0))
+    def read(self, image, name: str | None = None, *, deadline: float | None = None) -> Reading:
+        """The multi-digit number in one image (a ZIP code, a phone number).
+
+        Past `deadline` (a `time.monotonic()` value), or READ_BUDGET_S from now if sooner, the work
+        stops with an ImageError: a server that gives up on a request gets its worker back."""
+        return read_number(self, image, name or describe(image, 0), deadline=deadline)
 
     def _finish(self, batch, keep_prepared: bool) -> Iterator[Prediction]:
         ready = [(pred, img) for pred, img in batch if img is not None]
@@ -227,7 +234,7 @@ EXIF_ORIENTATION = 0x0112  # the EXIF tag that says how a camera held the pictur
 MAX_GROUP = 3  # a digit may be broken into at most this many side-by-side pieces
 
 
-def read_number(recognizer: Recognizer, image, name: str = "image") -> Reading:
+def read_number(recognizer: Recognizer, image, name: str = "image", *, deadline: float | None = None) -> Reading:
     """Segment the number in `image` into digits and recognise each.
 
     Pieces of ink are grouped into digits by dynamic programming: every run of up to MAX_GROUP
@@ -235,16 +242,31 @@ def read_number(recognizer: Recognizer, image, name: str = "image") -> Reading:
     several (touching digits). All candidates are prepared and predicted in one batch, and the
     reading whose digits the model is jointly most sure of (the largest sum of log-probabilities)
     wins: merging and cutting are decided by the recogniser, not by fixed rules.
+
+    The work is checked against `deadline` (see `Recognizer.read`) between its steps.
     """
+    budget = time.monotonic() + READ_BUDGET_S
+    deadline = budget if deadline is None else min(deadline, budget)
+
+    def in_time(step):
+        if time.monotonic() > deadline:
+            raise ImageError(f"{name}: reading the number ran out of time while {step}; crop the image to the "
+                             "number, or send its digits one by one to predict.")
+
     picture = open_image(image, name=name)
+    in_time("decoding the image")
     ink = to_ink(picture, name=name)
+    in_time("finding the ink")
     pieces = segment(ink_mask(ink), name)
     if not pieces:
         raise ImageError(f"{name}: the image is blank after thresholding; no digits found.")
-    candidates = _candidates(pieces)
+    candidates, images = {}, []
+    for key, parts in _candidates(pieces):
+        in_time(f"preparing its {len(pieces)} pieces of ink")
+        candidates[key] = parts
+        images += [to_mnist(ink, name=name, mask=s.mask) for s in parts]
     keys = list(candidates)
-    flat = [s for key in keys for s in candidates[key]]
-    images = np.stack([to_mnist(ink, name=name, mask=s.mask) for s in flat])
+    images = np.stack(images)
     probs = recognizer.probabilities(images)
     offsets = np.cumsum([0] + [len(candidates[key]) for key in keys])
     logp = np.log(np.clip(probs.max(axis=1), 1e-9, 1))
@@ -276,10 +298,9 @@ def read_number(recognizer: Recognizer, image, name: str = "image") -> Reading:
     return Reading(name, text, digits, boxes)
 
 
-def _candidates(pieces) -> dict:
-    """(start, end, k) -> pieces[start:end] merged and cut into k digit segments."""
+def _candidates(pieces) -> Iterator[tuple[tuple[int, int, int], list[Segment]]]:
+    """((start, end, k), pieces[start:end] merged and cut into k digit segments), by start."""
     height = int(np.median([p.box[2] - p.box[0] for p in pieces]))
-    candidates = {}
     for start in range(len(pieces)):
         for end in range(start + 1, min(start + MAX_GROUP, len(pieces)) + 1):
             boxes = [g.box for g in pieces[start:end]]
@@ -292,8 +313,7 @@ def _candidates(pieces) -> dict:
             for k in split_counts(merged, height):
                 parts = [s for s in split(merged, k) if s.mask.any()]
                 if parts:
-                    candidates[(start, end, k)] = parts
-    return candidates
+                    yield (start, end, k), parts
 
 
 def draw_boxes(image, reading: Reading):

@@ -254,6 +254,17 @@ def test_slow_clients_do_not_disturb_the_others(server):
             s.close()
 
 
+def test_a_flood_of_worst_case_reads_leaves_predictions_under_3x_their_idle_latency(server):
+    """Issue 22's target: eight clients upload the slowest `read` image known, over and over, while
+    one sends ordinary predicts. Rounds alternate idle and flooded (benchmarks/flood.py); the median
+    of the flooded/idle ratios stays under 3. Reads shared the predictions' queue: the ratio was 125."""
+    from flood import measure
+
+    result = measure(server, rounds=3, attackers=8, count=200)
+    assert result["median_ratio"] < 3, result
+    assert result["read_statuses"].get("200", 0) > 0, result  # the reads were served, not just refused
+
+
 def test_memory_stays_flat_over_6000_requests(server_process, mnist):
     """Resident memory after 6,000 requests is within 50 MB of that after 1,000: a leak of 10 kB per
     request would show."""

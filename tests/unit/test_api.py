@@ -93,37 +93,57 @@ def test_a_body_that_is_not_utf8_is_a_422_not_a_500(client):
     assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["body"]
 
 
+class SlowReader:
+    """A recognizer whose reads take `seconds` and count how many ran, and at most at once; its
+    predictions are instant (a uniform answer)."""
+
+    input_shape = (None, 28, 28)
+    thread_safe = True
+
+    def __init__(self, seconds: float):
+        import threading
+
+        from digitlab.recognize import Recognizer
+
+        self.seconds, self.running, self.most, self.runs = seconds, 0, 0, 0
+        self.lock = threading.Lock()
+        outer = self
+
+        class Slow(Recognizer):
+            def read(self, image, name="image", *, deadline=None):
+                import time
+
+                from digitlab.recognize import Reading
+
+                with outer.lock:
+                    outer.running, outer.runs = outer.running + 1, outer.runs + 1
+                    outer.most = max(outer.most, outer.running)
+                time.sleep(outer.seconds)
+                with outer.lock:
+                    outer.running -= 1
+                return Reading(name, "", [], [])
+
+        self.recognizer = Slow(self, list("0123456789"))
+
+    def predict(self, x, batch_size=None, verbose=0):
+        return np.full((len(x), 10), 0.1, np.float32)
+
+
+def slow_app(reader: SlowReader, limits: Limits):
+    facts = ModelFacts("test", None, "mnist", list("0123456789"), None, None, 0.5, "numpy")
+    return create_app(reader.recognizer, facts, limits)
+
+
 def test_timed_out_work_keeps_its_worker_so_workers_bound_the_cpu():
     """Issue 22 (3): a request that timed out got its 503, but its thread ran on and its worker slot
     was released, so four slow uploads kept both cores busy past --workers. Now the running work
     keeps its worker until it ends, and work still queued when its request gives up never runs."""
-    import threading
     import time
     from concurrent.futures import ThreadPoolExecutor
 
-    from digitlab.recognize import Reading, Recognizer
-
-    running, most, runs = 0, 0, 0
-    lock = threading.Lock()
-
-    class Slow(Recognizer):
-        def read(self, image, name="image"):
-            nonlocal running, most, runs
-            with lock:
-                running, runs = running + 1, runs + 1
-                most = max(most, running)
-            time.sleep(3.0)  # far longer than the six requests below take to time out, even on a busy machine
-            with lock:
-                running -= 1
-            return Reading(name, "", [], [])
-
-    class Model:
-        input_shape = (None, 28, 28)
-        thread_safe = True
-
-    facts = ModelFacts("test", None, "mnist", list("0123456789"), None, None, 0.5, "numpy")
-    app = create_app(Slow(Model(), list("0123456789")), facts, Limits(timeout_s=0.2, workers=1))
-    with TestClient(app) as c, ThreadPoolExecutor(4) as clients:
+    # each read far longer than the six requests below take to time out, even on a busy machine
+    reader = SlowReader(3.0)
+    with TestClient(slow_app(reader, Limits(timeout_s=0.2, read_workers=1))) as c, ThreadPoolExecutor(4) as clients:
         post = lambda _: c.post("/api/v1/read/upload", files={"file": ("a.png", digit_png(), "image/png")})
         started = time.perf_counter()
         codes = [post(0).status_code for _ in range(3)]  # one after another, as a client retrying
@@ -131,8 +151,31 @@ def test_timed_out_work_keeps_its_worker_so_workers_bound_the_cpu():
         answered = time.perf_counter() - started
         time.sleep(2.0)  # the one that ran finishes on its worker
     assert codes == [503] * 6 and answered < 2.5  # every client is answered at its timeout, not the read's end
-    assert most == 1, "more reads ran at once than --workers"
-    assert runs == 1, "reads whose request had given up still ran"
+    assert reader.most == 1, "more reads ran at once than --read-workers"
+    assert reader.runs == 1, "reads whose request had given up still ran"
+
+
+def test_reads_have_their_own_workers_so_a_flood_of_them_does_not_hold_up_predictions():
+    """Issue 22: reads and predictions shared one queue, so a flood of slow reads (any web page can
+    send them) made every predict wait behind it: 0.5 s instead of 4 ms (benchmarks/flood.py)."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    reader = SlowReader(1.0)
+    pixels = {"pixels": [[0] * 28 for _ in range(27)] + [[255] * 28]}
+    with TestClient(slow_app(reader, Limits(timeout_s=30, workers=1, read_workers=1))) as c, \
+            ThreadPoolExecutor(6) as clients:
+        reads = [clients.submit(c.post, "/api/v1/read/upload", files={"file": ("a.png", digit_png(), "image/png")})
+                 for _ in range(6)]  # six seconds of reads queued
+        while reader.runs == 0:
+            time.sleep(0.01)
+        started = time.perf_counter()
+        for _ in range(5):
+            assert c.post("/api/v1/predict", json=pixels).status_code == 200
+        waited = time.perf_counter() - started
+        assert reader.runs == 1, "the predictions were answered after a read, not beside it"
+        assert [r.result().status_code for r in reads] == [200] * 6
+    assert waited < 1.0 and reader.most == 1
 
 
 def test_every_answer_carries_nosniff_and_the_page_a_content_security_policy(client):
@@ -199,6 +242,34 @@ def test_serve_binds_first_so_a_taken_port_or_a_bad_host_is_one_line():
     with pytest.raises(ServeError, match='--host "no.such.host.invalid" is not an address of this machine'):
         listening_socket("no.such.host.invalid", 0)
     assert isinstance(first, socket.socket)
+
+
+def test_the_served_socket_sends_each_response_without_waiting_for_an_ack():
+    """A response's body must not wait behind its headers for the client's delayed ACK (40 ms on
+    Linux): asyncio turns Nagle's algorithm off only on sockets whose protocol is IPPROTO_TCP,
+    and a socket from socket.create_server has protocol 0. Found by benchmarks/flood.py: every
+    request took 44 ms, a predict's own work 2 ms."""
+    import asyncio
+    import socket
+
+    from digitlab.cli.runs import listening_socket
+
+    async def accepted_nodelay() -> int:
+        seen = asyncio.get_running_loop().create_future()
+
+        class Probe(asyncio.Protocol):
+            def connection_made(self, transport):
+                seen.set_result(transport.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+
+        server = await asyncio.get_running_loop().create_server(Probe, sock=listening_socket("127.0.0.1", 0))
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            value = await asyncio.wait_for(seen, 10)
+            writer.close()
+        return value
+
+    assert asyncio.run(accepted_nodelay()) != 0
 
 
 def test_unfinished_uploads_hold_neither_memory_nor_the_connection_for_long():

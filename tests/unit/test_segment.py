@@ -89,3 +89,41 @@ def test_a_page_of_dots_or_lines_is_refused_before_the_work_that_grows_with_its_
     for k in range(MAX_PIECES):  # the most pieces allowed, each wide enough to be cut up to five ways
         flat[200:203, 2 + 10 * k : 10 + 10 * k] = True
     assert len(segment(flat)) == MAX_PIECES
+
+
+def test_read_stops_at_its_deadline_with_one_line(monkeypatch):
+    """Issue 22 (3): the server gave up on a slow read after its timeout, but the read ran on and
+    kept its worker. Now the work checks a deadline between its steps (cooperative cancellation),
+    and never runs past READ_BUDGET_S whatever the caller asks."""
+    import time
+
+    import pytest
+
+    from digitlab import recognize
+    from digitlab.errors import ImageError
+    from digitlab.recognize import Recognizer
+
+    number = np.zeros((60, 200), np.uint8)
+    for k in range(5):
+        number[10:50, 10 + 40 * k : 20 + 40 * k] = 255
+    recognizer = Recognizer(_Uniform(), [str(d) for d in range(10)])
+    assert len(recognizer.read(number, "five.png").digits) == 5  # in time: read as usual
+    with pytest.raises(ImageError, match=r"five.png: reading the number ran out of time while decoding"):
+        recognizer.read(number, "five.png", deadline=time.monotonic() - 1)
+
+    calls = []
+    real_to_mnist = recognize.to_mnist
+
+    def slow_to_mnist(*args, **kwargs):  # each candidate digit takes a tenth of a second
+        calls.append(1)
+        time.sleep(0.1)
+        return real_to_mnist(*args, **kwargs)
+
+    monkeypatch.setattr(recognize, "to_mnist", slow_to_mnist)
+    started = time.monotonic()
+    with pytest.raises(ImageError, match=r"ran out of time while preparing its 5 pieces of ink; crop the image"):
+        recognizer.read(number, "five.png", deadline=started + 0.25)
+    assert time.monotonic() - started < 0.6 and len(calls) <= 4  # stopped, not run to the end
+    monkeypatch.setattr(recognize, "READ_BUDGET_S", 0.25)  # a later deadline than the budget: the budget wins
+    with pytest.raises(ImageError, match="ran out of time"):
+        recognizer.read(number, "five.png", deadline=time.monotonic() + 60)

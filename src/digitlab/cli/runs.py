@@ -7,6 +7,7 @@ Each imports the library it calls in its body, as `digitlab.cli.main` explains.
 from __future__ import annotations
 
 import errno
+import os
 import socket
 from pathlib import Path
 from typing import Optional
@@ -95,6 +96,7 @@ def serve(
     max_pixels: int = typer.Option(12_000_000, min=1, help="Largest image, in pixels (422 beyond)."),
     timeout: float = typer.Option(10.0, min=0.1, help="Seconds a request may take, queueing included (503 beyond)."),
     workers: int = typer.Option(2, min=1, help="Predictions run at once."),
+    read_workers: int = typer.Option(1, min=1, help="Numbers read at once (/read), besides the predictions."),
     trust_model: bool = TrustOption,
 ) -> None:
     """The HTTP API and the drawing page: open http://HOST:PORT/ in a browser, /docs for the API."""
@@ -105,7 +107,8 @@ def serve(
 
     recognizer = Recognizer.load(model, runs=runs_dir, threshold=threshold, trust=trust_model)
     facts = model_facts(model, recognizer, runs=runs_dir)
-    limits = Limits(max_body_bytes=max_body, max_pixels=max_pixels, timeout_s=timeout, workers=workers)
+    limits = Limits(max_body_bytes=max_body, max_pixels=max_pixels, timeout_s=timeout, workers=workers,
+                    read_workers=read_workers)
     loopback = host in LOOPBACK_HOSTS
     api = create_app(recognizer, facts, limits, allowed_hosts=LOOPBACK_HOSTS if loopback else None)
     sock = listening_socket(host, port)  # bound here: a taken port is one line, port 0 gets its real number
@@ -124,7 +127,19 @@ def listening_socket(host: str, port: int) -> socket.socket:
     try:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
-        return socket.create_server((host, port), family=family, backlog=2048)
+        # socket.create_server would make a socket of protocol 0, and asyncio turns Nagle's
+        # algorithm off (TCP_NODELAY) only on sockets that say IPPROTO_TCP: every response body,
+        # written after its headers, would then wait for the client's delayed ACK, 40 ms on Linux.
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        try:
+            if os.name == "posix":  # as create_server: rebind at once after a restart
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+            sock.listen(2048)
+        except OSError:
+            sock.close()
+            raise
+        return sock
     except socket.gaierror:
         raise ServeError(f'--host "{host}" is not an address of this machine; use 127.0.0.1 (this machine only) '
                          "or 0.0.0.0 (every interface).") from None

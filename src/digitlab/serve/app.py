@@ -18,6 +18,7 @@ import binascii
 import contextlib
 import copy
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
@@ -59,6 +60,7 @@ class Limits:
     max_pixels: int = 12_000_000  # well under Pillow's decompression-bomb limit (89 megapixels)
     timeout_s: float = 10.0  # waiting for a worker included
     workers: int = 2  # predictions running at once (the machine's cores)
+    read_workers: int = 1  # numbers read at once, on threads of their own: reads cannot hold up predictions
     max_buffered_bytes: int = 20_000_000  # all request bodies held at once (503 beyond): slow uploads pile up
     body_timeout_s: float = 30.0  # to receive a body once the headers are in (408 beyond)
 
@@ -160,16 +162,20 @@ def create_app(recognizer: Recognizer, facts: ModelFacts, limits: Limits = Limit
     `allowed_hosts`: the Host headers answered (others get 400); a server on a loopback address
     should answer only its own names (LOOPBACK_HOSTS), so that a web page whose domain is made to
     resolve to 127.0.0.1 (DNS rebinding) cannot use it. None answers every host."""
-    # The work runs on exactly `limits.workers` threads. A request that times out gets its 503 at
-    # once; work of it still waiting is dropped, and work already running finishes on its thread,
-    # which stays taken meanwhile: so `workers` bounds the CPU the server uses, which a pool that
-    # abandons timed-out threads (anyio's abandon_on_cancel) does not. `read` bounds its own work.
+    # Predictions run on exactly `limits.workers` threads, reads of whole numbers on
+    # `limits.read_workers` others: a read costs up to a hundred predictions' work, and a flood of
+    # them (any web page the user visits can send one) must not queue ahead of predictions. A
+    # request that times out gets its 503 at once; work of it still waiting is dropped, and a read
+    # already running stops at its deadline (the same moment). So the two pools bound the CPU the
+    # server uses, which a pool that abandons timed-out threads (anyio's abandon_on_cancel) does not.
     pool = ThreadPoolExecutor(max_workers=limits.workers, thread_name_prefix="digitlab-worker")
+    read_pool = ThreadPoolExecutor(max_workers=limits.read_workers, thread_name_prefix="digitlab-reader")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         yield
-        pool.shutdown(wait=False, cancel_futures=True)
+        for p in (pool, read_pool):
+            p.shutdown(wait=False, cancel_futures=True)
 
     # /docs from Swagger UI's files installed with fastapi-offline, not FastAPI's default CDN: the
     # page works offline, and a CDN cannot change what runs in it.
@@ -188,12 +194,12 @@ def create_app(recognizer: Recognizer, facts: ModelFacts, limits: Limits = Limit
     if allowed_hosts is not None:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
 
-    async def run(fn, *args):
-        """Run blocking work on a worker thread, at most `limits.workers` at once, within the timeout."""
+    async def run(fn, lane: ThreadPoolExecutor = pool):
+        """Run blocking work on a thread of `lane`, within the timeout."""
         try:
             with anyio.fail_after(limits.timeout_s):
                 # Cancelling the asyncio future cancels the pool's one if it has not started.
-                return await asyncio.wrap_future(pool.submit(fn, *args))
+                return await asyncio.wrap_future(lane.submit(fn))
         except TimeoutError:
             raise HTTPException(503, f"the server is busy: the request took over {limits.timeout_s:g} s; "
                                      "try again later.") from None
@@ -268,14 +274,17 @@ def create_app(recognizer: Recognizer, facts: ModelFacts, limits: Limits = Limit
     async def read(body: ImageBody) -> ReadResponse:
         """A handwritten number in one image: its text and, per digit, the prediction and its box."""
         rec = with_threshold(body.threshold)
-        return await run(lambda: _reading(rec.read(decode(body), "image"), rec))
+        deadline = time.monotonic() + limits.timeout_s
+        return await run(lambda: _reading(rec.read(decode(body), "image", deadline=deadline), rec), read_pool)
 
     @app.post(f"{API}/read/upload", tags=["recognize"],
               responses={415: {"description": "Not an image type."}, 422: {"description": "Not a readable image."}})
     async def read_upload(file: Annotated[UploadFile, File(description="An image file.")]) -> ReadResponse:
         """As `read`, for an image uploaded as multipart/form-data (field `file`)."""
         image = await upload(file)
-        return await run(lambda: _reading(recognizer.read(image(), file.filename or "upload"), recognizer))
+        deadline = time.monotonic() + limits.timeout_s
+        return await run(lambda: _reading(recognizer.read(image(), file.filename or "upload", deadline=deadline),
+                                          recognizer), read_pool)
 
     web = resources.files("digitlab.serve") / "web"
 
