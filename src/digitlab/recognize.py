@@ -191,6 +191,16 @@ class Recognizer:
         stops with an ImageError: a server that gives up on a request gets its worker back."""
         return read_number(self, image, name or describe(image, 0), deadline=deadline)
 
+    def read_iter(self, images: Iterable) -> Iterator[Reading]:
+        """Readings in order, one image at a time; an image that cannot be read is a Reading with
+        status "error" and its message, and the others go on."""
+        for i, image in enumerate(images):
+            name = describe(image, i)
+            try:
+                yield self.read(image, name)
+            except ImageError as e:
+                yield Reading(name, "", [], [], status="error", message=str(e))
+
     def _finish(self, batch, keep_prepared: bool) -> Iterator[Prediction]:
         ready = [(pred, img) for pred, img in batch if img is not None]
         if ready:
@@ -224,9 +234,11 @@ class Reading:
     text: str
     digits: list[Prediction]
     boxes: list[tuple[int, int, int, int]]
+    status: str = "ok"  # or "error": the image could not be read (`message` says why)
+    message: str = ""
 
     def to_dict(self) -> dict:
-        return {"source": self.source, "text": self.text,
+        return {"source": self.source, "status": self.status, "text": self.text, "message": self.message,
                 "digits": [{**d.to_dict(), "box": list(map(int, b))} for d, b in zip(self.digits, self.boxes)]}
 
 

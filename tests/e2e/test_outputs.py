@@ -87,7 +87,11 @@ def test_output_files_of_predict_and_read_are_checked_and_one_line(tiny_run, tmp
     done = invoke_cli("read", str(number), "--model", str(tiny_run), "--save-boxes", str(tmp_path / "boxes.png"))
     assert done.returncode == 0 and (tmp_path / "boxes.png").is_file()
     done = invoke_cli("read", str(number), "--model", str(tiny_run), "--save-boxes", str(prepared) + "/")
-    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.returncode == 0 and (prepared / "000000-number.png").is_file()  # a folder: one file per image
+    done = invoke_cli("read", str(number), str(long_name), "--model", str(tiny_run), "--save-boxes", str(tmp_path / "b.png"))
+    assert done.returncode == 2 and "names one file, for 2 images; give a folder" in plain(done.stderr)
+    done = invoke_cli("read", str(number), "--model", str(tiny_run), "--save-boxes", str(long_name / "x"))
+    assert done.returncode == 2 and "cannot make the folder" in plain(done.stderr) and "Traceback" not in done.stderr
 
 
 def test_a_folder_with_no_image_files_is_an_error_not_silence(tiny_run, tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -112,7 +113,34 @@ def test_read_cli_draws_boxes(model_run, mnist, tmp_path):
     assert reading["text"] == "0123" and len(reading["digits"]) == 4
     assert Image.open(boxes).size == Image.open(image).size
     done = run_cli("read", str(tmp_path / "missing.png"), "--model", str(model_run))
-    assert done.returncode == 1 and "no such file" in done.stderr
+    assert done.returncode == 1 and "no such file" in done.stdout and "1 of 1 image(s) could not be read" in done.stderr
+
+
+def test_read_cli_takes_several_files_and_folders_streamed_as_json_lines_or_csv(model_run, mnist, tmp_path):
+    """Issue 25 (4): `read` took one file; now files and folders like `predict`, one answer per image
+    in order, a bad image an error row among the others, exit 1 if any failed."""
+    _, (x_test, _) = mnist
+    folder = tmp_path / "forms"
+    (folder / "b").mkdir(parents=True)
+    compose_number([x_test[i] for i in (3, 2, 1, 18)], np.random.default_rng(2), 0.0).save(folder / "a.png")
+    compose_number([x_test[i] for i in (0, 1)], np.random.default_rng(3), 0.0).save(folder / "b" / "c.png")
+    (folder / "b" / "d.png").write_bytes(b"not a png")
+    single = tmp_path / "single.png"
+    compose_number([x_test[i] for i in (2, 1)], np.random.default_rng(4), 0.0).save(single)
+    done = run_cli("read", str(folder), str(single), "--model", str(model_run), "--json")
+    assert done.returncode == 1 and "1 of 4 image(s) could not be read" in done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [Path(r["source"]).name for r in rows] == ["a.png", "c.png", "d.png", "single.png"]
+    assert [r["text"] for r in rows] == ["0123", "72", "", "12"] and [r["status"] for r in rows] == ["ok", "ok", "error", "ok"]
+    assert "d.png" in rows[2]["message"] and len(rows[0]["digits"]) == 4
+    done = run_cli("read", str(folder / "a.png"), str(single), "--model", str(model_run), "--csv",
+                   "--save-boxes", str(tmp_path / "boxes"))
+    table = list(csv.DictReader(io.StringIO(done.stdout)))
+    assert done.returncode == 0 and [r["text"] for r in table] == ["0123", "12"]
+    assert len(table[0]["probabilities"].split()) == 4 and len(table[0]["boxes"].split()) == 4
+    assert sorted(p.name for p in (tmp_path / "boxes").iterdir()) == ["000000-a.png", "000001-single.png"]
+    done = run_cli("read", str(folder / "a.png"), str(single), "--model", str(model_run))
+    assert done.returncode == 0 and "0123" in done.stdout and "single.png" in done.stdout
 
 
 def test_the_recognizers_precision_is_checked_and_applied(model_run, mnist):

@@ -259,33 +259,78 @@ def predict(
 
 @app.command()
 def read(
-    file: Path = typer.Argument(..., help="An image of a handwritten number."),
+    files: list[Path] = typer.Argument(..., help="Images of handwritten numbers, or folders of them (searched recursively)."),
     model: Optional[Path] = ModelOption,
     runs_dir: Path = RunsOption,
     threshold: float = ThresholdOption,
-    as_json: bool = typer.Option(False, "--json", help="Print the reading as JSON."),
-    save_boxes: Optional[Path] = typer.Option(None, help="Write a copy of the image with the digit boxes drawn."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per image (JSON Lines)."),
+    as_csv: bool = typer.Option(False, "--csv", help="CSV with a header row, one row per image."),
+    save_boxes: Optional[Path] = typer.Option(
+        None, help="Write a copy of each image with its digit boxes drawn: an image file name for one image, "
+                   "or a folder."),
     trust_model: bool = TrustOption,
 ) -> None:
-    """Read a handwritten number: "90210", with a probability per digit and the boxes found."""
-    from digitlab.recognize import Recognizer, draw_boxes
+    """Read handwritten numbers: "90210", with a probability per digit and the boxes found. Exit 1 if any image failed."""
+    from digitlab.recognize import Recognizer, draw_boxes, expand
 
-    if save_boxes is not None and not save_boxes.parent.is_dir():
-        raise typer.BadParameter(f"folder {save_boxes.parent} does not exist.", param_hint="--save-boxes")
-    if save_boxes is not None and image_format(save_boxes) is None:
-        raise typer.BadParameter(f"{save_boxes}: not an image file name; name it .png or .jpg.", param_hint="--save-boxes")
+    if as_json and as_csv:
+        raise typer.BadParameter("choose one of --json and --csv.")
+    total = sum(1 for _ in expand(files))
+    boxes_for = _boxes_destination(save_boxes, total)
     recognizer = Recognizer.load(model, runs=runs_dir, threshold=threshold, trust=trust_model)
-    reading = recognizer.read(file, str(file))
-    if save_boxes is not None:
-        save_image(draw_boxes(file, reading), save_boxes)
-    if as_json:
-        out.print_json(json.dumps(reading.to_dict()))
-        return
-    out.print(f"[bold]{escape(reading.text)}[/]")
-    for d, (top, left, bottom, right) in zip(reading.digits, reading.boxes):
-        out.print(f"  {d.digit or '?'}  {d.probability:.1%}  box x {left}-{right}, y {top}-{bottom}", highlight=False)
-    if save_boxes is not None:
-        out.print(f"Wrote {escape(str(save_boxes))}")
+    writer = csv.writer(sys.stdout) if as_csv else None
+    if writer:
+        writer.writerow(["source", "status", "text", "probabilities", "boxes", "message"])
+    failed = 0
+    with progress(err, total) as advance:
+        paths = list(expand(files)) if boxes_for is not None else None  # draw_boxes opens each again
+        for i, reading in enumerate(recognizer.read_iter(expand(files))):
+            advance()
+            failed += reading.status == "error"
+            if boxes_for is not None and reading.status == "ok":
+                save_image(draw_boxes(paths[i], reading), boxes_for(i, paths[i]))
+            if as_json:
+                print(json.dumps(reading.to_dict()), flush=False)
+            elif writer:
+                writer.writerow([reading.source, reading.status, reading.text,
+                                 " ".join(f"{d.probability:.6f}" for d in reading.digits),
+                                 " ".join(":".join(map(str, b)) for b in reading.boxes), reading.message])
+            elif reading.status == "error":
+                out.print(f"[red]error:[/] {escape(reading.message)}", highlight=False)
+            else:
+                out.print(f"[bold]{escape(reading.text)}[/]" + ("" if total == 1 else f"  {escape(reading.source)}"),
+                          highlight=False)
+                for d, (top, left, bottom, right) in zip(reading.digits, reading.boxes):
+                    out.print(f"  {escape(d.digit or '?')}  {d.probability:.1%}  box x {left}-{right}, y {top}-{bottom}",
+                              highlight=False)
+    if save_boxes is not None and failed < total and not (as_json or writer):
+        out.print(f"Wrote {escape(str(save_boxes))}", highlight=False)
+    if failed:
+        err.print(f"{failed} of {total} image(s) could not be read; see the messages above.", highlight=False)
+        raise typer.Exit(1)
+
+
+def _boxes_destination(save_boxes: Path | None, total: int):
+    """Where `read --save-boxes` writes image i's boxes: the file named, for one image, or a file in
+    the folder named (made if missing). Checked before any model is loaded."""
+    if save_boxes is None:
+        return None
+    if save_boxes.suffix and not save_boxes.is_dir():
+        if image_format(save_boxes) is None:
+            raise typer.BadParameter(f"{save_boxes}: not an image file name; name it .png or .jpg, or give a folder.",
+                                     param_hint="--save-boxes")
+        if total != 1:
+            raise typer.BadParameter(f"{save_boxes} names one file, for {total} images; give a folder.",
+                                     param_hint="--save-boxes")
+        if not save_boxes.parent.is_dir():
+            raise typer.BadParameter(f"folder {save_boxes.parent} does not exist.", param_hint="--save-boxes")
+        return lambda i, path: save_boxes
+    try:
+        save_boxes.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise typer.BadParameter(f"cannot make the folder {save_boxes} ({e.strerror or e}).",
+                                 param_hint="--save-boxes") from None
+    return lambda i, path: save_boxes / f"{i:06d}-{path.stem[:100]}.png"  # a file system takes 255 bytes a name
 
 
 @app.command()
