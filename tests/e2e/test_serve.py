@@ -26,41 +26,11 @@ from PIL import Image
 from schemathesis.checks import not_a_server_error
 
 from digitlab.images.synthetic import compose_number
-from tests.conftest import DATA_DIR, REPO, digitlab_command
+from tests.conftest import DATA_DIR, REPO
 
-sys.path.insert(0, str(REPO / "benchmarks"))
-from service_load import free_port, wait_until_up  # noqa: E402
+sys.path.insert(0, str(REPO / "benchmarks"))  # service_load and flood, imported by the tests that use them
 
 pytestmark = pytest.mark.slow  # a trained model (mlp_run), load and memory tests, schemathesis, a browser
-
-
-def wait_until(page, expression: str, timeout_s: float = 30.0) -> None:
-    """Poll a JavaScript expression until it is true. Playwright's wait_for_function compiles its
-    predicate with eval inside the page, which the page's Content-Security-Policy (rightly) forbids;
-    page.evaluate goes through the DevTools protocol instead."""
-    deadline = time.monotonic() + timeout_s
-    while not page.evaluate(expression):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still false after {timeout_s:g} s: {expression}")
-        time.sleep(0.05)
-
-
-@pytest.fixture(scope="module")
-def server_process(mlp_run):
-    port = free_port()
-    process = subprocess.Popen([*digitlab_command(), "serve", "--model", str(mlp_run), "--port", str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    wait_until_up(url, process)
-    yield url, process
-    assert process.poll() is None, "the server went down during the tests"
-    process.terminate()
-    process.wait(timeout=30)
-
-
-@pytest.fixture(scope="module")
-def server(server_process):
-    return server_process[0]
 
 
 def rss_mb(pid: int) -> float:
@@ -288,80 +258,3 @@ def test_memory_stays_flat_over_6000_requests(server_process, mnist):
     after_6000 = rss_mb(process.pid)
     print(f"server RSS after 1,000 requests {after_1000:.1f} MB, after 6,000 {after_6000:.1f} MB")
     assert after_6000 - after_1000 < 50, (after_1000, after_6000)
-
-
-# ---- the drawing page, in a real browser ----
-
-def ellipse(cx, cy, rx, ry, n=40):
-    return [[(cx + rx * math.sin(2 * math.pi * t / n), cy - ry * math.cos(2 * math.pi * t / n)) for t in range(n + 1)]]
-
-
-# Strokes in the canvas's unit square, drawn the way a person draws each digit.
-STROKES = {
-    "0": ellipse(0.5, 0.5, 0.18, 0.3),
-    "1": [[(0.5, 0.2), (0.5, 0.8)]],
-    "2": [[(0.3, 0.32), (0.4, 0.22), (0.55, 0.2), (0.67, 0.28), (0.67, 0.4), (0.3, 0.78), (0.72, 0.78)]],
-    "3": [[(0.3, 0.25), (0.45, 0.2), (0.62, 0.25), (0.64, 0.38), (0.45, 0.48), (0.66, 0.58), (0.66, 0.72),
-           (0.48, 0.8), (0.3, 0.75)]],
-    "4": [[(0.58, 0.2), (0.3, 0.6), (0.72, 0.6)], [(0.6, 0.38), (0.6, 0.82)]],
-    "6": [[(0.62, 0.2), (0.4, 0.45), (0.35, 0.65), (0.45, 0.8), (0.6, 0.78), (0.65, 0.62), (0.5, 0.52), (0.37, 0.6)]],
-    "7": [[(0.3, 0.22), (0.7, 0.22), (0.45, 0.8)]],
-}
-
-
-@pytest.fixture(scope="module")
-def page(server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        # Debian's chromium: Playwright's own browser download cannot reach the internet here.
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium")
-        page = browser.new_page()
-        page.goto(server + "/")
-        yield page
-        browser.close()
-
-
-def draw(page, strokes, left=0.0, width=1.0):
-    """Draw strokes (unit-square coordinates) with the mouse, into the horizontal band [left, left + width]."""
-    box = page.locator("#pad").bounding_box()
-    for stroke in strokes:
-        at = [(box["x"] + (left + x * width) * box["width"], box["y"] + y * box["height"]) for x, y in stroke]
-        page.mouse.move(*at[0])
-        page.mouse.down()
-        for point in at[1:]:
-            page.mouse.move(*point, steps=6)
-        page.mouse.up()
-    wait_until(page, "document.body.dataset.state === 'done'")
-
-
-def test_the_page_is_served_offline_with_its_facts(page, mlp_run):
-    html = page.content()
-    assert "http://" not in html.replace(page.url, "") and "https://" not in html  # no CDN
-    wait_until(page, "document.getElementById('model-facts').textContent.includes('mlp')")
-    assert mlp_run.name in page.inner_text("#model-facts")
-
-
-@pytest.mark.parametrize("digit", list(STROKES))
-def test_a_digit_drawn_with_the_mouse_is_recognised(page, digit):
-    page.click("#clear")
-    draw(page, STROKES[digit])
-    assert page.inner_text("#answer") == digit
-    bars = page.locator(".bar")
-    assert bars.count() == 10
-    assert float(bars.nth(int(digit)).get_attribute("aria-valuenow")) > 0.5
-    seen = page.evaluate("Array.from(document.getElementById('seen').getContext('2d')"
-                         ".getImageData(0, 0, 28, 28).data).filter((v, i) => i % 4 === 0)")
-    assert max(seen) > 200 and seen.count(0) > 400, "the 28x28 image the model saw is shown, white ink on black"
-
-
-def test_clear_button_and_number_mode(page):
-    page.click("#clear")
-    assert page.inner_text("#answer") == "–" and page.locator(".bar").count() == 0
-    page.check("input[value=number]")
-    for i, digit in enumerate("174"):
-        draw(page, STROKES[digit], left=0.1 + 0.27 * i, width=0.3)
-    wait_until(page, "document.getElementById('answer').textContent.length === 3")
-    assert page.inner_text("#answer") == "174"
-    assert page.locator(".digit-card").count() == 3
-    page.check("input[value=digit]")

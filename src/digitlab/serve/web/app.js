@@ -22,6 +22,8 @@ let inked = false;
 let last = null;
 let sent = 0; // requests sent; only the answer to the latest is shown
 let timer = null;
+let inFlight = false; // a live request is on its way: the next waits for it, so none queue up
+let changed = false; // ink added since the last request was sent
 
 function clearPad() {
   ctx.fillStyle = "#fff";
@@ -48,35 +50,56 @@ function setMode(next) {
   clearPad();
 }
 
+// The pointer in canvas pixels, through the canvas's content box: getBoundingClientRect includes
+// the border (and padding), so mapping through it put the ink a border's width off the pointer.
 function point(event) {
   const r = pad.getBoundingClientRect();
-  return [(event.clientX - r.left) * (pad.width / r.width), (event.clientY - r.top) * (pad.height / r.height)];
+  const s = getComputedStyle(pad);
+  const left = r.left + pad.clientLeft + parseFloat(s.paddingLeft);
+  const top = r.top + pad.clientTop + parseFloat(s.paddingTop);
+  const width = pad.clientWidth - parseFloat(s.paddingLeft) - parseFloat(s.paddingRight);
+  const height = pad.clientHeight - parseFloat(s.paddingTop) - parseFloat(s.paddingBottom);
+  return [(event.clientX - left) * (pad.width / width), (event.clientY - top) * (pad.height / height)];
+}
+
+function penWidth() {
+  return pad.height / 14; // about MNIST's stroke width relative to the digit's height
 }
 
 function stroke(from, to) {
   ctx.strokeStyle = "#000";
-  ctx.lineWidth = pad.height / 14; // about MNIST's stroke width relative to the digit's height
+  ctx.lineWidth = penWidth();
   ctx.lineCap = "round";
   ctx.lineJoin = "round";
   ctx.beginPath();
   ctx.moveTo(...from);
   ctx.lineTo(...to);
   ctx.stroke();
-  inked = true;
+  inked = changed = true;
+}
+
+// A tap: a round dot as wide as the pen. A zero-length line draws nothing on a canvas, so a tap
+// used to send a blank drawing.
+function dot(at) {
+  ctx.fillStyle = "#000";
+  ctx.beginPath();
+  ctx.arc(...at, penWidth() / 2, 0, 2 * Math.PI);
+  ctx.fill();
+  inked = changed = true;
 }
 
 pad.addEventListener("pointerdown", (event) => {
   drawing = true;
   pad.setPointerCapture(event.pointerId);
   last = point(event);
-  stroke(last, last);
+  dot(last);
 });
 pad.addEventListener("pointermove", (event) => {
   if (!drawing) return;
   const p = point(event);
   stroke(last, p);
   last = p;
-  if (!timer) timer = setTimeout(() => { timer = null; recognise(); }, LIVE_INTERVAL_MS);
+  if (!timer) timer = setTimeout(() => { timer = null; recognise(true); }, LIVE_INTERVAL_MS);
 });
 for (const type of ["pointerup", "pointercancel"]) {
   pad.addEventListener(type, () => {
@@ -84,14 +107,20 @@ for (const type of ["pointerup", "pointercancel"]) {
     drawing = false;
     clearTimeout(timer);
     timer = null;
-    recognise();
+    recognise(false);
   });
 }
 
-async function recognise() {
-  if (!inked) return;
+// live: a provisional answer while the pen moves. At most one live request is on its way; while it
+// is, the drawing goes on and the next is sent when it returns, so answers are never queued up
+// behind each other (stale when they arrive). The answer to the request made when the pen lifts is
+// final: any live answer still on its way after it is dropped.
+async function recognise(live) {
+  if (!inked || (live && (inFlight || !drawing))) return;
   const mine = ++sent;
-  document.body.dataset.state = "waiting";
+  changed = false;
+  if (live) inFlight = true;
+  document.body.dataset.state = live ? "live" : "waiting";
   const path = mode === "digit" ? "/predict" : "/read";
   let body;
   let ok = false;
@@ -106,6 +135,10 @@ async function recognise() {
   } catch (error) {
     body = { detail: "The server cannot be reached: " + error };
   }
+  if (live) {
+    inFlight = false;
+    if (drawing && changed && !timer) timer = setTimeout(() => { timer = null; recognise(true); }, LIVE_INTERVAL_MS);
+  }
   if (mine !== sent) return; // a newer drawing has been sent since
   if (!ok) {
     answer.textContent = "–";
@@ -115,7 +148,8 @@ async function recognise() {
   } else {
     showReading(body);
   }
-  document.body.dataset.state = "done";
+  answer.classList.toggle("live", live);
+  document.body.dataset.state = live ? "live" : "done";
 }
 
 function showPrediction(p) {
