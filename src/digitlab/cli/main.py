@@ -51,8 +51,9 @@ PLOT_KINDS = ("samples", "curves", "confusion", "predictions", "probabilities")
 def train(
     model: str = typer.Option(DEFAULT_PRESET, "--model", "-m", help="Preset name (see `digitlab models`).",
                               callback=choice("preset", PRESETS)),
-    dataset: str = typer.Option("mnist", "--dataset", "-d", help="Data set name, or a path to your own data "
-                                "(class folders of images, Kaggle-style CSV, or IDX files).", callback=dataset_arg),
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Data set name, or a path to your own data "
+                                          "(class folders of images, Kaggle-style CSV, or IDX files) [default: the "
+                                          "preset's: mnist+pen for reader, else mnist].", callback=dataset_arg),
     engine: str = typer.Option("keras", help="'keras', or 'numpy' for the from-scratch engine (dense presets).",
                                callback=choice("engine", ENGINES)),
     epochs: Optional[int] = typer.Option(None, min=1, help="Epochs [default: the preset's]."),

@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 
 from digitlab.data import DATASETS
+from digitlab.data.pen import MNIST_PEN
 
 out = Console(soft_wrap=True)  # paths stay whole on one line, for copy and paste
 err = Console(stderr=True)
@@ -26,12 +27,12 @@ def choice(kind: str, choices):
 
 def dataset_arg(value):
     """A registered data set name, or a path to your own data (checked when it is loaded)."""
-    if value is None or value in DATASETS:
+    if value is None or value in DATASETS or value == MNIST_PEN:
         return value
     path = Path(value).expanduser()
     if not path.exists():
-        raise typer.BadParameter(f'"{value}" is not a data set ({", ".join(DATASETS)}) nor an existing file or '
-                                 "folder of your own data.")
+        raise typer.BadParameter(f'"{value}" is not a data set ({", ".join([*DATASETS, MNIST_PEN])}) nor an existing '
+                                 "file or folder of your own data.")
     return str(path.resolve())  # the run's config.json must find it again from any folder
 
 

@@ -24,6 +24,7 @@ import numpy as np
 
 from digitlab.data import DATASETS, get_dataset, read_idx
 from digitlab.data import load_dataset as load_registered
+from digitlab.data.pen import MNIST_PEN, MNIST_PEN_DESCRIPTION, pen_training_split
 from digitlab.errors import DataError, ImageError
 
 TEST_SHARE = 0.2
@@ -52,11 +53,13 @@ class UserDataset:
 
 def is_user_data(name: str) -> bool:
     """A path rather than a registered name."""
-    return name not in DATASETS
+    return name not in DATASETS and name != MNIST_PEN
 
 
 def dataset_info(name: str):
     """The registry record of a known data set, or a `UserDataset` for a path."""
+    if name == MNIST_PEN:
+        return UserDataset(MNIST_PEN, tuple(str(d) for d in range(10)), description=MNIST_PEN_DESCRIPTION)
     if not is_user_data(name):
         return get_dataset(name)
     layout, path = _layout(name)
@@ -71,6 +74,10 @@ def dataset_info(name: str):
 def load_dataset(name: str = "mnist", *, data_dir: str | os.PathLike | None = None, **options) -> tuple[Split, Split]:
     """`((x_train, y_train), (x_test, y_test))`, uint8 (n, 28, 28) and (n,), for a registered data set
     name (see `digitlab.data.load_dataset`) or a path to your own data in one of the three layouts."""
+    if name == MNIST_PEN:
+        (x, y), test = load_registered("mnist", data_dir=data_dir, **options)
+        x_pen, y_pen = pen_training_split(data_dir, cache_dir=options.get("cache_dir"))
+        return (np.concatenate([x, x_pen]), np.concatenate([y, y_pen])), test
     if not is_user_data(name):
         return load_registered(name, data_dir=data_dir, **options)
     layout, path = _layout(name)

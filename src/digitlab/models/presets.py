@@ -149,6 +149,17 @@ PRESETS: dict[str, Preset] = {
             Claim("at least 99.6% (the speed issue's target)", "test_accuracy", 0.996),
             "tensorflow",
         ),
+        Preset(
+            "reader",
+            "cnn-aug's network on MNIST plus pen digits drawn as people's pens draw them: for real handwriting",
+            "cnn_aug",
+            # mnist+pen: MNIST's training digits and pen-digits' train.json, each pen digit drawn four
+            # ways (pen width, slant, size, wobble, broken strokes; digitlab.data.pen); tested on MNIST's test set.
+            dict(dataset="mnist+pen", optimizer="adam", lr_schedule="cosine", batch_size=128, epochs=15,
+                 validation_split=0.1, augment="affine"),
+            None,  # digitlab's own; measured on pen-digits' dev.json by benchmarks/handwriting.py
+            "tensorflow",
+        ),
     ]
 }
 # The tutorials' "try a random forest instead": scikit-learn baselines on the same data and reports.

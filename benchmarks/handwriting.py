@@ -1,0 +1,143 @@
+"""How well trained runs read real handwriting: pen digits of writers they never saw, and not-digits.
+
+    python benchmarks/handwriting.py runs/<mlp run> runs/<cnn run>          # a table per run
+    python benchmarks/handwriting.py runs/<run> --numbers 300 --json        # one JSON object per run
+
+The digits are `pen-digits/dev.json` (386 digits by 23 writers at 4 sites, UNIPEN; see its
+SOURCE.md): real pen trajectories, drawn as the draw page draws them (280 x 280 canvas, a round pen
+20 pixels wide, black on white) and in the other colour scheme, thin and thick pens, then read
+through `Recognizer.predict` exactly as a user's image is (decoding, ink detection, MNIST-style
+preparation). Numbers are 3 to 8 dev digits written side by side on the page's 720 x 240 number
+canvas and read whole with `Recognizer.read`. Not-digits (uniform noise, random scribbles, capital
+letters drawn from a font, a blank canvas) should come back "unsure" (or, blank, an error): the
+share that did is reported. MNIST test accuracy is the run's own (metrics.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import string
+import sys
+import time
+from collections import defaultdict
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from digitlab.data.pen import load_pen_digits
+from digitlab.images.strokes import draw_number, draw_strokes
+from digitlab.recognize import Recognizer
+from digitlab.runs import METRICS_FILE, open_run
+
+STYLES = {  # name: draw_strokes arguments
+    "page": {},
+    "light-on-dark": {"light_on_dark": True},
+    "thin pen (8 px)": {"pen_width": 8},
+    "thick pen (36 px)": {"pen_width": 36},
+    "small, off-centre": {"height_share": 0.35, "centre": (90, 190)},
+}
+
+
+def answers(recognizer: Recognizer, images: list[np.ndarray]) -> list:
+    return recognizer.predict(images)
+
+
+def digit_accuracy(recognizer: Recognizer, digits, style: dict) -> tuple[float, np.ndarray]:
+    images = [draw_strokes(d.strokes, **style) for d in digits]
+    got = [p.top[0][0] if p.top else None for p in answers(recognizer, images)]  # the best guess, sure or not
+    correct = np.array([g == recognizer.class_names[d.label] for g, d in zip(got, digits)])
+    return float(correct.mean()), correct
+
+
+def number_accuracy(recognizer: Recognizer, digits, count: int, rng: np.random.Generator) -> float:
+    right = 0
+    for _ in range(count):
+        picked = [digits[i] for i in rng.integers(0, len(digits), int(rng.integers(3, 9)))]
+        image = draw_number([d.strokes for d in picked], rng)
+        truth = "".join(recognizer.class_names[d.label] for d in picked)
+        try:
+            right += recognizer.read(image, "number").text == truth
+        except Exception:  # noqa: BLE001 - a number it cannot read counts as wrong
+            pass
+    return right / count
+
+
+def not_digits(rng: np.random.Generator, count: int) -> dict[str, list[np.ndarray]]:
+    """Images that are no digit, drawn the way the page would receive them."""
+    font = ImageFont.load_default(size=160)
+    letters = []
+    for ch in string.ascii_uppercase[: count]:
+        im = Image.new("L", (280, 280), 255)
+        ImageDraw.Draw(im).text((140, 140), ch, fill=0, font=font, anchor="mm")
+        letters.append(np.asarray(im))
+    scribbles = []
+    for _ in range(count):
+        im = Image.new("L", (280, 280), 255)
+        points = [tuple(rng.uniform(30, 250, 2)) for _ in range(int(rng.integers(8, 20)))]
+        ImageDraw.Draw(im).line(points, fill=0, width=20, joint="curve")
+        scribbles.append(np.asarray(im))
+    noise = [(rng.random((280, 280)) * 255).astype(np.uint8) for _ in range(count)]
+    blank = [np.full((280, 280), 255, np.uint8)]
+    return {"noise": noise, "scribbles": scribbles, "letters": letters, "blank": blank}
+
+
+def measure(run: str, digits, numbers: int, seed: int) -> dict:
+    recognizer = Recognizer.load(run)
+    opened = open_run(run)
+    rng = np.random.default_rng(seed)
+    result = {"run": opened.folder.name if opened.folder else str(run), "preset": opened.preset,
+              "mnist_test": (opened.read(METRICS_FILE) or {}).get("test_accuracy")}
+    started = time.perf_counter()
+    per_style, page_correct = {}, None
+    for name, style in STYLES.items():
+        per_style[name], correct = digit_accuracy(recognizer, digits, style)
+        if name == "page":
+            page_correct = correct
+    result["dev_digits"] = per_style
+    by_site, by_class = defaultdict(list), defaultdict(list)
+    for d, ok in zip(digits, page_correct):
+        by_site[d.site].append(ok)
+        by_class[d.label].append(ok)
+    result["page_by_site"] = {k: round(float(np.mean(v)), 4) for k, v in sorted(by_site.items())}
+    result["page_by_class"] = {str(k): round(float(np.mean(v)), 4) for k, v in sorted(by_class.items())}
+    result["dev_numbers_whole"] = number_accuracy(recognizer, digits, numbers, rng)
+    unsure = {}
+    for kind, images in not_digits(rng, 26).items():
+        preds = answers(recognizer, images)
+        unsure[kind] = float(np.mean([p.status != "ok" for p in preds]))
+    result["not_digits_unsure"] = unsure
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    return result
+
+
+def table(result: dict) -> str:
+    rows = [f"### {result['run']} ({result['preset']})", "", "| measure | accuracy |", "|---|---|"]
+    if result["mnist_test"] is not None:
+        rows.append(f"| MNIST test (metrics.json) | {result['mnist_test']:.2%} |")
+    rows += [f"| dev.json digits, {name} | {v:.1%} |" for name, v in result["dev_digits"].items()]
+    rows.append(f"| dev.json numbers of 3-8 digits, whole string | {result['dev_numbers_whole']:.1%} |")
+    rows += [f"| not a digit: {k}, reported unsure | {v:.0%} |" for k, v in result["not_digits_unsure"].items()]
+    rows += ["", "Page style by site: " + ", ".join(f"{k} {v:.1%}" for k, v in result["page_by_site"].items()),
+             "By class: " + ", ".join(f"{k} {v:.0%}" for k, v in result["page_by_class"].items()), ""]
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="+", help="run folders (or .keras files) to measure")
+    parser.add_argument("--numbers", type=int, default=200, help="composed numbers to read")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data-dir", default=os.environ.get("DIGITLAB_DATA"))
+    parser.add_argument("--json", action="store_true", help="one JSON object per run")
+    args = parser.parse_args()
+    digits = load_pen_digits("dev", args.data_dir)
+    for run in args.runs:
+        result = measure(run, digits, args.numbers, args.seed)
+        print(json.dumps(result) if args.json else table(result), flush=True)
+    return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())
