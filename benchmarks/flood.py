@@ -26,7 +26,7 @@ import socket
 import httpx
 import numpy as np
 
-from service_load import free_port, start_server
+from service_load import add_server_arguments, serving
 
 
 def worst_read_image() -> bytes:
@@ -122,24 +122,13 @@ def measure(url: str, rounds: int, attackers: int, count: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument("--url", help="a running server")
-    where.add_argument("--model", help="a run folder or .keras file to serve for the benchmark")
+    add_server_arguments(parser)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--attackers", type=int, default=8)
     parser.add_argument("--predicts", type=int, default=100, help="normal predicts per round")
     args = parser.parse_args()
-    server, url = None, args.url
-    if url is None:
-        port = free_port()
-        server = start_server(args.model, port)
-        url = f"http://127.0.0.1:{port}"
-    try:
+    with serving(args.url, args.model) as url:
         print(json.dumps(measure(url, args.rounds, args.attackers, args.predicts)), flush=True)
-    finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import json
 import os
@@ -113,33 +114,44 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    """--url of a running server, or --model to serve for the benchmark: one of them."""
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--url", help="a running server")
     where.add_argument("--model", help="a run folder or .keras file to serve for the benchmark")
+
+
+@contextlib.contextmanager
+def serving(url: str | None, model: str | None):
+    """The URL to load: `url` as given, or that of a `digitlab serve --model MODEL` started on a
+    free port for the block and stopped after it."""
+    if url is not None:
+        yield url
+        return
+    port = free_port()
+    server = start_server(model, port)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_server_arguments(parser)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--kinds", default="pixels,png")
     parser.add_argument("--data-dir", default=os.environ.get("DIGITLAB_DATA"))
     args = parser.parse_args()
-    server = None
-    url = args.url
-    if url is None:
-        port = free_port()
-        server = start_server(args.model, port)
-        url = f"http://127.0.0.1:{port}"
-    try:
+    with serving(args.url, args.model) as url:
         for kind in args.kinds.split(","):
             requests, labels = payloads(kind, args.requests, args.data_dir)
             result = asyncio.run(hammer(url, kind, requests, args.concurrency))
             answers = result.pop("answers")
             result["accuracy"] = round(float(np.mean([a == str(y) for a, y in zip(answers, labels)])), 4)
             print(json.dumps(result), flush=True)
-    finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
 
 
 if __name__ == "__main__":

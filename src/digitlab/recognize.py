@@ -22,6 +22,7 @@ import numpy as np
 from PIL import ImageDraw, ImageOps
 
 from digitlab.config import check_precision
+from digitlab.data.notdigits import NOT_A_DIGIT
 from digitlab.data.userdata import dataset_info
 from digitlab.errors import ConfigError, ImageError
 from digitlab.evaluation.calibration import apply_temperature
@@ -217,7 +218,11 @@ class Recognizer:
         pred.top = [(self.class_names[k], float(p[k])) for k in order]
         best, prob = pred.top[0]
         pred.probability = prob
-        if prob >= self.threshold:
+        if best == NOT_A_DIGIT:
+            pred.status = "unsure"
+            pred.message = (f"this does not look like a digit ({prob:.0%} for the model's \"{NOT_A_DIGIT}\" class); "
+                            f"the likeliest digit is {next((c for c, _ in pred.top if c != NOT_A_DIGIT), '?')}.")
+        elif prob >= self.threshold:
             pred.digit = best
         else:
             pred.status = "unsure"
@@ -281,7 +286,10 @@ def read_number(recognizer: Recognizer, image, name: str = "image", *, deadline:
     images = np.stack(images)
     probs = recognizer.probabilities(images)
     offsets = np.cumsum([0] + [len(candidates[key]) for key in keys])
-    logp = np.log(np.clip(probs.max(axis=1), 1e-9, 1))
+    # How sure the model is that a candidate is a digit: its likeliest digit class (a model with a
+    # "not a digit" class counts that one against the candidate, so junk is not a confident digit).
+    digit_columns = [k for k, c in enumerate(recognizer.class_names) if c != NOT_A_DIGIT]
+    logp = np.log(np.clip(probs[:, digit_columns].max(axis=1), 1e-9, 1))
     best = [0.0] + [-np.inf] * len(pieces)
     choice: list = [None] * (len(pieces) + 1)
     for i, key in enumerate(keys):  # in order of start, so best[start] is final when used

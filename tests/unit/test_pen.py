@@ -92,16 +92,16 @@ def test_pen_training_images_are_drawn_once_then_taken_from_the_cache(tmp_path, 
     (folder / "train.json").write_text(json.dumps([{"label": 1, "strokes": ONE}, {"label": 7, "strokes": [
         [[0.1, 0.1], [0.9, 0.1], [0.4, 1.0]]]}]))
     cache = tmp_path / "cache"
-    x, y = pen_training_split(tmp_path / "data", renderings=3, cache_dir=cache)
-    assert x.shape == (6, 28, 28) and x.dtype == np.uint8 and list(y) == [1, 1, 1, 7, 7, 7]
-    assert all(img.max() > 200 for img in x) and len({img.tobytes() for img in x}) == 6  # six different drawings
+    x, y = pen_training_split(tmp_path / "data", renderings=3, not_digits=2, cache_dir=cache)
+    assert x.shape == (8, 28, 28) and x.dtype == np.uint8 and list(y) == [1, 1, 1, 7, 7, 7, 10, 10]
+    assert all(img.max() > 200 for img in x[:6]) and len({img.tobytes() for img in x}) == 8  # all different
     (cached,) = cache.iterdir()
     monkeypatch.setattr(pen, "pen_variations", lambda *a: pytest.fail("drawn again instead of read from the cache"))
-    again = pen_training_split(tmp_path / "data", renderings=3, cache_dir=cache)
+    again = pen_training_split(tmp_path / "data", renderings=3, not_digits=2, cache_dir=cache)
     assert (again[0] == x).all()
     monkeypatch.undo()
     cached.write_bytes(b"damaged")
-    repaired = pen_training_split(tmp_path / "data", renderings=3, cache_dir=cache)
+    repaired = pen_training_split(tmp_path / "data", renderings=3, not_digits=2, cache_dir=cache)
     assert (repaired[0] == x).all() and cached.stat().st_size > 1000  # the same seed draws the same images
 
 
@@ -109,4 +109,4 @@ def test_mnist_plus_pen_is_a_data_set_name():
     from digitlab.data.userdata import dataset_info
 
     info = dataset_info("mnist+pen")
-    assert info.class_names == tuple("0123456789") and "pen-digits" in info.description
+    assert info.class_names == (*"0123456789", "not a digit") and "pen-digits" in info.description

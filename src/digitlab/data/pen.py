@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from digitlab.data.fetch import default_cache_dir
+from digitlab.data.notdigits import NOT_A_DIGIT, not_digit_images
 from digitlab.errors import DataError
 from digitlab.files import atomic_write, sha256_file
 from digitlab.images.prepare import to_mnist
@@ -97,9 +98,12 @@ def _digit(record, where: str) -> PenDigit:
 
 MNIST_PEN = "mnist+pen"
 MNIST_PEN_DESCRIPTION = ("MNIST's 60,000 training digits plus pen-digits' train.json (4,064 digits by 141 writers) drawn "
-                         "four ways each as a person's pen would, prepared like MNIST; MNIST's 10,000 test digits")
-RENDER_VERSION = 1  # part of the cache file's name: a change to `pen_variations` makes a new file
+                         "four ways each as a person's pen would, and 8,000 images that are not digits (pen letters, "
+                         "scribbles, noise), prepared like MNIST; MNIST's 10,000 test digits")
+MNIST_PEN_CLASSES = (*(str(d) for d in range(10)), NOT_A_DIGIT)
+RENDER_VERSION = 2  # part of the cache file's name: a change to what is drawn makes a new file
 RENDERINGS = 4
+NOT_DIGITS = 8000  # about a tenth of the training images
 
 
 def pen_variations(digit: PenDigit, rng: np.random.Generator, count: int) -> list[np.ndarray]:
@@ -131,8 +135,10 @@ def pen_variations(digit: PenDigit, rng: np.random.Generator, count: int) -> lis
 
 
 def pen_training_split(data_dir: str | os.PathLike | None = None, *, renderings: int = RENDERINGS, seed: int = 0,
+                       not_digits: int = NOT_DIGITS,
                        cache_dir: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """train.json's digits drawn `renderings` ways each: (n, 28, 28) uint8 images and (n,) labels.
+    """train.json's digits drawn `renderings` ways each, then `not_digits` images of the "not a
+    digit" class (label 10, `digitlab.data.notdigits`): (n, 28, 28) uint8 images and (n,) labels.
 
     Drawing and preparing them takes a minute or two, so the result is kept in the cache folder
     under a name made of train.json's SHA-256, RENDER_VERSION, `renderings` and `seed`: a changed
@@ -141,13 +147,13 @@ def pen_training_split(data_dir: str | os.PathLike | None = None, *, renderings:
     if not path.is_file():
         raise DataError(f"{path}: no such file; the pen digits come with the shared data (pen-digits/).")
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    cached = cache / f"pen-train-{sha256_file(path)[:16]}-v{RENDER_VERSION}-r{renderings}-s{seed}.npz"
+    cached = cache / f"pen-train-{sha256_file(path)[:16]}-v{RENDER_VERSION}-r{renderings}-n{not_digits}-s{seed}.npz"
     if cached.is_file():
         try:
             with np.load(cached, allow_pickle=False) as f:
                 x, y = f["x"], f["y"]
             if x.dtype == np.uint8 and x.ndim == 3 and x.shape[1:] == (28, 28) and y.shape == (len(x),) \
-                    and y.dtype == np.uint8 and int(y.max(initial=0)) <= 9:
+                    and y.dtype == np.uint8 and int(y.max(initial=0)) <= 10:
                 return x, y
         except (OSError, ValueError, KeyError):
             pass  # damaged: drawn again below and replaced
@@ -155,6 +161,9 @@ def pen_training_split(data_dir: str | os.PathLike | None = None, *, renderings:
     rng = np.random.default_rng(seed)
     x = np.stack([img for d in digits for img in pen_variations(d, rng, renderings)])
     y = np.repeat(np.array([d.label for d in digits], np.uint8), renderings)
+    if not_digits:
+        x = np.concatenate([x, not_digit_images(not_digits, rng)])
+        y = np.concatenate([y, np.full(not_digits, MNIST_PEN_CLASSES.index(NOT_A_DIGIT), np.uint8)])
     try:
         cache.mkdir(parents=True, exist_ok=True)
         with atomic_write(cached) as tmp:

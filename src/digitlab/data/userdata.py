@@ -24,7 +24,7 @@ import numpy as np
 
 from digitlab.data import DATASETS, get_dataset, read_idx
 from digitlab.data import load_dataset as load_registered
-from digitlab.data.pen import MNIST_PEN, MNIST_PEN_DESCRIPTION, pen_training_split
+from digitlab.data.pen import MNIST_PEN, MNIST_PEN_CLASSES, MNIST_PEN_DESCRIPTION, pen_training_split
 from digitlab.errors import DataError, ImageError
 
 TEST_SHARE = 0.2
@@ -59,7 +59,7 @@ def is_user_data(name: str) -> bool:
 def dataset_info(name: str):
     """The registry record of a known data set, or a `UserDataset` for a path."""
     if name == MNIST_PEN:
-        return UserDataset(MNIST_PEN, tuple(str(d) for d in range(10)), description=MNIST_PEN_DESCRIPTION)
+        return UserDataset(MNIST_PEN, MNIST_PEN_CLASSES, description=MNIST_PEN_DESCRIPTION)
     if not is_user_data(name):
         return get_dataset(name)
     layout, path = _layout(name)

@@ -1,0 +1,163 @@
+"""The `digitlab` commands that recognise images: predict (one digit per image) and read (a number).
+
+Plain functions with Typer's options as defaults; `digitlab.cli.main` registers them on the app.
+Each imports the library it calls in its body, as `digitlab.cli.main` explains.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import typer
+from rich.markup import escape
+
+from digitlab.cli.console import prediction_line, progress
+from digitlab.cli.options import ModelOption, RunsOption, ThresholdOption, TrustOption, err, out
+from digitlab.errors import WriteError
+from digitlab.files import atomic_write
+
+
+def predict(
+    files: list[Path] = typer.Argument(..., help="Image files or folders (searched recursively)."),
+    model: Optional[Path] = ModelOption,
+    runs_dir: Path = RunsOption,
+    threshold: float = ThresholdOption,
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per image (JSON Lines)."),
+    as_csv: bool = typer.Option(False, "--csv", help="CSV with a header row."),
+    save_prepared: Optional[Path] = typer.Option(None, help="Write the 28x28 image the model saw for each file here."),
+    trust_model: bool = TrustOption,
+) -> None:
+    """The digit in each image, its probability and the top 3. Exit 1 if any image failed."""
+    from digitlab.recognize import Recognizer, expand
+
+    if as_json and as_csv:
+        raise typer.BadParameter("choose one of --json and --csv.")
+    if save_prepared is not None:
+        try:
+            save_prepared.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise typer.BadParameter(f"cannot make the folder {save_prepared} ({e.strerror or e}).",
+                                     param_hint="--save-prepared") from None
+    recognizer = Recognizer.load(model, runs=runs_dir, threshold=threshold, trust=trust_model)
+    total = sum(1 for _ in expand(files))
+    writer = csv.writer(sys.stdout) if as_csv else None
+    if writer:
+        writer.writerow(["source", "status", "digit", "probability", "top1", "p1", "top2", "p2", "top3", "p3", "message"])
+    failed = 0
+    with progress(err, total) as advance:
+        for i, pred in enumerate(recognizer.predict_iter(expand(files), keep_prepared=save_prepared is not None)):
+            advance()
+            failed += pred.status == "error"
+            if save_prepared is not None and pred.prepared is not None:
+                from PIL import Image
+
+                name = f"{i:06d}-{Path(pred.source).stem[:100]}.png"  # a file system takes 255 bytes a name
+                save_image(Image.fromarray(np.uint8(np.rint(pred.prepared * 255))), save_prepared / name)
+            if as_json:
+                print(json.dumps(pred.to_dict()), flush=False)
+            elif writer:
+                tops = [v for c, p in pred.top for v in (c, f"{p:.6f}")] + [""] * (6 - 2 * len(pred.top))
+                writer.writerow([pred.source, pred.status, pred.digit or "",
+                                 "" if pred.probability is None else f"{pred.probability:.6f}", *tops, pred.message])
+            else:
+                out.print(prediction_line(pred), highlight=False)
+    if failed:
+        err.print(f"{failed} of {total} image(s) could not be read; see the messages above.", highlight=False)
+        raise typer.Exit(1)
+
+
+def read(
+    files: list[Path] = typer.Argument(..., help="Images of handwritten numbers, or folders of them (searched recursively)."),
+    model: Optional[Path] = ModelOption,
+    runs_dir: Path = RunsOption,
+    threshold: float = ThresholdOption,
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per image (JSON Lines)."),
+    as_csv: bool = typer.Option(False, "--csv", help="CSV with a header row, one row per image."),
+    save_boxes: Optional[Path] = typer.Option(
+        None, help="Write a copy of each image with its digit boxes drawn: an image file name for one image, "
+                   "or a folder."),
+    trust_model: bool = TrustOption,
+) -> None:
+    """Read handwritten numbers: "90210", with a probability per digit and the boxes found. Exit 1 if any image failed."""
+    from digitlab.recognize import Recognizer, draw_boxes, expand
+
+    if as_json and as_csv:
+        raise typer.BadParameter("choose one of --json and --csv.")
+    total = sum(1 for _ in expand(files))
+    boxes_for = _boxes_destination(save_boxes, total)
+    recognizer = Recognizer.load(model, runs=runs_dir, threshold=threshold, trust=trust_model)
+    writer = csv.writer(sys.stdout) if as_csv else None
+    if writer:
+        writer.writerow(["source", "status", "text", "probabilities", "boxes", "message"])
+    failed = 0
+    with progress(err, total) as advance:
+        paths = list(expand(files)) if boxes_for is not None else None  # draw_boxes opens each again
+        for i, reading in enumerate(recognizer.read_iter(expand(files))):
+            advance()
+            failed += reading.status == "error"
+            if boxes_for is not None and reading.status == "ok":
+                save_image(draw_boxes(paths[i], reading), boxes_for(i, paths[i]))
+            if as_json:
+                print(json.dumps(reading.to_dict()), flush=False)
+            elif writer:
+                writer.writerow([reading.source, reading.status, reading.text,
+                                 " ".join(f"{d.probability:.6f}" for d in reading.digits),
+                                 " ".join(":".join(map(str, b)) for b in reading.boxes), reading.message])
+            elif reading.status == "error":
+                out.print(f"[red]error:[/] {escape(reading.message)}", highlight=False)
+            else:
+                out.print(f"[bold]{escape(reading.text)}[/]" + ("" if total == 1 else f"  {escape(reading.source)}"),
+                          highlight=False)
+                for d, (top, left, bottom, right) in zip(reading.digits, reading.boxes):
+                    out.print(f"  {escape(d.digit or '?')}  {d.probability:.1%}  box x {left}-{right}, y {top}-{bottom}",
+                              highlight=False)
+    if save_boxes is not None and failed < total and not (as_json or writer):
+        out.print(f"Wrote {escape(str(save_boxes))}", highlight=False)
+    if failed:
+        err.print(f"{failed} of {total} image(s) could not be read; see the messages above.", highlight=False)
+        raise typer.Exit(1)
+
+
+def _boxes_destination(save_boxes: Path | None, total: int):
+    """Where `read --save-boxes` writes image i's boxes: the file named, for one image, or a file in
+    the folder named (made if missing). Checked before any model is loaded."""
+    if save_boxes is None:
+        return None
+    if save_boxes.suffix and not save_boxes.is_dir():
+        if image_format(save_boxes) is None:
+            raise typer.BadParameter(f"{save_boxes}: not an image file name; name it .png or .jpg, or give a folder.",
+                                     param_hint="--save-boxes")
+        if total != 1:
+            raise typer.BadParameter(f"{save_boxes} names one file, for {total} images; give a folder.",
+                                     param_hint="--save-boxes")
+        if not save_boxes.parent.is_dir():
+            raise typer.BadParameter(f"folder {save_boxes.parent} does not exist.", param_hint="--save-boxes")
+        return lambda i, path: save_boxes
+    try:
+        save_boxes.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise typer.BadParameter(f"cannot make the folder {save_boxes} ({e.strerror or e}).",
+                                 param_hint="--save-boxes") from None
+    return lambda i, path: save_boxes / f"{i:06d}-{path.stem[:100]}.png"  # a file system takes 255 bytes a name
+
+
+def image_format(path: Path) -> str | None:
+    """The Pillow format a file name asks for (".png" -> "PNG"), None for a name Pillow cannot write."""
+    from PIL import Image
+
+    return Image.registered_extensions().get(path.suffix.lower()) if path.suffix else None
+
+
+def save_image(image, path: Path) -> None:
+    """Save a Pillow image atomically, in the format its name says; one line if it cannot be written."""
+    try:
+        with atomic_write(path) as tmp:
+            image.save(tmp, format=image_format(path) or "PNG")
+    except OSError as e:
+        raise WriteError(f"{path}: cannot write the image ({e.strerror or e}); check that the folder exists, is "
+                         "writable and has space.") from None
