@@ -249,6 +249,7 @@ class Reading:
 
 EXIF_ORIENTATION = 0x0112  # the EXIF tag that says how a camera held the picture
 MAX_GROUP = 3  # a digit may be broken into at most this many side-by-side pieces
+MAX_BROKEN_WIDTH = 1.6  # ... spanning at most this many times the number's height
 
 
 def read_number(recognizer: Recognizer, image, name: str = "image", *, deadline: float | None = None) -> Reading:
@@ -328,8 +329,10 @@ def _candidates(pieces) -> Iterator[tuple[tuple[int, int, int], list[Segment]]]:
                 (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes)),
                 np.logical_or.reduce([g.mask for g in pieces[start:end]]),
             )
-            if end - start > 1 and merged.box[3] - merged.box[1] > 1.2 * height:
-                break  # too wide to be one broken digit
+            # Too wide to be one broken digit. 1.6 heights, not 1.2: a pen's "5" whose bar lifts off
+            # to the right is that wide (dev.json numbers: 86% whole, against 83%; MNIST's unchanged).
+            if end - start > 1 and merged.box[3] - merged.box[1] > MAX_BROKEN_WIDTH * height:
+                break
             for k in split_counts(merged, height):
                 parts = [s for s in split(merged, k) if s.mask.any()]
                 if parts:
