@@ -110,3 +110,16 @@ def test_mnist_plus_pen_is_a_data_set_name():
 
     info = dataset_info("mnist+pen")
     assert info.class_names == (*"0123456789", "not a digit") and "pen-digits" in info.description
+
+
+def test_mnist_plus_pen_loads_mnist_then_the_pen_images(monkeypatch):
+    """The data set's plumbing, with the pen images stubbed (drawing them all takes minutes; the
+    drawing itself is tested above): MNIST's training digits first, then the pen split; MNIST's test set."""
+    from digitlab.data import userdata
+
+    pen_x = np.full((5, 28, 28), 7, np.uint8)
+    pen_y = np.array([1, 2, 3, 10, 10], np.uint8)
+    monkeypatch.setattr(userdata, "pen_training_split", lambda data_dir, cache_dir=None: (pen_x, pen_y))
+    (x, y), (xt, yt) = userdata.load_dataset("mnist+pen", data_dir=DATA_DIR)
+    assert x.shape == (60_005, 28, 28) and (x[-5:] == 7).all() and list(y[-5:]) == [1, 2, 3, 10, 10]
+    assert xt.shape == (10_000, 28, 28) and int(yt.max()) == 9
