@@ -36,9 +36,11 @@ def test_a_full_disk_while_writing_the_results_keeps_the_epochs_and_resume_finis
 
     monkeypatch.setattr(pipeline, "save_run_figures", full)
     config = digitlab.config_for("mlp", epochs=1, train_limit=2000, out=str(tmp_path))
+    seen = []  # issue 24: the result is shown as soon as it is saved, before the figures are drawn
     with pytest.raises(WriteError, match=r"cannot write the run's results \(No space left on device\); its trained "
                                          r"epochs are kept.*digitlab train --resume"):
-        digitlab.train(config, data_dir=data_dir, verbose=0)
+        digitlab.train(config, data_dir=data_dir, verbose=0, on_result=seen.append)
+    assert len(seen) == 1 and seen[0]["test_accuracy"] > 0.8
     run = next(tmp_path.iterdir())
     assert json.loads((run / "status.json").read_text())["state"] == "failed"
     assert (run / "checkpoint.json").is_file()

@@ -103,9 +103,9 @@ def test_read_stops_at_its_deadline_with_one_line(monkeypatch):
     from digitlab.errors import ImageError
     from digitlab.recognize import Recognizer
 
-    number = np.zeros((60, 200), np.uint8)
-    for k in range(5):
-        number[10:50, 10 + 40 * k : 20 + 40 * k] = 255
+    number = np.zeros((60, 400), np.uint8)
+    for k in range(5):  # five bars, too far apart for two to be one broken digit
+        number[10:50, 10 + 75 * k : 20 + 75 * k] = 255
     recognizer = Recognizer(_Uniform(), [str(d) for d in range(10)])
     assert len(recognizer.read(number, "five.png").digits) == 5  # in time: read as usual
     with pytest.raises(ImageError, match=r"five.png: reading the number ran out of time while decoding"):

@@ -84,14 +84,17 @@ def train(
                                                      "(with its own configuration; other options are ignored)."),
 ) -> None:
     """Train a preset with its recipe, evaluate it on the test set, write a run folder."""
-    from digitlab.lab.pipeline import resume as resume_run
     from digitlab.models.precision import resolve_precision
-    from digitlab.lab.pipeline import train as train_run
+
+    def show_result(m: dict) -> None:  # as soon as the metrics are saved: the figures follow
+        out.print(f"Test loss: {m['test_loss']:.4f}   Test accuracy: {m['test_accuracy']:.4f} "
+                  f"({m['test_accuracy']:.2%} of {m['test_images']:,} images)")
 
     if resume is not None:
         out.print(f"Resuming {escape(str(resume))}")
-        run = resume_run(resume, data_dir=data_dir, plots_enabled=plots)
-        out.print(f"Test loss: {run.metrics['test_loss']:.4f}   Test accuracy: {run.metrics['test_accuracy']:.4f}")
+        from digitlab.lab.pipeline import resume as resume_run  # Keras and JAX: after the first line
+
+        run = resume_run(resume, data_dir=data_dir, plots_enabled=plots, on_result=show_result)
         out.print(f"Run folder: {escape(str(run.path))}")
         return
 
@@ -112,10 +115,9 @@ def train(
         out.print(f"Training [bold]{config.model}[/]{engine_text} on {config.dataset}: {epochs_text}, batch "
                   f"{config.batch_size}, {config.optimizer}" + (f" lr {config.learning_rate:g}" if config.learning_rate else "")
                   + config.extras_note())
-    run = train_run(config, data_dir=data_dir, plots_enabled=plots)
-    m = run.metrics
-    out.print(f"Test loss: {m['test_loss']:.4f}   Test accuracy: {m['test_accuracy']:.4f} "
-              f"({m['test_accuracy']:.2%} of {m['test_images']:,} images)")
+    from digitlab.lab.pipeline import train as train_run  # Keras and JAX (seconds): after the first line
+
+    run = train_run(config, data_dir=data_dir, plots_enabled=plots, on_result=show_result)
     out.print(f"Run folder: {escape(str(run.path))}")
 
 

@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import sklearn
@@ -61,10 +62,13 @@ def train(
     data_dir: str | os.PathLike | None = None,
     verbose: int | None = None,
     plots_enabled: bool = True,
+    on_result: Callable[[dict], None] | None = None,
 ) -> Run:
     """Train a preset with its recipe, evaluate it on the test set, and write a run folder.
 
     `config` is a RunConfig, a preset name, or None for the default MLP. Returns a `Run`.
+    `on_result(metrics)` is called as soon as the test metrics are saved, before the figures and
+    the report are drawn (seconds): a caller can show the result while the run folder is finished.
     """
     if config is None or isinstance(config, str):
         config = config_for(config) if config else config_for()
@@ -83,7 +87,7 @@ def train(
     run_dir = new_run_dir(config.out, config.model, config.dataset)
     config.save(run_dir / CONFIG_FILE)
     write_json(run_dir / CLASSES_FILE, {"classes": list(dataset.class_names)})
-    return _fit_and_finish(config, splits, run_dir, verbose, plots_enabled, resume=False)
+    return _fit_and_finish(config, splits, run_dir, verbose, plots_enabled, resume=False, on_result=on_result)
 
 
 def resume(
@@ -92,6 +96,7 @@ def resume(
     data_dir: str | os.PathLike | None = None,
     verbose: int | None = None,
     plots_enabled: bool = True,
+    on_result: Callable[[dict], None] | None = None,
 ) -> Run:
     """Continue an interrupted run from its last checkpoint, with the configuration it started with."""
     run_dir = Path(run_dir)
@@ -104,10 +109,11 @@ def resume(
     recorded_classes(RunFiles(run_dir / MODEL_FILE, run_dir, config))  # the data's classes as when it started
     train_split, test_split = load_dataset(config.dataset, data_dir=data_dir)
     splits = make_splits(config, train_split, test_split)
-    return _fit_and_finish(config, splits, run_dir, verbose, plots_enabled, resume=True)
+    return _fit_and_finish(config, splits, run_dir, verbose, plots_enabled, resume=True, on_result=on_result)
 
 
-def _fit_and_finish(config: RunConfig, splits, run_dir: Path, verbose, plots_enabled: bool, resume: bool) -> Run:
+def _fit_and_finish(config: RunConfig, splits, run_dir: Path, verbose, plots_enabled: bool, resume: bool,
+                    on_result: Callable[[dict], None] | None) -> Run:
     dataset = dataset_info(config.dataset)
     write_json(run_dir / STATUS_FILE, {"state": "training"})
     started = time.perf_counter()
@@ -128,7 +134,7 @@ def _fit_and_finish(config: RunConfig, splits, run_dir: Path, verbose, plots_ena
         ) from None
     train_seconds = time.perf_counter() - started
     try:
-        return _finish(config, splits, run_dir, model, history, train_seconds, plots_enabled, resume)
+        return _finish(config, splits, run_dir, model, history, train_seconds, plots_enabled, resume, on_result)
     except KeyboardInterrupt:
         _set_status(run_dir, {"state": "interrupted"})
         raise Interrupted(f"interrupted while writing the results; all {config.epochs} epochs are saved. "
@@ -148,7 +154,7 @@ def _set_status(run_dir: Path, status: dict) -> None:
 
 
 def _finish(config: RunConfig, splits, run_dir: Path, model, history: dict, train_seconds: float,
-            plots_enabled: bool, resume: bool) -> Run:
+            plots_enabled: bool, resume: bool, on_result: Callable[[dict], None] | None = None) -> Run:
     """Everything after the last epoch: the model, calibration, test evaluation, files, figures,
     then "complete" and the checkpoint dropped, in that order (a run killed meanwhile resumes)."""
     # The model first: whatever happens to the figures, the trained weights are kept.
@@ -182,6 +188,8 @@ def _finish(config: RunConfig, splits, run_dir: Path, model, history: dict, trai
     with atomic_write(run_dir / CONFUSION_FILE) as tmp:
         np.savetxt(tmp, evaluation.confusion, fmt="%d", delimiter=",", header=",".join(evaluation.class_names),
                    comments="")
+    if on_result is not None:
+        on_result(metrics)
     env = environment()
     if plots_enabled:
         save_run_figures(run_dir, history, evaluation, splits.x_train, splits.y_train, splits.x_test)
