@@ -36,6 +36,8 @@ def dataset_arg(value):
     return str(path.resolve())  # the run's config.json must find it again from any folder
 
 
+JsonLinesOption = typer.Option(False, "--json", help="One JSON object per image (JSON Lines).")
+CsvOption = typer.Option(False, "--csv", help="CSV with a header row, one row per image.")
 TrustOption = typer.Option(False, "--trust-model", help="Load a .keras file even if it carries code (a Lambda "
                            "layer); only for a file you trust.")
 

@@ -17,7 +17,9 @@ import typer
 from rich.markup import escape
 
 from digitlab.cli.console import prediction_line, progress
-from digitlab.cli.options import ModelOption, RunsOption, ThresholdOption, TrustOption, err, out
+from digitlab.cli.options import (
+    CsvOption, JsonLinesOption, ModelOption, RunsOption, ThresholdOption, TrustOption, err, out,
+)
 from digitlab.errors import WriteError
 from digitlab.files import atomic_write
 
@@ -27,16 +29,15 @@ def predict(
     model: Optional[Path] = ModelOption,
     runs_dir: Path = RunsOption,
     threshold: float = ThresholdOption,
-    as_json: bool = typer.Option(False, "--json", help="One JSON object per image (JSON Lines)."),
-    as_csv: bool = typer.Option(False, "--csv", help="CSV with a header row."),
+    as_json: bool = JsonLinesOption,
+    as_csv: bool = CsvOption,
     save_prepared: Optional[Path] = typer.Option(None, help="Write the 28x28 image the model saw for each file here."),
     trust_model: bool = TrustOption,
 ) -> None:
     """The digit in each image, its probability and the top 3. Exit 1 if any image failed."""
     from digitlab.recognize import Recognizer, expand
 
-    if as_json and as_csv:
-        raise typer.BadParameter("choose one of --json and --csv.")
+    _one_format(as_json, as_csv)
     if save_prepared is not None:
         try:
             save_prepared.mkdir(parents=True, exist_ok=True)
@@ -66,9 +67,7 @@ def predict(
                                  "" if pred.probability is None else f"{pred.probability:.6f}", *tops, pred.message])
             else:
                 out.print(prediction_line(pred), highlight=False)
-    if failed:
-        err.print(f"{failed} of {total} image(s) could not be read; see the messages above.", highlight=False)
-        raise typer.Exit(1)
+    _exit_if_failed(failed, total)
 
 
 def read(
@@ -76,8 +75,8 @@ def read(
     model: Optional[Path] = ModelOption,
     runs_dir: Path = RunsOption,
     threshold: float = ThresholdOption,
-    as_json: bool = typer.Option(False, "--json", help="One JSON object per image (JSON Lines)."),
-    as_csv: bool = typer.Option(False, "--csv", help="CSV with a header row, one row per image."),
+    as_json: bool = JsonLinesOption,
+    as_csv: bool = CsvOption,
     save_boxes: Optional[Path] = typer.Option(
         None, help="Write a copy of each image with its digit boxes drawn: an image file name for one image, "
                    "or a folder."),
@@ -86,8 +85,7 @@ def read(
     """Read handwritten numbers: "90210", with a probability per digit and the boxes found. Exit 1 if any image failed."""
     from digitlab.recognize import Recognizer, draw_boxes, expand
 
-    if as_json and as_csv:
-        raise typer.BadParameter("choose one of --json and --csv.")
+    _one_format(as_json, as_csv)
     total = sum(1 for _ in expand(files))
     boxes_for = _boxes_destination(save_boxes, total)
     recognizer = Recognizer.load(model, runs=runs_dir, threshold=threshold, trust=trust_model)
@@ -118,9 +116,7 @@ def read(
                               highlight=False)
     if save_boxes is not None and failed < total and not (as_json or writer):
         out.print(f"Wrote {escape(str(save_boxes))}", highlight=False)
-    if failed:
-        err.print(f"{failed} of {total} image(s) could not be read; see the messages above.", highlight=False)
-        raise typer.Exit(1)
+    _exit_if_failed(failed, total)
 
 
 def _boxes_destination(save_boxes: Path | None, total: int):
@@ -161,3 +157,15 @@ def save_image(image, path: Path) -> None:
     except OSError as e:
         raise WriteError(f"{path}: cannot write the image ({e.strerror or e}); check that the folder exists, is "
                          "writable and has space.") from None
+
+
+def _one_format(as_json: bool, as_csv: bool) -> None:
+    if as_json and as_csv:
+        raise typer.BadParameter("choose one of --json and --csv.")
+
+
+def _exit_if_failed(failed: int, total: int) -> None:
+    """Exit 1 after the others if any image failed: a script sees it, and each message was shown."""
+    if failed:
+        err.print(f"{failed} of {total} image(s) could not be read; see the messages above.", highlight=False)
+        raise typer.Exit(1)
