@@ -39,11 +39,7 @@ def predict(
 
     _one_format(as_json, as_csv)
     if save_prepared is not None:
-        try:
-            save_prepared.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise typer.BadParameter(f"cannot make the folder {save_prepared} ({e.strerror or e}).",
-                                     param_hint="--save-prepared") from None
+        _make_folder(save_prepared, "--save-prepared")
     recognizer = Recognizer.load(model, runs=runs_dir, threshold=threshold, trust=trust_model)
     total = sum(1 for _ in expand(files))
     writer = csv.writer(sys.stdout) if as_csv else None
@@ -57,8 +53,8 @@ def predict(
             if save_prepared is not None and pred.prepared is not None:
                 from PIL import Image
 
-                name = f"{i:06d}-{Path(pred.source).stem[:100]}.png"  # a file system takes 255 bytes a name
-                save_image(Image.fromarray(np.uint8(np.rint(pred.prepared * 255))), save_prepared / name)
+                save_image(Image.fromarray(np.uint8(np.rint(pred.prepared * 255))),
+                           save_prepared / _numbered_name(i, Path(pred.source)))
             if as_json:
                 print(json.dumps(pred.to_dict()), flush=False)
             elif writer:
@@ -134,12 +130,22 @@ def _boxes_destination(save_boxes: Path | None, total: int):
         if not save_boxes.parent.is_dir():
             raise typer.BadParameter(f"folder {save_boxes.parent} does not exist.", param_hint="--save-boxes")
         return lambda i, path: save_boxes
+    _make_folder(save_boxes, "--save-boxes")
+    return lambda i, path: save_boxes / _numbered_name(i, path)
+
+
+def _make_folder(folder: Path, option: str) -> None:
+    """Make an output folder (and its parents), or say in one line why it cannot be made."""
     try:
-        save_boxes.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise typer.BadParameter(f"cannot make the folder {save_boxes} ({e.strerror or e}).",
-                                 param_hint="--save-boxes") from None
-    return lambda i, path: save_boxes / f"{i:06d}-{path.stem[:100]}.png"  # a file system takes 255 bytes a name
+        raise typer.BadParameter(f"cannot make the folder {folder} ({e.strerror or e}).", param_hint=option) from None
+
+
+def _numbered_name(i: int, source: Path) -> str:
+    """The file for image i in an output folder: its number keeps the input's order, and its stem is
+    cut to 100 characters (a file system takes 255 bytes a name)."""
+    return f"{i:06d}-{source.stem[:100]}.png"
 
 
 def image_format(path: Path) -> str | None:
