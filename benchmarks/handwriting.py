@@ -29,7 +29,7 @@ from PIL import Image, ImageDraw, ImageFont
 from digitlab.data.pen import load_pen_digits
 from digitlab.images.strokes import draw_number, draw_strokes
 from digitlab.recognize import Recognizer
-from digitlab.runs import METRICS_FILE, open_run
+from digitlab.runs import METRICS_FILE
 
 STYLES = {  # name: draw_strokes arguments
     "page": {},
@@ -84,8 +84,8 @@ def not_digits(rng: np.random.Generator, count: int) -> dict[str, list[np.ndarra
 
 
 def measure(run: str, digits, numbers: int, seed: int) -> dict:
-    recognizer = Recognizer.load(run)
-    opened = open_run(run)
+    recognizer = Recognizer.load(run)  # "reader": the model shipped with digitlab
+    opened = recognizer.run
     rng = np.random.default_rng(seed)
     result = {"run": opened.folder.name if opened.folder else str(run), "preset": opened.preset,
               "mnist_test": (opened.read(METRICS_FILE) or {}).get("test_accuracy")}
@@ -126,7 +126,7 @@ def table(result: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("runs", nargs="+", help="run folders (or .keras files) to measure")
+    parser.add_argument("runs", nargs="+", help="run folders (or .keras files) to measure; 'reader' for the shipped reader")
     parser.add_argument("--numbers", type=int, default=200, help="composed numbers to read")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", default=os.environ.get("DIGITLAB_DATA"))

@@ -1,6 +1,6 @@
 """Recognise digits in real images with a trained model: prepare like MNIST, predict, say how sure.
 
-    >>> rec = Recognizer.load()                  # the latest run in runs/, or a folder / .keras file
+    >>> rec = Recognizer.load()     # your latest run in runs/, else the reader shipped with digitlab
     >>> rec.predict(["seven.png", pil_image, array])[0].digit
     '7'
     >>> rec.read("zip-code.jpg").text
@@ -32,11 +32,11 @@ from digitlab.images.segment import Segment, segment, split, split_counts
 from digitlab.models import get_preset
 from digitlab.models.backend import select_backend
 from digitlab.models.files import load_model
-from digitlab.models.numpy_model import INFERENCE_FILE, predict_batches
-from digitlab.models.numpy_model import exported_from
+from digitlab.models.numpy_model import INFERENCE_FILE, exported_from, predict_batches
 from digitlab.models.numpy_model import load as load_inference
 from digitlab.models.precision import prediction_precision, set_compute_precision
-from digitlab.runs import MODEL_FILE, open_run
+from digitlab.models.shipped import model_name, open_model
+from digitlab.runs import MODEL_FILE, RunFiles
 
 DEFAULT_THRESHOLD = 0.5
 # The most one `read` may take (the file's decoding included), whatever the image: a real number
@@ -96,8 +96,9 @@ class Recognizer:
     """A trained model plus what it needs to read real images: class names, temperature, threshold."""
 
     def __init__(self, model, class_names: list[str], temperature: float | None = None,
-                 threshold: float = DEFAULT_THRESHOLD):
+                 threshold: float = DEFAULT_THRESHOLD, run: RunFiles | None = None):
         self.model = model
+        self.run = run  # where the model came from (Recognizer.load), None for a model given directly
         self.class_names = list(class_names)
         self.temperature = temperature
         self.threshold = threshold
@@ -106,11 +107,18 @@ class Recognizer:
         # predict() calls swap each other's variables out); preparing images needs no lock.
         self._model_lock = contextlib.nullcontext() if getattr(model, "thread_safe", False) else threading.Lock()
 
+    @property
+    def name(self) -> str:
+        """The answering model's short name (`digitlab.runs.model_name`); "model" for one given directly."""
+        return model_name(self.run) if self.run is not None else "model"
+
     @classmethod
     def load(cls, run_or_model: str | os.PathLike | None = None, *, runs: str | os.PathLike = "runs",
              threshold: float = DEFAULT_THRESHOLD, engine: str = "auto", trust: bool = False,
              precision: str = "auto") -> Recognizer:
-        """From a run folder, a .keras file, or the latest complete run under `runs`.
+        """From a run folder, a .keras file, "reader" (the model shipped with digitlab), or by default
+        the latest complete run under `runs`, and the shipped reader when there is none
+        (`digitlab.runs.open_model`; `rec.run` says which answered).
 
         `engine="auto"` predicts with the run's `inference.npz` (NumPy alone: no Keras import, so
         a cold start takes a fraction of a second) when the run has one, else with Keras;
@@ -125,7 +133,12 @@ class Recognizer:
         if engine not in ("auto", "keras"):
             raise ValueError(f"engine must be 'auto' or 'keras', not {engine!r}")
         check_precision(precision)
-        run = open_run(run_or_model, runs)
+        run = open_model(run_or_model, runs)
+        if run.shipped:
+            if engine != "auto" or precision == "mixed_bfloat16":
+                raise ConfigError(f"the shipped {run.folder.name} has only its NumPy inference file, which computes "
+                                  f"in float32; for a Keras model train one: digitlab train --model {run.preset}.")
+            return cls(load_inference(run.model), run.class_names, run.temperature, threshold, run)
         model_path, config = run.model, run.config
         names = run.class_names or dataset_info(run.dataset).class_names
         temperature = run.temperature
@@ -151,7 +164,7 @@ class Recognizer:
             chosen = prediction_precision(config.precision if config else None, backend, precision)
             if chosen != "float32":
                 set_compute_precision(model, chosen)
-        return cls(model, list(names), temperature, threshold)
+        return cls(model, list(names), temperature, threshold, run)
 
     def prepare(self, image, name: str = "image") -> np.ndarray:
         """The (28, 28) float image in [0, 1] the model sees for `image` (path, bytes, PIL or array)."""

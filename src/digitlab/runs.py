@@ -74,13 +74,15 @@ def is_complete(run_dir: Path) -> bool:
     return status.is_file() and read_json(status).get("state") == "complete"
 
 
+def complete_runs(out: str | os.PathLike = "runs") -> list[Path]:
+    """The complete run folders under `out`, oldest first (by when they completed)."""
+    return sorted((p for p in Path(out).glob("*/") if _model_in(p) is not None and is_complete(p)),
+                  key=lambda p: (p / STATUS_FILE).stat().st_mtime)
+
+
 def latest_run(out: str | os.PathLike = "runs") -> Path:
     """The most recent complete run folder under `out`."""
-    out = Path(out)
-    runs = sorted(
-        (p for p in out.glob("*/") if _model_in(p) is not None and is_complete(p)),
-        key=lambda p: (p / STATUS_FILE).stat().st_mtime,
-    )
+    runs = complete_runs(out)
     if not runs:
         raise RunError(f'no complete run in {out}/; train one with "digitlab train" or name a run folder.')
     return runs[-1]
@@ -117,6 +119,8 @@ class RunFiles:
     model: Path
     folder: Path | None
     config: RunConfig | None
+    shipped: bool = False  # a model shipped with digitlab (digitlab.models.shipped): `model` is its inference.npz
+    default: bool = False  # chosen by the default rule (`open_model`), no model having been named
 
     @property
     def dataset(self) -> str:

@@ -35,12 +35,12 @@ def predict(
     trust_model: bool = TrustOption,
 ) -> None:
     """The digit in each image, its probability and the top 3. Exit 1 if any image failed."""
-    from digitlab.recognize import Recognizer, expand
+    from digitlab.recognize import expand
 
     _one_format(as_json, as_csv)
     if save_prepared is not None:
         _make_folder(save_prepared, "--save-prepared")
-    recognizer = Recognizer.load(model, runs=runs_dir, threshold=threshold, trust=trust_model)
+    recognizer = _load(model, runs_dir, threshold, trust_model)
     total = sum(1 for _ in expand(files))
     writer = csv.writer(sys.stdout) if as_csv else None
     if writer:
@@ -56,7 +56,7 @@ def predict(
                 save_image(Image.fromarray(np.uint8(np.rint(pred.prepared * 255))),
                            save_prepared / _numbered_name(i, Path(pred.source)))
             if as_json:
-                print(json.dumps(pred.to_dict()), flush=False)
+                print(json.dumps({**pred.to_dict(), "model": recognizer.name}), flush=False)
             elif writer:
                 tops = [v for c, p in pred.top for v in (c, f"{p:.6f}")] + [""] * (6 - 2 * len(pred.top))
                 writer.writerow([pred.source, pred.status, pred.digit or "",
@@ -79,12 +79,12 @@ def read(
     trust_model: bool = TrustOption,
 ) -> None:
     """Read handwritten numbers: "90210", with a probability per digit and the boxes found. Exit 1 if any image failed."""
-    from digitlab.recognize import Recognizer, draw_boxes, expand
+    from digitlab.recognize import draw_boxes, expand
 
     _one_format(as_json, as_csv)
     total = sum(1 for _ in expand(files))
     boxes_for = _boxes_destination(save_boxes, total)
-    recognizer = Recognizer.load(model, runs=runs_dir, threshold=threshold, trust=trust_model)
+    recognizer = _load(model, runs_dir, threshold, trust_model)
     writer = csv.writer(sys.stdout) if as_csv else None
     if writer:
         writer.writerow(["source", "status", "text", "probabilities", "boxes", "message"])
@@ -97,7 +97,7 @@ def read(
             if boxes_for is not None and reading.status == "ok":
                 save_image(draw_boxes(paths[i], reading), boxes_for(i, paths[i]))
             if as_json:
-                print(json.dumps(reading.to_dict()), flush=False)
+                print(json.dumps({**reading.to_dict(), "model": recognizer.name}), flush=False)
             elif writer:
                 writer.writerow([reading.source, reading.status, reading.text,
                                  " ".join(f"{d.probability:.6f}" for d in reading.digits),
@@ -113,6 +113,16 @@ def read(
     if save_boxes is not None and failed < total and not (as_json or writer):
         out.print(f"Wrote {escape(str(save_boxes))}", highlight=False)
     _exit_if_failed(failed, total)
+
+
+def _load(model: Path | None, runs_dir: Path, threshold: float, trust: bool):
+    """The Recognizer, and one line on standard error saying which model answers and how to choose another."""
+    from digitlab.recognize import Recognizer
+    from digitlab.models.shipped import describe_model
+
+    recognizer = Recognizer.load(model, runs=runs_dir, threshold=threshold, trust=trust)
+    err.print(f"Model: {escape(describe_model(recognizer.run, runs_dir))}", highlight=False, soft_wrap=True)
+    return recognizer
 
 
 def _boxes_destination(save_boxes: Path | None, total: int):

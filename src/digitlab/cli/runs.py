@@ -106,7 +106,7 @@ def serve(
     from digitlab.serve.app import LOOPBACK_HOSTS, Limits, create_app, model_facts
 
     recognizer = Recognizer.load(model, runs=runs_dir, threshold=threshold, trust=trust_model)
-    facts = model_facts(model, recognizer, runs=runs_dir)
+    facts = model_facts(recognizer)
     limits = Limits(max_body_bytes=max_body, max_pixels=max_pixels, timeout_s=timeout, workers=workers,
                     read_workers=read_workers)
     loopback = host in LOOPBACK_HOSTS

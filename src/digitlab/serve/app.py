@@ -1,6 +1,7 @@
 """The HTTP API and the drawing page: a FastAPI application around one loaded `Recognizer`.
 
-    >>> app = create_app(Recognizer.load("runs/my-run"), facts=model_facts("runs/my-run"))
+    >>> rec = Recognizer.load("runs/my-run")        # or Recognizer.load(): see digitlab.runs.open_model
+    >>> app = create_app(rec, facts=model_facts(rec))
     >>> uvicorn.run(app)                          # or: digitlab serve --model runs/my-run
 
 The model is chosen when the server starts and loaded once; no request can name another file.
@@ -17,7 +18,6 @@ import base64
 import binascii
 import contextlib
 import copy
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,14 +31,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from pydantic import BaseModel, Field
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from digitlab.errors import ImageError
 from digitlab.images.read import open_image
 from digitlab.models.numpy_model import NumpyModel
+from digitlab.models.shipped import model_name
 from digitlab.recognize import Prediction, Reading, Recognizer
-from digitlab.runs import METRICS_FILE, open_run
+from digitlab.runs import METRICS_FILE
 from digitlab.serve.middleware import BodyLimit, SecurityHeaders
 
 API = "/api/v1"
@@ -77,15 +78,17 @@ class ModelFacts:
     temperature: float | None
     threshold: float
     backend: str
+    shipped: bool = False  # the model shipped with digitlab (`digitlab serve --model RUN` serves one of yours)
 
 
-def model_facts(run_or_model: str | os.PathLike | None, recognizer: Recognizer,
-                runs: str | os.PathLike = "runs") -> ModelFacts:
-    """Facts about the model `Recognizer.load(run_or_model, runs=runs)` loaded."""
-    run = open_run(run_or_model, runs)
+def model_facts(recognizer: Recognizer) -> ModelFacts:
+    """Facts about the model `Recognizer.load` loaded."""
+    run = recognizer.run
+    if run is None:
+        raise ValueError("model_facts needs a Recognizer made by Recognizer.load (it knows its run)")
     metrics = run.read(METRICS_FILE) or {}
     return ModelFacts(
-        name=run.folder.name if run.folder is not None else run.model.name,  # never the server's full path
+        name=model_name(run),
         preset=run.preset,
         dataset=run.dataset,
         classes=recognizer.class_names,
@@ -93,6 +96,7 @@ def model_facts(run_or_model: str | os.PathLike | None, recognizer: Recognizer,
         temperature=recognizer.temperature,
         threshold=recognizer.threshold,
         backend="numpy" if isinstance(recognizer.model, NumpyModel) else _keras_backend(),
+        shipped=run.shipped,
     )
 
 

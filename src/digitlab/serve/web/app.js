@@ -222,7 +222,8 @@ for (const radio of document.querySelectorAll('input[name="mode"]')) {
 fetch(API + "/model").then((r) => r.json()).then((m) => {
   const accuracy = m.test_accuracy == null ? "" : `, ${(100 * m.test_accuracy).toFixed(2)}% on the test set`;
   document.getElementById("model-facts").textContent =
-    `Model ${m.name}: ${m.preset ?? "a Keras model"} trained on ${m.dataset}${accuracy}.`;
+    `Model ${m.name}: ${m.preset ?? "a Keras model"} trained on ${m.dataset}${accuracy}.` +
+    (m.shipped ? " Serve one of your runs with digitlab serve --model RUN_FOLDER." : "");
 }).catch(() => {});
 
 setMode("digit");

@@ -1,0 +1,113 @@
+"""The reader shipped inside the package: a fresh install answers with it, says so, and guards it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from digitlab.errors import ConfigError, RunError
+from digitlab.models import shipped
+from digitlab.recognize import Recognizer
+from digitlab.models.shipped import describe_model, open_model
+from digitlab.serve.app import model_facts
+from tests.conftest import invoke_cli
+
+
+def test_the_shipped_reader_is_small_and_its_manifest_matches_its_file():
+    folder = shipped.shipped_folder("reader")
+    assert (folder / shipped.INFERENCE).stat().st_size < 2_000_000  # "a few MB at most"; the repo's limit is 2 MB
+    facts = shipped.manifest("reader")
+    assert facts["commit"] and facts["data"] and facts["measured"]["mnist_test_accuracy"] >= 0.99
+    assert json.loads((folder / "classes.json").read_text())["classes"][-1] == "not a digit"
+
+
+def test_a_fresh_install_answers_with_the_shipped_reader(tmp_path, mnist):
+    rec = Recognizer.load(runs=tmp_path / "runs")  # no runs at all
+    assert rec.run.shipped and rec.run.default and rec.name == "reader (shipped with digitlab)"
+    assert rec.temperature and len(rec.class_names) == 11
+    _, (x_test, y_test) = mnist
+    images, labels = x_test[:500], y_test[:500]
+    digits = [p.digit for p in rec.predict(list(images))]
+    assert np.mean([d == str(y) for d, y in zip(digits, labels)]) >= 0.98
+    facts = model_facts(rec)
+    assert facts.shipped and facts.name == rec.name and facts.test_accuracy >= 0.99 and facts.backend == "numpy"
+
+
+def test_the_server_says_it_serves_the_shipped_reader(tmp_path, mnist):
+    import base64
+    import io
+
+    from fastapi.testclient import TestClient
+    from PIL import Image
+
+    from digitlab.serve.app import create_app
+
+    rec = Recognizer.load(runs=tmp_path)
+    with TestClient(create_app(rec, model_facts(rec))) as client:
+        facts = client.get("/api/v1/model").json()
+        assert facts["shipped"] is True and facts["name"] == "reader (shipped with digitlab)"
+        assert str(tmp_path) not in str(facts) and "site-packages" not in str(facts)  # no server paths
+        png = io.BytesIO()
+        Image.fromarray(mnist[1][0][0]).save(png, format="PNG")
+        answer = client.post("/api/v1/predict", json={"image": base64.b64encode(png.getvalue()).decode()}).json()
+        assert answer["digit"] == "7"
+
+
+def test_noise_is_not_a_digit_for_the_default_model(tmp_path):
+    rec = Recognizer.load(runs=tmp_path)
+    noise = np.random.default_rng(0).integers(0, 256, (6, 280, 280), dtype=np.uint8)
+    assert all(p.status == "unsure" and p.digit is None for p in rec.predict(list(noise)))
+
+
+def test_the_default_rule_names_the_model_and_how_to_choose_another(tmp_path):
+    run = open_model(None, tmp_path)
+    assert "no complete run" in describe_model(run, tmp_path) and "--model" in describe_model(run, tmp_path)
+    named = open_model("reader", tmp_path)
+    assert named.shipped and not named.default and describe_model(named) == "the reader shipped with digitlab"
+
+
+def test_a_run_folder_named_reader_is_the_users_not_the_shipped_one(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "reader").mkdir()
+    with pytest.raises(RunError, match="reader: not a run folder"):
+        open_model("reader", tmp_path)
+
+
+def test_a_changed_shipped_file_is_one_clear_line(tmp_path, monkeypatch):
+    copy = tmp_path / "shipped"
+    shutil.copytree(shipped.SHIPPED_DIR / "reader", copy / "reader")
+    monkeypatch.setattr(shipped, "SHIPPED_DIR", copy)
+    with (copy / "reader" / shipped.INFERENCE).open("r+b") as f:
+        f.seek(1000)
+        f.write(b"\x00\x01\x02")
+    with pytest.raises(RunError, match="changed after installation.*reinstall digitlab"):
+        Recognizer.load("reader")
+    (copy / "reader" / shipped.MANIFEST).unlink()
+    with pytest.raises(RunError, match="incomplete.*reinstall"):
+        Recognizer.load("reader")
+    with pytest.raises(RunError, match="no such shipped model"):
+        shipped.shipped_folder("../reader")
+
+
+def test_the_shipped_reader_has_no_keras_model_to_ask_for(tmp_path):
+    with pytest.raises(ConfigError, match="only its NumPy inference file.*digitlab train --model reader"):
+        Recognizer.load("reader", engine="keras")
+    with pytest.raises(ConfigError, match="float32"):
+        Recognizer.load("reader", precision="mixed_bfloat16")
+
+
+def test_the_cli_says_which_model_answered(tmp_path, mnist):
+    from PIL import Image
+
+    image = tmp_path / "seven.png"
+    Image.fromarray(255 - mnist[1][0][0]).save(image)  # a 7, dark ink on white
+    done = invoke_cli("predict", str(image), "--json", "--runs", str(tmp_path / "runs"))
+    assert done.returncode == 0, done.stderr
+    row = json.loads(done.stdout)
+    assert row["digit"] == "7" and row["model"] == "reader (shipped with digitlab)"
+    assert "Model: the reader shipped with digitlab (no complete run" in done.stderr
+    done = invoke_cli("read", str(image), "--model", "reader", "--runs", str(tmp_path / "runs"))
+    assert done.returncode == 0 and done.stdout.startswith("7") and "Model: the reader shipped" in done.stderr
