@@ -15,9 +15,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import filelock
 import platformdirs
-import pooch
 
 from digitlab.data.registry import DataFile, Dataset
 from digitlab.errors import FetchError
@@ -60,6 +58,8 @@ def fetch_file(
     target = folder / datafile.filename
     if not force and _verified(target, datafile):
         return target
+    import filelock  # here, not at the top: `digitlab predict` never fetches, and starts sooner without it
+
     lock = filelock.FileLock(str(target) + ".lock")
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -139,6 +139,8 @@ def _fetch_from(mirror: str, datafile: DataFile, target: Path, progress: bool) -
         return
     url = mirror if mirror.endswith("/") else mirror + "/"
     url += datafile.filename
+    import pooch  # here, not at the top: 0.14 s of imports (requests, tqdm) that only a download needs
+
     pooch.get_logger().setLevel(logging.WARNING)  # pooch keeps its own logger, outside logging.getLogger
     # pooch downloads to a temporary file, checks the hash, then renames. It does so in a
     # staging folder beside the cache file, so that a forced re-download replaces the cached

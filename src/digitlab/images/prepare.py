@@ -11,6 +11,12 @@ import numpy as np
 from PIL import Image
 
 from digitlab.errors import ImageError
+from digitlab.images.components import (
+    center_of_mass,
+    dilate_cross,
+    large_pieces,
+    shift_whole,
+)
 
 BOX = 20
 FRAME = 28
@@ -19,17 +25,9 @@ SPECK_SHARE = 0.05  # ink components smaller than this share of the largest are 
 
 def ink_mask(ink: np.ndarray) -> np.ndarray:
     """Where the stroke is: ink above Otsu's threshold, without specks of noise."""
-    from scipy import ndimage
-
     if ink.size == 0 or float(ink.max()) < 0.05:
         return np.zeros(ink.shape, bool)
-    mask = ink > max(otsu(ink), 0.05 * float(ink.max()))
-    labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
-    if n > 1:
-        sizes = ndimage.sum_labels(mask, labels, index=np.arange(1, n + 1))
-        keep = np.flatnonzero(sizes >= SPECK_SHARE * sizes.max()) + 1
-        mask = np.isin(labels, keep)
-    return mask
+    return large_pieces(ink > max(otsu(ink), 0.05 * float(ink.max())), SPECK_SHARE)
 
 
 def otsu(values: np.ndarray, bins: int = 256) -> float:
@@ -48,8 +46,6 @@ def otsu(values: np.ndarray, bins: int = 256) -> float:
 
 def to_mnist(ink: np.ndarray, *, name: str = "image", mask: np.ndarray | None = None) -> np.ndarray:
     """A (28, 28) float32 image in [0, 1] prepared like MNIST from an (h, w) ink map."""
-    from scipy import ndimage
-
     if mask is None:
         mask = ink_mask(ink)
     if not mask.any():
@@ -61,7 +57,7 @@ def to_mnist(ink: np.ndarray, *, name: str = "image", mask: np.ndarray | None = 
     # mask is empty outside its box, so dilating the box with a 2-pixel margin gives the same pixels
     # as dilating the whole image, at the cost of the digit's size, not the page's.
     t0, l0 = max(top - 2, 0), max(left - 2, 0)
-    near = ndimage.binary_dilation(mask[t0 : bottom + 2, l0 : right + 2], iterations=2)
+    near = dilate_cross(mask[t0 : bottom + 2, l0 : right + 2], iterations=2)
     near = near[top - t0 : bottom - t0, left - l0 : right - l0]
     crop = np.where(near, ink[top:bottom, left:right], 0)
     strong = np.percentile(crop[mask[top:bottom, left:right]], 90)
@@ -74,6 +70,6 @@ def to_mnist(ink: np.ndarray, *, name: str = "image", mask: np.ndarray | None = 
     frame = np.zeros((FRAME, FRAME), np.float32)
     y0, x0 = (FRAME - size[1]) // 2, (FRAME - size[0]) // 2
     frame[y0 : y0 + size[1], x0 : x0 + size[0]] = np.clip(small, 0, 1)
-    cy, cx = ndimage.center_of_mass(frame)
-    shift = (int(round(FRAME / 2 - cy)), int(round(FRAME / 2 - cx)))  # MNIST: mass centred at (14, 14)
-    return np.clip(ndimage.shift(frame, shift, order=0, mode="constant"), 0, 1).astype(np.float32)
+    cy, cx = center_of_mass(frame)
+    # MNIST: mass centred at (14, 14)
+    return np.clip(shift_whole(frame, int(round(FRAME / 2 - cy)), int(round(FRAME / 2 - cx))), 0, 1).astype(np.float32)

@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from digitlab.errors import ImageError
+from digitlab.images.components import zoom_linear
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
 FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF", "PPM")  # Pillow's decoders for those (PPM reads PGM too)
@@ -160,8 +161,6 @@ def background_of(gray: np.ndarray, blocks: int = 4) -> np.ndarray:
     block of a coarse grid (ink covers less than 90% of any block), smoothly interpolated. This
     removes uneven lighting -- a shadow across a photo -- along with the paper's grey level.
     Small images (under 100 pixels a side) are taken as evenly lit: one block."""
-    from scipy import ndimage
-
     h, w = gray.shape
     if min(h, w) < 100:
         blocks = 1
@@ -170,4 +169,4 @@ def background_of(gray: np.ndarray, blocks: int = 4) -> np.ndarray:
     grid = np.array([[np.percentile(gray[r[0] : r[-1] + 1, c[0] : c[-1] + 1], 10) for c in cols] for r in rows])
     if grid.size == 1:
         return np.full_like(gray, grid[0, 0])
-    return ndimage.zoom(grid, (h / grid.shape[0], w / grid.shape[1]), order=1, mode="nearest", grid_mode=True)[:h, :w]
+    return zoom_linear(grid, (h, w))

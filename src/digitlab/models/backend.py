@@ -20,7 +20,6 @@ import platform
 import sys
 from pathlib import Path
 
-import filelock
 
 from digitlab.data.fetch import default_cache_dir
 
@@ -228,6 +227,8 @@ def mend_compiled_cache(folder: Path) -> int:
     """
     removed = 0
     try:
+        import filelock  # only a training run compiles
+
         with filelock.FileLock(folder / ".lockfile", timeout=10):
             names = {p.name for p in folder.iterdir()}
             for name in names:
