@@ -11,7 +11,12 @@ from scipy import ndimage
 
 from digitlab.images import components
 from digitlab.images.components import (
-    center_of_mass, component_of_runs, dilate_cross, large_pieces, runs, shift_whole,
+    center_of_mass,
+    component_of_runs,
+    dilate_cross,
+    large_pieces,
+    runs,
+    shift_whole,
 )
 
 masks = arrays(bool, st.tuples(st.integers(1, 24), st.integers(1, 24)))
@@ -91,3 +96,19 @@ def test_zoom_is_scipys_to_within_a_rounding(grid, h, w):
     got = zoom_linear(grid, (h, w))
     assert got.shape == expected.shape
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-15)  # 2e-16: the order of a sum in C
+
+
+@settings(max_examples=300, deadline=None)
+@given(masks, st.booleans())
+def test_pieces_and_boxes_are_scipys(mask, beyond_max_runs):
+    from digitlab.images.components import pieces
+
+    expected, _ = ndimage.label(mask, structure=np.ones((3, 3)))
+    boxes = [(a.start, b.start, a.stop, b.stop) for a, b in ndimage.find_objects(expected)]
+    original = components.MAX_RUNS
+    components.MAX_RUNS = -1 if beyond_max_runs else original
+    try:
+        labels, got = pieces(mask)
+    finally:
+        components.MAX_RUNS = original
+    assert np.array_equal(labels, expected) and got == boxes

@@ -81,6 +81,30 @@ def large_pieces(mask: np.ndarray, share: float) -> np.ndarray:
     return kept
 
 
+def pieces(mask: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """The pieces of ink: a label image (0 for no ink, then 1, 2... in row-major order of each
+    piece's first pixel) and each piece's box (top, left, bottom, right), as
+    `scipy.ndimage.label(mask, np.ones((3, 3)))` and `find_objects` give them."""
+    r, s, e = runs(mask)
+    if len(r) > MAX_RUNS:
+        from scipy import ndimage
+
+        labels, _ = ndimage.label(mask, structure=np.ones((3, 3)))
+        return labels, [(a.start, b.start, a.stop, b.stop) for a, b in ndimage.find_objects(labels)]
+    piece = component_of_runs(r, s, e)
+    labels = np.zeros(mask.shape, np.int32)
+    for row, start, end, p in zip(r.tolist(), s.tolist(), e.tolist(), piece.tolist()):
+        labels[row, start:end] = p + 1
+    n = int(piece.max()) + 1 if len(piece) else 0
+    top, left = np.full(n, mask.shape[0]), np.full(n, mask.shape[1])
+    bottom, right = np.zeros(n, int), np.zeros(n, int)
+    np.minimum.at(top, piece, r)
+    np.minimum.at(left, piece, s)
+    np.maximum.at(bottom, piece, r + 1)
+    np.maximum.at(right, piece, e)
+    return labels, list(zip(top.tolist(), left.tolist(), bottom.tolist(), right.tolist()))
+
+
 def dilate_cross(mask: np.ndarray, iterations: int) -> np.ndarray:
     """`scipy.ndimage.binary_dilation(mask, iterations=n)`: its default cross, nothing outside."""
     out = np.asarray(mask, bool)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from digitlab.errors import ImageError
+from digitlab.images.components import pieces
 
 # Components at least this wide for the number's height may be touching digits.
 MAY_TOUCH_ASPECT = 0.75
@@ -37,16 +38,14 @@ def segment(mask: np.ndarray, name: str = "image") -> list[Segment]:
     """The connected pieces of ink, stacked pieces merged, ordered left to right.
 
     Raises ImageError for more than MAX_PIECES pieces, before any work that grows with them."""
-    from scipy import ndimage
-
-    labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
+    labels, boxes = pieces(mask)
+    n = len(boxes)
     if n == 0:
         return []
     if n > MAX_PIECES:
         raise ImageError(f"{name}: {n} separate pieces of ink, more than the {MAX_PIECES} a number of up to 16 "
                          "digits has; crop the image to the number.")
     groups = [[i + 1] for i in range(n)]
-    boxes = [_box(sl) for sl in ndimage.find_objects(labels)]
     groups, boxes = _merge_stacked(groups, boxes)
     segments = [Segment(box, np.isin(labels, ids)) for ids, box in zip(groups, boxes)]
     return sorted(segments, key=lambda s: (s.box[1] + s.box[3]) / 2)
@@ -64,10 +63,6 @@ def split_counts(segment: Segment, height: int) -> range:
 def split(segment: Segment, k: int) -> list[Segment]:
     """The piece cut into k digits (itself when k is 1)."""
     return [segment] if k == 1 else _split(segment.mask, segment.box, k)
-
-
-def _box(sl) -> tuple[int, int, int, int]:
-    return sl[0].start, sl[1].start, sl[0].stop, sl[1].stop
 
 
 def _merge_stacked(groups, boxes):
