@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from digitlab.evaluation import metrics
 
@@ -55,3 +58,22 @@ def test_most_confused_pairs():
         {"true": "a", "predicted": "c", "count": 3},
     ]
     assert metrics.most_confused(np.eye(3, dtype=int), ["a", "b", "c"]) == []
+
+
+@pytest.mark.filterwarnings("ignore:A single label was found")  # scikit-learn's, though labels= is given
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 12).flatmap(lambda k: st.tuples(
+    st.just(k), st.lists(st.tuples(st.integers(0, k - 1), st.integers(0, k - 1)), min_size=1, max_size=300))))
+def test_confusion_and_report_are_scikit_learns(case):
+    """metrics.py writes out scikit-learn's two functions in NumPy (for its import time): same numbers."""
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+    k, pairs = case
+    y, pred = np.array([a for a, _ in pairs]), np.array([b for _, b in pairs])
+    assert np.array_equal(metrics.confusion(y, pred, k), confusion_matrix(y, pred, labels=np.arange(k)))
+    p, r, f, s = precision_recall_fscore_support(y, pred, labels=np.arange(k), zero_division=0)
+    report = metrics.per_class(y, pred, [str(i) for i in range(k)])
+    np.testing.assert_allclose([c["precision"] for c in report], p, rtol=0, atol=1e-12)
+    np.testing.assert_allclose([c["recall"] for c in report], r, rtol=0, atol=1e-12)
+    np.testing.assert_allclose([c["f1"] for c in report], f, rtol=0, atol=1e-12)
+    assert [c["support"] for c in report] == list(s)

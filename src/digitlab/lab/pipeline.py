@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import sklearn
 
 from digitlab.config import RunConfig
 from digitlab.data.userdata import dataset_info, load_dataset
@@ -229,7 +228,7 @@ def environment() -> dict:
     return {
         "backend": keras.backend.backend() if keras is not None else None,
         "keras": keras.__version__ if keras is not None else version("keras"),
-        "scikit-learn": sklearn.__version__,
+        "scikit-learn": version("scikit-learn"),  # not imported: 1.5 s a run does not need
         "numpy": np.__version__,
         "python": platform.python_version(),
         "machine": platform.machine(),

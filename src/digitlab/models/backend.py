@@ -12,6 +12,7 @@ recipe neither recompiles its loop nor its model.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import importlib.util
@@ -44,7 +45,8 @@ def select_backend(preferred: str | None = None) -> str:
         try:
             if os.environ["KERAS_BACKEND"] == "tensorflow":
                 _import_tensorflow_quietly()  # TensorFlow's import may import Keras: env set first
-            import keras  # noqa: F401
+            with hidden_while_importing(KERAS_NEEDLESS_IMPORTS):
+                import keras  # noqa: F401
         finally:
             if not user_choice:
                 del os.environ["KERAS_BACKEND"]
@@ -54,6 +56,27 @@ def select_backend(preferred: str | None = None) -> str:
     if backend == "jax":  # also when Keras was imported before digitlab (a no-op once the cache is set)
         use_compilation_cache(default_cache_dir() / "compiled")
     return backend
+
+
+# What `import keras` imports only for features digitlab does not use, and does without when they are
+# missing: scikit-learn for `keras.wrappers` (about 1.5 s, scipy.stats included) and pyplot for
+# `keras.visualization.plot_image_gallery` (0.7 s; digitlab draws with matplotlib's object API).
+KERAS_NEEDLESS_IMPORTS = ("sklearn", "matplotlib.pyplot")
+
+
+@contextlib.contextmanager
+def hidden_while_importing(names):
+    """Make `import name` fail inside the block for each name not yet imported; after it, they
+    import as usual (Keras' wrappers and image gallery, made while they were hidden, stay without)."""
+    hidden = [n for n in names if n not in sys.modules]
+    for n in hidden:
+        sys.modules[n] = None  # the import system's "not available" marker
+    try:
+        yield
+    finally:
+        for n in hidden:
+            if sys.modules.get(n, 0) is None:
+                del sys.modules[n]
 
 
 def convnet_backend(flags: frozenset[str] | None = None, environ=os.environ) -> str:
