@@ -121,11 +121,21 @@ def invoke_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProce
 
 
 @pytest.fixture(scope="session")
-def mlp_run(tmp_path_factory) -> Path:
-    """A run folder of the default MLP trained with its recipe (5 epochs) and a fitted temperature."""
+def mlp_run(tmp_path_factory, worker_id) -> Path:
+    """A run folder of the default MLP trained with its recipe (5 epochs) and a fitted temperature.
+
+    Trained once a session: pytest-xdist's workers share it (the first to ask trains it, under a
+    lock, in the session's folder above theirs); the tests only read it."""
+    from filelock import FileLock
+
+    from digitlab.runs import complete_runs
+
     require_real_data("mnist")
-    out = tmp_path_factory.mktemp("mlp-runs")
-    done = run_cli("train", "--out", str(out), "--no-plots")
-    assert done.returncode == 0, done.stderr
-    (run,) = [p for p in out.iterdir() if p.is_dir()]
+    shared = tmp_path_factory.getbasetemp() if worker_id == "master" else tmp_path_factory.getbasetemp().parent
+    with FileLock(str(shared / "mlp-run.lock")):
+        out = shared / "mlp-runs"
+        if not complete_runs(out):
+            done = run_cli("train", "--out", str(out), "--no-plots")
+            assert done.returncode == 0, done.stderr
+        (run,) = complete_runs(out)
     return run

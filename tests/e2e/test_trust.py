@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from tests.conftest import run_cli
+from tests.conftest import invoke_cli
 
 
 @pytest.fixture(scope="module")
@@ -22,24 +22,24 @@ def lambda_model(tmp_path_factory):
     return path
 
 
-@pytest.mark.slow  # six cold processes
+@pytest.mark.slow  # six commands, in this process (tests/e2e/test_cli.py runs the installed one)
 def test_refused_with_why_and_how_then_loaded_when_trusted(lambda_model, mnist, tmp_path):
-    refused = run_cli("evaluate", str(lambda_model))
+    refused = invoke_cli("evaluate", str(lambda_model))
     assert refused.returncode == 1 and "Traceback" not in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
     message = refused.stderr.replace("\n", " ")
     assert "refused: the model file carries a Lambda layer's Python function" in message
     assert "would run that code" in message and "--trust-model" in message
-    trusted = run_cli("evaluate", str(lambda_model), "--trust-model")
+    trusted = invoke_cli("evaluate", str(lambda_model), "--trust-model")
     assert trusted.returncode == 0 and "Test accuracy" in trusted.stdout, trusted.stderr
 
     _, (x_test, _) = mnist
     Image.fromarray(x_test[0]).save(tmp_path / "digit.png")
     for command in ("predict", "read"):
-        refused = run_cli(command, str(tmp_path / "digit.png"), "--model", str(lambda_model))
+        refused = invoke_cli(command, str(tmp_path / "digit.png"), "--model", str(lambda_model))
         assert refused.returncode == 1 and "Traceback" not in refused.stderr, (command, refused.stderr)
         assert len(refused.stderr.strip().splitlines()) == 1 and "--trust-model" in refused.stderr, refused.stderr
-        trusted = run_cli(command, str(tmp_path / "digit.png"), "--model", str(lambda_model), "--trust-model")
+        trusted = invoke_cli(command, str(tmp_path / "digit.png"), "--model", str(lambda_model), "--trust-model")
         assert trusted.returncode == 0 and "refused" not in trusted.stderr, (command, trusted.stderr)
 
 

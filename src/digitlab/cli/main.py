@@ -147,8 +147,14 @@ def evaluate(
 @app.command()
 def models() -> None:
     """Every preset: a one-line description, its layers and its parameter count."""
-    from digitlab.models.describe import describe_model
+    from digitlab.data.userdata import dataset_info
     from digitlab.lab.reproduce import recipe_text
+    from digitlab.models.backend import select_backend
+    from digitlab.models.describe import describe_model
+
+    # Keras' NumPy backend builds every preset in a blink; on JAX each layer's initialiser is
+    # compiled first (20 s for the list). Layers and counts are the same on every backend.
+    select_backend("numpy")
 
     summary = Table(title="Presets")
     for col in ("preset", "parameters", "description", "recipe"):
@@ -157,7 +163,7 @@ def models() -> None:
         if preset.kind == "sklearn":
             summary.add_row(f"[bold]{name}[/]", "fitted", preset.description, "fits in one step, val split 0.1")
             continue
-        model = build_model(name)
+        model = build_model(name, num_classes=len(dataset_info(config_for(name).dataset).class_names))
         layers = describe_model(model)
         summary.add_row(f"[bold]{name}[/]", f"{model.count_params():,}", preset.description, recipe_text(name))
         summary.add_row("", "", "[dim]" + " -> ".join(d for d, _, _ in layers) + "[/]", "")
