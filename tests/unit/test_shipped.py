@@ -111,3 +111,17 @@ def test_the_cli_says_which_model_answered(tmp_path, mnist):
     assert "Model: the reader shipped with digitlab (no complete run" in done.stderr
     done = invoke_cli("read", str(image), "--model", "reader", "--runs", str(tmp_path / "runs"))
     assert done.returncode == 0 and done.stdout.startswith("7") and "Model: the reader shipped" in done.stderr
+
+
+def test_the_batch_benchmark_runs_on_the_shipped_reader():
+    """benchmarks/batch_predict.py keeps working (a few files, one round); it asserts no timings."""
+    import subprocess
+    import sys
+
+    from tests.conftest import DATA_DIR, REPO
+
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "batch_predict.py"), "--model", "reader",
+                           "--images", "40", "--rounds", "1", "--data-dir", str(DATA_DIR)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "reader (shipped with digitlab)" in done.stdout and "of the decode-only rate" in done.stdout

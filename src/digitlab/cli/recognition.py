@@ -40,7 +40,7 @@ def predict(
     _one_format(as_json, as_csv)
     if save_prepared is not None:
         _make_folder(save_prepared, "--save-prepared")
-    recognizer = _load(model, runs_dir, threshold, trust_model)
+    recognizer = load_recognizer(model, runs_dir, threshold, trust_model)
     total = sum(1 for _ in expand(files))
     writer = csv.writer(sys.stdout) if as_csv else None
     if writer:
@@ -84,7 +84,7 @@ def read(
     _one_format(as_json, as_csv)
     total = sum(1 for _ in expand(files))
     boxes_for = _boxes_destination(save_boxes, total)
-    recognizer = _load(model, runs_dir, threshold, trust_model)
+    recognizer = load_recognizer(model, runs_dir, threshold, trust_model)
     writer = csv.writer(sys.stdout) if as_csv else None
     if writer:
         writer.writerow(["source", "status", "text", "probabilities", "boxes", "message"])
@@ -115,7 +115,7 @@ def read(
     _exit_if_failed(failed, total)
 
 
-def _load(model: Path | None, runs_dir: Path, threshold: float, trust: bool):
+def load_recognizer(model: Path | None, runs_dir: Path, threshold: float, trust: bool):
     """The Recognizer, and one line on standard error saying which model answers and how to choose another."""
     from digitlab.recognize import Recognizer
     from digitlab.models.shipped import describe_model

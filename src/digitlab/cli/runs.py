@@ -102,10 +102,10 @@ def serve(
     """The HTTP API and the drawing page: open http://HOST:PORT/ in a browser, /docs for the API."""
     import uvicorn
 
-    from digitlab.recognize import Recognizer
+    from digitlab.cli.recognition import load_recognizer
     from digitlab.serve.app import LOOPBACK_HOSTS, Limits, create_app, model_facts
 
-    recognizer = Recognizer.load(model, runs=runs_dir, threshold=threshold, trust=trust_model)
+    recognizer = load_recognizer(model, runs_dir, threshold, trust_model)  # says which model, on stderr
     facts = model_facts(recognizer)
     limits = Limits(max_body_bytes=max_body, max_pixels=max_pixels, timeout_s=timeout, workers=workers,
                     read_workers=read_workers)
