@@ -59,28 +59,6 @@ def component_of_runs(rows: np.ndarray, starts: np.ndarray, ends: np.ndarray) ->
     return numbered.reshape(-1)
 
 
-def large_pieces(mask: np.ndarray, share: float) -> np.ndarray:
-    """`mask` without its pieces smaller than `share` of the largest piece."""
-    r, s, e = runs(mask)
-    if len(r) > MAX_RUNS:
-        from scipy import ndimage
-
-        labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
-        if n <= 1:
-            return mask
-        sizes = ndimage.sum_labels(mask, labels, index=np.arange(1, n + 1))
-        return np.isin(labels, np.flatnonzero(sizes >= share * sizes.max()) + 1)
-    piece = component_of_runs(r, s, e)
-    if len(piece) == 0 or piece.max() == 0:
-        return mask
-    sizes = np.bincount(piece, weights=e - s)
-    dropped = sizes[piece] < share * sizes.max()
-    kept = mask.copy()
-    for row, start, end in zip(r[dropped].tolist(), s[dropped].tolist(), e[dropped].tolist()):
-        kept[row, start:end] = False
-    return kept
-
-
 def pieces(mask: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
     """The pieces of ink: a label image (0 for no ink, then 1, 2... in row-major order of each
     piece's first pixel) and each piece's box (top, left, bottom, right), as
@@ -103,6 +81,15 @@ def pieces(mask: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, int, int]
     np.maximum.at(bottom, piece, r + 1)
     np.maximum.at(right, piece, e)
     return labels, list(zip(top.tolist(), left.tolist(), bottom.tolist(), right.tolist()))
+
+
+def large_pieces(mask: np.ndarray, share: float) -> np.ndarray:
+    """`mask` without its pieces smaller than `share` of the largest piece."""
+    labels, boxes = pieces(mask)
+    if len(boxes) <= 1:
+        return mask
+    sizes = np.bincount(labels.ravel(), minlength=len(boxes) + 1)[1:]
+    return np.isin(labels, np.flatnonzero(sizes >= share * sizes.max()) + 1)
 
 
 def dilate_cross(mask: np.ndarray, iterations: int) -> np.ndarray:
