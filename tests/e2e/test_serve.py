@@ -165,8 +165,9 @@ def test_1000_requests_at_16_concurrent_without_an_error(server):
                            "--data-dir", str(DATA_DIR)], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     results = [json.loads(line) for line in done.stdout.splitlines()]
-    assert [r["errors"] for r in results] == [0, 0], results
-    assert all(r["accuracy"] > 0.95 for r in results), results
+    said = [{k: r[k] for k in ("kind", "statuses", "failures", "p99_ms", "max_ms")} for r in results]
+    assert [r["errors"] for r in results] == [0, 0], said
+    assert all(r["accuracy"] > 0.95 for r in results), said
 
 
 @pytest.mark.parametrize("mode", list(schemathesis.GenerationMode), ids=lambda m: m.value)
