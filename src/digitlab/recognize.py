@@ -16,6 +16,7 @@ import time
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ from digitlab.data.notdigits import NOT_A_DIGIT
 from digitlab.data.userdata import dataset_info
 from digitlab.errors import ConfigError, ImageError
 from digitlab.evaluation.calibration import apply_temperature
+from digitlab.images.batch import prepared_chunks
 from digitlab.images.prepare import ink_mask, to_mnist
 from digitlab.images.read import IMAGE_SUFFIXES, open_image, to_ink
 from digitlab.images.segment import Segment, segment, split, split_counts
@@ -183,20 +185,17 @@ class Recognizer:
             images = [images]
         return list(self.predict_iter(images, keep_prepared=keep_prepared))
 
-    def predict_iter(self, images: Iterable, *, batch_size: int = 256,
-                     keep_prepared: bool = False) -> Iterator[Prediction]:
-        """Predictions in order, prepared and predicted batch by batch: constant memory."""
-        batch: list[tuple[Prediction, np.ndarray | None]] = []
-        for i, image in enumerate(images):
-            name = describe(image, i)
-            try:
-                batch.append((Prediction(name, "ok"), self.prepare(image, name)))
-            except ImageError as e:
-                batch.append((Prediction(name, "error", message=str(e)), None))
-            if len(batch) >= batch_size:
-                yield from self._finish(batch, keep_prepared)
-                batch = []
-        yield from self._finish(batch, keep_prepared)
+    def predict_iter(self, images: Iterable, *, batch_size: int = 256, keep_prepared: bool = False,
+                     workers: int = 1) -> Iterator[Prediction]:
+        """Predictions in order, prepared and predicted batch by batch: constant memory. With
+        `workers` > 1, a stream of more than one batch is decoded and prepared in that many
+        processes (the answers are the same; `images.batch.default_workers()` suits this machine)."""
+        named = ((image, describe(image, i)) for i, image in enumerate(images))
+        chunks = ([list(part) for part in zip(*chunk)] for chunk in iter(lambda: list(islice(named, batch_size)), []))
+        for names, results in prepared_chunks(chunks, workers):
+            batch = [(Prediction(name, "error", message=str(r)), None) if isinstance(r, ImageError)
+                     else (Prediction(name, "ok"), r) for name, r in zip(names, results)]
+            yield from self._finish(batch, keep_prepared)
 
     def read(self, image, name: str | None = None, *, deadline: float | None = None) -> Reading:
         """The multi-digit number in one image (a ZIP code, a phone number).

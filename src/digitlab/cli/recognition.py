@@ -32,9 +32,12 @@ def predict(
     as_json: bool = JsonLinesOption,
     as_csv: bool = CsvOption,
     save_prepared: Optional[Path] = typer.Option(None, help="Write the 28x28 image the model saw for each file here."),
+    workers: int = typer.Option(0, min=0, help="Processes that decode and prepare the images of a folder "
+                                "(0: this machine's cores, at most 4; 1: none)."),
     trust_model: bool = TrustOption,
 ) -> None:
     """The digit in each image, its probability and the top 3. Exit 1 if any image failed."""
+    from digitlab.images.batch import default_workers
     from digitlab.recognize import expand
 
     _one_format(as_json, as_csv)
@@ -47,7 +50,8 @@ def predict(
         writer.writerow(["source", "status", "digit", "probability", "top1", "p1", "top2", "p2", "top3", "p3", "message"])
     failed = 0
     with progress(err, total) as advance:
-        for i, pred in enumerate(recognizer.predict_iter(expand(files), keep_prepared=save_prepared is not None)):
+        for i, pred in enumerate(recognizer.predict_iter(expand(files), keep_prepared=save_prepared is not None,
+                                                                    workers=workers or default_workers())):
             advance()
             failed += pred.status == "error"
             if save_prepared is not None and pred.prepared is not None:

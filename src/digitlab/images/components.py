@@ -93,24 +93,29 @@ def large_pieces(mask: np.ndarray, share: float) -> np.ndarray:
 
 
 def dilate_cross(mask: np.ndarray, iterations: int) -> np.ndarray:
-    """`scipy.ndimage.binary_dilation(mask, iterations=n)`: its default cross, nothing outside."""
+    """`scipy.ndimage.binary_dilation(mask, iterations=n)`: its default cross, nothing outside. A
+    stack of masks (n, h, w) is dilated image by image."""
     out = np.asarray(mask, bool)
     for _ in range(iterations):
         grown = out.copy()
-        grown[1:] |= out[:-1]
-        grown[:-1] |= out[1:]
-        grown[:, 1:] |= out[:, :-1]
-        grown[:, :-1] |= out[:, 1:]
+        grown[..., 1:, :] |= out[..., :-1, :]
+        grown[..., :-1, :] |= out[..., 1:, :]
+        grown[..., 1:] |= out[..., :-1]
+        grown[..., :-1] |= out[..., 1:]
         out = grown
     return out
 
 
-def center_of_mass(image: np.ndarray) -> tuple[float, float]:
-    """`scipy.ndimage.center_of_mass(image)`, computed the same way (the same floating-point sums)."""
-    total = image.sum()
-    rows = np.arange(image.shape[0], dtype=float)[:, None]
-    cols = np.arange(image.shape[1], dtype=float)[None, :]
-    return (image * rows).sum() / total, (image * cols).sum() / total
+def center_of_mass(image: np.ndarray):
+    """`scipy.ndimage.center_of_mass(image)`, computed the same way (the same floating-point sums).
+    For a stack of images (n, h, w): two arrays, each image's row and column."""
+    h, w = image.shape[-2:]
+    flat = image.reshape(-1, h * w)
+    total = flat.sum(axis=1)
+    rows = np.repeat(np.arange(h, dtype=float), w)  # each pixel's row, in row-major order
+    cols = np.tile(np.arange(w, dtype=float), h)
+    cy, cx = (flat * rows).sum(axis=1) / total, (flat * cols).sum(axis=1) / total
+    return (cy[0], cx[0]) if image.ndim == 2 else (cy, cx)
 
 
 def shift_whole(image: np.ndarray, dy: int, dx: int) -> np.ndarray:

@@ -49,8 +49,7 @@ def to_mnist(ink: np.ndarray, *, name: str = "image", mask: np.ndarray | None = 
     if mask is None:
         mask = ink_mask(ink)
     if not mask.any():
-        raise ImageError(f"{name}: the image is blank after thresholding; no ink stroke found. "
-                         "Draw darker or larger strokes.")
+        raise blank_error(name)
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
     # Keep the anti-aliased edges next to the stroke, drop everything else (specks, shadows). The
@@ -61,7 +60,21 @@ def to_mnist(ink: np.ndarray, *, name: str = "image", mask: np.ndarray | None = 
     near = near[top - t0 : bottom - t0, left - l0 : right - l0]
     crop = np.where(near, ink[top:bottom, left:right], 0)
     strong = np.percentile(crop[mask[top:bottom, left:right]], 90)
-    crop = np.clip(crop / max(strong, 1e-6), 0, 1).astype(np.float32)
+    return centred(np.clip(crop / max(strong, 1e-6), 0, 1).astype(np.float32))
+
+
+def blank_error(name: str) -> ImageError:
+    return ImageError(f"{name}: the image is blank after thresholding; no ink stroke found. Draw darker or larger strokes.")
+
+
+def centred(crop: np.ndarray) -> np.ndarray:
+    """The 28 x 28 frame of a digit's crop (float32 in [0, 1], the box around its ink): scaled to
+    fit BOX x BOX, aspect ratio kept, its centre of mass moved to the frame's centre."""
+    return mass_centred(boxed(crop)[None])[0]
+
+
+def boxed(crop: np.ndarray) -> np.ndarray:
+    """A 28 x 28 frame with `crop` scaled into its central BOX x BOX, aspect ratio kept."""
     h, w = crop.shape
     scale = BOX / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
@@ -70,6 +83,13 @@ def to_mnist(ink: np.ndarray, *, name: str = "image", mask: np.ndarray | None = 
     frame = np.zeros((FRAME, FRAME), np.float32)
     y0, x0 = (FRAME - size[1]) // 2, (FRAME - size[0]) // 2
     frame[y0 : y0 + size[1], x0 : x0 + size[0]] = np.clip(small, 0, 1)
-    cy, cx = center_of_mass(frame)
-    # MNIST: mass centred at (14, 14)
-    return np.clip(shift_whole(frame, int(round(FRAME / 2 - cy)), int(round(FRAME / 2 - cx))), 0, 1).astype(np.float32)
+    return frame
+
+
+def mass_centred(frames: np.ndarray) -> np.ndarray:
+    """Each 28 x 28 frame of a stack (n, 28, 28) moved by whole pixels to put its centre of mass at
+    (14, 14), as MNIST's are."""
+    cy, cx = center_of_mass(frames)
+    moved = [shift_whole(frame, int(round(FRAME / 2 - y)), int(round(FRAME / 2 - x)))
+             for frame, y, x in zip(frames, cy.tolist(), cx.tolist())]
+    return np.clip(np.stack(moved), 0, 1).astype(np.float32)

@@ -119,6 +119,14 @@ def to_ink(image: Image.Image, *, name: str = "image") -> np.ndarray:
     transparent). Otherwise the background is estimated by a wide blur, which also removes
     uneven lighting, and the ink is whichever of dark-on-light or light-on-dark the image is.
     """
+    values, is_ink = to_gray(image, name=name)
+    return values if is_ink else ink_of_gray(values)
+
+
+def to_gray(image: Image.Image, *, name: str = "image") -> tuple[np.ndarray, bool]:
+    """The image as (h, w) float32 grey levels in [0, 1], upright, at most WORK_SIDE a side, and
+    False; or, for an image whose transparent background leaves the opaque part as the stroke,
+    that ink map and True. `ink_of_gray` finishes `to_ink` for grey levels."""
     image = ImageOps.exif_transpose(image)
     if getattr(image, "n_frames", 1) > 1:
         image.seek(0)  # an animated image: its first frame
@@ -140,14 +148,18 @@ def to_ink(image: Image.Image, *, name: str = "image") -> np.ndarray:
                          f"({e}); save it as an RGB or grayscale PNG.") from None
     if max(image.size) > WORK_SIDE:
         image.thumbnail((WORK_SIDE, WORK_SIDE), Image.Resampling.BOX)
-    if has_alpha:
-        rgba = np.asarray(image, dtype=np.float32) / 255
-        alpha = rgba[:, :, 3]
-        if alpha.min() < 0.5 < alpha.max():  # a transparent background: the opaque part is the ink
-            return alpha
-        gray = (rgba[:, :, :3] @ np.array([0.299, 0.587, 0.114], np.float32)) * alpha + (1 - alpha)
-    else:
-        gray = np.asarray(image, dtype=np.float32) / 255
+    if not has_alpha:
+        return np.asarray(image, dtype=np.float32) / 255, False
+    rgba = np.asarray(image, dtype=np.float32) / 255
+    alpha = rgba[:, :, 3]
+    if alpha.min() < 0.5 < alpha.max():  # a transparent background: the opaque part is the ink
+        return alpha, True
+    return (rgba[:, :, :3] @ np.array([0.299, 0.587, 0.114], np.float32)) * alpha + (1 - alpha), False
+
+
+def ink_of_gray(gray: np.ndarray) -> np.ndarray:
+    """The ink map of (h, w) grey levels: the paper's level and uneven lighting taken away, light
+    ink on dark whichever way round the image was."""
     # Ink is the minority: the tail of the histogram that reaches further from the median. The
     # extreme percentiles still see a digit that covers a thousandth of a page.
     low, median, high = np.percentile(gray, [0.1, 50, 99.9])
