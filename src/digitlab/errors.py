@@ -42,3 +42,7 @@ class ServeError(DigitlabError, OSError):
 
 class WriteError(DigitlabError, OSError):
     """A result could not be written (disk full, read-only or missing folder); what was done is kept."""
+
+
+class ClusterError(DigitlabError, RuntimeError):
+    """A Ray cluster cannot be used: Ray is not installed, the address is wrong or unreachable."""

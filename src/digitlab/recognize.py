@@ -63,6 +63,15 @@ class Prediction:
         return {"source": self.source, "status": self.status, "digit": self.digit,
                 "probability": self.probability, "top": [[c, p] for c, p in self.top], "message": self.message}
 
+    def csv_row(self) -> list[str]:
+        """The row of `digitlab predict --csv` (columns CSV_COLUMNS)."""
+        tops = [v for c, p in self.top for v in (c, f"{p:.6f}")] + [""] * (6 - 2 * len(self.top))
+        return [self.source, self.status, self.digit or "",
+                "" if self.probability is None else f"{self.probability:.6f}", *tops, self.message]
+
+
+CSV_COLUMNS = ["source", "status", "digit", "probability", "top1", "p1", "top2", "p2", "top3", "p3", "message"]
+
 
 def describe(source, index: int) -> str:
     if isinstance(source, (str, os.PathLike)):
@@ -193,9 +202,14 @@ class Recognizer:
         named = ((image, describe(image, i)) for i, image in enumerate(images))
         chunks = ([list(part) for part in zip(*chunk)] for chunk in iter(lambda: list(islice(named, batch_size)), []))
         for names, results in prepared_chunks(chunks, workers):
-            batch = [(Prediction(name, "error", message=str(r)), None) if isinstance(r, ImageError)
-                     else (Prediction(name, "ok"), r) for name, r in zip(names, results)]
-            yield from self._finish(batch, keep_prepared)
+            yield from self.predictions(names, results, keep_prepared=keep_prepared)
+
+    def predictions(self, names: list[str], prepared: list, *, keep_prepared: bool = False) -> list[Prediction]:
+        """Predictions for images already prepared: `images.batch.prepare_many`'s answers (a 28 x 28
+        array, or the ImageError of an image that could not be prepared), with their names."""
+        batch = [(Prediction(name, "error", message=str(r)), None) if isinstance(r, ImageError)
+                 else (Prediction(name, "ok"), r) for name, r in zip(names, prepared)]
+        return list(self._finish(batch, keep_prepared))
 
     def read(self, image, name: str | None = None, *, deadline: float | None = None) -> Reading:
         """The multi-digit number in one image (a ZIP code, a phone number).

@@ -19,6 +19,7 @@ LAYERS = [
     {"evaluation"},
     {"reports"},
     {"lab", "recognize"},
+    {"cluster"},
     {"cli", "serve"},
     {"__init__", "__main__"},
 ]

@@ -20,7 +20,7 @@ from digitlab.cli.console import prediction_line, progress
 from digitlab.cli.options import (
     CsvOption, JsonLinesOption, ModelOption, RunsOption, ThresholdOption, TrustOption, err, out,
 )
-from digitlab.errors import WriteError
+from digitlab.errors import ClusterError, WriteError
 from digitlab.files import atomic_write
 
 
@@ -34,20 +34,27 @@ def predict(
     save_prepared: Optional[Path] = typer.Option(None, help="Write the 28x28 image the model saw for each file here."),
     workers: int = typer.Option(0, min=0, help="Processes that decode and prepare the images of a folder "
                                 "(0: this machine's cores, at most 4; 1: none)."),
+    cluster: Optional[str] = typer.Option(None, help="Predict on a Ray cluster: auto, HOST:PORT, ray://HOST:PORT, or "
+                                          "local:N (N nodes started here). Needs --out and digitlab[ray]."),
+    out_file: Optional[Path] = typer.Option(None, "--out", help="With --cluster: the results file, .csv or .parquet "
+                                            "(the columns of --csv)."),
     trust_model: bool = TrustOption,
 ) -> None:
     """The digit in each image, its probability and the top 3. Exit 1 if any image failed."""
     from digitlab.images.batch import default_workers
-    from digitlab.recognize import expand
+    from digitlab.recognize import CSV_COLUMNS, expand
 
     _one_format(as_json, as_csv)
+    if cluster is not None or out_file is not None:
+        return _predict_on_cluster(files, cluster, out_file, as_json or as_csv or save_prepared is not None,
+                                   lambda: load_recognizer(model, runs_dir, threshold, trust_model))
     if save_prepared is not None:
         _make_folder(save_prepared, "--save-prepared")
     recognizer = load_recognizer(model, runs_dir, threshold, trust_model)
     total = sum(1 for _ in expand(files))
     writer = csv.writer(sys.stdout) if as_csv else None
     if writer:
-        writer.writerow(["source", "status", "digit", "probability", "top1", "p1", "top2", "p2", "top3", "p3", "message"])
+        writer.writerow(CSV_COLUMNS)
     failed = 0
     with progress(err, total) as advance:
         for i, pred in enumerate(recognizer.predict_iter(expand(files), keep_prepared=save_prepared is not None,
@@ -62,9 +69,7 @@ def predict(
             if as_json:
                 print(json.dumps({**pred.to_dict(), "model": recognizer.name}), flush=False)
             elif writer:
-                tops = [v for c, p in pred.top for v in (c, f"{p:.6f}")] + [""] * (6 - 2 * len(pred.top))
-                writer.writerow([pred.source, pred.status, pred.digit or "",
-                                 "" if pred.probability is None else f"{pred.probability:.6f}", *tops, pred.message])
+                writer.writerow(pred.csv_row())
             else:
                 out.print(prediction_line(pred), highlight=False)
     _exit_if_failed(failed, total)
@@ -184,8 +189,34 @@ def _one_format(as_json: bool, as_csv: bool) -> None:
         raise typer.BadParameter("choose one of --json and --csv.")
 
 
-def _exit_if_failed(failed: int, total: int) -> None:
+def _predict_on_cluster(files: list[Path], cluster: str | None, out_file: Path | None, other_output: bool,
+                        recognizer) -> None:
+    from digitlab.cluster.connect import check_address, connected, import_ray
+    from digitlab.cluster.predict import check_out, predict_on_cluster
+    from digitlab.recognize import expand
+
+    if cluster is None or out_file is None:
+        raise ClusterError("--cluster and --out go together: --cluster ADDRESS --out results.csv (or .parquet).")
+    if other_output:
+        raise ClusterError("--cluster writes its results to --out; leave out --json, --csv and --save-prepared.")
+    check_address(cluster)
+    check_out(out_file)
+    import_ray()
+    paths = [str(p) for p in expand(files)]
+    missing = next((p for p in paths if not Path(p).is_file()), None)
+    if missing is not None:  # locally a row of its own; Ray would fail the whole job on it
+        raise ClusterError(f"{missing}: no such file, or not a regular file; --cluster reads existing files only.")
+    model = recognizer()
+    with connected(cluster) as resources:
+        err.print(f"Cluster {escape(cluster)}: {resources.get('CPU', 0):g} CPUs; {len(paths):,} files", highlight=False)
+        counts = predict_on_cluster(model, paths, out_file)
+    out.print(f"Wrote {len(paths):,} rows to {escape(str(out_file))} ({counts['ok']:,} ok, {counts['unsure']:,} unsure, "
+              f"{counts['error']:,} errors)", highlight=False)
+    _exit_if_failed(counts["error"], len(paths), f"their messages are in {escape(str(out_file))}")
+
+
+def _exit_if_failed(failed: int, total: int, where: str = "see the messages above") -> None:
     """Exit 1 after the others if any image failed: a script sees it, and each message was shown."""
     if failed:
-        err.print(f"{failed} of {total} image(s) could not be read; see the messages above.", highlight=False)
+        err.print(f"{failed} of {total} image(s) could not be read; {where}.", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
