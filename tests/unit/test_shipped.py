@@ -6,12 +6,13 @@ import json
 import shutil
 
 import numpy as np
+from PIL import Image
 import pytest
 
 from digitlab.errors import ConfigError, RunError
 from digitlab.models import shipped
 from digitlab.recognize import Recognizer
-from digitlab.models.shipped import describe_model, open_model
+from digitlab.models.shipped import open_model, which_model
 from digitlab.serve.app import model_facts
 from tests.conftest import invoke_cli
 
@@ -64,9 +65,9 @@ def test_noise_is_not_a_digit_for_the_default_model(tmp_path):
 
 def test_the_default_rule_names_the_model_and_how_to_choose_another(tmp_path):
     run = open_model(None, tmp_path)
-    assert "no complete run" in describe_model(run, tmp_path) and "--model" in describe_model(run, tmp_path)
+    assert "no complete run" in which_model(run, tmp_path) and "--model" in which_model(run, tmp_path)
     named = open_model("reader", tmp_path)
-    assert named.shipped and not named.default and describe_model(named) == "the reader shipped with digitlab"
+    assert named.shipped and not named.default and which_model(named) == "the reader shipped with digitlab"
 
 
 def test_a_run_folder_named_reader_is_the_users_not_the_shipped_one(tmp_path, monkeypatch):
@@ -125,3 +126,16 @@ def test_the_batch_benchmark_runs_on_the_shipped_reader():
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "reader (shipped with digitlab)" in done.stdout and "predict, 2 workers at" in done.stdout
+
+
+def test_a_misspelt_or_shadowed_reader_is_explained(tmp_path, monkeypatch):
+    """`--model readr` suggests the shipped name; a folder called reader/ in the working folder
+    takes the name (a path always wins) and the error says so."""
+    image = tmp_path / "seven.png"
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(image)
+    monkeypatch.chdir(tmp_path)
+    typo = invoke_cli("predict", str(image), "--model", "readr")
+    assert typo.returncode == 1 and "Did you mean --model reader" in typo.stderr, typo.stderr
+    (tmp_path / "reader").mkdir()
+    shadowed = invoke_cli("predict", str(image), "--model", "reader")
+    assert shadowed.returncode == 1 and "names the folder reader/ here" in shadowed.stderr, shadowed.stderr

@@ -127,10 +127,10 @@ def read(
 def load_recognizer(model: Path | None, runs_dir: Path, threshold: float, trust: bool):
     """The Recognizer, and one line on standard error saying which model answers and how to choose another."""
     from digitlab.recognize import Recognizer
-    from digitlab.models.shipped import describe_model
+    from digitlab.models.shipped import which_model
 
     recognizer = Recognizer.load(model, runs=runs_dir, threshold=threshold, trust=trust)
-    err.print(f"Model: {escape(describe_model(recognizer.run, runs_dir))}", highlight=False, soft_wrap=True)
+    err.print(f"Model: {escape(which_model(recognizer.run, runs_dir))}", highlight=False, soft_wrap=True)
     return recognizer
 
 

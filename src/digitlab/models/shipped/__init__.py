@@ -13,6 +13,7 @@ latest run, else the shipped reader.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import os
 from pathlib import Path
@@ -62,7 +63,16 @@ def open_model(path: str | os.PathLike | None = None, out: str | os.PathLike = "
         return shipped_run(str(path))
     if path is None and not complete_runs(out):
         return dataclasses.replace(shipped_run("reader"), default=True)
-    return dataclasses.replace(open_run(path, out), default=path is None)
+    try:
+        return dataclasses.replace(open_run(path, out), default=path is None)
+    except RunError as e:
+        if path is not None and str(path) in SHIPPED_MODELS:  # a folder of that name is here
+            raise RunError(f"{e} (--model {path} names the folder {path}/ here, not the {path} shipped with "
+                           "digitlab; run from another folder to use that)") from None
+        close = difflib.get_close_matches(str(path), SHIPPED_MODELS, n=1) if path is not None else []
+        if close and not Path(path).exists():
+            raise RunError(f"{e} Did you mean --model {close[0]}, the model shipped with digitlab?") from None
+        raise
 
 
 def shipped_run(name: str) -> RunFiles:
@@ -79,7 +89,7 @@ def model_name(run: RunFiles) -> str:
     return run.folder.name if run.folder is not None else run.model.name
 
 
-def describe_model(run: RunFiles, out: str | os.PathLike = "runs") -> str:
+def which_model(run: RunFiles, out: str | os.PathLike = "runs") -> str:
     """Which model answers, and how to choose another, in one line for the person at the terminal."""
     if run.shipped:
         name = f"the {run.folder.name} shipped with digitlab"
