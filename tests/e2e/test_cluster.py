@@ -1,4 +1,5 @@
-"""Batch recognition on a real multi-node Ray cluster started on this machine (issue 23, part 2).
+"""Batch recognition and sweeps on a real multi-node Ray cluster started on this machine (issue 23,
+parts 2 and 3).
 
 One cluster for the module, as the issue lays out: a head that runs nothing (0 CPUs) and two
 nodes of one CPU each, so every task is scheduled onto a worker node by Ray itself. Never `ray
@@ -8,8 +9,11 @@ stop`: it would end every Ray process on the machine.
 from __future__ import annotations
 
 import csv
+import json
+import subprocess
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -126,3 +130,56 @@ def test_a_node_lost_mid_job_loses_and_repeats_no_row(cluster, scans, tmp_path):
     assert not worker.is_alive() and "error" not in outcome, outcome
     assert sum(outcome["counts"].values()) == len(paths)
     assert_same_rows(rows(out), local_rows(scans, tmp_path))
+
+
+def test_compare_on_the_cluster_runs_its_trainings_on_both_nodes_as_a_local_compare(cluster, tmp_path):
+    """`digitlab compare --cluster`: each training a Tune trial on a worker node, the leaderboard
+    and run folders as a local `compare` writes them, with the same accuracies (same seed)."""
+    local, _ = cluster
+    args = ["compare", "--models", "softmax,mlp", "--limit", "3000"]
+    here = run_cli(*args, "--out", str(tmp_path / "here"))
+    there = run_cli(*args, "--out", str(tmp_path / "there"), "--cluster", local.address)
+    assert here.returncode == 0, here.stderr
+    assert there.returncode == 0, there.stderr
+    (board_here,), (board_there,) = (list((tmp_path / w).glob("*/leaderboard.csv")) for w in ("here", "there"))
+    accuracy = [{r["model"]: r["test_accuracy"] for r in csv.DictReader(open(b))} for b in (board_here, board_there)]
+    assert accuracy[0] == accuracy[1] and len(accuracy[0]) == 2
+    nodes = {json.loads(line)["node"] for f in (tmp_path / "there").glob(".tune/sweep/*/result.json")
+             for line in open(f) if line.strip()}
+    assert len(nodes) == 2, nodes  # the trials ran on both worker nodes, none on the head (0 CPUs)
+
+
+def test_a_node_lost_mid_training_resumes_the_trial_and_leaves_one_complete_run(cluster, tmp_path):
+    """Two trainings; once both have a checkpoint, one worker node is killed (not drained) and a
+    new one added. The lost trial is resumed from its checkpoint; each trial ends with exactly one
+    complete run, nothing left "training", and no training process outlives its trial."""
+    import ray
+
+    from digitlab.cluster.sweep import Trial, runs_in, sweep
+    from digitlab.runs import STATUS_FILE, is_complete, read_json
+
+    local, _ = cluster
+    ray.init(address=local.address, log_to_driver=False, configure_logging=False, ignore_reinit_error=True)
+    trials = [Trial("mlp", "mnist", seed, str(tmp_path / f"mlp-seed{seed}"), ("--no-plots", "--limit", "30000"))
+              for seed in (0, 1)]
+    outcome: dict = {}
+    job = threading.Thread(target=lambda: outcome.update(result=sweep(trials, retries=2, storage=tmp_path / ".tune")))
+    job.start()
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not all(
+            any((run / "checkpoint.json").is_file() and not is_complete(run) for run in runs_in(Path(t.folder)))
+            for t in trials):
+        time.sleep(0.05)
+    assert job.is_alive(), "the sweep ended before a node could be lost"
+    local.remove_node(sorted(local.worker_nodes, key=id)[0], allow_graceful=False)
+    local.add_node(num_cpus=1)
+    job.join(timeout=900)
+    assert not job.is_alive()
+    outcomes = outcome["result"]
+    assert all(o.run is not None and o.error is None for o in outcomes), outcomes
+    assert any(o.resumed for o in outcomes), outcomes  # the lost trial went on from its checkpoint
+    for t in trials:
+        states = [read_json(run / STATUS_FILE)["state"] for run in runs_in(Path(t.folder))]
+        assert states.count("complete") == 1 and "training" not in states, states
+    leftover = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True).stdout.split()
+    assert not leftover, leftover  # every `digitlab train` of the sweep has exited

@@ -76,6 +76,10 @@ def test_large_scans_with_shadows_noise_and_specks_mixed_sizes_and_bad_files(mni
     turned.save(buf, "JPEG", exif=exif, quality=95)
     images += [buf.getvalue()] * MIN_STACK  # to_gray turns them: a stack of their own
     images += [png_bytes(np.stack([255 - x_test[k]] * 3, -1)) for k in range(MIN_STACK)]  # RGB scans
+    frames = [Image.fromarray(255 - x_test[k]) for k in range(3)]
+    gif = io.BytesIO()
+    frames[0].save(gif, "GIF", save_all=True, append_images=frames[1:], optimize=False)  # grey, animated
+    images += [gif.getvalue()] * MIN_STACK
     rgba = np.zeros((28, 28, 4), np.uint8)
     rgba[..., 3] = x_test[1]  # transparency is the ink
     images.append(png_bytes(rgba))

@@ -63,8 +63,15 @@ def compare(
     limit: Optional[int] = typer.Option(None, min=1, help="Train on only the first N training images."),
     seed: int = typer.Option(0, min=0, help="Seed of every run."),
     data_dir: Optional[Path] = DataDirOption,
+    cluster: Optional[str] = typer.Option(None, help="Train on a Ray cluster, each training a Ray Tune trial: auto, "
+                                          "HOST:PORT, ray://HOST:PORT or local:N. --out must be on storage every node sees."),
+    cpus_per_run: float = typer.Option(1, min=0.01, help="With --cluster: CPUs each training reserves."),
+    retries: int = typer.Option(2, min=0, help="With --cluster: times a failed training is tried again (resumed "
+                                "from its last checkpoint when it has one)."),
 ) -> None:
     """Train each model on each data set; print a leaderboard and write it as Markdown, CSV and HTML."""
+    import contextlib
+
     from digitlab.lab.compare import COLUMNS, compare as run_all, row, write_leaderboard
 
     names = split_names(models, "preset", PRESETS)
@@ -74,7 +81,24 @@ def compare(
         out.print(f"{e.model} on {e.dataset}: {e.test_accuracy:.2%} test accuracy, trained in {e.train_seconds:.1f} s",
                   highlight=False)
 
-    entries = run_all(names, sets, out=out_dir, data_dir=data_dir, limit=limit, seed=seed, on_result=show)
+    failures: list[str] = []
+    with contextlib.ExitStack() as stack:
+        runner = None
+        if cluster is not None:
+            from digitlab.cluster.connect import check_address, connected, import_ray
+            from digitlab.cluster.sweep import runner_for
+
+            check_address(cluster)
+            import_ray()
+            resources = stack.enter_context(connected(cluster))
+            err.print(f"Cluster {escape(cluster)}: {resources.get('CPU', 0):g} CPUs", highlight=False)
+            runner = runner_for(out_dir, cpus_per_run=cpus_per_run, retries=retries, data_dir=data_dir)
+        entries = run_all(names, sets, out=out_dir, data_dir=data_dir, limit=limit, seed=seed, on_result=show,
+                          runner=runner, failures=failures)
+    for failure in failures:
+        err.print(f"[red]failed:[/] {escape(failure)}", highlight=False, soft_wrap=True)
+    if not entries:
+        raise typer.Exit(1)
     table = Table(title="Leaderboard")
     for col in COLUMNS:
         table.add_column(col, justify="left" if col in ("model", "dataset") else "right")
@@ -82,8 +106,10 @@ def compare(
         table.add_row(*row(e))
     out.print(table)
     folder = Path(entries[0].run).parent.parent
-    for path in write_leaderboard(entries, folder):
+    for path in write_leaderboard(entries, folder, failures):
         out.print(f"Wrote {escape(str(path))}")
+    if failures:
+        raise typer.Exit(1)
 
 
 def serve(

@@ -30,6 +30,7 @@ from digitlab.images.read import WORK_SIDE, ink_of_gray, open_image, to_gray
 
 MIN_STACK = 16  # fewer images of a size than this go one by one (SciPy's import is not worth it)
 OTSU_BINS = 256
+PLAIN_FORMATS = ("PNG", "JPEG", "BMP", "PPM", None)  # None: an image made from an array
 ORIENTATION = 0x0112  # the EXIF tag that ImageOps.exif_transpose follows (values 2-8 turn the image)
 
 
@@ -115,12 +116,14 @@ def default_workers() -> int:
 
 
 def plain_gray(image: Image.Image) -> np.ndarray | None:
-    """The uint8 grey levels of a plain image: grey or RGB, one frame, upright, at most WORK_SIDE a
-    side. For those `to_gray` gives these levels / 255 (its other steps do nothing), and the
-    division is done here for a whole stack. None for any other image."""
-    if image.mode not in ("L", "RGB") or max(image.size) > WORK_SIDE or 0 in image.size:
+    """The uint8 grey levels of a plain image: a grey or RGB PNG, JPEG, BMP, PGM/PPM or array,
+    upright, at most WORK_SIDE a side. For those `to_gray` gives these levels / 255 (its other
+    steps do nothing), and the division is done here for a whole stack. None for any other image:
+    GIF, TIFF and WebP can hold several frames, whose reading would need the file, closed by now."""
+    if image.format not in PLAIN_FORMATS or image.mode not in ("L", "RGB") or max(image.size) > WORK_SIDE \
+            or 0 in image.size:
         return None
-    if getattr(image, "n_frames", 1) > 1 or image.getexif().get(ORIENTATION, 1) in range(2, 9):
+    if image.getexif().get(ORIENTATION, 1) in range(2, 9):
         return None
     gray = image if image.mode == "L" else image.convert("L")
     return np.frombuffer(gray.tobytes(), np.uint8).reshape(gray.height, gray.width)  # np.asarray's bytes, sooner

@@ -13,7 +13,9 @@ import csv
 import html
 import os
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 from digitlab.data.userdata import dataset_info
@@ -22,7 +24,7 @@ from digitlab.models import get_preset
 from digitlab.lab.reproduce import train_in_subprocess
 from digitlab.reports.plots import plot_leaderboard
 from digitlab.reports.report import data_url
-from digitlab.runs import dataset_label, latest_run, open_run
+from digitlab.runs import METRICS_FILE, dataset_label, latest_run, open_run, read_json
 
 
 @dataclass
@@ -48,27 +50,48 @@ def compare(
     limit: int | None = None,
     seed: int = 0,
     on_result=None,
+    runner: Callable[[list[dict]], list[tuple[str | None, str | None]]] | None = None,
+    failures: list[str] | None = None,
 ) -> list[Entry]:
-    """Train and test every model on every data set; the entries, best test accuracy first per data set."""
+    """Train and test every model on every data set; the entries, best test accuracy first per data set.
+
+    Each training is a dict (model, dataset, seed, folder, extra: the arguments of `digitlab
+    train`). By default they run here one after another and the first failure stops the
+    comparison; a `runner` (`digitlab.cluster.sweep`) runs them all and returns for each its run
+    folder or why it failed, and a failure is added to `failures` while the others are compared."""
+    failures = [] if failures is None else failures
     for name in models:
         get_preset(name)  # unknown names fail before anything trains
     for name in datasets:
         dataset_info(name)
     out = Path(out) / time.strftime("%Y%m%d-%H%M%S")
     extra = ("--no-plots",) + (("--limit", str(limit)) if limit else ())
+    trainings = [{"model": name, "dataset": dataset, "seed": seed, "extra": extra,
+                  "folder": str(out / f"{name}-{dataset_label(dataset)}")} for dataset in datasets for name in models]
+    if runner is None:
+        runner = partial(_train_here, data_dir=data_dir)
     entries = []
-    for dataset in datasets:
-        for name in models:
-            folder = out / f"{name}-{dataset_label(dataset)}"
-            metrics = train_in_subprocess(name, seed, folder, data_dir, ("--dataset", dataset, *extra))
-            run = open_run(latest_run(folder))
-            entry = Entry(name, dataset, float(metrics["test_accuracy"]), float(metrics["train_seconds"]),
-                          float(metrics["predict_ms_per_1000"]), run.model.stat().st_size,
-                          int(metrics["parameters"]), str(run.folder))
-            entries.append(entry)
-            if on_result is not None:
-                on_result(entry)
+    for training, (run_folder, error) in zip(trainings, runner(trainings)):
+        if run_folder is None:
+            failures.append(f"{training['model']} on {training['dataset']} (seed {seed}): {error}")
+            continue
+        run = open_run(run_folder)
+        metrics = read_json(run.folder / METRICS_FILE)
+        entry = Entry(training["model"], training["dataset"], float(metrics["test_accuracy"]),
+                      float(metrics["train_seconds"]), float(metrics["predict_ms_per_1000"]),
+                      run.model.stat().st_size, int(metrics["parameters"]), str(run.folder))
+        entries.append(entry)
+        if on_result is not None:
+            on_result(entry)
     return sorted(entries, key=lambda e: (datasets.index(e.dataset), -e.test_accuracy))
+
+
+def _train_here(trainings: list[dict], data_dir) -> Iterator[tuple[str, None]]:
+    """Each training in turn, in a `digitlab train` process of its own; a failure raises."""
+    for t in trainings:
+        folder = Path(t["folder"])
+        train_in_subprocess(t["model"], t["seed"], folder, data_dir, ("--dataset", t["dataset"], *t["extra"]))
+        yield str(latest_run(folder)), None
 
 
 COLUMNS = ("model", "dataset", "test accuracy", "training s", "prediction ms / 1,000 images", "size on disk",
@@ -88,18 +111,21 @@ def human_size(n: int) -> str:
     return f"{n:.1f} GB"
 
 
-def markdown(entries: list[Entry]) -> str:
+def markdown(entries: list[Entry], failures: list[str] = ()) -> str:
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(row(e)) + " |" for e in entries]
+    if failures:
+        lines += ["", "Failed (no complete run):", ""] + [f"- {f}" for f in failures]
     return "\n".join(lines) + "\n"
 
 
-def write_leaderboard(entries: list[Entry], folder: str | os.PathLike) -> list[Path]:
-    """leaderboard.md, leaderboard.csv and a self-contained leaderboard.html (plots inlined)."""
+def write_leaderboard(entries: list[Entry], folder: str | os.PathLike, failures: list[str] = ()) -> list[Path]:
+    """leaderboard.md (with the trainings that failed), leaderboard.csv and a self-contained
+    leaderboard.html (plots inlined)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     md = folder / "leaderboard.md"
-    write_text(md, markdown(entries))
+    write_text(md, markdown(entries, failures))
     table = folder / "leaderboard.csv"
     with atomic_write(table) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(asdict(entries[0])) if entries else ["model"])

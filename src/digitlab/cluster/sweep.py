@@ -1,0 +1,161 @@
+"""Sweeps on Ray Tune: each training of `compare` (one model on one data set, one seed) a trial.
+
+A trial runs the unchanged `digitlab train` in a process of its own, as a local `compare` does, so
+every preset keeps its backend and a trial's run equals a local run's. Trials write their run
+folders under the sweep's folder, which every node must reach (a shared file system). When a
+trial fails (its node lost, its process killed) Tune runs it again, up to `retries` times,
+wherever there is room; the new attempt resumes the trial's run from its last checkpoint when it
+has one. A trial that fails for good has its run marked "failed", never left "training".
+"""
+
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from digitlab.errors import ClusterError
+from digitlab.runs import CONFIG_FILE, METRICS_FILE, STATUS_FILE, is_complete, read_json
+from digitlab.files import write_json
+
+CHECKPOINT = "checkpoint.json"  # digitlab.training.checkpoints.CHECKPOINT_JSON (not imported: Keras)
+PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One `digitlab train`: its preset, data set and seed, the folder its run goes to, and the
+    other arguments it takes."""
+
+    model: str
+    dataset: str
+    seed: int
+    folder: str
+    extra: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of a trial: its complete run folder, or why it failed for good."""
+
+    trial: Trial
+    run: str | None
+    error: str | None
+    node: str | None  # the Ray node that finished it
+    resumed: bool = False  # finished by an attempt that resumed an earlier one's checkpoint
+
+
+def runs_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if (p / CONFIG_FILE).is_file()) if folder.is_dir() else []
+
+
+def train_command(trial: Trial, data_dir: str | None) -> list[str]:
+    """The `digitlab train` this attempt runs: the trial's unfinished run resumed when it has a
+    checkpoint; else a new run (an unfinished one without a checkpoint is marked failed first)."""
+    folder = Path(trial.folder)
+    for run in runs_in(folder):
+        if not is_complete(run):
+            if (run / CHECKPOINT).is_file():
+                command = [sys.executable, "-m", "digitlab", "train", "--resume", str(run)]
+                return command + (["--data-dir", data_dir] if data_dir else [])
+            write_json(run / STATUS_FILE, {"state": "failed", "error": "stopped before its first checkpoint; "
+                                                                       "the retry started a new run"})
+    command = [sys.executable, "-m", "digitlab", "train", "--model", trial.model, "--dataset", trial.dataset,
+               "--seed", str(trial.seed), "--out", str(folder), *trial.extra]
+    return command + (["--data-dir", data_dir] if data_dir else [])
+
+
+def _die_with_parent() -> None:
+    """In the child, before it runs: its own process group, and SIGKILL when the trial's worker
+    process dies (Linux), however it dies; a training never outlives its trial."""
+    os.setsid()
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def run_trial(config: dict) -> None:
+    """Tune's function trainable: one trial's training, start (or resume) to finish."""
+    import ray
+    from ray import tune
+
+    trial = Trial(**{**config["trial"], "extra": tuple(config["trial"]["extra"])})
+    folder = Path(trial.folder)
+    done = [r for r in runs_in(folder) if is_complete(r)]
+    resumed = False
+    if not done:
+        folder.mkdir(parents=True, exist_ok=True)
+        command = train_command(trial, config.get("data_dir"))
+        resumed = "--resume" in command
+        child = subprocess.Popen(command, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.PIPE, text=True, preexec_fn=_die_with_parent)
+        try:
+            _, stderr = child.communicate()
+        finally:
+            if child.poll() is None:
+                os.killpg(child.pid, signal.SIGKILL)
+        if child.returncode != 0:
+            tail = "\n".join(stderr.strip().splitlines()[-5:])
+            raise RuntimeError(f"digitlab train exited with {child.returncode}: {tail}")
+        done = [r for r in runs_in(folder) if is_complete(r)]
+    metrics = read_json(done[-1] / METRICS_FILE)
+    tune.report({"test_accuracy": float(metrics["test_accuracy"]), "run": str(done[-1]),
+                 "node": ray.get_runtime_context().get_node_id(), "resumed": resumed})
+
+
+def sweep(trials: list[Trial], *, cpus_per_run: float = 1, retries: int = 2, data_dir: str | None = None,
+          storage: Path) -> list[Outcome]:
+    """Run the trials on the connected Ray cluster; one Outcome each, in the trials' order."""
+    from ray import tune
+
+    if len({t.folder for t in trials}) != len(trials):
+        raise ClusterError("two trials of the sweep would write to the same folder.")
+    tuner = tune.Tuner(
+        tune.with_resources(run_trial, {"cpu": cpus_per_run}),
+        param_space={"trial": tune.grid_search([asdict(t) for t in trials]),
+                     "data_dir": str(data_dir) if data_dir else None},
+        run_config=tune.RunConfig(name="sweep", storage_path=str(storage.absolute()), verbose=0,
+                                  failure_config=tune.FailureConfig(max_failures=retries)),
+    )
+    results = tuner.fit()
+    by_folder = {}
+    for result in results:
+        trial = result.config["trial"]
+        if result.error is None and result.metrics.get("run"):
+            by_folder[trial["folder"]] = Outcome(Trial(**{**trial, "extra": tuple(trial["extra"])}),
+                                                 result.metrics["run"], None, result.metrics.get("node"),
+                                                 bool(result.metrics.get("resumed")))
+        else:
+            error = str(result.error or "no result").strip().splitlines()
+            by_folder[trial["folder"]] = Outcome(trial, None, error[-1][:300] if error else "failed", None)
+    outcomes = []
+    for trial in trials:
+        outcome = by_folder.get(trial.folder) or Outcome(trial, None, "the trial never ran", None)
+        if outcome.run is None:
+            mark_failed(Path(trial.folder), outcome.error)
+        outcomes.append(dataclasses.replace(outcome, trial=trial))
+    return outcomes
+
+
+def mark_failed(folder: Path, error: str) -> None:
+    """Every unfinished run of a trial that failed for good: "failed", with the reason."""
+    for run in runs_in(folder):
+        if not is_complete(run):
+            write_json(run / STATUS_FILE, {"state": "failed", "error": f"the sweep gave up on it: {error}"})
+
+
+def runner_for(out: str | os.PathLike, *, cpus_per_run: float, retries: int, data_dir=None):
+    """A runner for `digitlab.lab.compare.compare`: its trainings as one sweep, each its run folder
+    or its error."""
+
+    def run(trainings: list[dict]) -> list[tuple[str | None, str | None]]:
+        trials = [Trial(t["model"], t["dataset"], t["seed"], t["folder"], tuple(t["extra"])) for t in trainings]
+        outcomes = sweep(trials, cpus_per_run=cpus_per_run, retries=retries,
+                         data_dir=str(data_dir) if data_dir else None, storage=Path(out) / ".tune")
+        return [(o.run, o.error) for o in outcomes]
+
+    return run

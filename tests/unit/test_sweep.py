@@ -1,0 +1,85 @@
+"""The parts of a cluster sweep that need no cluster: what an attempt runs (a new run, or the last
+one resumed), how failed trials are marked, and that a training dies with its trial's process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from digitlab.cluster.sweep import Trial, mark_failed, runs_in, train_command
+from digitlab.files import write_json
+from digitlab.runs import STATUS_FILE, read_json
+
+
+def a_run(folder, name, state, checkpoint=False):
+    run = folder / name
+    run.mkdir(parents=True)
+    write_json(run / "config.json", {"model": "mlp"})
+    write_json(run / STATUS_FILE, {"state": state})
+    if checkpoint:
+        write_json(run / "checkpoint.json", {"epoch": 2})
+    return run
+
+
+def test_a_first_attempt_trains_a_new_run_with_the_trials_arguments(tmp_path):
+    trial = Trial("mlp", "fashion-mnist", 3, str(tmp_path / "t"), ("--no-plots", "--limit", "100"))
+    command = train_command(trial, "/data")
+    assert command[1:] == ["-m", "digitlab", "train", "--model", "mlp", "--dataset", "fashion-mnist", "--seed", "3",
+                           "--out", str(tmp_path / "t"), "--no-plots", "--limit", "100", "--data-dir", "/data"]
+
+
+def test_a_retry_resumes_the_unfinished_run_from_its_checkpoint(tmp_path):
+    run = a_run(tmp_path / "t", "20261204-mlp", "training", checkpoint=True)
+    command = train_command(Trial("mlp", "mnist", 0, str(tmp_path / "t")), None)
+    assert command[-2:] == ["--resume", str(run)]
+
+
+def test_a_retry_of_a_run_killed_before_its_first_checkpoint_starts_anew_and_marks_it_failed(tmp_path):
+    run = a_run(tmp_path / "t", "20261204-mlp", "training")
+    command = train_command(Trial("mlp", "mnist", 0, str(tmp_path / "t")), None)
+    assert "--resume" not in command and "--model" in command
+    assert read_json(run / STATUS_FILE)["state"] == "failed"
+
+
+def test_a_trial_given_up_leaves_no_run_training_and_complete_ones_untouched(tmp_path):
+    done = a_run(tmp_path / "t", "a", "complete")
+    stuck = a_run(tmp_path / "t", "b", "training", checkpoint=True)
+    mark_failed(tmp_path / "t", "node lost 3 times")
+    assert read_json(done / STATUS_FILE)["state"] == "complete"
+    status = read_json(stuck / STATUS_FILE)
+    assert status["state"] == "failed" and "node lost 3 times" in status["error"]
+    assert runs_in(tmp_path / "nowhere") == []
+
+
+def test_the_training_process_dies_when_its_trials_process_is_killed(tmp_path):
+    """A parent starts a child as run_trial does, then is killed with SIGKILL (no finally runs):
+    the child must not live on."""
+    pid_file = tmp_path / "child.pid"
+    parent = subprocess.Popen([sys.executable, "-c", (
+        "import subprocess, sys, time\n"
+        "from digitlab.cluster.sweep import _die_with_parent\n"
+        f"child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'], preexec_fn=_die_with_parent)\n"
+        f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
+        "time.sleep(60)\n")])
+    deadline = time.monotonic() + 30
+    while not (pid_file.is_file() and pid_file.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child = int(pid_file.read_text())
+    assert os.getpgid(child) == child  # a process group of its own, for killpg
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return
+        with open(f"/proc/{child}/stat") as f:
+            if f.read().split()[2] == "Z":  # a zombie waiting for init to reap it: dead
+                return
+        time.sleep(0.05)
+    os.kill(child, signal.SIGKILL)
+    raise AssertionError("the child outlived its parent")
