@@ -56,12 +56,12 @@ def test_a_trial_given_up_leaves_no_run_training_and_complete_ones_untouched(tmp
 
 def test_the_training_process_dies_when_its_trials_process_is_killed(tmp_path):
     """A parent starts a child as run_trial does, then is killed with SIGKILL (no finally runs):
-    the child must not live on."""
+    the child must not live on, though it runs in a session of its own."""
     pid_file = tmp_path / "child.pid"
     parent = subprocess.Popen([sys.executable, "-c", (
         "import subprocess, sys, time\n"
-        "from digitlab.cluster.sweep import _die_with_parent\n"
-        f"child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'], preexec_fn=_die_with_parent)\n"
+        "from digitlab.cluster.sweep import launched\n"
+        "child = subprocess.Popen(launched([sys.executable, '-c', 'import time; time.sleep(60)']), start_new_session=True)\n"
         f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
         "time.sleep(60)\n")])
     deadline = time.monotonic() + 30

@@ -10,7 +10,6 @@ has one. A trial that fails for good has its run marked "failed", never left "tr
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import os
 import signal
@@ -24,7 +23,6 @@ from digitlab.runs import CONFIG_FILE, METRICS_FILE, STATUS_FILE, is_complete, r
 from digitlab.files import write_json
 
 CHECKPOINT = "checkpoint.json"  # digitlab.training.checkpoints.CHECKPOINT_JSON (not imported: Keras)
-PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -70,12 +68,19 @@ def train_command(trial: Trial, data_dir: str | None) -> list[str]:
     return command + (["--data-dir", data_dir] if data_dir else [])
 
 
-def _die_with_parent() -> None:
-    """In the child, before it runs: its own process group, and SIGKILL when the trial's worker
-    process dies (Linux), however it dies; a training never outlives its trial."""
-    os.setsid()
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+# The training's first step, before it becomes `digitlab train` (os.execv): ask Linux for SIGKILL
+# when the parent (the trial's worker) dies, however it dies, then check the parent is still the
+# one that started it (it may have died before the request). Done in the child rather than with
+# Popen's preexec_fn, which is unsafe in a process with threads, as Ray's workers are.
+LAUNCHER = ("import ctypes, os, signal, sys\n"
+            "if sys.platform.startswith('linux'): ctypes.CDLL(None).prctl(1, signal.SIGKILL)\n"
+            "if os.getppid() != int(sys.argv[1]): sys.exit(70)\n"
+            "os.execv(sys.executable, [sys.executable, *sys.argv[2:]])\n")
+
+
+def launched(command: list[str]) -> list[str]:
+    """`command` (a Python command line) started through LAUNCHER: it dies with this process."""
+    return [sys.executable, "-c", LAUNCHER, str(os.getpid()), *command[1:]]
 
 
 def run_trial(config: dict) -> None:
@@ -91,8 +96,9 @@ def run_trial(config: dict) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         command = train_command(trial, config.get("data_dir"))
         resumed = "--resume" in command
-        child = subprocess.Popen(command, stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.PIPE, text=True, preexec_fn=_die_with_parent)
+        # its own process group (for killpg), and dead with this worker process however it ends
+        child = subprocess.Popen(launched(command), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                 start_new_session=True)
         try:
             _, stderr = child.communicate()
         finally:
