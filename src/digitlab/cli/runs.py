@@ -85,12 +85,10 @@ def compare(
     with contextlib.ExitStack() as stack:
         runner = None
         if cluster is not None:
-            from digitlab.cluster.connect import check_address, connected, import_ray
+            from digitlab.cluster.connect import connected
             from digitlab.cluster.sweep import runner_for
 
-            check_address(cluster)
-            import_ray()
-            resources = stack.enter_context(connected(cluster))
+            resources = stack.enter_context(connected(cluster))  # checks the address and Ray's install first
             err.print(f"Cluster {escape(cluster)}: {resources.get('CPU', 0):g} CPUs", highlight=False)
             runner = runner_for(out_dir, cpus_per_run=cpus_per_run, retries=retries, data_dir=data_dir)
         entries = run_all(names, sets, out=out_dir, data_dir=data_dir, limit=limit, seed=seed, on_result=show,

@@ -10,7 +10,6 @@ has one. A trial that fails for good has its run marked "failed", never left "tr
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import signal
 import subprocess
@@ -19,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from digitlab.errors import ClusterError
+from digitlab.lab.reproduce import train_argv
 from digitlab.runs import CONFIG_FILE, METRICS_FILE, STATUS_FILE, is_complete, read_json
 from digitlab.files import write_json
 
@@ -35,6 +35,11 @@ class Trial:
     seed: int
     folder: str
     extra: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, fields: dict) -> Trial:
+        """A Trial from its fields as a dict (Tune's config, `compare`'s trainings)."""
+        return cls(fields["model"], fields["dataset"], fields["seed"], fields["folder"], tuple(fields["extra"]))
 
 
 @dataclass(frozen=True)
@@ -59,13 +64,11 @@ def train_command(trial: Trial, data_dir: str | None) -> list[str]:
     for run in runs_in(folder):
         if not is_complete(run):
             if (run / CHECKPOINT).is_file():
-                command = [sys.executable, "-m", "digitlab", "train", "--resume", str(run)]
-                return command + (["--data-dir", data_dir] if data_dir else [])
+                return train_argv("--resume", str(run), data_dir=data_dir)
             write_json(run / STATUS_FILE, {"state": "failed", "error": "stopped before its first checkpoint; "
                                                                        "the retry started a new run"})
-    command = [sys.executable, "-m", "digitlab", "train", "--model", trial.model, "--dataset", trial.dataset,
-               "--seed", str(trial.seed), "--out", str(folder), *trial.extra]
-    return command + (["--data-dir", data_dir] if data_dir else [])
+    return train_argv("--model", trial.model, "--dataset", trial.dataset, "--seed", str(trial.seed),
+                      "--out", str(folder), *trial.extra, data_dir=data_dir)
 
 
 # The training's first step, before it becomes `digitlab train` (os.execv): ask Linux for SIGKILL
@@ -88,7 +91,7 @@ def run_trial(config: dict) -> None:
     import ray
     from ray import tune
 
-    trial = Trial(**{**config["trial"], "extra": tuple(config["trial"]["extra"])})
+    trial = Trial.of(config["trial"])
     folder = Path(trial.folder)
     done = [r for r in runs_in(folder) if is_complete(r)]
     resumed = False
@@ -130,20 +133,19 @@ def sweep(trials: list[Trial], *, cpus_per_run: float = 1, retries: int = 2, dat
     results = tuner.fit()
     by_folder = {}
     for result in results:
-        trial = result.config["trial"]
+        trial = Trial.of(result.config["trial"])
         if result.error is None and result.metrics.get("run"):
-            by_folder[trial["folder"]] = Outcome(Trial(**{**trial, "extra": tuple(trial["extra"])}),
-                                                 result.metrics["run"], None, result.metrics.get("node"),
-                                                 bool(result.metrics.get("resumed")))
+            by_folder[trial.folder] = Outcome(trial, result.metrics["run"], None, result.metrics.get("node"),
+                                              bool(result.metrics.get("resumed")))
         else:
             error = str(result.error or "no result").strip().splitlines()
-            by_folder[trial["folder"]] = Outcome(trial, None, error[-1][:300] if error else "failed", None)
+            by_folder[trial.folder] = Outcome(trial, None, error[-1][:300] if error else "failed", None)
     outcomes = []
     for trial in trials:
         outcome = by_folder.get(trial.folder) or Outcome(trial, None, "the trial never ran", None)
         if outcome.run is None:
             mark_failed(Path(trial.folder), outcome.error)
-        outcomes.append(dataclasses.replace(outcome, trial=trial))
+        outcomes.append(outcome)
     return outcomes
 
 
@@ -159,7 +161,7 @@ def runner_for(out: str | os.PathLike, *, cpus_per_run: float, retries: int, dat
     or its error."""
 
     def run(trainings: list[dict]) -> list[tuple[str | None, str | None]]:
-        trials = [Trial(t["model"], t["dataset"], t["seed"], t["folder"], tuple(t["extra"])) for t in trainings]
+        trials = [Trial.of(t) for t in trainings]
         outcomes = sweep(trials, cpus_per_run=cpus_per_run, retries=retries,
                          data_dir=str(data_dir) if data_dir else None, storage=Path(out) / ".tune")
         return [(o.run, o.error) for o in outcomes]

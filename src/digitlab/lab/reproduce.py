@@ -86,15 +86,19 @@ def reproduce(
 
 def train_in_subprocess(name: str, seed: int, out: Path, data_dir, extra: tuple[str, ...] = ()) -> dict:
     """`digitlab train` in a child process (so each preset gets its own backend); its metrics."""
-    command = [sys.executable, "-m", "digitlab", "train", "--model", name, "--seed", str(seed), "--out", str(out), *extra]
-    if data_dir is not None:
-        command += ["--data-dir", str(data_dir)]
+    command = train_argv("--model", name, "--seed", str(seed), "--out", str(out), *extra, data_dir=data_dir)
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-5:])
         raise DigitlabError(f"training {name} {' '.join(extra)} (seed {seed}) failed with exit code "
                             f"{done.returncode}:\n{tail}")
     return read_json(latest_run(out) / METRICS_FILE)
+
+
+def train_argv(*args: str, data_dir=None) -> list[str]:
+    """The command line of `digitlab train ARGS` in a child process of this Python (with
+    `--data-dir` when one is given)."""
+    return [sys.executable, "-m", "digitlab", "train", *args, *(["--data-dir", str(data_dir)] if data_dir is not None else [])]
 
 
 def markdown_table(results: list[Reproduction]) -> str:
