@@ -258,8 +258,9 @@ def test_cnn_trains_on_tensorflow_in_the_precision_fastest_here(tmp_path):
     assert done.returncode == 0, done.stderr
     again = json.loads(done.stdout)
     assert again["compute_precision"] == precision and abs(again["test_accuracy"] - metrics["test_accuracy"]) <= 2e-4
-    done = run_cli("evaluate", str(run), "--precision", "float32", env={"KERAS_BACKEND": "tensorflow"})
-    assert done.returncode == 0 and "in mixed bfloat16" not in done.stdout, done.stdout
+    if precision == "mixed_bfloat16":  # else it trained in float32 and the evaluation above was in float32
+        done = run_cli("evaluate", str(run), "--precision", "float32", env={"KERAS_BACKEND": "tensorflow"})
+        assert done.returncode == 0 and "in mixed bfloat16" not in done.stdout, done.stdout
 
 
 @pytest.mark.slow
@@ -275,17 +276,6 @@ def test_keras_fit_on_tensorflow_trains_on_distorted_copies_without_log_noise(tm
     assert json.loads((run / "status.json").read_text())["backend"] == "tensorflow"
     assert json.loads((run / "config.json").read_text())["augment"] == "affine"
     assert json.loads((run / "metrics.json").read_text())["test_accuracy"] > 0.8
-
-
-@pytest.mark.slow
-def test_reproduce_compares_with_the_tutorial(tmp_path):
-    table = tmp_path / "table.md"
-    done = run_cli("reproduce", "--presets", "softmax", "--seeds", "2", "--out", str(tmp_path / "runs"), "--markdown", str(table))
-    assert done.returncode == 0, done.stderr
-    row = table.read_text().splitlines()[2]
-    assert row.startswith("| softmax | sgd lr 0.5, batch 128, 10 epochs") and "n=2" in row
-    got = float(re.search(r"\| (\d+\.\d+)% ±", row).group(1))
-    assert 90 < got < 94 and row.endswith("| yes |")
 
 
 @pytest.mark.slow
@@ -321,9 +311,9 @@ def test_kernel_and_time_to_accuracy_benchmarks_smoke_run():
 def test_whole_run_benchmark_smoke_run():
     """benchmarks/whole_run.py keeps working (both stacks train and report); timings never asserted."""
     env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"} | {"DIGITLAB_DATA": str(DATA_DIR)}
-    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "whole_run.py"), "--quick"],
-                          capture_output=True, text=True, timeout=900, env=env)
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "whole_run.py"), "--quick",
+                           "--engines", "digitlab,tensorflow"], capture_output=True, text=True, timeout=900, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     rows = [line for line in done.stdout.splitlines() if line.startswith(("digitlab", "tensorflow"))]
-    assert [r.split("  ")[0] for r in rows] == ["digitlab", "digitlab --no-plots", "tensorflow"], done.stdout
+    assert [r.split("  ")[0] for r in rows] == ["digitlab", "tensorflow"], done.stdout
     assert all(re.search(r"\d\d\.\d\d%", r) for r in rows), done.stdout  # each run's test accuracy

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import subprocess
 import threading
 import time
@@ -134,11 +135,36 @@ def test_a_node_lost_mid_job_loses_and_repeats_no_row(cluster, scans, local_rows
     assert_same_rows(rows(out), local_rows)
 
 
-def test_compare_on_the_cluster_runs_its_trainings_on_both_nodes_as_a_local_compare(cluster, tmp_path):
-    """`digitlab compare --cluster`: each training a Tune trial on a worker node, the leaderboard
-    and run folders as a local `compare` writes them, with the same accuracies (same seed)."""
+def trial_nodes(storage: Path) -> set[str]:
+    """The Ray nodes that finished the trials of the sweeps stored under `storage`."""
+    return {json.loads(line)["node"] for f in storage.glob("sweep-*/*/result.json") for line in open(f) if line.strip()}
+
+
+def test_reproduce_on_the_cluster_runs_its_seeds_on_both_nodes_as_a_local_reproduce(cluster, tmp_path):
+    """`digitlab reproduce --seeds 2 --cluster`: each seed a Tune trial on a worker node, the same
+    table as a local reproduce (same seeds, same accuracies), and the tutorial's claim met."""
     local, _ = cluster
-    args = ["compare", "--models", "softmax,random-forest", "--limit", "1500"]  # a network and a classic model
+    tables = {where: tmp_path / f"{where}.md" for where in ("here", "there")}
+    args = ["reproduce", "--presets", "softmax", "--seeds", "2"]
+    here = run_cli(*args, "--out", str(tmp_path / "here"), "--markdown", str(tables["here"]))
+    there = run_cli(*args, "--out", str(tmp_path / "there"), "--markdown", str(tables["there"]),
+                    "--cluster", local.address)
+    assert here.returncode == 0, here.stderr
+    assert there.returncode == 0, there.stderr
+    assert "Cluster" in there.stderr and "2 CPUs" in there.stderr
+    row = tables["here"].read_text().splitlines()[2]
+    assert row.startswith("| softmax | sgd lr 0.5, batch 128, 10 epochs") and "n=2" in row
+    got = float(re.search(r"\| (\d+\.\d+)% ±", row).group(1))
+    assert 90 < got < 94 and row.endswith("| yes |")
+    assert tables["there"].read_text() == tables["here"].read_text()
+    assert len(trial_nodes(tmp_path / "there" / ".tune")) == 2  # both worker nodes, none on the head (0 CPUs)
+
+
+def test_compare_on_the_cluster_writes_the_leaderboard_of_a_local_compare(cluster, tmp_path):
+    """`digitlab compare --cluster`: the leaderboard and run folders a local `compare` writes, with
+    the same accuracies (same seed). Two classic models: quick; the networks are trained above."""
+    local, _ = cluster
+    args = ["compare", "--models", "random-forest,naive-bayes", "--limit", "1500"]
     here = run_cli(*args, "--out", str(tmp_path / "here"))
     there = run_cli(*args, "--out", str(tmp_path / "there"), "--cluster", local.address)
     assert here.returncode == 0, here.stderr
@@ -146,9 +172,7 @@ def test_compare_on_the_cluster_runs_its_trainings_on_both_nodes_as_a_local_comp
     (board_here,), (board_there,) = (list((tmp_path / w).glob("*/leaderboard.csv")) for w in ("here", "there"))
     accuracy = [{r["model"]: r["test_accuracy"] for r in csv.DictReader(open(b))} for b in (board_here, board_there)]
     assert accuracy[0] == accuracy[1] and len(accuracy[0]) == 2
-    nodes = {json.loads(line)["node"] for f in (tmp_path / "there").glob(".tune/sweep/*/result.json")
-             for line in open(f) if line.strip()}
-    assert len(nodes) == 2, nodes  # the trials ran on both worker nodes, none on the head (0 CPUs)
+    assert trial_nodes(tmp_path / "there" / ".tune")
 
 
 def test_a_node_lost_mid_training_resumes_the_trial_and_leaves_one_complete_run(cluster, tmp_path):

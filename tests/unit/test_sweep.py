@@ -47,11 +47,26 @@ def test_a_retry_of_a_run_killed_before_its_first_checkpoint_starts_anew_and_mar
 def test_a_trial_given_up_leaves_no_run_training_and_complete_ones_untouched(tmp_path):
     done = a_run(tmp_path / "t", "a", "complete")
     stuck = a_run(tmp_path / "t", "b", "training", checkpoint=True)
-    mark_failed(tmp_path / "t", "node lost 3 times")
+    mark_failed(Trial("mlp", "mnist", 0, str(tmp_path / "t")), "node lost 3 times")
     assert read_json(done / STATUS_FILE)["state"] == "complete"
     status = read_json(stuck / STATUS_FILE)
     assert status["state"] == "failed" and "node lost 3 times" in status["error"]
     assert runs_in(tmp_path / "nowhere") == []
+
+
+def test_runs_from_before_the_sweep_are_not_the_trials(tmp_path):
+    """An earlier reproduce's runs in the same folder: neither reported, resumed nor marked failed."""
+    old_done = a_run(tmp_path / "t", "a", "complete")
+    old_stuck = a_run(tmp_path / "t", "b", "training", checkpoint=True)
+    trial = Trial("mlp", "mnist", 0, str(tmp_path / "t"), earlier=("a", "b"))
+    assert trial.runs() == []
+    assert "--resume" not in train_command(trial, None)
+    mark_failed(trial, "gave up")
+    assert read_json(old_stuck / STATUS_FILE)["state"] == "training"
+    assert read_json(old_done / STATUS_FILE)["state"] == "complete"
+    mine = a_run(tmp_path / "t", "c", "training", checkpoint=True)
+    assert trial.runs() == [mine] and train_command(trial, None)[-2:] == ["--resume", str(mine)]
+    assert Trial.of({**trial.__dict__, "extra": []}) == trial
 
 
 def test_the_training_process_dies_when_its_trials_process_is_killed(tmp_path):
@@ -83,3 +98,38 @@ def test_the_training_process_dies_when_its_trials_process_is_killed(tmp_path):
         time.sleep(0.05)
     os.kill(child, signal.SIGKILL)
     raise AssertionError("the child outlived its parent")
+
+
+def finished_run(folder, accuracy):
+    """A complete run folder as `digitlab train` leaves it, as far as reproduce reads it."""
+    run = a_run(folder, "20261204-000000-softmax", "complete")
+    write_json(run / "metrics.json", {"test_accuracy": accuracy, "train_seconds": 3.0})
+    return str(run)
+
+
+def test_reproduce_on_a_runner_measures_the_seeds_that_finished_and_names_the_rest(tmp_path):
+    """What `reproduce --cluster` hands to the sweep and makes of its outcomes (no cluster needed)."""
+    from digitlab.lab.reproduce import reproduce
+
+    asked = []
+
+    def runner(trainings):
+        asked.extend(trainings)
+        return [(finished_run(tmp_path / "runs" / "s0", 0.92), None), (None, "node lost 3 times"),
+                (finished_run(tmp_path / "runs" / "s2", 0.93), None)]
+
+    shown, failures = [], []
+    rows = reproduce(["softmax"], 3, tmp_path / "out", on_result=shown.append, runner=runner, failures=failures)
+    assert [(t["model"], t["dataset"], t["seed"]) for t in asked] == [("softmax", "mnist", s) for s in range(3)]
+    assert [t["folder"] for t in asked] == [str(tmp_path / "out" / f"softmax-seed{s}") for s in range(3)]
+    assert [r.values for r in rows] == [[0.92, 0.93]] and shown == rows
+    assert failures == ["softmax (seed 1): node lost 3 times"]
+
+
+def test_reproduce_with_every_seed_failed_has_no_row_but_each_failure(tmp_path):
+    from digitlab.lab.reproduce import reproduce
+
+    failures = []
+    rows = reproduce(["softmax", "mlp"], 1, tmp_path, runner=lambda ts: [(None, "no room")] * len(ts),
+                     failures=failures)
+    assert rows == [] and failures == ["softmax (seed 0): no room", "mlp (seed 0): no room"]

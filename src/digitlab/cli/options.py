@@ -68,6 +68,13 @@ DataDirOption = typer.Option(
     None, "--data-dir", help="Folder with the data set's IDX files (<dir>/<dataset>/...); also $DIGITLAB_DATA."
 )
 
+# A sweep on a Ray cluster (compare, reproduce): each training a Ray Tune trial.
+ClusterOption = typer.Option(None, help="Train on a Ray cluster, each training a Ray Tune trial: auto, HOST:PORT, "
+                             "ray://HOST:PORT or local:N. --out must be on storage every node sees.")
+CpusPerRunOption = typer.Option(1, min=0.01, help="With --cluster: CPUs each training reserves.")
+RetriesOption = typer.Option(2, min=0, help="With --cluster: times a failed training is tried again (resumed from "
+                             "its last checkpoint when it has one).")
+
 
 def names(value: str, kind: str, choices) -> list[str]:
     names = [n.strip() for n in value.split(",") if n.strip()]

@@ -6,6 +6,7 @@ Each imports the library it calls in its body, as `digitlab.cli.main` explains.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import socket
@@ -17,7 +18,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from digitlab.cli.options import (
-    DataDirOption, ModelOption, RunsOption, ThresholdOption, TrustOption, choice, dataset_arg, err, out,
+    ClusterOption, CpusPerRunOption, DataDirOption, ModelOption, RetriesOption, RunsOption, ThresholdOption,
+    TrustOption, choice, dataset_arg, err, out,
 )
 from digitlab.cli.options import names as split_names
 from digitlab.errors import ServeError
@@ -31,6 +33,9 @@ def reproduce(
     out_dir: Path = typer.Option(Path("runs/reproduce"), "--out", help="Where the runs go."),
     data_dir: Optional[Path] = DataDirOption,
     markdown: Optional[Path] = typer.Option(None, help="Also write the table as Markdown to this file."),
+    cluster: Optional[str] = ClusterOption,
+    cpus_per_run: float = CpusPerRunOption,
+    retries: int = RetriesOption,
 ) -> None:
     """Train every tutorial preset with its recipe and compare with what the tutorial reported."""
     from digitlab.lab.reproduce import markdown_table
@@ -49,11 +54,36 @@ def reproduce(
         table.add_row(r.preset, r.recipe, r.claim, f"{r.mean:.2%} ± {r.spread:.2%} {where}",
                       "[green]yes[/]" if r.meets else "[red]no[/]")
 
-    results = run_all(names, seeds, out_dir, data_dir, on_result=show)
+    failures: list[str] = []
+    with contextlib.ExitStack() as stack:
+        runner = sweep_runner(stack, cluster, out_dir, cpus_per_run, retries, data_dir)
+        results = run_all(names, seeds, out_dir, data_dir, on_result=show, runner=runner, failures=failures)
+    show_failures(failures)
     out.print(table)
     if markdown is not None:
         write_text(markdown, markdown_table(results) + "\n")
         out.print(f"Wrote {escape(str(markdown))}")
+    if failures:
+        raise typer.Exit(1)
+
+
+def sweep_runner(stack: contextlib.ExitStack, cluster: str | None, out_dir: Path, cpus_per_run: float, retries: int,
+                 data_dir: Path | None):
+    """With --cluster: connect (in `stack`) and return the runner of a Ray Tune sweep; else None
+    (the trainings run here, one after another)."""
+    if cluster is None:
+        return None
+    from digitlab.cluster.connect import connected
+    from digitlab.cluster.sweep import runner_for
+
+    resources = stack.enter_context(connected(cluster))  # checks the address and Ray's install first
+    err.print(f"Cluster {escape(cluster)}: {resources.get('CPU', 0):g} CPUs", highlight=False)
+    return runner_for(out_dir, cpus_per_run=cpus_per_run, retries=retries, data_dir=data_dir)
+
+
+def show_failures(failures: list[str]) -> None:
+    for failure in failures:
+        err.print(f"[red]failed:[/] {escape(failure)}", highlight=False, soft_wrap=True)
 
 
 def compare(
@@ -63,15 +93,11 @@ def compare(
     limit: Optional[int] = typer.Option(None, min=1, help="Train on only the first N training images."),
     seed: int = typer.Option(0, min=0, help="Seed of every run."),
     data_dir: Optional[Path] = DataDirOption,
-    cluster: Optional[str] = typer.Option(None, help="Train on a Ray cluster, each training a Ray Tune trial: auto, "
-                                          "HOST:PORT, ray://HOST:PORT or local:N. --out must be on storage every node sees."),
-    cpus_per_run: float = typer.Option(1, min=0.01, help="With --cluster: CPUs each training reserves."),
-    retries: int = typer.Option(2, min=0, help="With --cluster: times a failed training is tried again (resumed "
-                                "from its last checkpoint when it has one)."),
+    cluster: Optional[str] = ClusterOption,
+    cpus_per_run: float = CpusPerRunOption,
+    retries: int = RetriesOption,
 ) -> None:
     """Train each model on each data set; print a leaderboard and write it as Markdown, CSV and HTML."""
-    import contextlib
-
     from digitlab.lab.compare import COLUMNS, compare as run_all, row, write_leaderboard
 
     names = split_names(models, "preset", PRESETS)
@@ -83,18 +109,10 @@ def compare(
 
     failures: list[str] = []
     with contextlib.ExitStack() as stack:
-        runner = None
-        if cluster is not None:
-            from digitlab.cluster.connect import connected
-            from digitlab.cluster.sweep import runner_for
-
-            resources = stack.enter_context(connected(cluster))  # checks the address and Ray's install first
-            err.print(f"Cluster {escape(cluster)}: {resources.get('CPU', 0):g} CPUs", highlight=False)
-            runner = runner_for(out_dir, cpus_per_run=cpus_per_run, retries=retries, data_dir=data_dir)
+        runner = sweep_runner(stack, cluster, out_dir, cpus_per_run, retries, data_dir)
         entries = run_all(names, sets, out=out_dir, data_dir=data_dir, limit=limit, seed=seed, on_result=show,
                           runner=runner, failures=failures)
-    for failure in failures:
-        err.print(f"[red]failed:[/] {escape(failure)}", highlight=False, soft_wrap=True)
+    show_failures(failures)
     if not entries:
         raise typer.Exit(1)
     table = Table(title="Leaderboard")

@@ -14,7 +14,8 @@ import os
 import signal
 import subprocess
 import sys
-from dataclasses import asdict, dataclass
+import time
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from digitlab.errors import ClusterError
@@ -35,11 +36,17 @@ class Trial:
     seed: int
     folder: str
     extra: tuple[str, ...] = ()
+    earlier: tuple[str, ...] = ()  # runs in the folder before the sweep (an earlier reproduce's): not the trial's
 
     @classmethod
     def of(cls, fields: dict) -> Trial:
         """A Trial from its fields as a dict (Tune's config, `compare`'s trainings)."""
-        return cls(fields["model"], fields["dataset"], fields["seed"], fields["folder"], tuple(fields["extra"]))
+        return cls(fields["model"], fields["dataset"], fields["seed"], fields["folder"], tuple(fields["extra"]),
+                   tuple(fields.get("earlier", ())))
+
+    def runs(self) -> list[Path]:
+        """The trial's run folders: those its attempts made."""
+        return [run for run in runs_in(Path(self.folder)) if run.name not in self.earlier]
 
 
 @dataclass(frozen=True)
@@ -61,7 +68,7 @@ def train_command(trial: Trial, data_dir: str | None) -> list[str]:
     """The `digitlab train` this attempt runs: the trial's unfinished run resumed when it has a
     checkpoint; else a new run (an unfinished one without a checkpoint is marked failed first)."""
     folder = Path(trial.folder)
-    for run in runs_in(folder):
+    for run in trial.runs():
         if not is_complete(run):
             if (run / CHECKPOINT).is_file():
                 return train_argv("--resume", str(run), data_dir=data_dir)
@@ -93,7 +100,7 @@ def run_trial(config: dict) -> None:
 
     trial = Trial.of(config["trial"])
     folder = Path(trial.folder)
-    done = [r for r in runs_in(folder) if is_complete(r)]
+    done = [r for r in trial.runs() if is_complete(r)]
     resumed = False
     if not done:
         folder.mkdir(parents=True, exist_ok=True)
@@ -110,7 +117,7 @@ def run_trial(config: dict) -> None:
         if child.returncode != 0:
             tail = "\n".join(stderr.strip().splitlines()[-5:])
             raise RuntimeError(f"digitlab train exited with {child.returncode}: {tail}")
-        done = [r for r in runs_in(folder) if is_complete(r)]
+        done = [r for r in trial.runs() if is_complete(r)]
     metrics = read_json(done[-1] / METRICS_FILE)
     tune.report({"test_accuracy": float(metrics["test_accuracy"]), "run": str(done[-1]),
                  "node": ray.get_runtime_context().get_node_id(), "resumed": resumed})
@@ -123,11 +130,12 @@ def sweep(trials: list[Trial], *, cpus_per_run: float = 1, retries: int = 2, dat
 
     if len({t.folder for t in trials}) != len(trials):
         raise ClusterError("two trials of the sweep would write to the same folder.")
+    known = [replace(t, earlier=tuple(run.name for run in runs_in(Path(t.folder)))) for t in trials]
     tuner = tune.Tuner(
         tune.with_resources(run_trial, {"cpu": cpus_per_run}),
-        param_space={"trial": tune.grid_search([asdict(t) for t in trials]),
+        param_space={"trial": tune.grid_search([asdict(t) for t in known]),
                      "data_dir": str(data_dir) if data_dir else None},
-        run_config=tune.RunConfig(name="sweep", storage_path=str(storage.absolute()), verbose=0,
+        run_config=tune.RunConfig(name=time.strftime("sweep-%Y%m%d-%H%M%S"), storage_path=str(storage.absolute()), verbose=0,
                                   failure_config=tune.FailureConfig(max_failures=retries)),
     )
     results = tuner.fit()
@@ -141,17 +149,17 @@ def sweep(trials: list[Trial], *, cpus_per_run: float = 1, retries: int = 2, dat
             error = str(result.error or "no result").strip().splitlines()
             by_folder[trial.folder] = Outcome(trial, None, error[-1][:300] if error else "failed", None)
     outcomes = []
-    for trial in trials:
+    for trial, mine in zip(trials, known):
         outcome = by_folder.get(trial.folder) or Outcome(trial, None, "the trial never ran", None)
         if outcome.run is None:
-            mark_failed(Path(trial.folder), outcome.error)
-        outcomes.append(outcome)
+            mark_failed(mine, outcome.error)
+        outcomes.append(replace(outcome, trial=trial))
     return outcomes
 
 
-def mark_failed(folder: Path, error: str) -> None:
+def mark_failed(trial: Trial, error: str) -> None:
     """Every unfinished run of a trial that failed for good: "failed", with the reason."""
-    for run in runs_in(folder):
+    for run in trial.runs():
         if not is_complete(run):
             write_json(run / STATUS_FILE, {"state": "failed", "error": f"the sweep gave up on it: {error}"})
 

@@ -13,7 +13,7 @@ import csv
 import html
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -21,10 +21,10 @@ from pathlib import Path
 from digitlab.data.userdata import dataset_info
 from digitlab.files import atomic_write, write_text
 from digitlab.models import get_preset
-from digitlab.lab.reproduce import train_in_subprocess
+from digitlab.lab.reproduce import train_here
 from digitlab.reports.plots import plot_leaderboard
 from digitlab.reports.report import data_url
-from digitlab.runs import METRICS_FILE, dataset_label, latest_run, open_run, read_json
+from digitlab.runs import METRICS_FILE, dataset_label, open_run, read_json
 
 
 @dataclass
@@ -50,7 +50,7 @@ def compare(
     limit: int | None = None,
     seed: int = 0,
     on_result=None,
-    runner: Callable[[list[dict]], list[tuple[str | None, str | None]]] | None = None,
+    runner: Callable[[list[dict]], Iterable[tuple[str | None, str | None]]] | None = None,
     failures: list[str] | None = None,
 ) -> list[Entry]:
     """Train and test every model on every data set; the entries, best test accuracy first per data set.
@@ -69,7 +69,7 @@ def compare(
     trainings = [{"model": name, "dataset": dataset, "seed": seed, "extra": extra,
                   "folder": str(out / f"{name}-{dataset_label(dataset)}")} for dataset in datasets for name in models]
     if runner is None:
-        runner = partial(_train_here, data_dir=data_dir)
+        runner = partial(train_here, data_dir=data_dir)
     entries = []
     for training, (run_folder, error) in zip(trainings, runner(trainings)):
         if run_folder is None:
@@ -84,14 +84,6 @@ def compare(
         if on_result is not None:
             on_result(entry)
     return sorted(entries, key=lambda e: (datasets.index(e.dataset), -e.test_accuracy))
-
-
-def _train_here(trainings: list[dict], data_dir) -> Iterator[tuple[str, None]]:
-    """Each training in turn, in a `digitlab train` process of its own; a failure raises."""
-    for t in trainings:
-        folder = Path(t["folder"])
-        train_in_subprocess(t["model"], t["seed"], folder, data_dir, ("--dataset", t["dataset"], *t["extra"]))
-        yield str(latest_run(folder)), None
 
 
 COLUMNS = ("model", "dataset", "test accuracy", "training s", "prediction ms / 1,000 images", "size on disk",

@@ -10,7 +10,9 @@ import os
 import statistics
 import subprocess
 import sys
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from digitlab.errors import ConfigError, DigitlabError
@@ -63,25 +65,48 @@ def reproduce(
     out: str | os.PathLike = "runs/reproduce",
     data_dir: str | os.PathLike | None = None,
     on_result=None,
+    *,
+    runner: Callable[[list[dict]], Iterable[tuple[str | None, str | None]]] | None = None,
+    failures: list[str] | None = None,
 ) -> list[Reproduction]:
-    """Train each preset `seeds` times (seeds 0..n-1) and compare with what its tutorial reported."""
+    """Train each preset `seeds` times (seeds 0..n-1) and compare with what its tutorial reported.
+
+    The trainings are dicts as `digitlab.lab.compare` makes them. By default they run here one
+    after another and a failure stops the reproduction; a `runner` (`digitlab.cluster.sweep`) runs
+    them all and returns for each its run folder or why it failed: a failure is added to `failures`
+    and its preset is measured on the seeds that finished."""
+    failures = [] if failures is None else failures
     names = presets or [name for name, p in PRESETS.items() if p.claim is not None]
     for name in names:
         if get_preset(name).claim is None:  # also rejects unknown names, before training anything
             raise ConfigError(f"{name} is not a tutorial's network: there is no claim to reproduce.")
-    results = []
+    trainings = [{"model": name, "dataset": "mnist", "seed": seed, "extra": (),
+                  "folder": str(Path(out) / f"{name}-seed{seed}")} for name in names for seed in range(seeds)]
+    rows = {}
     for name in names:
         claim = get_preset(name).claim
-        row = Reproduction(name, recipe_text(name), claim.text, claim.metric, claim.threshold, [], [])
-        for seed in range(seeds):
-            metrics = train_in_subprocess(name, seed, Path(out) / f"{name}-seed{seed}", data_dir)
-            key = claim.metric if claim.metric in metrics else f"final_{claim.metric}"
+        rows[name] = Reproduction(name, recipe_text(name), claim.text, claim.metric, claim.threshold, [], [])
+    runner = runner or partial(train_here, data_dir=data_dir)
+    for training, (run, error) in zip(trainings, runner(trainings)):
+        row = rows[training["model"]]
+        if run is None:
+            failures.append(f"{row.preset} (seed {training['seed']}): {error}")
+        else:
+            metrics = read_json(Path(run) / METRICS_FILE)
+            key = row.metric if row.metric in metrics else f"final_{row.metric}"
             row.values.append(float(metrics[key]))
             row.seconds.append(float(metrics["train_seconds"]))
-        results.append(row)
-        if on_result is not None:
+        if training["seed"] == seeds - 1 and row.values and on_result is not None:
             on_result(row)
-    return results
+    return [row for row in rows.values() if row.values]
+
+
+def train_here(trainings: list[dict], data_dir) -> Iterator[tuple[str, None]]:
+    """Each training in turn, in a `digitlab train` process of its own; a failure raises."""
+    for t in trainings:
+        folder = Path(t["folder"])
+        train_in_subprocess(t["model"], t["seed"], folder, data_dir, ("--dataset", t["dataset"], *t["extra"]))
+        yield str(latest_run(folder)), None
 
 
 def train_in_subprocess(name: str, seed: int, out: Path, data_dir, extra: tuple[str, ...] = ()) -> dict:
