@@ -12,27 +12,34 @@ reader, MNIST test digits as 28 x 28 PNG files). In each round, interleaved with
 runs, the baseline: the same files through `Recognizer.predict_iter` in one local process, as
 `digitlab predict --csv --workers 1` runs them. Efficiency is T1 / (N * TN).
 
-The model. For n images on N workers, T(N, n) = F + n (s + p / N): F the fixed cost of a job
-(planning, first tasks), s the serial cost per image (on the driver: Ray Data's scheduling of
-the blocks, the rows coming back, the one writer), p the cost per image that the workers share.
-Two job sizes give F and the per-image slope at N = 1 and 2; the two slopes give s and p. Ideal
-is the local one-process work spread over N: n W / N. The driver's writer alone (rows to CSV,
-no cluster) is timed too, to show how much of s it is.
+The model. For n images on N workers, T(N, n) = F + n max(d, w / N): F the fixed cost of a job
+(planning, first tasks), w a worker's time per image (two job sizes on one worker give F and
+w), d the driver's CPU time per image (Ray Data's executor, the rows coming back, the one
+writer; measured with getrusage around each job). The stages stream, so the slower sets the
+pace: the driver, one process, caps a job at 1/d images/s however many workers there are. Ideal
+is the local one-process work spread over N: n W / N. The model is checked against the measured
+2 workers (on this 2-core machine they share the cores with the driver and Ray's own processes).
 
 Sweeps (`digitlab.cluster.sweep`, what `compare --cluster` and `reproduce --cluster` run): K
 trainings of the MLP on part of MNIST, on 1 and 2 nodes; the wall time against the ideal,
 sum(train_seconds) / N. The overhead of a trial (its `digitlab train` process starting, loading
-data, compiling; Tune's scheduling) is o = (wall on 1 node - F_tune) / K - mean train_seconds,
-and Tune's own cost per trial c is timed with K trials that do nothing. Predicted:
-wall(N, K) = F_tune + K c + ceil(K / N) (t + o), against K t / N.
+data, compiling) is o, from the wall time on 1 node less Tune's costs and the trainings,
+and Tune's own costs are timed with sweeps of trials that do nothing (4 and 16, on 1 and 2
+workers): a fixed part F, a serial part cs a trial (the driver) and a part cp a trial that the
+workers share. Predicted: wall(N, K) = F + K cs + ceil(K / N) (t + o + cp), against K t / N.
+One training over processes (`digitlab train --coordinator`, Keras' DataParallel on JAX): the
+MLP as `digitlab train` runs it (its compiled loop), through DataParallel in one process, and in
+two processes meeting on 127.0.0.1; wall time of the whole and the run's train_seconds.
 Timings are printed, never asserted.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -60,6 +67,12 @@ def timed(work) -> float:
     start = time.perf_counter()
     work()
     return time.perf_counter() - start
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process (all its threads) so far: the driver's share of a job."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def predict_local(recognizer, paths: list[str]) -> None:
@@ -106,6 +119,7 @@ def batch_scaling(args, recognizer, paths: list[str]) -> dict:
 
     small = paths[: len(paths) // 4]
     times: dict[tuple, list[float]] = {}
+    driver: dict[tuple, list[float]] = {}  # the driver's CPU seconds in each run
     latency = {}
     with tempfile.TemporaryDirectory() as tmp:
         for nodes in (1, 2):
@@ -121,7 +135,9 @@ def batch_scaling(args, recognizer, paths: list[str]) -> dict:
                                        lambda: predict_cluster(recognizer, paths, Path(tmp) / "big.csv")),
                                       (("cluster", nodes, len(small)),
                                        lambda: predict_cluster(recognizer, small, Path(tmp) / "small.csv"))):
+                        cpu = cpu_seconds()
                         times.setdefault(key, []).append(timed(work))
+                        driver.setdefault(key, []).append(cpu_seconds() - cpu)
                     print(f"  {nodes} node(s), round {r + 1}: " + ", ".join(
                         f"{k[0]}{'' if len(k) == 2 else f' {k[2]:,}'} {v[-1]:.1f} s" for k, v in times.items()
                         if k[1] == nodes), flush=True)
@@ -131,13 +147,17 @@ def batch_scaling(args, recognizer, paths: list[str]) -> dict:
     med = {k: statistics.median(v) for k, v in times.items()}
     n, m = len(paths), len(small)
     local = statistics.median(times[("local", 1)] + times[("local", 2)])
-    W = local / n
-    slope = {N: (med[("cluster", N, n)] - med[("cluster", N, m)]) / (n - m) for N in (1, 2)}
-    F = statistics.median([med[("cluster", N, n)] - slope[N] * n for N in (1, 2)])
-    p = 2 * (slope[1] - slope[2])
-    s = slope[1] - p
-    return {"n": n, "local": local, "W": W, "med": med, "slope": slope, "F": F, "s": s, "p": p,
+    slope = (med[("cluster", 1, n)] - med[("cluster", 1, m)]) / (n - m)  # one worker: its time per image
+    return {"n": n, "local": local, "W": local / n, "med": med, "w": slope,
+            "F": med[("cluster", 1, n)] - slope * n,
+            "d": statistics.median(driver[("cluster", 1, n)] + driver[("cluster", 2, n)]) / n,
             "D": writer_only(recognizer, paths), "latency": latency}
+
+
+def predicted(b: dict, workers: int, n: float) -> float:
+    """T(N) = F + n max(d, w / N): the stages stream, so the slower of the driver (d a image, one
+    process) and the N workers (w a image each) sets the pace."""
+    return b["F"] + n * max(b["d"], b["w"] / workers)
 
 
 def print_batch(b: dict) -> None:
@@ -148,42 +168,52 @@ def print_batch(b: dict) -> None:
     for N in (1, 2):
         tN = med[("cluster", N, n)]
         print(f"  cluster, {N} worker(s):      {tN:6.1f} s  {n / tN:8,.0f} images/s  "
-              f"{n / tN / (n / b['local']):.2f}x the baseline, efficiency T1/(N TN) {t1 / (N * tN):.2f}")
+              f"{n / tN / (n / b['local']):.2f}x the baseline, efficiency T1/(N TN) {t1 / (N * tN):.2f}, "
+              f"model {predicted(b, N, n):.1f} s")
     lat = b["latency"]
     print(f"\nOverheads measured: a task's round trip {lat['round trip'] * 1e3:.1f} ms, "
           f"{lat['burst rate']:,.0f} tasks/s at once;")
-    print(f"  job fixed cost F {b['F']:.2f} s; per image: work W {b['W'] * 1e6:.0f} us (local), on the cluster "
-          f"{b['slope'][1] * 1e6:.0f} us on 1 worker, {b['slope'][2] * 1e6:.0f} us on 2;")
-    print(f"  serial s {b['s'] * 1e6:.0f} us/image (of which the driver's CSV writer {b['D'] * 1e6:.1f} us), "
-          f"shared p {b['p'] * 1e6:.0f} us/image.")
-    s = max(b["s"], b["D"])  # a noisy fit can give less than the writer alone, which is certainly serial
-    print("\nPredicted, 1,000,000 images: T(N) = F + n (s + p / N) against the ideal n W / N")
+    print(f"  job fixed cost F {b['F']:.2f} s; per image: the work W {b['W'] * 1e6:.0f} us (local, one process), "
+          f"a worker w {b['w'] * 1e6:.0f} us (its tasks, Ray's scheduling, the rows' transfer);")
+    print(f"  the driver d {b['d'] * 1e6:.0f} us of CPU (Ray Data's executor, the rows, the writer; the writer "
+          f"alone {b['D'] * 1e6:.1f} us): at most {1 / b['d']:,.0f} images/s, whatever the workers.")
+    print("\nPredicted, 1,000,000 images: T(N) = F + n max(d, w / N) against the ideal n W / N")
     print("  workers   predicted s   ideal s   overhead")
     for N in (1, 2) + WORKERS:
-        t = b["F"] + 1e6 * (s + b["p"] / N)
+        t = predicted(b, N, 1e6)
         ideal = 1e6 * b["W"] / N
         print(f"  {N:7d}   {t:11.1f}   {ideal:7.1f}   {1 - ideal / t:8.0%}")
 
 
+def empty_sweep(trials: int, storage: str) -> float:
+    """Seconds for Tune to run `trials` trials that do nothing (one CPU each)."""
+    from ray import tune
+
+    start = time.perf_counter()
+    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):  # Tune's table, even at verbose=0
+        tune.Tuner(tune.with_resources(lambda config: tune.report({"x": 1}), {"cpu": 1}),
+                   param_space={"i": tune.grid_search(list(range(trials)))},
+                   tune_config=tune.TuneConfig(reuse_actors=True),  # as digitlab.cluster.sweep runs them
+                   run_config=tune.RunConfig(storage_path=storage, verbose=0)).fit()
+    return time.perf_counter() - start
+
+
 def sweep_scaling(args) -> dict:
     import ray
-    from ray import tune
 
     from digitlab.cluster.sweep import Trial, sweep
     from digitlab.runs import METRICS_FILE, read_json
 
     extra = ("--no-plots", "--limit", str(args.limit), "--epochs", str(args.epochs))
-    out: dict = {"wall": {}, "train": {}, "noop": {}}
+    out: dict = {"wall": {}, "train": {}, "empty": {}}
+    sizes = (args.empty_trials // 4, args.empty_trials)
     with tempfile.TemporaryDirectory() as tmp:
         for nodes in (1, 2):
             cluster = local_cluster(nodes)
             ray.init(address=cluster.address, log_to_driver=False, configure_logging=False)
             try:
-                start = time.perf_counter()
-                tune.Tuner(tune.with_resources(lambda config: tune.report({"x": 1}), {"cpu": 1}),
-                           param_space={"i": tune.grid_search(list(range(args.noop_trials)))},
-                           run_config=tune.RunConfig(storage_path=f"{tmp}/noop{nodes}", verbose=0)).fit()
-                out["noop"][nodes] = time.perf_counter() - start
+                for k in sizes:
+                    out["empty"][nodes, k] = empty_sweep(k, f"{tmp}/empty{nodes}-{k}")
                 trials = [Trial("mlp", "mnist", seed, f"{tmp}/n{nodes}/mlp-seed{seed}", extra)
                           for seed in range(args.trials)]
                 start = time.perf_counter()
@@ -194,33 +224,87 @@ def sweep_scaling(args) -> dict:
             finally:
                 ray.shutdown()
                 cluster.shutdown()
-            print(f"  {nodes} node(s): {args.trials} trainings in {out['wall'][nodes]:.1f} s, "
-                  f"{args.noop_trials} empty trials in {out['noop'][nodes]:.1f} s", flush=True)
+            print(f"  {nodes} node(s): {args.trials} trainings in {out['wall'][nodes]:.1f} s; empty trials: " +
+                  ", ".join(f"{k} in {out['empty'][nodes, k]:.1f} s" for k in sizes), flush=True)
     return out
 
 
 def print_sweep(sw: dict, args) -> None:
+    import numpy as np
+
     K = args.trials
     print(f"\nSweeps: {K} trainings of the MLP ({args.limit:,} images, {args.epochs} epochs, --no-plots)")
     for N in (1, 2):
         ideal = sum(sw["train"][N]) / N
         print(f"  {N} worker(s): wall {sw['wall'][N]:6.1f} s, ideal sum(train_seconds)/N {ideal:5.1f} s, "
               f"overhead {1 - ideal / sw['wall'][N]:.0%}")
-    # Tune's own cost: K_noop empty trials on 2 nodes take F_tune + K_noop c (they need no CPU time)
-    c = sw["noop"][2] / args.noop_trials
-    F_tune = min(sw["noop"].values()) / 2  # half the empty sweep as its fixed part: a rough split
+    # Tune's own costs, from the empty sweeps: T = F + k cs + (k / N) cp (a fixed part, a serial
+    # part per trial on the driver, a part per trial the workers share), least squares
+    keys = list(sw["empty"])
+    A = np.array([[1.0, k, k / N] for N, k in keys])
+    F, cs, cp = np.linalg.lstsq(A, np.array([sw["empty"][key] for key in keys]), rcond=None)[0]
+    cs, cp = max(cs, 0.0), max(cp, 0.0)  # a cost below zero is the machine's noise
     t = statistics.fmean(sw["train"][1])
-    o = max(0.0, (sw["wall"][1] - F_tune) / K - t - c)
-    print(f"  per trial: training {t:.1f} s, process start, data and compile o = {o:.1f} s, "
-          f"Tune's scheduling c = {c:.2f} s")
-    print("\nPredicted sweeps, 4 trials a worker: wall = F + K c + ceil(K/N) (t + o) against K t / N")
-    print("  workers   trials   training t   predicted s   ideal s   overhead")
+    o = (sw["wall"][1] - F - K * cs) / K - cp - t  # one worker: the trials one after another
+    print(f"  Tune, empty trials: fixed F {F:.1f} s, serial {cs:.2f} s a trial, shared {cp:.2f} s a trial")
+    print(f"  per trial: training {t:.1f} s (train_seconds), and o = {o:.1f} s to start `digitlab train`, "
+          "load the data and compile")
+    wall2 = F + K * cs + math.ceil(K / 2) * (t + o + cp)
+    print(f"  the model on 2 workers: {wall2:.1f} s predicted, {sw['wall'][2]:.1f} s measured")
+    print("\nPredicted sweeps, 4 trials a worker: wall = F + K cs + ceil(K/N) (t + o + cp) against K t / N")
+    print("  workers   trials             training t   predicted s   ideal s   overhead")
     for t_train, label in ((t, "this MLP"), (300.0, "300 s (a CNN recipe)")):
         for N in (1, 2) + WORKERS:
             trials = 4 * N
-            wall = F_tune + trials * c + math.ceil(trials / N) * (t_train + o)
+            wall = F + trials * cs + math.ceil(trials / N) * (t_train + o + cp)
             ideal = trials * t_train / N
-            print(f"  {N:7d}   {trials:6d}   {label:>20s}   {wall:9.1f}   {ideal:7.1f}   {1 - ideal / wall:8.0%}")
+            print(f"  {N:7d}   {trials:6d}   {label:>20s}   {wall:11.1f}   {ideal:7.1f}   {1 - ideal / wall:8.0%}")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def train_processes(args, out: Path, processes: int | None) -> tuple[float, float]:
+    """(wall seconds, the run's train_seconds) of one `digitlab train` of the MLP: as it is
+    (processes None), or spread over `processes` processes with --coordinator."""
+    import json
+    import subprocess
+
+    command = [sys.executable, "-m", "digitlab", "train", "--model", "mlp", "--limit", str(args.train_limit),
+               "--epochs", str(args.epochs), "--no-plots"] + (["--data-dir", args.data_dir] if args.data_dir else [])
+    port = free_port()
+    start = time.perf_counter()
+    if processes is None:
+        children = [subprocess.Popen([*command, "--out", str(out / "0")], stdout=subprocess.DEVNULL)]
+    else:
+        children = [subprocess.Popen([*command, "--out", str(out / str(i)), "--coordinator", f"127.0.0.1:{port}",
+                                      "--num-processes", str(processes), "--process-id", str(i)],
+                                     stdout=subprocess.DEVNULL) for i in range(processes)]
+    assert all(child.wait() == 0 for child in children)
+    wall = time.perf_counter() - start
+    (run,) = list((out / "0").iterdir())
+    return wall, json.loads((run / "metrics.json").read_text())["train_seconds"]
+
+
+def print_data_parallel(args) -> None:
+    """The default MLP trained as it is, on one process through DataParallel, and on two."""
+    ways = {"digitlab train (compiled loop)": None, "--coordinator, 1 process (Keras fit)": 1,
+            "--coordinator, 2 processes": 2}
+    got: dict[str, list[tuple[float, float]]] = {k: [] for k in ways}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.rounds):
+            for k, (name, processes) in enumerate(ways.items()):
+                got[name].append(train_processes(args, Path(tmp) / f"{r}-{k}", processes))
+    print(f"\nOne training over processes: mlp, {args.train_limit:,} images, {args.epochs} epochs, --no-plots "
+          f"(medians of {args.rounds})")
+    for name, results in got.items():
+        print(f"  {name:40s} wall {statistics.median(w for w, _ in results):6.1f} s, "
+              f"train_seconds {statistics.median(t for _, t in results):6.1f} s")
 
 
 def main() -> None:
@@ -228,27 +312,31 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=12_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--trials", type=int, default=4)
-    parser.add_argument("--noop-trials", type=int, default=16)
+    parser.add_argument("--empty-trials", type=int, default=16, help="the larger empty sweep (the other a quarter)")
     parser.add_argument("--limit", type=int, default=20_000, help="training images of each sweep trial")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--data-dir", default=os.environ.get("DIGITLAB_DATA"))
     parser.add_argument("--quick", action="store_true", help="a smoke run: 1,200 images, 1 round, 2 small trials")
-    parser.add_argument("--only", choices=("batch", "sweep"), default=None)
+    parser.add_argument("--train-limit", type=int, default=30_000, help="training images of the data-parallel runs")
+    parser.add_argument("--only", choices=("batch", "sweep", "train"), default=None)
     args = parser.parse_args()
     if args.quick:
-        args.images, args.rounds, args.trials, args.noop_trials, args.limit, args.epochs = 1200, 1, 2, 4, 2000, 1
+        args.images, args.rounds, args.trials, args.empty_trials, args.limit, args.epochs = 1200, 1, 2, 8, 2000, 1
+        args.train_limit = 2000
     from digitlab.cluster.connect import import_ray
     from digitlab.recognize import Recognizer
 
     import_ray()
     print(f"{os.cpu_count()} cores; Python {sys.version.split()[0]}; ray {__import__('ray').__version__}", flush=True)
-    if args.only != "sweep":
+    if args.only in (None, "batch"):
         recognizer = Recognizer.load("reader")
         with tempfile.TemporaryDirectory() as tmp:
             paths = [str(p) for p in write_scans(Path(tmp), args.images, args.data_dir)]
             print_batch(batch_scaling(args, recognizer, paths))
-    if args.only != "batch":
+    if args.only in (None, "sweep"):
         print_sweep(sweep_scaling(args), args)
+    if args.only in (None, "train"):
+        print_data_parallel(args)
 
 
 if __name__ == "__main__":

@@ -82,9 +82,20 @@ def train(
     plots: bool = typer.Option(True, help="Write the PNG figures into the run folder."),
     resume: Optional[Path] = typer.Option(None, help="Continue an interrupted run folder from its last checkpoint "
                                                      "(with its own configuration; other options are ignored)."),
+    coordinator: Optional[str] = typer.Option(None, help="Spread a dense preset's training over processes: process "
+                                              "0's HOST:PORT, given to every process (docs/cluster.md)."),
+    num_processes: Optional[int] = typer.Option(None, help="With --coordinator: how many processes train."),
+    process_id: Optional[int] = typer.Option(None, help="With --coordinator: this process's number, 0 to N-1 (0 "
+                                             "writes the run folder)."),
 ) -> None:
     """Train a preset with its recipe, evaluate it on the test set, write a run folder."""
     from digitlab.models.precision import resolve_precision
+    from digitlab.training.distributed import job_from_options
+
+    job = job_from_options(coordinator, num_processes, process_id)
+    if job is not None and resume is not None:
+        raise typer.BadParameter("a training spread over processes has no checkpoints: --resume goes without "
+                                 "--coordinator.")
 
     def show_result(m: dict) -> None:  # as soon as the metrics are saved: the figures follow
         out.print(f"Test loss: {m['test_loss']:.4f}   Test accuracy: {m['test_accuracy']:.4f} "
@@ -117,7 +128,13 @@ def train(
                   + config.extras_note())
     from digitlab.lab.pipeline import train as train_run  # Keras and JAX (seconds): after the first line
 
-    run = train_run(config, data_dir=data_dir, plots_enabled=plots, on_result=show_result)
+    if job is not None:
+        out.print(f"Process {job.process_id} of {job.num_processes}, meeting at {escape(job.coordinator)}: each "
+                  f"trains on 1/{job.num_processes} of every batch", highlight=False)
+    run = train_run(config, data_dir=data_dir, plots_enabled=plots, on_result=show_result, job=job)
+    if run is None:
+        out.print(f"Process {job.process_id} done: process 0 writes the run folder.", highlight=False)
+        return
     out.print(f"Run folder: {escape(str(run.path))}")
 
 

@@ -1,8 +1,11 @@
 """`digitlab predict FILES --cluster ADDRESS --out results.csv|.parquet`: recognition on Ray Data.
 
-Ray Data reads the files' bytes (`read_binary_files`, so each image is decoded and prepared from
-exactly the bytes a local `digitlab predict` reads), and stateless tasks prepare each block of
-images as a stack and predict with the model's NumPy inference file. The model travels once
+Ray Data splits the list of files into blocks of `batch_size`, and stateless tasks open each
+block's files, prepare them as a stack and predict with the model's NumPy inference file: the
+same code, on the same bytes, as a local `digitlab predict`. (Ray Data's own `read_binary_files`
+was measured first: for 12,000 files of 28 x 28 it spent 9.6 s listing their metadata on the
+driver before reading anything, and 16 s more reading them in one task; plain reads in the tasks
+take 0.5 s in all. benchmarks/scaling.py; BENCHMARKS.md.) The model travels once
 through Ray's object store, so the nodes need digitlab installed but not the run folder. Rows
 come back in the files' order (Ray Data's `preserve_order`) and are written, with the columns of
 `digitlab predict --csv`, to one file that appears whole when the job is done. A task lost with
@@ -12,6 +15,7 @@ its node is run again elsewhere (Ray Data's retries): no row is lost or written 
 from __future__ import annotations
 
 import csv
+import math
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,34 +56,30 @@ def predict_on_cluster(recognizer: Recognizer, paths: list[str], out: Path, *, b
         raise ClusterError("no image files to predict.")
     spec = (recognizer.model, recognizer.class_names, recognizer.temperature, recognizer.threshold)
     ray.data.DataContext.get_current().execution_options.preserve_order = True
+    # The nodes open the files by absolute path (their working folder is not ours); the rows and
+    # messages name them as given, as a local run does.
+    files = ray.data.from_items([{"path": str(Path(p).absolute()), "name": p} for p in paths],
+                                override_num_blocks=max(1, math.ceil(len(paths) / batch_size)))
     # Ray Data runs a task lost with its node again (its default: retries without limit for system
     # failures, none for an exception raised by digitlab's code, which would only fail again).
-    files = ray.data.read_binary_files(paths, include_paths=True)
     rows = files.map_batches(predict_batch, fn_kwargs={"spec": spec}, batch_size=batch_size, batch_format="numpy")
-    original = {str(Path(p).absolute()): p for p in paths}  # Ray names files by absolute path
     counts: Counter = Counter()
     with atomic_write(out) as tmp:
-        batches = _named_batches(rows.iter_batches(batch_format="numpy", batch_size=batch_size), original)
-        written = _write(tmp, out.suffix.lower(), batches, counts)
+        written = _write(tmp, out.suffix.lower(), rows.iter_batches(batch_format="numpy", batch_size=batch_size),
+                         counts)
     if written != len(paths):  # Ray's retries guarantee it; a check costs nothing
         raise ClusterError(f"the cluster returned {written} rows for {len(paths)} files; {out} not written.")
     return counts
 
 
 def predict_batch(batch: dict[str, np.ndarray], spec) -> dict[str, np.ndarray]:
-    """A block of files ("path", "bytes") -> the `--csv` columns of their predictions."""
+    """A block of files ("path": absolute, "name": as given) -> the `--csv` columns of their predictions."""
     model, class_names, temperature, threshold = spec
     recognizer = Recognizer(model, class_names, temperature, threshold)
-    names = [str(p) for p in batch["path"]]
-    predictions = recognizer.predictions(names, prepare_many([bytes(b) for b in batch["bytes"]], names))
+    names = [str(n) for n in batch["name"]]
+    predictions = recognizer.predictions(names, prepare_many([str(p) for p in batch["path"]], names))
     rows = [p.csv_row() for p in predictions]
     return {column: np.array([row[k] for row in rows], dtype=object) for k, column in enumerate(CSV_COLUMNS)}
-
-
-def _named_batches(batches, original: dict[str, str]) -> Iterator[dict[str, np.ndarray]]:
-    for batch in batches:
-        batch["source"] = np.array([original.get(str(p), str(p)) for p in batch["source"]], dtype=object)
-        yield batch
 
 
 def _write(path: Path, suffix: str, batches: Iterator[dict[str, np.ndarray]], counts: Counter) -> int:

@@ -10,6 +10,7 @@ has one. A trial that fails for good has its run marked "failed", never left "tr
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -135,10 +136,16 @@ def sweep(trials: list[Trial], *, cpus_per_run: float = 1, retries: int = 2, dat
         tune.with_resources(run_trial, {"cpu": cpus_per_run}),
         param_space={"trial": tune.grid_search([asdict(t) for t in known]),
                      "data_dir": str(data_dir) if data_dir else None},
-        run_config=tune.RunConfig(name=time.strftime("sweep-%Y%m%d-%H%M%S"), storage_path=str(storage.absolute()), verbose=0,
-                                  failure_config=tune.FailureConfig(max_failures=retries)),
+        # a trial's worker process is kept for the next trial: Tune's own cost per trial here was
+        # 2 s of a new worker process each (benchmarks/scaling.py)
+        tune_config=tune.TuneConfig(reuse_actors=True),
+        run_config=tune.RunConfig(name=time.strftime("sweep-%Y%m%d-%H%M%S"), storage_path=str(storage.absolute()),
+                                  verbose=0, failure_config=tune.FailureConfig(max_failures=retries)),
     )
-    results = tuner.fit()
+    # Tune prints its experiment's table and paths to stdout even at verbose=0 (its new output's
+    # experiment_started): the command's output is the leaderboard or the table, not Tune's.
+    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+        results = tuner.fit()
     by_folder = {}
     for result in results:
         trial = Trial.of(result.config["trial"])

@@ -7,6 +7,7 @@ import platform
 import sys
 import time
 from dataclasses import dataclass
+from functools import partial
 from importlib.metadata import version
 from pathlib import Path
 from typing import Callable
@@ -39,7 +40,8 @@ from digitlab.runs import (
     write_history,
     write_json,
 )
-from digitlab.training import checkpoints
+from digitlab.training import checkpoints, distributed
+from digitlab.training.distributed import Job
 from digitlab.training.fit import check_numpy_engine, fit, fit_classic, fit_numpy, make_splits
 
 
@@ -62,12 +64,15 @@ def train(
     verbose: int | None = None,
     plots_enabled: bool = True,
     on_result: Callable[[dict], None] | None = None,
-) -> Run:
+    job: Job | None = None,
+) -> Run | None:
     """Train a preset with its recipe, evaluate it on the test set, and write a run folder.
 
     `config` is a RunConfig, a preset name, or None for the default MLP. Returns a `Run`.
     `on_result(metrics)` is called as soon as the test metrics are saved, before the figures and
     the report are drawn (seconds): a caller can show the result while the run folder is finished.
+    With a `job` (`digitlab.training.distributed`) the training is spread over its processes;
+    process 0 writes the run folder, and the others return None.
     """
     if config is None or isinstance(config, str):
         config = config_for(config) if config else config_for()
@@ -81,12 +86,20 @@ def train(
     if config.engine == "numpy":
         check_numpy_engine(config, dataset.image_shape, dataset.num_classes)
     config = resolve_precision(config)  # config.json records the precision that ran, never "auto"
+    if job is not None:
+        distributed.check_config(config, job)
     train_split, test_split = load_dataset(config.dataset, data_dir=data_dir)
     splits = make_splits(config, train_split, test_split)
+    if job is not None:
+        distributed.initialize(job)  # waits for every process of the job
+        if not job.leader:  # its share of each batch; process 0 writes the run
+            distributed.fit_data_parallel(config, splits, job=job, num_classes=dataset.num_classes, verbose=0)
+            return None
     run_dir = new_run_dir(config.out, config.model, config.dataset)
     config.save(run_dir / CONFIG_FILE)
     write_json(run_dir / CLASSES_FILE, {"classes": list(dataset.class_names)})
-    return _fit_and_finish(config, splits, run_dir, verbose, plots_enabled, resume=False, on_result=on_result)
+    return _fit_and_finish(config, splits, run_dir, verbose, plots_enabled, resume=False, on_result=on_result,
+                           job=job)
 
 
 def resume(
@@ -112,12 +125,14 @@ def resume(
 
 
 def _fit_and_finish(config: RunConfig, splits, run_dir: Path, verbose, plots_enabled: bool, resume: bool,
-                    on_result: Callable[[dict], None] | None) -> Run:
+                    on_result: Callable[[dict], None] | None, job: Job | None = None) -> Run:
     dataset = dataset_info(config.dataset)
     write_json(run_dir / STATUS_FILE, {"state": "training"})
     started = time.perf_counter()
     classic = get_preset(config.model).kind == "sklearn"
     fit_with = fit_classic if classic else fit_numpy if config.engine == "numpy" else fit
+    if job is not None:
+        fit_with = partial(distributed.fit_data_parallel, job=job)
     try:
         model, history = fit_with(config, splits, num_classes=dataset.num_classes, run_dir=run_dir,
                                   verbose=verbose, resume=resume)

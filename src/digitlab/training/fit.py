@@ -156,7 +156,7 @@ def run_epochs(config: RunConfig, history: dict, start: int, run_dir: Path | Non
     return history
 
 
-def _seed_keras_epoch(model, seed: int, n: int) -> np.ndarray:
+def seed_keras_epoch(model, seed: int, n: int) -> np.ndarray:
     """Seed Keras and the model's random layers with the epoch's seed; the epoch's shuffling order.
 
     We shuffle, not Keras: its shuffling draws from TensorFlow's op-level seeds where TensorFlow
@@ -185,13 +185,13 @@ def _fit_keras(model, config: RunConfig, splits: Splits, history: dict, start: i
         validation = (shape_for(splits.x_val, input_shape), one_hot(splits.y_val, num_classes))
 
     def train_one(epoch: int, seed: int) -> dict:
-        order = _seed_keras_epoch(model, seed, len(y))
+        order = seed_keras_epoch(model, seed, len(y))
         before = health_before(model)
         images = x if distortion is None else shape_for(epoch_images(splits, distortion, seed), input_shape)
         # One fit call per epoch, its randomness seeded by the epoch alone
         result = model.fit(images[order], y[order], batch_size=config.batch_size, epochs=config.epochs,
                            initial_epoch=epoch, validation_data=validation, shuffle=False,
-                           callbacks=[_one_epoch()], verbose=verbose)
+                           callbacks=[one_epoch()], verbose=verbose)
         return {**{k: v[-1] for k, v in result.history.items()}, **health_after(model, splits, before)}
 
     return run_epochs(config, history, start, run_dir, train_one, _save_keras_checkpoint(model, run_dir))
@@ -210,7 +210,7 @@ def _fit_compiled(model, config: RunConfig, splits: Splits, history: dict, start
     distortion = distortion_for(config.augment)
 
     def train_one(epoch: int, seed: int) -> dict:
-        order = _seed_keras_epoch(model, seed, len(x))
+        order = seed_keras_epoch(model, seed, len(x))
         before = health_before(model)
         images = None if distortion is None else epoch_images(splits, distortion, seed).reshape(x.shape)
         if verbose:
@@ -251,7 +251,7 @@ def _reseed_layers(model, seed: int) -> None:
                 value.state.assign(np.array([(seed + 7919 * (i + 1)) % 2**31, 0], dtype=value.state.dtype))
 
 
-def _one_epoch():
+def one_epoch():
     """A Keras callback that ends fit after the epoch it started (fit shows "Epoch k/N" right)."""
     import keras
 

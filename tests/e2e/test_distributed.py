@@ -1,0 +1,62 @@
+"""`digitlab train --coordinator`: a dense preset trained by two processes that sum their gradients
+over gloo (Keras' DataParallel on JAX), against one process fed the same global batches."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import DATA_DIR, digitlab_command, require_real_data
+
+pytestmark = pytest.mark.slow
+
+ARGS = ["--model", "mlp", "--limit", "6000", "--epochs", "2", "--no-plots"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(out: Path, processes: int, process_id: int, port: int) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"} | {"DIGITLAB_DATA": str(DATA_DIR)}
+    return subprocess.Popen([*digitlab_command(), "train", *ARGS, "--out", str(out), "--coordinator",
+                             f"127.0.0.1:{port}", "--num-processes", str(processes), "--process-id", str(process_id)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finished(proc: subprocess.Popen) -> str:
+    stdout, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 0, stderr[-3000:]
+    return stdout
+
+
+def test_two_processes_train_the_weights_one_process_trains_on_the_same_batches(tmp_path):
+    require_real_data("mnist")
+    import digitlab
+
+    port = free_port()
+    pair = [start(tmp_path / f"two-{i}", 2, i, port) for i in (0, 1)]
+    outputs = [finished(p) for p in pair]
+    alone = finished(start(tmp_path / "one", 1, 0, free_port()))
+    assert "Process 0 of 2" in outputs[0] and "Run folder:" in outputs[0]
+    assert "Process 1 done: process 0 writes the run folder" in outputs[1]
+    assert not (tmp_path / "two-1").exists() or not list((tmp_path / "two-1").iterdir())  # process 1 wrote nothing
+    (run2,), (run1,) = list((tmp_path / "two-0").iterdir()), list((tmp_path / "one").iterdir())
+    assert json.loads((run2 / "status.json").read_text())["state"] == "complete"
+    two, one = (digitlab.load_model(r / "model.keras").get_weights() for r in (run2, run1))
+    largest = max(float(np.abs(a - b).max()) for a, b in zip(two, one))
+    print(f"largest weight difference, 2 processes against 1: {largest:.3g}")
+    assert largest <= 1e-5
+    m2, m1 = (json.loads((r / "metrics.json").read_text()) for r in (run2, run1))
+    assert abs(m2["test_accuracy"] - m1["test_accuracy"]) <= 2e-4 and m2["test_accuracy"] > 0.9
+    h2, h1 = (json.loads((r / "history.json").read_text()) for r in (run2, run1))
+    assert len(h2["val_accuracy"]) == 2 and np.allclose(h2["loss"], h1["loss"], atol=1e-5)
+    assert "Test accuracy" in alone
