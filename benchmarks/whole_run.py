@@ -10,6 +10,9 @@ saved model. The engines, each a fresh process, interleaved round by round:
 - `digitlab`: `digitlab train --model <preset>`, the complete run folder (model, history,
   checkpoints, metrics; and, unless `--no-plots`, its five figures and HTML report);
 - `digitlab --no-plots`: the same run without figures and report;
+- `jax script`: the default MLP's recipe as a plain JAX script (one jitted step, a Python loop
+  over the batches, Adam written out), validation accuracy each epoch, the test accuracy, the
+  weights saved: the floor a JAX user could write in an afternoon (`--preset mlp` only);
 - `tensorflow`: the tutorials' script on their stack, Keras + TensorFlow with plain `fit`: the
   same network and recipe (optimizer, batch size, epochs, 10% held out for validation), then
   `evaluate` on the test set and `model.save`.
@@ -56,10 +59,54 @@ model.save(out + "/model.keras")
 print(json.dumps({"test_accuracy": accuracy}))
 """
 
+# The same recipe as a plain JAX script, as a user of JAX would write it (jit one training step,
+# loop over the batches in Python; Adam written out: optax is not a dependency): the default MLP
+# only, 784-512-10, Glorot-uniform kernels, Adam lr 0.001, batch 64, the last 10% held out.
+JAX_SCRIPT = r"""
+import json, sys
+import numpy as np
+import jax, jax.numpy as jnp
+from digitlab import load_dataset
+epochs, limit, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+(x, y), (xt, yt) = load_dataset("mnist", progress=False)
+x = x[:limit].reshape(-1, 784).astype(np.float32) / 255; y = y[:limit]
+xt = xt.reshape(-1, 784).astype(np.float32) / 255
+cut = int(len(x) * 0.9); (x, y), (xv, yv) = (x[:cut], y[:cut]), (x[cut:], y[cut:])
+rng = np.random.default_rng(0)
+def glorot(n_in, n_out):
+    limit = np.sqrt(6 / (n_in + n_out))
+    return jnp.asarray(rng.uniform(-limit, limit, (n_in, n_out)), jnp.float32)
+params = [glorot(784, 512), jnp.zeros(512), glorot(512, 10), jnp.zeros(10)]
+def forward(p, x):
+    return jax.nn.relu(x @ p[0] + p[1]) @ p[2] + p[3]
+def loss_fn(p, x, y):
+    return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(forward(p, x)), y[:, None], 1))
+@jax.jit
+def step(p, m, v, t, x, y):
+    loss, g = jax.value_and_grad(loss_fn)(p, x, y)
+    m = [0.9 * a + 0.1 * b for a, b in zip(m, g)]
+    v = [0.999 * a + 0.001 * b * b for a, b in zip(v, g)]
+    lr = 0.001 * jnp.sqrt(1 - 0.999 ** t) / (1 - 0.9 ** t)
+    p = [a - lr * b / (jnp.sqrt(c) + 1e-7) for a, b, c in zip(p, m, v)]
+    return p, m, v, loss
+@jax.jit
+def accuracy(p, x, y):
+    return jnp.mean(jnp.argmax(forward(p, x), 1) == y)
+m = [jnp.zeros_like(a) for a in params]; v = [jnp.zeros_like(a) for a in params]; t = 0
+for epoch in range(epochs):
+    order = rng.permutation(len(x))
+    for i in range(0, len(x), 64):
+        b = order[i:i + 64]; t += 1
+        params, m, v, loss = step(params, m, v, t, x[b], y[b])
+    print(f"epoch {epoch + 1}: loss {float(loss):.4f}, val_accuracy {float(accuracy(params, xv, yv)):.4f}", flush=True)
+np.savez(out + "/weights.npz", *[np.asarray(a) for a in params])
+print(json.dumps({"test_accuracy": float(accuracy(params, xt, yt))}))
+"""
+
 
 def test_accuracy(engine: str, result: dict, out: str) -> float | None:
     """The run's test accuracy: the reference prints it; digitlab writes its run folder's metrics.json."""
-    if engine == "tensorflow":
+    if engine in ("tensorflow", "jax script"):
         return json.loads(result["stdout"].strip().splitlines()[-1])["test_accuracy"]
     from digitlab.runs import latest_run
 
@@ -73,7 +120,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None, help="default: the preset's recipe")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--limit", type=int, default=60000, help="training images")
-    parser.add_argument("--engines", default="digitlab,digitlab --no-plots,tensorflow")
+    parser.add_argument("--engines", default="digitlab,digitlab --no-plots,jax script,tensorflow")
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 round, 1 epoch, 2,000 images")
     args = parser.parse_args()
     if args.quick:
@@ -86,9 +133,11 @@ def main() -> None:
     except ConfigError as e:
         parser.error(str(e))
     engines = [e.strip() for e in args.engines.split(",")]
-    unknown = set(engines) - {"digitlab", "digitlab --no-plots", "tensorflow"}
+    unknown = set(engines) - {"digitlab", "digitlab --no-plots", "tensorflow", "jax script"}
     if unknown:
         parser.error(f"unknown engine(s): {', '.join(sorted(unknown))}")
+    if "jax script" in engines and args.preset != "mlp":
+        parser.error("the plain JAX script is the default MLP's recipe only: --preset mlp")
     digitlab = shutil.which("digitlab", path=os.path.dirname(sys.executable)) or "digitlab"
     results: dict[str, list[dict]] = {e: [] for e in engines}
     for _ in range(args.rounds):
@@ -97,6 +146,9 @@ def main() -> None:
                 if engine == "tensorflow":
                     command = [sys.executable, "-c", REFERENCE, args.preset, str(epochs), str(args.limit), out]
                     env = {"KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
+                elif engine == "jax script":
+                    command = [sys.executable, "-c", JAX_SCRIPT, str(epochs), str(args.limit), out]
+                    env = {"KERAS_BACKEND": None}
                 else:
                     command = [digitlab, "train", "--model", args.preset, "--epochs", str(epochs),
                                "--limit", str(args.limit), "--out", out, *engine.split()[1:]]

@@ -118,6 +118,10 @@ def train(
         augment=augment, precision=precision, seed=seed, train_limit=limit, out=str(out_dir),
     )
     config = resolve_precision(config)  # the train line says what will run
+    if job is not None:
+        from digitlab.training.distributed import check_config
+
+        check_config(config, job)  # before the first line: a CNN, an uneven batch...
     epochs_text = f"{config.epochs} epoch{'s' if config.epochs != 1 else ''}"
     engine_text = " with the NumPy engine" if config.engine == "numpy" else ""
     if PRESETS[config.model].kind == "sklearn":

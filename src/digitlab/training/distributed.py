@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from digitlab.config import RunConfig
-from digitlab.errors import ConfigError
+from digitlab.errors import ClusterError, ConfigError
 
 _HOST_PORT = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]*):(\d{1,5})$")
 
@@ -96,8 +96,18 @@ def initialize(job: Job) -> None:
 
     jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU processes sum gradients over gloo
     if job.num_processes > 1:
-        keras.distribution.initialize(job_addresses=job.coordinator, num_processes=job.num_processes,
-                                      process_id=job.process_id)
+        try:  # JAX waits 5 minutes for the other processes
+            keras.distribution.initialize(job_addresses=job.coordinator, num_processes=job.num_processes,
+                                          process_id=job.process_id)
+        except Exception as e:  # noqa: BLE001 -- JAX's runtime errors have no narrower public class here
+            raise ClusterError(f"process {job.process_id} could not meet the other {job.num_processes - 1} at "
+                               f"{job.coordinator} ({first_line(e)}); start every process with the same "
+                               "--coordinator and --num-processes, process 0 on the coordinator's machine.") from None
+
+
+def first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0][:200] if lines else type(error).__name__
 
 
 def shard(order: np.ndarray, batch_size: int, job: Job) -> np.ndarray:
@@ -117,6 +127,7 @@ def fit_data_parallel(config: RunConfig, splits, *, job: Job, num_classes: int =
         raise ConfigError("a training spread over processes has no checkpoints to resume from; start it again.")
     import sys
 
+    import jax
     import keras
 
     from digitlab.data.arrays import one_hot, shape_for
@@ -147,10 +158,14 @@ def fit_data_parallel(config: RunConfig, splits, *, job: Job, num_classes: int =
             seed = epoch_seed(config.seed, epoch)
             mine = shard(seed_keras_epoch(model, seed, len(y)), config.batch_size, job)
             images = x if distortion is None else shape_for(epoch_images(splits, distortion, seed), input_shape)
-            result = model.fit(images[mine], y[mine], batch_size=config.batch_size // job.num_processes,
-                               epochs=config.epochs, initial_epoch=epoch, validation_data=validation,
-                               validation_batch_size=max(1, 1000 // job.num_processes), shuffle=False,
-                               callbacks=[one_epoch()], verbose=verbose)
+            try:
+                result = model.fit(images[mine], y[mine], batch_size=config.batch_size // job.num_processes,
+                                   epochs=config.epochs, initial_epoch=epoch, validation_data=validation,
+                                   validation_batch_size=max(1, 1000 // job.num_processes), shuffle=False,
+                                   callbacks=[one_epoch()], verbose=verbose)
+            except jax.errors.JaxRuntimeError as e:  # a process lost: the collectives fail or time out
+                raise ClusterError(f"the training stopped in epoch {epoch + 1}: a process of the job was lost "
+                                   f"({first_line(e)}). Start every process again.") from None
             for k, v in result.history.items():
                 history.setdefault(k, []).append(float(v[-1]))
         # every variable is replicated: each process holds all of it in its own device's shard
