@@ -139,7 +139,9 @@ def sweep(trials: list[Trial], *, cpus_per_run: float = 1, retries: int = 2, dat
         # a trial's worker process is kept for the next trial: Tune's own cost per trial here was
         # 2 s of a new worker process each (benchmarks/scaling.py)
         tune_config=tune.TuneConfig(reuse_actors=True),
-        run_config=tune.RunConfig(name=time.strftime("sweep-%Y%m%d-%H%M%S"), storage_path=str(storage.absolute()),
+        # its own experiment folder: two sweeps into one --out, even started in the same second
+        run_config=tune.RunConfig(name=f"sweep-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}",
+                                  storage_path=str(storage.absolute()),
                                   verbose=0, failure_config=tune.FailureConfig(max_failures=retries)),
     )
     # Tune prints its experiment's table and paths to stdout even at verbose=0 (its new output's
