@@ -12,13 +12,14 @@ reader, MNIST test digits as 28 x 28 PNG files). In each round, interleaved with
 runs, the baseline: the same files through `Recognizer.predict_iter` in one local process, as
 `digitlab predict --csv --workers 1` runs them. Efficiency is T1 / (N * TN).
 
-The model. For n images on N workers, T(N, n) = F + n max(d, w / N): F the fixed cost of a job
-(planning, first tasks), w a worker's time per image (two job sizes on one worker give F and
-w), d the driver's CPU time per image (Ray Data's executor, the rows coming back, the one
-writer; measured with getrusage around each job). The stages stream, so the slower sets the
-pace: the driver, one process, caps a job at 1/d images/s however many workers there are. Ideal
-is the local one-process work spread over N: n W / N. The model is checked against the measured
-2 workers (on this 2-core machine they share the cores with the driver and Ray's own processes).
+The model. The driver (one process) spends CPU on each block, its executor's bookkeeping (d_block),
+and on each image, the rows coming back and the one writer (d_row); getrusage around jobs of
+1,024 and 256 images a block, and of all and a quarter of the files, separates the two. A worker
+takes w an image (two job sizes on one worker give w and the fixed cost F). The stages stream,
+so the slower sets the pace: T(N, n) = F + max(n d_row + B d_block, ceil(B / N) b w), with B
+blocks of b images, b as `predict --cluster` picks it for n images on N CPUs. Ideal is the local
+one-process work spread over N: n W / N. The model is checked against the measured 2 workers
+(on this 2-core machine they share the cores with the driver and Ray's own processes).
 
 Sweeps (`digitlab.cluster.sweep`, what `compare --cluster` and `reproduce --cluster` run): K
 trainings of the MLP on part of MNIST, on 1 and 2 nodes; the wall time against the ideal,
@@ -44,7 +45,6 @@ import statistics
 import sys
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -80,24 +80,10 @@ def predict_local(recognizer, paths: list[str]) -> None:
         pass
 
 
-def predict_cluster(recognizer, paths: list[str], out: Path) -> None:
+def predict_cluster(recognizer, paths: list[str], out: Path, batch_size: int | None = None) -> None:
     from digitlab.cluster.predict import predict_on_cluster
 
-    predict_on_cluster(recognizer, paths, out)
-
-
-def writer_only(recognizer, paths: list[str]) -> float:
-    """Seconds per row for the driver's writer alone: rows as the cluster returns them, to CSV."""
-    from digitlab.cluster.predict import _write
-    from digitlab.recognize import CSV_COLUMNS
-
-    import numpy as np
-
-    rows = [p.csv_row() for p in recognizer.predict_iter(paths[:2000], workers=1)]
-    batch = {c: np.array([r[k] for r in rows], dtype=object) for k, c in enumerate(CSV_COLUMNS)}
-    with tempfile.TemporaryDirectory() as tmp:
-        seconds = timed(lambda: _write(Path(tmp) / "rows.csv", ".csv", iter([batch] * 10), Counter()))
-    return seconds / (10 * len(rows))
+    predict_on_cluster(recognizer, paths, out, batch_size=batch_size)
 
 
 def task_latency() -> tuple[float, float]:
@@ -115,9 +101,13 @@ def task_latency() -> tuple[float, float]:
 
 
 def batch_scaling(args, recognizer, paths: list[str]) -> dict:
+    """Each round: the local baseline, and on the cluster the job as `predict --cluster` runs it
+    (its own block size) for all the files and a quarter of them; on one worker also with blocks
+    of 256 and 1,024 images, whose driver times separate its cost a block from its cost an image."""
     import ray
 
-    small = paths[: len(paths) // 4]
+    n = len(paths)
+    small = paths[: n // 4]
     times: dict[tuple, list[float]] = {}
     driver: dict[tuple, list[float]] = {}  # the driver's CPU seconds in each run
     latency = {}
@@ -129,60 +119,80 @@ def batch_scaling(args, recognizer, paths: list[str]) -> dict:
                 predict_cluster(recognizer, small[:256], Path(tmp) / "warm.csv")  # workers import digitlab
                 if nodes == 1:
                     latency = dict(zip(("round trip", "burst rate"), task_latency()))
+                jobs = {("local", nodes): lambda: predict_local(recognizer, paths),
+                        ("cluster", nodes, n, None): lambda: predict_cluster(recognizer, paths, Path(tmp) / "a.csv"),
+                        ("cluster", nodes, len(small), None):
+                            lambda: predict_cluster(recognizer, small, Path(tmp) / "b.csv")}
+                if nodes == 1:
+                    for size, bs in ((n, 256), (n, 1024), (len(small), 256)):
+                        jobs[("cluster", 1, size, bs)] = (lambda part, bs: lambda: predict_cluster(
+                            recognizer, part, Path(tmp) / "c.csv", bs))(paths[:size], bs)
                 for r in range(args.rounds):
-                    for key, work in ((("local", nodes), lambda: predict_local(recognizer, paths)),
-                                      (("cluster", nodes, len(paths)),
-                                       lambda: predict_cluster(recognizer, paths, Path(tmp) / "big.csv")),
-                                      (("cluster", nodes, len(small)),
-                                       lambda: predict_cluster(recognizer, small, Path(tmp) / "small.csv"))):
+                    for key, work in jobs.items():
                         cpu = cpu_seconds()
                         times.setdefault(key, []).append(timed(work))
                         driver.setdefault(key, []).append(cpu_seconds() - cpu)
                     print(f"  {nodes} node(s), round {r + 1}: " + ", ".join(
-                        f"{k[0]}{'' if len(k) == 2 else f' {k[2]:,}'} {v[-1]:.1f} s" for k, v in times.items()
-                        if k[1] == nodes), flush=True)
+                        f"{k[0]}{'' if len(k) == 2 else f' {k[2]:,}' + (f' (blocks of {k[3]})' if k[3] else '')} "
+                        f"{v[-1]:.1f} s" for k, v in times.items() if k[1] == nodes), flush=True)
             finally:
                 ray.shutdown()
                 cluster.shutdown()
     med = {k: statistics.median(v) for k, v in times.items()}
-    n, m = len(paths), len(small)
+    cpu = {k: statistics.median(v) for k, v in driver.items()}
+    m = len(small)
     local = statistics.median(times[("local", 1)] + times[("local", 2)])
-    slope = (med[("cluster", 1, n)] - med[("cluster", 1, m)]) / (n - m)  # one worker: its time per image
+    slope = (med[("cluster", 1, n, None)] - med[("cluster", 1, m, None)]) / (n - m)  # one worker: its time an image
+    # driver CPU = c0 + images d_row + blocks d_block: (n, 256) and (n, 1024) differ in blocks only,
+    # (n, 1024) and (n / 4, 256) in images only.
+    d_block = (cpu[("cluster", 1, n, 256)] - cpu[("cluster", 1, n, 1024)]) / (n / 256 - n / 1024)
+    d_row = (cpu[("cluster", 1, n, 1024)] - cpu[("cluster", 1, m, 256)]) / (n - m)
     return {"n": n, "local": local, "W": local / n, "med": med, "w": slope,
-            "F": med[("cluster", 1, n)] - slope * n,
-            "d": statistics.median(driver[("cluster", 1, n)] + driver[("cluster", 2, n)]) / n,
-            "D": writer_only(recognizer, paths), "latency": latency}
+            "F": med[("cluster", 1, n, None)] - slope * n, "d_row": d_row, "d_block": d_block,
+            "driver": cpu, "latency": latency}
 
 
 def predicted(b: dict, workers: int, n: float) -> float:
-    """T(N) = F + n max(d, w / N): the stages stream, so the slower of the driver (d a image, one
-    process) and the N workers (w a image each) sets the pace."""
-    return b["F"] + n * max(b["d"], b["w"] / workers)
+    """T(N) = F + max(driver, workers): the stages stream, so the slower sets the pace. The driver
+    spends d_row an image and d_block a block; the workers run ceil(blocks / N) waves of a block
+    each (w an image), with the block size `predict --cluster` picks for n images on N CPUs."""
+    from digitlab.cluster.predict import block_size
+
+    bs = block_size(int(n), workers)
+    blocks = math.ceil(n / bs)
+    return b["F"] + max(n * b["d_row"] + blocks * b["d_block"], math.ceil(blocks / workers) * bs * b["w"])
 
 
 def print_batch(b: dict) -> None:
     n, med = b["n"], b["med"]
     print(f"\nBatch recognition, {n:,} PNG files (medians)")
     print(f"  local predict, 1 process:   {b['local']:6.1f} s  {n / b['local']:8,.0f} images/s  (the baseline)")
-    t1 = med[("cluster", 1, n)]
+    t1 = med[("cluster", 1, n, None)]
     for N in (1, 2):
-        tN = med[("cluster", N, n)]
+        tN = med[("cluster", N, n, None)]
         print(f"  cluster, {N} worker(s):      {tN:6.1f} s  {n / tN:8,.0f} images/s  "
               f"{n / tN / (n / b['local']):.2f}x the baseline, efficiency T1/(N TN) {t1 / (N * tN):.2f}, "
               f"model {predicted(b, N, n):.1f} s")
+    for bs in (256, 1024):
+        print(f"  cluster, 1 worker, blocks of {bs:5d}: {med[('cluster', 1, n, bs)]:6.1f} s, "
+              f"driver CPU {b['driver'][('cluster', 1, n, bs)]:.2f} s")
     lat = b["latency"]
     print(f"\nOverheads measured: a task's round trip {lat['round trip'] * 1e3:.1f} ms, "
           f"{lat['burst rate']:,.0f} tasks/s at once;")
     print(f"  job fixed cost F {b['F']:.2f} s; per image: the work W {b['W'] * 1e6:.0f} us (local, one process), "
           f"a worker w {b['w'] * 1e6:.0f} us (its tasks, Ray's scheduling, the rows' transfer);")
-    print(f"  the driver d {b['d'] * 1e6:.0f} us of CPU (Ray Data's executor, the rows, the writer; the writer "
-          f"alone {b['D'] * 1e6:.1f} us): at most {1 / b['d']:,.0f} images/s, whatever the workers.")
-    print("\nPredicted, 1,000,000 images: T(N) = F + n max(d, w / N) against the ideal n W / N")
-    print("  workers   predicted s   ideal s   overhead")
-    for N in (1, 2) + WORKERS:
-        t = predicted(b, N, 1e6)
-        ideal = 1e6 * b["W"] / N
-        print(f"  {N:7d}   {t:11.1f}   {ideal:7.1f}   {1 - ideal / t:8.0%}")
+    print(f"  the driver's CPU: {b['d_block'] * 1e3:.1f} ms a block (Ray Data's executor), {b['d_row'] * 1e6:.1f} us "
+          f"an image (the rows, the writer): at most {1 / b['d_row']:,.0f} images/s with large blocks.")
+    print("\nPredicted: T(N) = F + max(n d_row + blocks d_block, ceil(blocks / N) block w), against the ideal n W / N")
+    print("  images      workers   block   predicted s   ideal s   overhead")
+    for images in (1e6, 1e7):
+        for N in (1, 2) + WORKERS:
+            from digitlab.cluster.predict import block_size
+
+            t = predicted(b, N, images)
+            ideal = images * b["W"] / N
+            print(f"  {images:10,.0f}  {N:7d}   {block_size(int(images), N):5d}   {t:11.1f}   {ideal:7.1f}   "
+                  f"{1 - ideal / t:8.0%}")
 
 
 def empty_sweep(trials: int, storage: str) -> float:

@@ -69,3 +69,74 @@ def test_an_unreachable_cluster_is_one_line(folder, tmp_path):
                       "--out", str(tmp_path / "r.csv"))
     assert done.returncode == 1 and "cannot reach a Ray cluster at 127.0.0.1:9" in done.stderr, done.stderr
     assert not (tmp_path / "r.csv").exists()
+
+
+# What the cluster's tasks and the driver's writer do, without a cluster: a task's table of rows
+# equals the local `--csv` rows, and the writer puts them in either format unchanged.
+
+@pytest.mark.parametrize(("files", "cpus", "size"), [(10, 2, 256), (12_000, 1, 3000), (12_000, 2, 1500),
+                                                     (10**6, 8, 4096), (10**7, 512, 4096), (5000, 0, 1250)])
+def test_blocks_are_about_four_a_cpu_within_bounds(files, cpus, size):
+    from digitlab.cluster.predict import block_size
+
+    assert block_size(files, cpus) == size
+
+
+@pytest.fixture
+def task_rows(tmp_path):
+    """A block as the cluster's task gets it (one unreadable file among digits) and its rows, with
+    the rows a local run writes for the same files."""
+    import pyarrow as pa
+
+    from digitlab.cluster.predict import predict_batch
+    from digitlab.recognize import Recognizer
+
+    names = []
+    for i in range(5):
+        names.append(str(tmp_path / f"{i}.png"))
+        image = np.zeros((28, 28), np.uint8)
+        image[6:22, 12 + i % 3 : 16 + i % 3] = 255
+        Image.fromarray(image).save(names[-1])
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG not really")
+    names.append(str(tmp_path / "broken.png"))
+    recognizer = Recognizer.load("reader")
+    spec = (recognizer.model, recognizer.class_names, recognizer.temperature, recognizer.threshold)
+    table = predict_batch(pa.table({"path": names, "name": [f"n{i}" for i in range(len(names))]}), spec)
+    local = [p.csv_row() for p in recognizer.predict([open(n, "rb").read() for n in names])]
+    return table, local
+
+
+def test_a_task_returns_the_rows_of_a_local_run(task_rows):
+    from digitlab.recognize import CSV_COLUMNS
+
+    table, local = task_rows
+    rows = [list(r) for r in zip(*(table.column(c).to_pylist() for c in CSV_COLUMNS))]
+    assert [r[0] for r in rows] == [f"n{i}" for i in range(6)]  # the names as given, in order
+    assert [r[1:-1] for r in rows[:5]] == [r[1:-1] for r in local[:5]]
+    assert rows[5][1] == "error" and "broken.png" not in rows[5][-1] and rows[5][3] == ""
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_the_writer_keeps_every_row_and_counts_the_statuses(task_rows, tmp_path, suffix):
+    import csv
+    from collections import Counter
+
+    import pyarrow.parquet as pq
+
+    from digitlab.cluster.predict import _write
+    from digitlab.recognize import CSV_COLUMNS
+
+    table, _ = task_rows
+    counts: Counter = Counter()
+    out = tmp_path / f"rows{suffix}"
+    assert _write(out, suffix, iter([table, table.slice(2)]), counts) == 10
+    assert sum(counts.values()) == 10 and counts["error"] == 2
+    if suffix == ".csv":
+        with open(out, newline="") as f:
+            got = list(csv.reader(f))
+        assert got[0] == CSV_COLUMNS and got[1:7] == [list(r) for r in zip(*table.to_pydict().values())]
+    else:
+        got = pq.read_table(out)
+        assert got.column_names == CSV_COLUMNS and got.num_rows == 10
+        assert got.column("probability").to_pylist()[5] is None  # the unreadable file: no number
+        assert got.column("p1").to_pylist()[0] == float(table.column("p1")[0].as_py())

@@ -1,13 +1,13 @@
 """`digitlab predict FILES --cluster ADDRESS --out results.csv|.parquet`: recognition on Ray Data.
 
-Ray Data splits the list of files into blocks of `batch_size`, and stateless tasks open each
-block's files, prepare them as a stack and predict with the model's NumPy inference file: the
+The list of files goes to Ray Data as blocks (`block_size`: about four for each CPU), and stateless
+tasks open each block's files, prepare them as a stack and predict with the model's NumPy inference file: the
 same code, on the same bytes, as a local `digitlab predict`. (Ray Data's own `read_binary_files`
 was measured first: for 12,000 files of 28 x 28 it spent 9.6 s listing their metadata on the
 driver before reading anything, and 16 s more reading them in one task; plain reads in the tasks
 take 0.5 s in all. benchmarks/scaling.py; BENCHMARKS.md.) The model travels once
 through Ray's object store, so the nodes need digitlab installed but not the run folder. Rows
-come back in the files' order (Ray Data's `preserve_order`) and are written, with the columns of
+come back as Arrow tables in the files' order (Ray Data's `preserve_order`) and are written, with the columns of
 `digitlab predict --csv`, to one file that appears whole when the job is done. A task lost with
 its node is run again elsewhere (Ray Data's retries): no row is lost or written twice.
 """
@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 
 from digitlab.errors import ClusterError
 from digitlab.files import atomic_write
@@ -42,9 +41,23 @@ def check_out(out: Path) -> None:
         raise ClusterError(f"--out {out} is a folder; name a .csv or .parquet file.")
 
 
-def predict_on_cluster(recognizer: Recognizer, paths: list[str], out: Path, *, batch_size: int = 256) -> Counter:
+def block_size(files: int, cpus: float) -> int:
+    """Images in a block (one task's work): about four blocks for each CPU of the cluster, so that
+    the work spreads and a lost task costs little, within [256, 4096]. Measured here (ray 2.60):
+    the driver spends about 11 ms of CPU on each block (Ray Data's executor), so blocks of 256
+    images cap a job at about 90 blocks a second, whatever the workers; 4,096 images take a worker
+    seconds, and 1 ms of driver time a second of work keeps the driver far from the limit."""
+    return int(min(MAX_BLOCK, max(MIN_BLOCK, math.ceil(files / (4 * max(1.0, cpus))))))
+
+
+MIN_BLOCK, MAX_BLOCK = 256, 4096
+
+
+def predict_on_cluster(recognizer: Recognizer, paths: list[str], out: Path, *, batch_size: int | None = None) -> Counter:
     """Predict every file of `paths` on the connected Ray cluster and write the rows to `out`;
-    returns how many rows had each status ("ok", "unsure", "error")."""
+    returns how many rows had each status ("ok", "unsure", "error"). `batch_size`, the images of a
+    task, is `block_size` of the job and the cluster's CPUs unless given."""
+    import pyarrow as pa
     import ray
 
     check_out(out)
@@ -54,54 +67,64 @@ def predict_on_cluster(recognizer: Recognizer, paths: list[str], out: Path, *, b
                            "or predict without --cluster.")
     if not paths:
         raise ClusterError("no image files to predict.")
+    batch_size = batch_size or block_size(len(paths), ray.cluster_resources().get("CPU", 1.0))
     spec = (recognizer.model, recognizer.class_names, recognizer.temperature, recognizer.threshold)
     ray.data.DataContext.get_current().execution_options.preserve_order = True
     # The nodes open the files by absolute path (their working folder is not ours); the rows and
-    # messages name them as given, as a local run does.
-    files = ray.data.from_items([{"path": str(Path(p).absolute()), "name": p} for p in paths],
-                                override_num_blocks=max(1, math.ceil(len(paths) / batch_size)))
+    # messages name them as given, as a local run does. One Arrow table a block: Ray Data's
+    # from_items spent 20 us of the driver's time on each path.
+    names = pa.array([str(p) for p in paths], pa.string())
+    where = pa.array([os.path.abspath(p) for p in paths], pa.string())
+    files = ray.data.from_arrow([pa.table({"path": where[i : i + batch_size], "name": names[i : i + batch_size]})
+                                 for i in range(0, len(paths), batch_size)])
     # Ray Data runs a task lost with its node again (its default: retries without limit for system
     # failures, none for an exception raised by digitlab's code, which would only fail again).
-    rows = files.map_batches(predict_batch, fn_kwargs={"spec": spec}, batch_size=batch_size, batch_format="numpy")
+    rows = files.map_batches(predict_batch, fn_kwargs={"spec": spec}, batch_size=batch_size, batch_format="pyarrow")
     counts: Counter = Counter()
     with atomic_write(out) as tmp:
-        written = _write(tmp, out.suffix.lower(), rows.iter_batches(batch_format="numpy", batch_size=batch_size),
-                         counts)
+        written = _write(tmp, out.suffix.lower(), rows.iter_batches(batch_format="pyarrow", batch_size=None), counts)
     if written != len(paths):  # Ray's retries guarantee it; a check costs nothing
         raise ClusterError(f"the cluster returned {written} rows for {len(paths)} files; {out} not written.")
     return counts
 
 
-def predict_batch(batch: dict[str, np.ndarray], spec) -> dict[str, np.ndarray]:
-    """A block of files ("path": absolute, "name": as given) -> the `--csv` columns of their predictions."""
+def predict_batch(batch, spec):
+    """A block of files (an Arrow table: "path", absolute, and "name", as given) -> an Arrow table
+    of the `--csv` columns of their predictions, all text, as `digitlab predict --csv` writes them."""
+    import pyarrow as pa
+
     model, class_names, temperature, threshold = spec
     recognizer = Recognizer(model, class_names, temperature, threshold)
-    names = [str(n) for n in batch["name"]]
-    predictions = recognizer.predictions(names, prepare_many([str(p) for p in batch["path"]], names))
-    rows = [p.csv_row() for p in predictions]
-    return {column: np.array([row[k] for row in rows], dtype=object) for k, column in enumerate(CSV_COLUMNS)}
+    names = batch.column("name").to_pylist()
+    predictions = recognizer.predictions(names, prepare_many(batch.column("path").to_pylist(), names))
+    columns = list(zip(*(p.csv_row() for p in predictions)))
+    return pa.table({c: pa.array(columns[k], pa.string()) for k, c in enumerate(CSV_COLUMNS)})
 
 
-def _write(path: Path, suffix: str, batches: Iterator[dict[str, np.ndarray]], counts: Counter) -> int:
+def _write(path: Path, suffix: str, batches, counts: Counter) -> int:
+    """The rows (Arrow tables of text columns) to one .csv or .parquet file; the statuses counted."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     written = 0
     if suffix == ".csv":
         with open(path, "w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(CSV_COLUMNS)
             for batch in batches:
-                writer.writerows(zip(*(batch[c] for c in CSV_COLUMNS)))
-                counts.update(batch["status"].tolist())
-                written += len(batch["status"])
+                writer.writerows(zip(*(batch.column(c).to_pylist() for c in CSV_COLUMNS)))
+                counts.update(batch.column("status").to_pylist())
+                written += batch.num_rows
         return written
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     schema = pa.schema([(c, pa.float64() if c in FLOAT_COLUMNS else pa.string()) for c in CSV_COLUMNS])
     with pq.ParquetWriter(path, schema) as writer:
         for batch in batches:
-            columns = {c: [float(v) if v != "" else None for v in batch[c]] if c in FLOAT_COLUMNS else list(batch[c])
-                       for c in CSV_COLUMNS}
+            # The probabilities as numbers (a blank, for an image that could not be read, a null).
+            columns = [pc.cast(pc.if_else(pc.equal(batch.column(c), ""), None, batch.column(c)), pa.float64())
+                       if c in FLOAT_COLUMNS else batch.column(c) for c in CSV_COLUMNS]
             writer.write_table(pa.table(columns, schema=schema))
-            counts.update(batch["status"].tolist())
-            written += len(batch["status"])
+            counts.update(batch.column("status").to_pylist())
+            written += batch.num_rows
     return written
