@@ -73,3 +73,28 @@ def test_probabilities_bars_highlight_the_prediction():
     bars = fig.axes[1].patches
     assert len(bars) == 10 and bars[7].get_height() == 0.82
     assert fig.axes[1].get_title() == "predicted 7 (82.0%)"
+
+
+def test_the_report_embeds_the_runs_own_figures_and_draws_only_the_rest(tmp_path, monkeypatch):
+    """Issue 24: the curves and the confusion matrix are drawn once, for their PNG files, and the
+    report embeds those files' bytes; it still draws them itself when it is given none."""
+    import base64
+
+    from digitlab.evaluation.evaluate import Evaluation
+    from digitlab.reports import report
+
+    evaluation = Evaluation("mnist", [str(i) for i in range(10)], LABELS, PROBS)
+    history = {"accuracy": [0.5, 0.9], "loss": [1.0, 0.3], "val_accuracy": [0.6, 0.9], "val_loss": [0.9, 0.4]}
+    drawn = {"curves": plots.save_figure(plots.plot_history(history), tmp_path / "curves.png"),
+             "confusion": plots.save_figure(plots.plot_confusion(evaluation.confusion), tmp_path / "confusion.png")}
+    drawing = []
+    for name in ("plot_history", "plot_confusion", "plot_predictions"):
+        real = getattr(plots, name)
+        monkeypatch.setattr(plots, name, lambda *a, _real=real, _name=name, **k: drawing.append(_name) or _real(*a, **k))
+    args = (tmp_path, {"model": "mlp"}, history, evaluation, IMAGES, {"train_seconds": 1.0}, {"python": "3"})
+    page = report.write_report(*args, drawn=drawn).read_text()
+    assert drawing == ["plot_predictions"]  # the one mistake, sure of itself
+    for path in drawn.values():
+        assert base64.b64encode(path.read_bytes()).decode() in page
+    report.write_report(*args)
+    assert drawing == ["plot_predictions", "plot_history", "plot_confusion", "plot_predictions"]

@@ -206,15 +206,16 @@ def _finish(config: RunConfig, splits, run_dir: Path, model, history: dict, trai
         on_result(metrics)
     env = environment()
     if plots_enabled:
-        save_run_figures(run_dir, history, evaluation, splits.x_train, splits.y_train, splits.x_test)
-        write_report(run_dir, config.to_dict(), history, evaluation, splits.x_test, metrics, env)
+        drawn = save_run_figures(run_dir, history, evaluation, splits.x_train, splits.y_train, splits.x_test)
+        write_report(run_dir, config.to_dict(), history, evaluation, splits.x_test, metrics, env,
+                     drawn={"curves": drawn["curves.png"], "confusion": drawn["confusion.png"]})
     write_json(run_dir / STATUS_FILE, {"state": "complete", **env})
     checkpoints.remove(run_dir)
     return Run(run_dir, config, model, history, evaluation, metrics)
 
 
-def save_run_figures(run_dir: Path, history, evaluation: Evaluation, x_train, y_train, x_test) -> None:
-    """The five standard figures of a run, as PNG files in its folder."""
+def save_run_figures(run_dir: Path, history, evaluation: Evaluation, x_train, y_train, x_test) -> dict[str, Path]:
+    """The five standard figures of a run, as PNG files in its folder: {file name: path}."""
     name = f"{evaluation.dataset}, run {run_dir.name}"
     names = evaluation.class_names
     figures = {
@@ -229,8 +230,7 @@ def save_run_figures(run_dir: Path, history, evaluation: Evaluation, x_train, y_
             title=f"Test image 0 ({name})",
         ),
     }
-    for filename, fig in figures.items():
-        plots.save_figure(fig, run_dir / filename)
+    return {filename: plots.save_figure(fig, run_dir / filename) for filename, fig in figures.items()}
 
 
 def environment() -> dict:

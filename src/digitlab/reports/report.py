@@ -29,15 +29,20 @@ def confident_mistakes(evaluation: Evaluation, n: int = 15) -> np.ndarray:
 
 
 def write_report(run_dir: Path, config: dict, history: dict, evaluation: Evaluation, x_test: np.ndarray,
-                 metrics: dict, environment: dict) -> Path:
-    """Write `report.html` into the run folder; returns its path."""
+                 metrics: dict, environment: dict, drawn: dict[str, Path] | None = None) -> Path:
+    """Write `report.html` into the run folder; returns its path.
+
+    `drawn` names PNG files already drawn of the same data ("curves", "confusion": the run's own
+    figures), which the page embeds as they are instead of drawing them again (0.2-0.4 s each)."""
     names = evaluation.class_names
     mistakes = confident_mistakes(evaluation)
+    drawn = drawn or {}
     figures = {
         # One point (a classic model's single fit) is not a curve.
-        "Training curves": plots.plot_history(history, title="Training curves")
+        "Training curves": (drawn.get("curves") or plots.plot_history(history, title="Training curves"))
         if max(map(len, history.values()), default=0) > 1 else None,
-        "Confusion matrix (test set)": plots.plot_confusion(evaluation.confusion, names, title="Confusion matrix"),
+        "Confusion matrix (test set)": drawn.get("confusion")
+        or plots.plot_confusion(evaluation.confusion, names, title="Confusion matrix"),
         "The most confident mistakes": plots.plot_predictions(
             x_test[mistakes], evaluation.labels[mistakes], evaluation.probabilities[mistakes], names,
             n=len(mistakes), title="Wrong, and sure of it (most confident first)") if len(mistakes) else None,
@@ -88,7 +93,9 @@ def _definitions(values: dict) -> str:
 
 
 def data_url(fig, dpi: int = 90) -> str:
-    """A figure as a PNG `data:` URL, for a self-contained HTML page."""
+    """A figure (or a PNG file drawn before) as a PNG `data:` URL, for a self-contained HTML page."""
+    if isinstance(fig, Path):
+        return "data:image/png;base64," + base64.b64encode(fig.read_bytes()).decode()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
