@@ -157,7 +157,7 @@ PRESETS: dict[str, Preset] = {
             # (pen width, slant, size, wobble, broken strokes; digitlab.data.pen) and a "not a digit"
             # class (digitlab.data.notdigits); tested on MNIST's test set. The cnn, not cnn-aug's
             # network: cnn-aug's took 265 s an epoch of this data here, the cnn's a fraction of that.
-            dict(dataset="mnist+pen", optimizer="adam", lr_schedule="cosine", batch_size=128, epochs=12,
+            dict(dataset="mnist+pen", optimizer="adam", lr_schedule="cosine", batch_size=128, epochs=20,
                  validation_split=0.1, augment="affine", precision="auto"),
             None,  # digitlab's own; measured on pen-digits' dev.json by benchmarks/handwriting.py
             CONVNET,
