@@ -12,11 +12,12 @@ reader, MNIST test digits as 28 x 28 PNG files). In each round, interleaved with
 runs, the baseline: the same files through `Recognizer.predict_iter` in one local process, as
 `digitlab predict --csv --workers 1` runs them. Efficiency is T1 / (N * TN).
 
-The model. The driver (one process) spends CPU on each block, its executor's bookkeeping (d_block),
-and on each image, the rows coming back and the one writer (d_row); getrusage around jobs of
-1,024 and 256 images a block, and of all and a quarter of the files, separates the two. A worker
+The model. The driver (one process) spends CPU all the while (Ray Data's executor polls: a
+share a of a core), on each block (d_block) and on each image, the rows coming back and the one
+writer (d_row); getrusage around jobs of 1,024 and 256 images a block, and of tasks that return
+one row a block, separates the three. A worker
 takes w an image (two job sizes on one worker give w and the fixed cost F). The stages stream,
-so the slower sets the pace: T(N, n) = F + max(n d_row + B d_block, ceil(B / N) b w), with B
+so the slower sets the pace: T(N, n) = F + max((n d_row + B d_block) / (1 - a), ceil(B / N) b w), with B
 blocks of b images, b as `predict --cluster` picks it for n images on N CPUs. Ideal is the local
 one-process work spread over N: n W / N. The model is checked against the measured 2 workers
 (on this 2-core machine they share the cores with the driver and Ray's own processes).
@@ -100,10 +101,34 @@ def task_latency() -> tuple[float, float]:
     return statistics.median(trips), 1000 / burst
 
 
+def one_row_a_block(batch, spec):
+    """A task that does all the work of a block but returns one row: the driver's probe (its
+    CPU without the rows)."""
+    from digitlab.cluster import predict
+
+    return predict.predict_batch(batch, spec).slice(0, 1)
+
+
+def predict_one_row(recognizer, paths: list[str], out: Path, batch_size: int) -> None:
+    """`predict_cluster` with tasks that return one row a block (the job then reports too few rows)."""
+    from digitlab.cluster import predict
+    from digitlab.errors import ClusterError
+
+    real = predict.predict_batch
+    predict.predict_batch = one_row_a_block
+    try:
+        predict.predict_on_cluster(recognizer, paths, out, batch_size=batch_size)
+    except ClusterError:  # "returned 12 rows for 12,000 files": expected
+        pass
+    finally:
+        predict.predict_batch = real
+
+
 def batch_scaling(args, recognizer, paths: list[str]) -> dict:
     """Each round: the local baseline, and on the cluster the job as `predict --cluster` runs it
     (its own block size) for all the files and a quarter of them; on one worker also with blocks
-    of 256 and 1,024 images, whose driver times separate its cost a block from its cost an image."""
+    of 256 and 1,024 images, and with tasks that return one row a block, whose driver times
+    separate its CPU a block, an image and a second of the job."""
     import ray
 
     n = len(paths)
@@ -124,9 +149,10 @@ def batch_scaling(args, recognizer, paths: list[str]) -> dict:
                         ("cluster", nodes, len(small), None):
                             lambda: predict_cluster(recognizer, small, Path(tmp) / "b.csv")}
                 if nodes == 1:
-                    for size, bs in ((n, 256), (n, 1024), (len(small), 256)):
-                        jobs[("cluster", 1, size, bs)] = (lambda part, bs: lambda: predict_cluster(
-                            recognizer, part, Path(tmp) / "c.csv", bs))(paths[:size], bs)
+                    for bs in (256, 1024):
+                        jobs[("cluster", 1, n, bs)] = (lambda bs: lambda: predict_cluster(
+                            recognizer, paths, Path(tmp) / "c.csv", bs))(bs)
+                    jobs[("one row", 1, n, 1024)] = lambda: predict_one_row(recognizer, paths, Path(tmp) / "d.csv", 1024)
                 for r in range(args.rounds):
                     for key, work in jobs.items():
                         cpu = cpu_seconds()
@@ -143,24 +169,31 @@ def batch_scaling(args, recognizer, paths: list[str]) -> dict:
     m = len(small)
     local = statistics.median(times[("local", 1)] + times[("local", 2)])
     slope = (med[("cluster", 1, n, None)] - med[("cluster", 1, m, None)]) / (n - m)  # one worker: its time an image
-    # driver CPU = c0 + images d_row + blocks d_block: (n, 256) and (n, 1024) differ in blocks only,
-    # (n, 1024) and (n / 4, 256) in images only.
-    d_block = (cpu[("cluster", 1, n, 256)] - cpu[("cluster", 1, n, 1024)]) / (n / 256 - n / 1024)
-    d_row = (cpu[("cluster", 1, n, 1024)] - cpu[("cluster", 1, m, 256)]) / (n - m)
+    # The driver's CPU = a wall + images d_row + blocks d_block (Ray Data's executor polls all the
+    # while). Blocks of 1,024 with all rows and with one row a block differ in rows only (their wall
+    # times nearly equal); blocks of 256 and 1,024 in blocks only; then a from what is left.
+    full, one, fine = ("cluster", 1, n, 1024), ("one row", 1, n, 1024), ("cluster", 1, n, 256)
+    blocks = math.ceil(n / 1024)
+    a0 = cpu[one] / med[one]  # a first guess of a, to correct the two differences for their walls
+    d_row = max(0.0, (cpu[full] - cpu[one] - a0 * (med[full] - med[one])) / (n - blocks))
+    d_block = max(0.0, (cpu[fine] - cpu[full] - a0 * (med[fine] - med[full])) / (n / 256 - blocks))
+    a = max(0.0, (cpu[full] - n * d_row - blocks * d_block) / med[full])
     return {"n": n, "local": local, "W": local / n, "med": med, "w": slope,
-            "F": med[("cluster", 1, n, None)] - slope * n, "d_row": d_row, "d_block": d_block,
+            "F": med[("cluster", 1, n, None)] - slope * n, "d_row": d_row, "d_block": d_block, "a": a,
             "driver": cpu, "latency": latency}
 
 
 def predicted(b: dict, workers: int, n: float) -> float:
     """T(N) = F + max(driver, workers): the stages stream, so the slower sets the pace. The driver
-    spends d_row an image and d_block a block; the workers run ceil(blocks / N) waves of a block
-    each (w an image), with the block size `predict --cluster` picks for n images on N CPUs."""
+    polls (a share a of a core all the while) and spends d_row an image and d_block a block: it
+    keeps up while a T + n d_row + B d_block <= T. The workers run ceil(B / N) waves of a block
+    each (w an image), B blocks of the size `predict --cluster` picks for n images on N CPUs."""
     from digitlab.cluster.predict import block_size
 
     bs = block_size(int(n), workers)
     blocks = math.ceil(n / bs)
-    return b["F"] + max(n * b["d_row"] + blocks * b["d_block"], math.ceil(blocks / workers) * bs * b["w"])
+    driver = (n * b["d_row"] + blocks * b["d_block"]) / max(1e-9, 1 - b["a"])
+    return b["F"] + max(driver, math.ceil(blocks / workers) * bs * b["w"])
 
 
 def print_batch(b: dict) -> None:
@@ -173,22 +206,22 @@ def print_batch(b: dict) -> None:
         print(f"  cluster, {N} worker(s):      {tN:6.1f} s  {n / tN:8,.0f} images/s  "
               f"{n / tN / (n / b['local']):.2f}x the baseline, efficiency T1/(N TN) {t1 / (N * tN):.2f}, "
               f"model {predicted(b, N, n):.1f} s")
-    for bs in (256, 1024):
-        print(f"  cluster, 1 worker, blocks of {bs:5d}: {med[('cluster', 1, n, bs)]:6.1f} s, "
-              f"driver CPU {b['driver'][('cluster', 1, n, bs)]:.2f} s")
+    for key in (("cluster", 1, n, 256), ("cluster", 1, n, 1024), ("one row", 1, n, 1024)):
+        print(f"  1 worker, blocks of {key[3]:5d}{', one row back a block' if key[0] == 'one row' else '':22s}: "
+              f"{med[key]:6.1f} s, driver CPU {b['driver'][key]:.2f} s")
     lat = b["latency"]
     print(f"\nOverheads measured: a task's round trip {lat['round trip'] * 1e3:.1f} ms, "
           f"{lat['burst rate']:,.0f} tasks/s at once;")
     print(f"  job fixed cost F {b['F']:.2f} s; per image: the work W {b['W'] * 1e6:.0f} us (local, one process), "
           f"a worker w {b['w'] * 1e6:.0f} us (its tasks, Ray's scheduling, the rows' transfer);")
-    print(f"  the driver's CPU: {b['d_block'] * 1e3:.1f} ms a block (Ray Data's executor), {b['d_row'] * 1e6:.1f} us "
-          f"an image (the rows, the writer): at most {1 / b['d_row']:,.0f} images/s with large blocks.")
-    print("\nPredicted: T(N) = F + max(n d_row + blocks d_block, ceil(blocks / N) block w), against the ideal n W / N")
+    print(f"  the driver's CPU: {b['a']:.0%} of a core all the while (Ray Data's executor polling), "
+          f"{b['d_block'] * 1e3:.1f} ms a block, {b['d_row'] * 1e6:.1f} us an image (the rows, the writer).")
+    print("\nPredicted: T(N) = F + max((n d_row + B d_block) / (1 - a), ceil(B / N) b w), against the ideal n W / N")
     print("  images      workers   block   predicted s   ideal s   overhead")
+    from digitlab.cluster.predict import block_size
+
     for images in (1e6, 1e7):
         for N in (1, 2) + WORKERS:
-            from digitlab.cluster.predict import block_size
-
             t = predicted(b, N, images)
             ideal = images * b["W"] / N
             print(f"  {images:10,.0f}  {N:7d}   {block_size(int(images), N):5d}   {t:11.1f}   {ideal:7.1f}   "

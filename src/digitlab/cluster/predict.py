@@ -43,10 +43,11 @@ def check_out(out: Path) -> None:
 
 def block_size(files: int, cpus: float) -> int:
     """Images in a block (one task's work): about four blocks for each CPU of the cluster, so that
-    the work spreads and a lost task costs little, within [256, 4096]. Measured here (ray 2.60):
-    the driver spends about 11 ms of CPU on each block (Ray Data's executor), so blocks of 256
-    images cap a job at about 90 blocks a second, whatever the workers; 4,096 images take a worker
-    seconds, and 1 ms of driver time a second of work keeps the driver far from the limit."""
+    the work spreads and a lost task costs little, within [256, 4096]. Measured here (ray 2.60,
+    benchmarks/scaling.py): the driver spends about 14 ms of CPU on each block (Ray Data's
+    executor), so blocks of 256 images cap a job at about 70 blocks a second, whatever the
+    workers; a block of 4,096 takes a worker about 3 s.
+    """
     return int(min(MAX_BLOCK, max(MIN_BLOCK, math.ceil(files / (4 * max(1.0, cpus))))))
 
 
