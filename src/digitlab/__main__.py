@@ -1,5 +1,5 @@
 """python -m digitlab: the same as the `digitlab` command."""
 
-from digitlab.cli.main import main
+from digitlab.cli.main import run
 
-main()
+run()

@@ -283,3 +283,38 @@ def main() -> None:
     except DigitlabError as e:
         err.print(f"[red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         sys.exit(130 if isinstance(e, Interrupted) else 1)
+
+
+def run() -> None:
+    """The `digitlab` command (and `python -m digitlab`): main(), then a quick exit.
+
+    Python's own shutdown after Keras and JAX, tearing down thousands of modules and XLA's
+    runtime, took 0.7 s of every command that had loaded them (measured on a 2-core VM, 2026-12-05:
+    0.68-0.82 s, against 0.03 s this way; BENCHMARKS.md, "Whole runs"). Everything a command
+    writes is closed by then (run files are written atomically); the exit handlers still run
+    (`atexit`: logging, temporary folders), the output is flushed, and the process ends with the
+    exit code main() gave. When a thread that Python would wait for is still running (none of
+    digitlab's), or neither JAX nor TensorFlow was loaded, the exit is Python's usual one.
+    Tests call main() itself, in their own process."""
+    import atexit
+    import os
+    import threading
+
+    code: int | str | None = 0
+    try:
+        main()
+    except SystemExit as e:
+        code = e.code
+    waited_for = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    if waited_for or not ({"jax", "tensorflow"} & set(sys.modules)):
+        sys.exit(code)
+    if isinstance(code, str):  # sys.exit("message"): Python prints it and exits 1
+        print(code, file=sys.stderr)
+        code = 1
+    atexit._run_exitfuncs()  # noqa: SLF001 - the handlers Python's exit would run, then none of the teardown
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can be said
+            pass
+    os._exit(code or 0)
