@@ -156,3 +156,42 @@ def test_planned_backend_is_what_select_backend_gives_without_importing_keras(mo
         print(select_backend("jax"), planned_backend("tensorflow"))
     """
     assert run_python(code).split() == ["tensorflow", "jax", "jax", "False", "jax", "jax"]
+
+
+def test_keras_is_imported_while_the_data_are_read_in_a_fresh_process(tmp_path):
+    """Issue 24: the training's data load and Keras' import overlap; the wait gives the backend,
+    and the data are what they would be read alone."""
+    out = run_python("""
+        import sys, numpy as np
+        from digitlab.models.backend import select_backend_meanwhile
+        wait = select_backend_meanwhile("jax")
+        from digitlab.data.userdata import load_dataset
+        (x, y), _ = load_dataset("mnist", progress=False)
+        print(wait(), "keras" in sys.modules, x.shape, int(y[:100].sum()))
+    """)
+    from digitlab.data.userdata import load_dataset
+
+    (_, y), _ = load_dataset("mnist", progress=False)
+    assert out.split() == ["jax", "True", "(60000,", "28,", "28)", str(int(y[:100].sum()))]
+
+
+def test_an_import_that_fails_in_the_background_fails_the_wait(monkeypatch):
+    from digitlab.models import backend
+
+    def broken(preferred=None):
+        raise ImportError("no Keras here")
+
+    monkeypatch.setattr(backend, "select_backend", broken)
+    wait = backend.select_backend_meanwhile("jax")
+    with pytest.raises(ImportError, match="no Keras here"):
+        wait()
+
+
+def test_a_data_error_is_the_one_shown_when_both_fail(monkeypatch, tmp_path):
+    from digitlab.errors import DigitlabError
+    from digitlab.lab import pipeline
+    from digitlab.models import backend, config_for
+
+    monkeypatch.setattr(backend, "select_backend", lambda preferred=None: (_ for _ in ()).throw(ImportError("x")))
+    with pytest.raises(DigitlabError, match="which is not a folder"):
+        pipeline._load_splits(config_for("mlp"), tmp_path / "no data here")

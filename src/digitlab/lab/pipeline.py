@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import sys
@@ -21,6 +22,7 @@ from digitlab.evaluation.calibration import fit_temperature
 from digitlab.evaluation.evaluate import Evaluation, evaluate_model, predict_probabilities, recorded_classes
 from digitlab.files import atomic_write
 from digitlab.models import config_for, get_preset
+from digitlab.models.backend import select_backend_meanwhile
 from digitlab.models.numpy_model import INFERENCE_FILE
 from digitlab.models.numpy_model import export as export_inference
 from digitlab.models.precision import computing_in, prediction_precision, resolve_precision
@@ -88,8 +90,7 @@ def train(
     config = resolve_precision(config)  # config.json records the precision that ran, never "auto"
     if job is not None:
         distributed.check_config(config, job)
-    train_split, test_split = load_dataset(config.dataset, data_dir=data_dir)
-    splits = make_splits(config, train_split, test_split)
+    splits = _load_splits(config, data_dir)
     if job is not None:
         distributed.initialize(job)  # waits for every process of the job
         if not job.leader:  # its share of each batch; process 0 writes the run
@@ -119,9 +120,25 @@ def resume(
     config = RunConfig.load(run_dir / CONFIG_FILE)
     checkpoints.load(run_dir, config.epochs)  # fails clearly before any data is read: none, or altered
     recorded_classes(RunFiles(run_dir / MODEL_FILE, run_dir, config))  # the data's classes as when it started
-    train_split, test_split = load_dataset(config.dataset, data_dir=data_dir)
-    splits = make_splits(config, train_split, test_split)
+    splits = _load_splits(config, data_dir)
     return _fit_and_finish(config, splits, run_dir, verbose, plots_enabled, resume=True, on_result=on_result)
+
+
+def _load_splits(config: RunConfig, data_dir):
+    """The run's data, read while Keras is imported (a core each: BENCHMARKS.md, "Whole runs");
+    nothing touches Keras before both are done."""
+    preset = get_preset(config.model)
+    keras_ready = (select_backend_meanwhile(preset.backend) if preset.kind != "sklearn" and config.engine != "numpy"
+                   else lambda: None)
+    try:
+        train_split, test_split = load_dataset(config.dataset, data_dir=data_dir)
+        splits = make_splits(config, train_split, test_split)
+    except BaseException:
+        with contextlib.suppress(BaseException):  # the data's error is the one to show
+            keras_ready()
+        raise
+    keras_ready()
+    return splits
 
 
 def _fit_and_finish(config: RunConfig, splits, run_dir: Path, verbose, plots_enabled: bool, resume: bool,

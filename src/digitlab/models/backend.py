@@ -19,6 +19,8 @@ import importlib.util
 import os
 import platform
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -30,6 +32,31 @@ CONVNET = "convnet"  # a preset's backend rule: whichever trains convolutions fa
 # The CPU features for which TensorFlow's Linux x86 builds turn their oneDNN kernels on by default
 # (TensorFlow 2.9 and later; `IsMKLEnabled` in tensorflow/core/util/util.cc), as /proc/cpuinfo names them.
 ONEDNN_CPU_FLAGS = frozenset({"avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16"})
+
+
+def select_backend_meanwhile(preferred: str | None = None) -> Callable[[], str]:
+    """`select_backend(preferred)` in a thread; returns the function that waits for it (and raises
+    what it raised). Keras' import (1.5-2 s) keeps one core busy and leaves the other idle, while
+    reading a data set (gzip and SHA-256, which release the GIL) is the next thing a training
+    does: the two overlap. Nothing else may touch Keras until the wait returns."""
+    outcome: dict = {}
+
+    def work() -> None:
+        try:
+            outcome["backend"] = select_backend(preferred)
+        except BaseException as e:  # noqa: BLE001 - handed to the waiting thread, raised there
+            outcome["error"] = e
+
+    thread = threading.Thread(target=work, name="digitlab-import-keras", daemon=True)
+    thread.start()
+
+    def wait() -> str:
+        thread.join()
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["backend"]
+
+    return wait
 
 
 def select_backend(preferred: str | None = None) -> str:
