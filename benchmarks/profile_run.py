@@ -50,8 +50,10 @@ spans.append(("import the pipeline (Keras, JAX...)", t, time.perf_counter() - T0
 for name, step in [("load_dataset", "data"), ("make_splits", "data"), ("fit", "training (model, compile, epochs)"),
                    ("export_inference", "NumPy export"), ("fit_temperature", "calibration"),
                    ("evaluate_model", "test evaluation"), ("write_history", "run files"),
-                   ("save_run_figures", "figures"), ("write_report", "report")]:
+                   ("save_run_figures", "figures")]:
     timed(pipeline, name, step)
+from digitlab.reports import report  # imported by the pipeline only when it draws (matplotlib with it)
+timed(report, "write_report", "report")
 timed(checkpoints, "save", "checkpoints (in training)")
 timed(pipeline, "train", "TOTAL train()")
 timed(checkpoints, "remove", "run files")

@@ -26,8 +26,6 @@ from digitlab.models.backend import select_backend_meanwhile
 from digitlab.models.numpy_model import INFERENCE_FILE
 from digitlab.models.numpy_model import export as export_inference
 from digitlab.models.precision import computing_in, prediction_precision, resolve_precision
-from digitlab.reports import plots
-from digitlab.reports.report import write_report
 from digitlab.runs import (
     CALIBRATION_FILE,
     CLASSES_FILE,
@@ -222,7 +220,9 @@ def _finish(config: RunConfig, splits, run_dir: Path, model, history: dict, trai
     if on_result is not None:
         on_result(metrics)
     env = environment()
-    if plots_enabled:
+    if plots_enabled:  # matplotlib imported only now: not before the first epoch, nor for --no-plots
+        from digitlab.reports.report import write_report
+
         drawn = save_run_figures(run_dir, history, evaluation, splits.x_train, splits.y_train, splits.x_test)
         write_report(run_dir, config.to_dict(), history, evaluation, splits.x_test, metrics, env,
                      drawn={"curves": drawn["curves.png"], "confusion": drawn["confusion.png"]})
@@ -233,6 +233,8 @@ def _finish(config: RunConfig, splits, run_dir: Path, model, history: dict, trai
 
 def save_run_figures(run_dir: Path, history, evaluation: Evaluation, x_train, y_train, x_test) -> dict[str, Path]:
     """The five standard figures of a run, as PNG files in its folder: {file name: path}."""
+    from digitlab.reports import plots
+
     name = f"{evaluation.dataset}, run {run_dir.name}"
     names = evaluation.class_names
     figures = {
