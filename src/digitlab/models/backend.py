@@ -47,6 +47,8 @@ def select_backend_meanwhile(preferred: str | None = None) -> Callable[[], str]:
         except BaseException as e:  # noqa: BLE001 - handed to the waiting thread, raised there
             outcome["error"] = e
 
+    # A plain daemon thread, not concurrent.futures: its worker threads are not daemons, and one left
+    # running would turn off the command's quick exit (cli.main.run).
     thread = threading.Thread(target=work, name="digitlab-import-keras", daemon=True)
     thread.start()
 
