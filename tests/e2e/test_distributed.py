@@ -57,6 +57,22 @@ def test_two_processes_train_the_weights_one_process_trains_on_the_same_batches(
     assert largest <= 1e-5
     m2, m1 = (json.loads((r / "metrics.json").read_text()) for r in (run2, run1))
     assert abs(m2["test_accuracy"] - m1["test_accuracy"]) <= 2e-4 and m2["test_accuracy"] > 0.9
+    assert m2["processes"] == 2 and m1["processes"] == 1  # the run says how it was trained
     h2, h1 = (json.loads((r / "history.json").read_text()) for r in (run2, run1))
     assert len(h2["val_accuracy"]) == 2 and np.allclose(h2["loss"], h1["loss"], atol=1e-5)
     assert "Test accuracy" in alone
+
+
+def test_a_diverging_job_fails_and_says_so(tmp_path):
+    """A loss gone to NaN stops the job with the epoch named, and the run folder says failed (it
+    is never marked complete with NaN weights)."""
+    require_real_data("mnist")
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"} | {"DIGITLAB_DATA": str(DATA_DIR)}
+    proc = subprocess.run([*digitlab_command(), "train", "--model", "mlp", "--limit", "2000", "--epochs", "2",
+                           "--no-plots", "--learning-rate", "1e30", "--out", str(tmp_path), "--coordinator",
+                           f"127.0.0.1:{free_port()}", "--num-processes", "1", "--process-id", "0"],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode != 0 and "training diverged" in proc.stderr and "Traceback" not in proc.stderr
+    (run,) = tmp_path.iterdir()
+    assert json.loads((run / "status.json").read_text())["state"] == "failed"
+    assert not (run / "metrics.json").exists()

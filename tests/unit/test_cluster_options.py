@@ -4,6 +4,7 @@ are in tests/e2e/test_cluster.py, in the slow tier.)"""
 
 from __future__ import annotations
 
+import os
 import sys
 
 import numpy as np
@@ -92,8 +93,8 @@ def task_rows(tmp_path):
     from digitlab.recognize import Recognizer
 
     names = []
-    for i in range(5):
-        names.append(str(tmp_path / f"{i}.png"))
+    for i in range(5):  # the last with a name that is not UTF-8 (Linux allows any bytes)
+        names.append(str(tmp_path / (f"{i}.png" if i < 4 else "caf\udce9.png")))
         image = np.zeros((28, 28), np.uint8)
         image[6:22, 12 + i % 3 : 16 + i % 3] = 255
         Image.fromarray(image).save(names[-1])
@@ -101,7 +102,9 @@ def task_rows(tmp_path):
     names.append(str(tmp_path / "broken.png"))
     recognizer = Recognizer.load("reader")
     spec = (recognizer.model, recognizer.class_names, recognizer.temperature, recognizer.threshold)
-    table = predict_batch(pa.table({"path": names, "name": [f"n{i}" for i in range(len(names))]}), spec)
+    given = [f"n{i}" for i in range(len(names) - 2)] + ["caf\udce9.png", "n5"]
+    table = predict_batch(pa.table({"path": pa.array([os.fsencode(n) for n in names], pa.binary()),
+                                    "name": pa.array([os.fsencode(n) for n in given], pa.binary())}), spec)
     local = [p.csv_row() for p in recognizer.predict([open(n, "rb").read() for n in names])]
     return table, local
 
@@ -111,7 +114,8 @@ def test_a_task_returns_the_rows_of_a_local_run(task_rows):
 
     table, local = task_rows
     rows = [list(r) for r in zip(*(table.column(c).to_pylist() for c in CSV_COLUMNS))]
-    assert [r[0] for r in rows] == [f"n{i}" for i in range(6)]  # the names as given, in order
+    # the names as given, in order; bytes that are not UTF-8 as backslash escapes
+    assert [r[0] for r in rows] == ["n0", "n1", "n2", "n3", "caf\\xe9.png", "n5"]
     assert [r[1:-1] for r in rows[:5]] == [r[1:-1] for r in local[:5]]
     assert rows[5][1] == "error" and "broken.png" not in rows[5][-1] and rows[5][3] == ""
 
@@ -132,7 +136,7 @@ def test_the_writer_keeps_every_row_and_counts_the_statuses(task_rows, tmp_path,
     assert _write(out, suffix, iter([table, table.slice(2)]), counts) == 10
     assert sum(counts.values()) == 10 and counts["error"] == 2
     if suffix == ".csv":
-        with open(out, newline="") as f:
+        with open(out, newline="", encoding="utf-8") as f:
             got = list(csv.reader(f))
         assert got[0] == CSV_COLUMNS and got[1:7] == [list(r) for r in zip(*table.to_pydict().values())]
     else:
@@ -140,3 +144,30 @@ def test_the_writer_keeps_every_row_and_counts_the_statuses(task_rows, tmp_path,
         assert got.column_names == CSV_COLUMNS and got.num_rows == 10
         assert got.column("probability").to_pylist()[5] is None  # the unreadable file: no number
         assert got.column("p1").to_pylist()[0] == float(table.column("p1")[0].as_py())
+
+
+def test_a_short_answer_from_the_cluster_leaves_the_results_file_as_it_was(tmp_path, monkeypatch):
+    """The row count is checked before the results file is replaced: a previous results file is
+    kept whole, and no temporary file is left (a stand-in for Ray returns one row short)."""
+    import sys
+    from types import SimpleNamespace
+
+    import pyarrow as pa
+
+    from digitlab.cluster import predict as cluster_predict
+    from digitlab.errors import ClusterError
+    from digitlab.recognize import CSV_COLUMNS, Recognizer
+
+    row = pa.table({c: pa.array(["ok" if c == "status" else "1"], pa.string()) for c in CSV_COLUMNS})
+    rows = SimpleNamespace(iter_batches=lambda **kw: iter([row]))
+    fake_ray = SimpleNamespace(
+        cluster_resources=lambda: {"CPU": 2.0},
+        data=SimpleNamespace(DataContext=SimpleNamespace(get_current=lambda: SimpleNamespace(
+                                 execution_options=SimpleNamespace())),
+                             from_arrow=lambda tables: SimpleNamespace(map_batches=lambda *a, **kw: rows)))
+    monkeypatch.setitem(sys.modules, "ray", fake_ray)
+    out = tmp_path / "results.csv"
+    out.write_text("yesterday's results\n")
+    with pytest.raises(ClusterError, match="returned 1 rows for 2 files"):
+        cluster_predict.predict_on_cluster(Recognizer.load("reader"), ["a.png", "b.png"], out)
+    assert out.read_text() == "yesterday's results\n" and sorted(tmp_path.iterdir()) == [out]

@@ -69,3 +69,87 @@ def test_the_slices_of_each_step_make_the_global_batch_one_process_trains_on(n, 
     for k in range(steps):
         assert np.array_equal(np.concatenate([s[k * part:(k + 1) * part] for s in slices]),
                               order[k * batch:(k + 1) * batch])
+
+
+def splits_of(train: int, val: int | None):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(x_train=np.zeros((train, 784), np.float32), y_train=np.zeros(train, np.int64),
+                           x_val=None if val is None else np.zeros((val, 784)), y_val=None if val is None else np.zeros(val))
+
+
+@pytest.mark.parametrize("train, val, says", [
+    (63, 100, "63 training images make no whole batch of 64"),
+    (640, 1, "1 validation images cannot be shared by 2 processes"),
+])
+def test_too_few_images_for_the_job_is_a_config_error_not_an_empty_shard(train, val, says):
+    from digitlab.training.distributed import check_splits
+
+    with pytest.raises(ConfigError, match=says):
+        check_splits(config_for("mlp", batch_size=64), splits_of(train, val), JOB)
+    check_splits(config_for("mlp", batch_size=64), splits_of(64, 2), JOB)
+    check_splits(config_for("mlp", batch_size=64), splits_of(64, None), JOB)
+
+
+def test_process_0_makes_its_run_folder_before_the_job_starts(tmp_path, monkeypatch):
+    """An --out that cannot be written stops process 0 before it joins the job (the others are
+    not left waiting for it in the middle of a training)."""
+    from digitlab.errors import RunError
+    from digitlab.lab import pipeline
+    from digitlab.training import distributed
+
+    monkeypatch.setattr(pipeline, "_load_splits", lambda config, data_dir: splits_of(640, 100))
+    monkeypatch.setattr(distributed, "initialize", lambda job: pytest.fail("joined the job"))
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(RunError, match="cannot create a run folder"):
+        pipeline.train(config_for("mlp", out=str(tmp_path / "a-file" / "runs")), job=JOB)
+
+
+def test_a_job_that_cannot_start_marks_process_0s_folder_failed(tmp_path, monkeypatch):
+    import json
+
+    from digitlab.errors import ClusterError
+    from digitlab.lab import pipeline
+    from digitlab.training import distributed
+
+    def no_peers(job):
+        raise ClusterError("process 0 could not meet the other 1")
+
+    monkeypatch.setattr(pipeline, "_load_splits", lambda config, data_dir: splits_of(640, 100))
+    monkeypatch.setattr(distributed, "initialize", no_peers)
+    with pytest.raises(ClusterError):
+        pipeline.train(config_for("mlp", out=str(tmp_path)), job=JOB)
+    (run,) = tmp_path.iterdir()
+    assert json.loads((run / "status.json").read_text()) == {"state": "failed", "error": "process 0 could not meet the other 1"}
+
+
+class NoSpace:
+    def save(self, path):
+        raise OSError(28, "No space left on device")
+
+
+@pytest.mark.parametrize("stop, says", [
+    (KeyboardInterrupt, "interrupted; a training spread over processes keeps no checkpoints"),
+    (None, "No space left on device"),
+])
+def test_a_job_stopped_says_start_again_never_resume(tmp_path, monkeypatch, stop, says):
+    """A training spread over processes has no checkpoint: when it is interrupted, or its results
+    cannot be written, it says to start every process again, not `--resume`, and its folder says failed."""
+    import json
+
+    from digitlab.errors import DigitlabError
+    from digitlab.lab import pipeline
+    from digitlab.training import distributed
+
+    def fit(*args, **kwargs):
+        if stop is not None:
+            raise stop
+        return NoSpace(), {"loss": [0.1]}
+
+    monkeypatch.setattr(distributed, "fit_data_parallel", fit)
+    with pytest.raises(DigitlabError) as raised:
+        pipeline._fit_and_finish(config_for("mlp"), splits_of(640, 100), tmp_path, 0, False, resume=False,
+                                 on_result=None, job=JOB)
+    assert says in str(raised.value) and "start every process again" in str(raised.value)
+    assert "--resume" not in str(raised.value)
+    assert json.loads((tmp_path / "status.json").read_text())["state"] == "failed"

@@ -243,7 +243,7 @@ def test_two_processes_fetching_into_an_empty_cache_download_once(tmp_path):
     import subprocess
     import time
 
-    from tests.conftest import DATA_DIR, digitlab_command
+    from tests.conftest import digitlab_command
 
     source = require_mnist_dir()
 

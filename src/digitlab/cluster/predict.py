@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -73,8 +74,9 @@ def predict_on_cluster(recognizer: Recognizer, paths: list[str], out: Path, *, b
     # The nodes open the files by absolute path (their working folder is not ours); the rows and
     # messages name them as given, as a local run does. One Arrow table a block: Ray Data's
     # from_items spent 20 us of the driver's time on each path.
-    names = pa.array([str(p) for p in paths], pa.string())
-    where = pa.array([str(Path(p).absolute()) for p in paths], pa.string())  # not abspath: it drops ".." across links
+    # As bytes: a file name need not be UTF-8 (Arrow's text must be); os.fsdecode takes them back.
+    names = pa.array([os.fsencode(p) for p in paths], pa.binary())
+    where = pa.array([os.fsencode(Path(p).absolute()) for p in paths], pa.binary())  # not abspath: it drops ".." across links
     files = ray.data.from_arrow([pa.table({"path": where[i : i + batch_size], "name": names[i : i + batch_size]})
                                  for i in range(0, len(paths), batch_size)])
     # Ray Data runs a task lost with its node again (its default: retries without limit for system
@@ -83,8 +85,8 @@ def predict_on_cluster(recognizer: Recognizer, paths: list[str], out: Path, *, b
     counts: Counter = Counter()
     with atomic_write(out) as tmp:
         written = _write(tmp, out.suffix.lower(), rows.iter_batches(batch_format="pyarrow", batch_size=None), counts)
-    if written != len(paths):  # Ray's retries guarantee it; a check costs nothing
-        raise ClusterError(f"the cluster returned {written} rows for {len(paths)} files; {out} not written.")
+        if written != len(paths):  # Ray's retries guarantee it; a check costs nothing (and out is kept as it was)
+            raise ClusterError(f"the cluster returned {written} rows for {len(paths)} files; {out} not written.")
     return counts
 
 
@@ -95,10 +97,21 @@ def predict_batch(batch, spec):
 
     model, class_names, temperature, threshold = spec
     recognizer = Recognizer(model, class_names, temperature, threshold)
-    names = batch.column("name").to_pylist()
-    predictions = recognizer.predictions(names, prepare_many(batch.column("path").to_pylist(), names))
+    names = [os.fsdecode(n) for n in batch.column("name").to_pylist()]
+    paths = [os.fsdecode(p) for p in batch.column("path").to_pylist()]
+    predictions = recognizer.predictions(names, prepare_many(paths, names))
     columns = list(zip(*(p.csv_row() for p in predictions)))
-    return pa.table({c: pa.array(columns[k], pa.string()) for k, c in enumerate(CSV_COLUMNS)})
+    return pa.table({c: _text_array(pa, columns[k]) for k, c in enumerate(CSV_COLUMNS)})
+
+
+def _text_array(pa, texts):
+    """An Arrow text column; a file name's bytes that are not UTF-8 (held as surrogates, PEP 383)
+    written as backslash escapes, "caf\\xe9.png", since Arrow's and Parquet's text is UTF-8."""
+    try:
+        return pa.array(texts, pa.string())
+    except UnicodeEncodeError:
+        return pa.array([t.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace") for t in texts],
+                        pa.string())
 
 
 def _write(path: Path, suffix: str, batches, counts: Counter) -> int:
@@ -108,7 +121,7 @@ def _write(path: Path, suffix: str, batches, counts: Counter) -> int:
 
     written = 0
     if suffix == ".csv":
-        with open(path, "w", newline="") as f:
+        with open(path, "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
             writer.writerow(CSV_COLUMNS)
             for batch in batches:

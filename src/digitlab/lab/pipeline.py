@@ -90,13 +90,22 @@ def train(
         distributed.check_config(config, job)
     splits = _load_splits(config, data_dir)
     if job is not None:
-        distributed.initialize(job)  # waits for every process of the job
+        distributed.check_splits(config, splits, job)
+    run_dir = None
+    if job is None or job.leader:  # before the job starts: an unwritable --out must not leave peers waiting
+        run_dir = new_run_dir(config.out, config.model, config.dataset)
+        config.save(run_dir / CONFIG_FILE)
+        write_json(run_dir / CLASSES_FILE, {"classes": list(dataset.class_names)})
+    if job is not None:
+        try:
+            distributed.initialize(job)  # waits for every process of the job
+        except DigitlabError as e:
+            if run_dir is not None:
+                _set_status(run_dir, {"state": "failed", "error": str(e)})
+            raise
         if not job.leader:  # its share of each batch; process 0 writes the run
             distributed.fit_data_parallel(config, splits, job=job, num_classes=dataset.num_classes, verbose=0)
             return None
-    run_dir = new_run_dir(config.out, config.model, config.dataset)
-    config.save(run_dir / CONFIG_FILE)
-    write_json(run_dir / CLASSES_FILE, {"classes": list(dataset.class_names)})
     return _fit_and_finish(config, splits, run_dir, verbose, plots_enabled, resume=False, on_result=on_result,
                            job=job)
 
@@ -155,6 +164,9 @@ def _fit_and_finish(config: RunConfig, splits, run_dir: Path, verbose, plots_ena
         write_json(run_dir / STATUS_FILE, {"state": "failed", "error": str(e)})
         raise
     except KeyboardInterrupt:
+        if job is not None:
+            _set_status(run_dir, {"state": "failed", "error": "interrupted"})
+            raise Interrupted(f"interrupted; {distributed.NO_CHECKPOINTS}") from None
         write_json(run_dir / STATUS_FILE, {"state": "interrupted"})
         done = checkpoints.load(run_dir).epoch if (run_dir / checkpoints.CHECKPOINT_JSON).is_file() else 0
         raise Interrupted(
@@ -162,16 +174,22 @@ def _fit_and_finish(config: RunConfig, splits, run_dir: Path, verbose, plots_ena
             f'Resume with: digitlab train --resume "{run_dir}"'
         ) from None
     train_seconds = time.perf_counter() - started
+    metrics_extra = {"processes": job.num_processes} if job is not None else {}
     try:
-        return _finish(config, splits, run_dir, model, history, train_seconds, plots_enabled, resume, on_result)
+        return _finish(config, splits, run_dir, model, history, train_seconds, plots_enabled, resume, on_result,
+                       metrics_extra)
     except KeyboardInterrupt:
+        if job is not None:
+            _set_status(run_dir, {"state": "failed", "error": "interrupted while writing the results"})
+            raise Interrupted(f"interrupted while writing the results; {distributed.NO_CHECKPOINTS}") from None
         _set_status(run_dir, {"state": "interrupted"})
         raise Interrupted(f"interrupted while writing the results; all {config.epochs} epochs are saved. "
                           f'Resume with: digitlab train --resume "{run_dir}"') from None
     except OSError as e:  # a full disk, a folder made read-only: the checkpoint still holds the epochs
         _set_status(run_dir, {"state": "failed", "error": f"{type(e).__name__}: {e}"})
-        raise WriteError(f"{run_dir}: cannot write the run's results ({e.strerror or e}); its trained epochs are "
-                         f'kept. Free space or fix the folder, then: digitlab train --resume "{run_dir}"') from None
+        then = (f"Free space or fix the folder; {distributed.NO_CHECKPOINTS}" if job is not None else
+                f'its trained epochs are kept. Free space or fix the folder, then: digitlab train --resume "{run_dir}"')
+        raise WriteError(f"{run_dir}: cannot write the run's results ({e.strerror or e}); {then}") from None
 
 
 def _set_status(run_dir: Path, status: dict) -> None:
@@ -183,7 +201,8 @@ def _set_status(run_dir: Path, status: dict) -> None:
 
 
 def _finish(config: RunConfig, splits, run_dir: Path, model, history: dict, train_seconds: float,
-            plots_enabled: bool, resume: bool, on_result: Callable[[dict], None] | None = None) -> Run:
+            plots_enabled: bool, resume: bool, on_result: Callable[[dict], None] | None = None,
+            metrics_extra: dict | None = None) -> Run:
     """Everything after the last epoch: the model, calibration, test evaluation, files, figures,
     then "complete" and the checkpoint dropped, in that order (a run killed meanwhile resumes)."""
     # The model first: whatever happens to the figures, the trained weights are kept.
@@ -212,6 +231,7 @@ def _finish(config: RunConfig, splits, run_dir: Path, model, history: dict, trai
         "train_seconds": round(train_seconds, 2),
         "predict_ms_per_1000": round(1000 * predict_seconds / len(splits.y_test) * 1000, 2),
         "resumed": resume,
+        **(metrics_extra or {}),  # e.g. how many processes a data-parallel training ran on
     }
     write_json(run_dir / METRICS_FILE, metrics)
     with atomic_write(run_dir / CONFUSION_FILE) as tmp:

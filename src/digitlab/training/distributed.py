@@ -24,7 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from digitlab.config import RunConfig
-from digitlab.errors import ClusterError, ConfigError
+from digitlab.errors import ClusterError, ConfigError, TrainingDiverged
+
+NO_CHECKPOINTS = "a training spread over processes keeps no checkpoints: start every process again."
 
 _HOST_PORT = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]*):(\d{1,5})$")
 
@@ -84,6 +86,18 @@ def check_config(config: RunConfig, job: Job) -> None:
                           f"--batch-size that {job.num_processes} divides.")
 
 
+def check_splits(config: RunConfig, splits, job: Job) -> None:
+    """A ConfigError unless every process has at least one row of a whole global batch, and of
+    the held-out images, to train and validate on (the last, partial batch is dropped)."""
+    if len(splits.x_train) < config.batch_size:
+        raise ConfigError(f"{len(splits.x_train)} training images make no whole batch of {config.batch_size}: a "
+                          "training spread over processes drops the last, partial batch. Give a smaller "
+                          "--batch-size, or more images (--limit).")
+    if splits.y_val is not None and len(splits.y_val) < job.num_processes:
+        raise ConfigError(f"{len(splits.y_val)} validation images cannot be shared by {job.num_processes} processes: "
+                          "give a larger --validation-split, or more images (--limit).")
+
+
 def initialize(job: Job) -> None:
     """Join the job (blocks until all N processes have), before JAX computes anything."""
     from digitlab.models.backend import select_backend
@@ -124,7 +138,7 @@ def fit_data_parallel(config: RunConfig, splits, *, job: Job, num_classes: int =
     `run_dir` use and no `resume`). Returns (a plain Keras model holding the trained weights,
     history) in every process."""
     if resume:
-        raise ConfigError("a training spread over processes has no checkpoints to resume from; start it again.")
+        raise ConfigError(f"--resume: {NO_CHECKPOINTS}")
     import sys
 
     import jax
@@ -168,6 +182,9 @@ def fit_data_parallel(config: RunConfig, splits, *, job: Job, num_classes: int =
                                    f"({first_line(e)}). Start every process again.") from None
             for k, v in result.history.items():
                 history.setdefault(k, []).append(float(v[-1]))
+            if not np.isfinite(history["loss"][-1]):  # every process holds the same weights: all stop here
+                raise TrainingDiverged(f"the loss became {history['loss'][-1]} in epoch {epoch + 1}: training "
+                                       "diverged. Try a smaller --learning-rate.")
         # every variable is replicated: each process holds all of it in its own device's shard
         weights = [np.asarray(v.value.addressable_data(0)) for v in model.weights]
         state = [np.asarray(v.value.addressable_data(0)) for v in model.optimizer.variables]
