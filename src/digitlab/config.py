@@ -65,6 +65,10 @@ class RunConfig:
     # about two thirds of the time. "auto": mixed_bfloat16 where that is faster
     # (digitlab.models.precision.resolve_precision), else float32; a run's config.json records which one ran.
     precision: str = "float32"
+    # A second look at images the model is unsure of: where its top output for an image is under
+    # this (0: never), the answer is the mean over the image and its copies moved one pixel up,
+    # down, left and right (test-time augmentation where it pays; digitlab.models.numpy_model.second_look).
+    second_look_below: float = 0.0
     seed: int = 0
     train_limit: int | None = None  # train on only the first N training images (quick experiments)
     out: str = "runs"  # parent folder of the run folders
@@ -95,6 +99,8 @@ class RunConfig:
             problems.append(f'augment "{self.augment}" is not one of {", ".join(AUGMENTATIONS)}')
         if self.precision not in PRECISIONS:
             problems.append(f'precision "{self.precision}" is not one of {", ".join(PRECISIONS)}')
+        if not 0 <= self.second_look_below <= 1:
+            problems.append(f"second_look_below must be in [0, 1], got {self.second_look_below}")
         if not 0 <= self.seed < 2**32:
             problems.append(f"seed must be in 0..2**32-1, got {self.seed}")
         if self.train_limit is not None and self.train_limit < 1:

@@ -34,7 +34,7 @@ from digitlab.images.segment import Segment, segment, split, split_counts
 from digitlab.models import get_preset
 from digitlab.models.backend import select_backend
 from digitlab.models.files import load_model
-from digitlab.models.numpy_model import INFERENCE_FILE, exported_from, predict_batches
+from digitlab.models.numpy_model import INFERENCE_FILE, exported_from, predict_batches, second_look
 from digitlab.models.numpy_model import load as load_inference
 from digitlab.models.precision import prediction_precision, set_compute_precision
 from digitlab.models.shipped import model_name, open_model
@@ -107,12 +107,15 @@ class Recognizer:
     """A trained model plus what it needs to read real images: class names, temperature, threshold."""
 
     def __init__(self, model, class_names: list[str], temperature: float | None = None,
-                 threshold: float = DEFAULT_THRESHOLD, run: RunFiles | None = None):
+                 threshold: float = DEFAULT_THRESHOLD, run: RunFiles | None = None, second_look_below: float | None = None):
         self.model = model
         self.run = run  # where the model came from (Recognizer.load), None for a model given directly
         self.class_names = list(class_names)
         self.temperature = temperature
         self.threshold = threshold
+        # The run's second look at images it is unsure of (RunConfig.second_look_below) unless given
+        self.second_look_below = (second_look_below if second_look_below is not None else
+                                  run.config.second_look_below if run is not None and run.config else 0.0)
         self._input_shape = tuple(model.input_shape[1:])
         # Keras models are not safe to call from several threads at once (on JAX, two concurrent
         # predict() calls swap each other's variables out); preparing images needs no lock.
@@ -183,9 +186,10 @@ class Recognizer:
 
     def probabilities(self, prepared: np.ndarray) -> np.ndarray:
         """Calibrated class probabilities for prepared images (n, 28, 28)."""
-        x = np.asarray(prepared, np.float32).reshape((len(prepared), *self._input_shape))
+        x = np.asarray(prepared, np.float32)
         with self._model_lock:
-            p = predict_batches(self.model, x, batch_size=512)
+            p = second_look(lambda images: predict_batches(self.model, images.reshape((len(images), *self._input_shape)),
+                                                           batch_size=512), x, self.second_look_below)
         return apply_temperature(p, self.temperature) if self.temperature else p
 
     def predict(self, images, *, keep_prepared: bool = False) -> list[Prediction]:

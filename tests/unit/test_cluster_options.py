@@ -101,7 +101,8 @@ def task_rows(tmp_path):
     (tmp_path / "broken.png").write_bytes(b"\x89PNG not really")
     names.append(str(tmp_path / "broken.png"))
     recognizer = Recognizer.load("reader")
-    spec = (recognizer.model, recognizer.class_names, recognizer.temperature, recognizer.threshold)
+    spec = (recognizer.model, recognizer.class_names, recognizer.temperature, recognizer.threshold,
+            recognizer.second_look_below)
     given = [f"n{i}" for i in range(len(names) - 2)] + ["caf\udce9.png", "n5"]
     table = predict_batch(pa.table({"path": pa.array([os.fsencode(n) for n in names], pa.binary()),
                                     "name": pa.array([os.fsencode(n) for n in given], pa.binary())}), spec)

@@ -23,6 +23,8 @@ def test_round_trip(tmp_path):
         ("optimizer", "adamm", 'optimizer "adamm" is not one of'),
         ("learning_rate", 0.0, "learning_rate must be positive"),
         ("validation_split", 1.0, "validation_split must be in"),
+        ("second_look_below", 1.5, "second_look_below must be in"),
+        ("second_look_below", -0.1, "second_look_below must be in"),
         ("validation", "train", 'validation "train" is not one of'),
         ("train_limit", 0, "train_limit must be at least 1"),
         ("augment", "wobbly", 'augment "wobbly" is not one of none, affine, elastic'),

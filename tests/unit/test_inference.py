@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from digitlab.errors import RunError
 from digitlab.models.numpy_model import export, load
@@ -106,3 +108,57 @@ def test_a_stale_or_foreign_inference_file_never_answers_for_the_model(keras_mod
         assert recognizer.model.count_params() == keras_models["softmax"].count_params()
     export(keras_models["softmax"], run / "inference.npz")  # no source recorded (an old run): not trusted either
     assert not exported_from(run / "inference.npz", run / "model.keras")
+
+
+@given(st.integers(1, 6), st.integers(-3, 3), st.integers(-3, 3), st.integers(0, 99))
+def test_moved_images_are_shifted_with_zeros_coming_in(n, down, right, seed):
+    from digitlab.models.numpy_model import moved
+
+    images = np.random.default_rng(seed).integers(1, 256, (n, 7, 9, 1)).astype(np.uint8)
+    out = moved(images, down, right)
+    assert out.shape == images.shape and out.dtype == images.dtype
+    for y in range(7):
+        for x in range(9):
+            sy, sx = y - down, x - right
+            want = images[:, sy, sx] if 0 <= sy < 7 and 0 <= sx < 9 else 0
+            assert np.array_equal(out[:, y, x], np.broadcast_to(want, out[:, y, x].shape))
+
+
+def test_the_second_look_averages_only_the_images_the_model_is_unsure_of():
+    from digitlab.models.numpy_model import SHIFTS, moved, second_look
+
+    rng = np.random.default_rng(0)
+    images = rng.random((6, 28, 28)).astype(np.float32)
+    weights = rng.normal(0, 3, (28 * 28, 10)).astype(np.float32)
+
+    def predict(x):  # a softmax of a fixed linear map: sure of some images, unsure of others
+        z = x.reshape(len(x), 28 * 28) @ weights
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    first = predict(images)
+    below = float(np.median(first.max(axis=1)))
+    got = second_look(predict, images, below)
+    unsure = first.max(axis=1) < below
+    assert 0 < unsure.sum() < len(images)
+    averaged = (first + sum(predict(moved(images, dy, dx)) for dy, dx in SHIFTS)) / 5
+    assert np.allclose(got[~unsure], first[~unsure]) and np.allclose(got[unsure], averaged[unsure])
+    assert np.allclose(got.sum(axis=1), 1)
+    assert np.array_equal(second_look(predict, images, 0.0), first)  # 0: never
+    assert second_look(predict, images[:0], 0.9).shape == (0, 10)
+
+
+def test_the_shipped_reader_takes_its_second_look_and_a_caller_can_decline_it(mnist):
+    from digitlab.recognize import Recognizer
+
+    reader = Recognizer.load("reader")
+    assert reader.second_look_below == reader.run.config.second_look_below == 0.9
+    plain = Recognizer(reader.model, reader.class_names, reader.temperature, reader.threshold, reader.run,
+                       second_look_below=0.0)
+    prepared = mnist[1][0][:1500].astype(np.float32) / 255
+    with_look, without = reader.probabilities(prepared), plain.probabilities(prepared)
+    first = reader.model.predict(prepared.reshape(-1, 28, 28, 1)).max(axis=1)  # before calibration
+    looked = first < 0.9
+    assert 0 < looked.sum() < 0.1 * len(prepared)  # a few percent of MNIST's test digits
+    assert np.allclose(with_look[~looked], without[~looked], atol=1e-7)
+    assert not np.allclose(with_look[looked], without[looked])

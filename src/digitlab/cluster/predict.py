@@ -69,7 +69,8 @@ def predict_on_cluster(recognizer: Recognizer, paths: list[str], out: Path, *, b
     if not paths:
         raise ClusterError("no image files to predict.")
     batch_size = batch_size or block_size(len(paths), ray.cluster_resources().get("CPU", 1.0))
-    spec = (recognizer.model, recognizer.class_names, recognizer.temperature, recognizer.threshold)
+    spec = (recognizer.model, recognizer.class_names, recognizer.temperature, recognizer.threshold,
+            recognizer.second_look_below)
     ray.data.DataContext.get_current().execution_options.preserve_order = True
     # The nodes open the files by absolute path (their working folder is not ours); the rows and
     # messages name them as given, as a local run does. One Arrow table a block: Ray Data's
@@ -95,8 +96,8 @@ def predict_batch(batch, spec):
     of the `--csv` columns of their predictions, all text, as `digitlab predict --csv` writes them."""
     import pyarrow as pa
 
-    model, class_names, temperature, threshold = spec
-    recognizer = Recognizer(model, class_names, temperature, threshold)
+    model, class_names, temperature, threshold, second_look_below = spec
+    recognizer = Recognizer(model, class_names, temperature, threshold, second_look_below=second_look_below)
     names = [os.fsdecode(n) for n in batch.column("name").to_pylist()]
     paths = [os.fsdecode(p) for p in batch.column("path").to_pylist()]
     predictions = recognizer.predictions(names, prepare_many(paths, names))

@@ -12,7 +12,7 @@ from digitlab.models.backend import select_backend
 from digitlab.data.userdata import dataset_info, load_dataset
 from digitlab.errors import ConfigError
 from digitlab.models import get_preset
-from digitlab.models.numpy_model import predict_batches
+from digitlab.models.numpy_model import predict_batches, second_look
 from digitlab.models.precision import computing_in, prediction_precision
 from digitlab.data.arrays import shape_for
 from digitlab.evaluation.calibration import apply_temperature, expected_calibration_error
@@ -71,21 +71,22 @@ class Evaluation:
         }
 
 
-def predict_probabilities(model, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
-    """Softmax outputs of a Keras model for uint8 images (n, 28, 28)."""
-    x = shape_for(images, tuple(model.input_shape[1:]))
-    return predict_batches(model, x, batch_size)
+def predict_probabilities(model, images: np.ndarray, batch_size: int = 1000, second_look_below: float = 0.0) -> np.ndarray:
+    """Softmax outputs of a Keras model for uint8 images (n, 28, 28), with the run's second look
+    (`RunConfig.second_look_below`, `digitlab.models.numpy_model.second_look`)."""
+    shape = tuple(model.input_shape[1:])
+    return second_look(lambda x: predict_batches(model, shape_for(x, shape), batch_size), images, second_look_below)
 
 
 def evaluate_model(model, images: np.ndarray, labels: np.ndarray, dataset: str = "mnist",
                    temperature: float | None = None, precision: str = "float32",
-                   class_names: list[str] | None = None) -> Evaluation:
+                   class_names: list[str] | None = None, second_look_below: float = 0.0) -> Evaluation:
     """Evaluate an in-memory Keras model on uint8 images and integer labels, its layers computing
     in `precision` ("float32" or "mixed_bfloat16"; the model is float32 again after). `class_names`
     default to the data set's."""
     names = list(class_names or dataset_info(dataset).class_names)
     with computing_in(model, precision):
-        probabilities = predict_probabilities(model, images)
+        probabilities = predict_probabilities(model, images, second_look_below=second_look_below)
     if probabilities.shape[1] != len(names) or (len(labels) and int(np.max(labels)) >= len(names)):
         raise ConfigError(f"the model has {probabilities.shape[1]} outputs, but {dataset_label(dataset)} has "
                           f"{len(names)} classes; evaluate it on the data set it was trained on.")
@@ -116,7 +117,8 @@ def evaluate(
     precision = prediction_precision(run.config.precision if run.config else None, backend, precision)
     names = recorded_classes(run, dataset)
     _, (x_test, y_test) = load_dataset(dataset, data_dir=data_dir)
-    return evaluate_model(model, x_test, y_test, dataset, run.temperature, precision, names)
+    return evaluate_model(model, x_test, y_test, dataset, run.temperature, precision, names,
+                          second_look_below=run.config.second_look_below if run.config else 0.0)
 
 
 def recorded_classes(run: RunFiles, dataset: str | None = None) -> list[str] | None:

@@ -217,10 +217,12 @@ def _finish(config: RunConfig, splits, run_dir: Path, model, history: dict, trai
     temperature = None
     with computing_in(model, precision):  # one switch (and one trace) for both
         if splits.x_val is not None:  # calibrate on held-out images: honest probabilities
-            temperature = fit_temperature(predict_probabilities(model, splits.x_val), splits.y_val)
+            temperature = fit_temperature(predict_probabilities(model, splits.x_val,
+                                                                second_look_below=config.second_look_below), splits.y_val)
             write_json(run_dir / CALIBRATION_FILE, {"temperature": temperature, "fitted_on": f"{len(splits.y_val)} validation images"})
         predict_started = time.perf_counter()
-        evaluation = evaluate_model(model, splits.x_test, splits.y_test, config.dataset, temperature, precision)
+        evaluation = evaluate_model(model, splits.x_test, splits.y_test, config.dataset, temperature, precision,
+                                    second_look_below=config.second_look_below)
         predict_seconds = time.perf_counter() - predict_started
 
     write_history(run_dir, history)

@@ -19,6 +19,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -79,6 +80,38 @@ def predict_batches(model, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
         return np.zeros((0, model.output_shape[-1]), np.float32)
     return np.concatenate([np.asarray(model.predict_on_batch(x[i:i + batch_size]))
                            for i in range(0, len(x), batch_size)])
+
+
+SHIFTS = ((1, 0), (-1, 0), (0, 1), (0, -1))  # (down, right) in pixels: the second look's copies
+
+
+def second_look(predict: Callable[[np.ndarray], np.ndarray], images: np.ndarray, below: float) -> np.ndarray:
+    """`predict(images)`, except that an image whose top output is under `below` gets the mean of
+    its outputs and those of its copies moved one pixel down, up, right and left (`SHIFTS`; zeros,
+    the background of prepared images, come in at the edge).
+
+    Test-time augmentation only where the model hesitates: on the reader, averaging every image
+    gave the same gain as averaging the few under 90% (dev.json's page 98.4 -> 98.7%, MNIST test
+    99.38 -> 99.47%) at five times the work instead of about 1.2 times (docs/presets.md).
+    `images`: (n, h, w) or (n, h, w, c), as `predict` takes them."""
+    outputs = np.array(predict(images), copy=True)
+    if below <= 0 or len(images) == 0:
+        return outputs
+    unsure = np.flatnonzero(outputs.max(axis=1) < below)
+    if len(unsure):
+        few = images[unsure]
+        total = outputs[unsure] + sum(np.asarray(predict(moved(few, dy, dx))) for dy, dx in SHIFTS)
+        outputs[unsure] = total / (1 + len(SHIFTS))
+    return outputs
+
+
+def moved(images: np.ndarray, down: int, right: int) -> np.ndarray:
+    """`images` (n, h, w, ...) moved `down` and `right` pixels (negative: up, left), zeros coming in."""
+    out = np.zeros_like(images)
+    h, w = images.shape[1:3]
+    out[:, max(down, 0):h + min(down, 0), max(right, 0):w + min(right, 0)] = \
+        images[:, max(-down, 0):h + min(-down, 0), max(-right, 0):w + min(-right, 0)]
+    return out
 
 
 def export(model, path: str | os.PathLike, source: str | os.PathLike | None = None) -> Path | None:
