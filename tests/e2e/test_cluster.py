@@ -100,19 +100,39 @@ def test_predict_on_the_cluster_writes_the_rows_of_a_local_run(cluster, scans, l
     assert [r["digit"] or "" for r in parquet] == [r[2] for r in want[1:]]
     assert all(abs(r["probability"] - float(w[3])) <= 1.01e-6 for r, w in zip(parquet, want[1:]) if w[3])
 
+    # Into a folder: the nodes write the parts themselves; the same rows, in the files' order
+    parts = invoke_cli("predict", str(scans), "--model", "reader", "--cluster", local.address,
+                       "--out", str(tmp_path / "parts"))
+    assert parts.returncode == 1 and "Wrote 3,000 rows" in parts.stdout and "Parquet parts" in parts.stdout, parts.stdout
+    assert_same_rows(parquet_rows(tmp_path / "parts"), want)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["parts", "results.csv", "results.parquet"]
 
-def test_a_node_lost_mid_job_loses_and_repeats_no_row(cluster, scans, local_rows, tmp_path):
+
+def parquet_rows(folder: Path) -> list[list[str]]:
+    """A folder of parts as the rows of --csv (probabilities printed as predict prints them)."""
+    import pyarrow.parquet as pq
+
+    from digitlab.recognize import CSV_COLUMNS
+
+    table = pq.read_table(sorted(folder.glob("part-*.parquet")))
+    return [CSV_COLUMNS] + [["" if v is None else f"{v:.6f}" if isinstance(v, float) else v for v in row.values()]
+                            for row in table.to_pylist()]
+
+
+@pytest.mark.parametrize("into", ["results.csv", "parts"])
+def test_a_node_lost_mid_job_loses_and_repeats_no_row(cluster, scans, local_rows, tmp_path, into):
     """A worker node is killed (not drained) while the job runs; Ray runs its tasks again on the
-    other node and a replacement, and the file still holds each image once, as a local run does."""
+    other node and a replacement, and the file (or the folder of parts) still holds each image
+    once, as a local run does."""
     import ray
 
     from digitlab.cluster.predict import predict_on_cluster
     from digitlab.recognize import Recognizer, expand
 
-    local, nodes = cluster
+    local, _ = cluster
     paths = [str(p) for p in expand([scans])]
-    out = tmp_path / "results.csv"
-    ray.init(address=local.address, log_to_driver=False, configure_logging=False)
+    out = tmp_path / into
+    ray.init(address=local.address, log_to_driver=False, configure_logging=False, ignore_reinit_error=True)
     outcome: dict = {}
 
     def job():
@@ -124,15 +144,17 @@ def test_a_node_lost_mid_job_loses_and_repeats_no_row(cluster, scans, local_rows
     worker = threading.Thread(target=job)
     worker.start()
     deadline = time.monotonic() + 120
-    while not any(p.stat().st_size > 0 for p in tmp_path.glob(".results.*.tmp.csv")) and time.monotonic() < deadline:
+    under_way = ".results.*.tmp.csv" if into.endswith(".csv") else ".parts.partial-*/part-*.parquet"
+    while not any(p.stat().st_size > 0 for p in tmp_path.glob(under_way)) and time.monotonic() < deadline:
         time.sleep(0.05)  # the first rows are in: the job is under way
     assert worker.is_alive(), "the job ended before a node could be lost; give it more files"
-    local.remove_node(nodes[0], allow_graceful=False)
+    local.remove_node(next(iter(local.worker_nodes)), allow_graceful=False)
     local.add_node(num_cpus=1)
     worker.join(timeout=600)
     assert not worker.is_alive() and "error" not in outcome, outcome
     assert sum(outcome["counts"].values()) == len(paths)
-    assert_same_rows(rows(out), local_rows)
+    assert_same_rows(rows(out) if into.endswith(".csv") else parquet_rows(out), local_rows)
+    assert [p.name for p in tmp_path.iterdir()] == [into]  # no staging folder, no temporary file
 
 
 def trial_nodes(storage: Path) -> set[str]:

@@ -172,3 +172,132 @@ def test_a_short_answer_from_the_cluster_leaves_the_results_file_as_it_was(tmp_p
     with pytest.raises(ClusterError, match="returned 1 rows for 2 files"):
         cluster_predict.predict_on_cluster(Recognizer.load("reader"), ["a.png", "b.png"], out)
     assert out.read_text() == "yesterday's results\n" and sorted(tmp_path.iterdir()) == [out]
+
+
+def fake_ray(cpus: float = 2.0):
+    """A stand-in for Ray that runs each block's task here, in order: the driver's code and the
+    tasks' code are the real ones."""
+    from types import SimpleNamespace
+
+    def from_arrow(tables):
+        def map_batches(fn, fn_kwargs, **kw):
+            return SimpleNamespace(iter_batches=lambda **kw: (fn(t, **fn_kwargs) for t in tables))
+        return SimpleNamespace(map_batches=map_batches)
+
+    return SimpleNamespace(
+        cluster_resources=lambda: {"CPU": cpus},
+        data=SimpleNamespace(DataContext=SimpleNamespace(get_current=lambda: SimpleNamespace(
+            execution_options=SimpleNamespace())), from_arrow=from_arrow))
+
+
+@pytest.fixture
+def scans(tmp_path):
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    for i in range(7):
+        image = np.zeros((28, 28), np.uint8)
+        image[5:23, 10 + i % 4 : 14 + i % 4] = 255
+        Image.fromarray(image).save(folder / f"{i}.png")
+    (folder / "7.png").write_bytes(b"not a png")
+    return sorted(str(p) for p in folder.iterdir())
+
+
+@pytest.mark.parametrize("setup, says", [
+    (lambda d: d / "missing" / "parts", "does not exist"),
+    (lambda d: (d / "full").mkdir() or (d / "full" / "x").write_text("") or d / "full", "not an empty folder"),
+    (lambda d: (d / "afile").write_text("") or d / "afile", "not an empty folder"),
+    (lambda d: d / "results.txt", "or to a new folder"),
+])
+def test_a_folder_for_parts_must_be_new_or_empty(tmp_path, setup, says):
+    from digitlab.cluster.predict import check_out
+
+    with pytest.raises(ClusterError, match=says):
+        check_out(setup(tmp_path))
+    check_out(tmp_path / "new-parts")
+    (tmp_path / "empty").mkdir()
+    check_out(tmp_path / "empty")
+
+
+def test_into_a_folder_each_block_is_a_part_and_the_rows_are_a_local_runs(scans, tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    from digitlab.cluster import predict as cluster_predict
+    from digitlab.recognize import CSV_COLUMNS, Recognizer
+
+    monkeypatch.setitem(sys.modules, "ray", fake_ray())
+    reader = Recognizer.load("reader")
+    out = tmp_path / "parts"
+    counts = cluster_predict.predict_on_cluster(reader, scans, out, batch_size=3)
+    assert sorted(p.name for p in out.iterdir()) == [f"part-{i:010d}.parquet" for i in (0, 3, 6)]
+    assert sorted(tmp_path.iterdir()) == [out, tmp_path / "scans"]  # no staging folder left
+    table = pq.read_table(sorted(out.iterdir()))
+    assert table.column_names == CSV_COLUMNS and table.column("source").to_pylist() == scans
+    local = [p.csv_row() for p in reader.predict(scans[:7])]
+    assert table.column("status").to_pylist()[:7] == [r[1] for r in local]
+    assert table.column("digit").to_pylist()[:7] == [r[2] for r in local]
+    assert table.column("status").to_pylist()[7] == "error" and table.column("p1").to_pylist()[7] is None
+    assert counts["error"] == 1 and sum(counts.values()) == 8
+
+
+def test_a_retried_block_writes_its_part_again_and_no_other(scans, tmp_path):
+    import pyarrow as pa
+
+    from digitlab.cluster.predict import check_parts, predict_into_part
+    from digitlab.recognize import Recognizer
+
+    reader = Recognizer.load("reader")
+    spec = (reader.model, reader.class_names, reader.temperature, reader.threshold, reader.second_look_below)
+    block = pa.table({"path": pa.array([os.fsencode(p) for p in scans[:4]], pa.binary()),
+                      "name": pa.array([os.fsencode(p) for p in scans[:4]], pa.binary()),
+                      "index": pa.array(range(4), pa.int64())})
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    first = predict_into_part(block, spec, os.fsencode(parts))
+    again = predict_into_part(block, spec, os.fsencode(parts))
+    assert first.to_pylist() == again.to_pylist() == [{"part": "part-0000000000.parquet", "ok": 4, "unsure": 0, "error": 0}]
+    assert [p.name for p in parts.iterdir()] == ["part-0000000000.parquet"]
+    check_parts(parts, 4)
+    with pytest.raises(ClusterError, match="4 rows for 5 files"):
+        check_parts(parts, 5)
+    with pytest.raises(ClusterError, match="every node of the cluster reaches"):  # a node without that storage
+        predict_into_part(block, spec, os.fsencode(tmp_path / "not-here"))
+
+
+def test_parts_that_leave_a_gap_or_overlap_are_refused(scans, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from digitlab.cluster.predict import check_parts
+
+    def part(start, rows):
+        pq.write_table(pa.table({"source": [str(i) for i in range(rows)]}), tmp_path / f"part-{start:010d}.parquet")
+
+    part(0, 3)
+    part(4, 2)
+    with pytest.raises(ClusterError, match="a gap at file 3"):
+        check_parts(tmp_path, 6)
+    part(2, 2)
+    with pytest.raises(ClusterError, match="rows twice at file 2"):
+        check_parts(tmp_path, 6)
+
+
+def test_a_task_that_fails_leaves_no_folder_and_no_staging(scans, tmp_path, monkeypatch):
+    from digitlab.cluster import predict as cluster_predict
+    from digitlab.recognize import Recognizer
+
+    def broken(batch, spec):
+        raise RuntimeError("disk full on node 3")
+
+    monkeypatch.setitem(sys.modules, "ray", fake_ray())
+    monkeypatch.setattr(cluster_predict, "predict_batch", broken)
+    with pytest.raises(ClusterError, match="the job stopped: disk full on node 3"):
+        cluster_predict.predict_on_cluster(Recognizer.load("reader"), scans, tmp_path / "parts", batch_size=3)
+    assert sorted(tmp_path.iterdir()) == [tmp_path / "scans"]
+
+
+def test_parts_blocks_are_two_a_cpu_up_to_32768():
+    from digitlab.cluster.predict import block_size
+
+    assert block_size(10_000_000, 512, folder=True) == 9766
+    assert block_size(10_000_000, 8, folder=True) == 32768
+    assert block_size(1000, 8, folder=True) == 256

@@ -37,7 +37,8 @@ def predict(
     cluster: Optional[str] = typer.Option(None, help="Predict on a Ray cluster: auto, HOST:PORT, ray://HOST:PORT, or "
                                           "local:N (N nodes started here). Needs --out and digitlab[ray]."),
     out_file: Optional[Path] = typer.Option(None, "--out", help="With --cluster: the results file, .csv or .parquet "
-                                            "(the columns of --csv)."),
+                                            "(the columns of --csv); or a new folder (no suffix) on storage every node "
+                                            "reaches, where the nodes write Parquet parts (for millions of files)."),
     trust_model: bool = TrustOption,
 ) -> None:
     """The digit in each image, its probability and the top 3. Exit 1 if any image failed."""
@@ -210,7 +211,8 @@ def _predict_on_cluster(files: list[Path], cluster: str | None, out_file: Path |
     with connected(cluster) as resources:
         err.print(f"Cluster {escape(cluster)}: {resources.get('CPU', 0):g} CPUs; {len(paths):,} files", highlight=False)
         counts = predict_on_cluster(model, paths, out_file)
-    out.print(f"Wrote {len(paths):,} rows to {escape(str(out_file))} ({counts['ok']:,} ok, {counts['unsure']:,} unsure, "
+    parts = f" as {len(list(out_file.glob('part-*.parquet'))):,} Parquet parts" if out_file.is_dir() else ""
+    out.print(f"Wrote {len(paths):,} rows to {escape(str(out_file))}{parts} ({counts['ok']:,} ok, {counts['unsure']:,} unsure, "
               f"{counts['error']:,} errors)", highlight=False)
     _exit_if_failed(counts["error"], len(paths), f"their messages are in {escape(str(out_file))}")
 

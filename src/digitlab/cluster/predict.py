@@ -10,6 +10,11 @@ through Ray's object store, so the nodes need digitlab installed but not the run
 come back as Arrow tables in the files' order (Ray Data's `preserve_order`) and are written, with the columns of
 `digitlab predict --csv`, to one file that appears whole when the job is done. A task lost with
 its node is run again elsewhere (Ray Data's retries): no row is lost or written twice.
+
+`--out FOLDER` (a name without a suffix, on storage every node reaches): each task writes its
+block's rows as a Parquet part there itself and returns only their count, so the driver never
+handles a row; the folder appears, complete, when every part is checked. For jobs of millions
+of files on many workers, where one driver writing every row sets the pace (BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -31,27 +36,45 @@ OUT_SUFFIXES = (".csv", ".parquet")
 FLOAT_COLUMNS = ("probability", "p1", "p2", "p3")
 
 
+def is_folder(out: Path) -> bool:
+    """Whether `--out` names a folder of Parquet parts (a name without a suffix), not one file."""
+    return not out.suffix
+
+
 def check_out(out: Path) -> None:
-    """A ClusterError unless `out` is a .csv or .parquet file in an existing folder."""
+    """A ClusterError unless `out` is a .csv or .parquet file in an existing folder, or a new (or
+    empty) folder for Parquet parts."""
+    if is_folder(out):
+        if not out.parent.is_dir():
+            raise ClusterError(f"--out {out}: the folder {out.parent} does not exist.")
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise ClusterError(f"--out {out} exists and is not an empty folder; name a new folder for the parts "
+                               "(nothing of yours is replaced).")
+        return
     if out.suffix.lower() not in OUT_SUFFIXES:
-        raise ClusterError(f"--out {out}: write the results to a .csv or .parquet file.")
+        raise ClusterError(f"--out {out}: write the results to a .csv or .parquet file, or to a new folder "
+                           "(a name without a suffix) of Parquet parts written by the nodes.")
     if not out.parent.is_dir():
         raise ClusterError(f"--out {out}: the folder {out.parent} does not exist.")
     if out.is_dir():
         raise ClusterError(f"--out {out} is a folder; name a .csv or .parquet file.")
 
 
-def block_size(files: int, cpus: float) -> int:
+def block_size(files: int, cpus: float, folder: bool = False) -> int:
     """Images in a block (one task's work): about four blocks for each CPU of the cluster, so that
     the work spreads and a lost task costs little, within [256, 4096]. Measured here (ray 2.60,
     benchmarks/scaling.py): the driver spends about 14 ms of CPU on each block (Ray Data's
     executor), so blocks of 256 images cap a job at about 70 blocks a second, whatever the
     workers; a block of 4,096 takes a worker about 3 s.
-    """
-    return int(min(MAX_BLOCK, max(MIN_BLOCK, math.ceil(files / (4 * max(1.0, cpus))))))
+
+    Into a folder (`folder`), where the rows never reach the driver and its blocks are all it
+    spends on, about two blocks a CPU, up to 32,768 images (some 25 s of a worker's time)."""
+    per_cpu, largest = (2, FOLDER_MAX_BLOCK) if folder else (4, MAX_BLOCK)
+    return int(min(largest, max(MIN_BLOCK, math.ceil(files / (per_cpu * max(1.0, cpus))))))
 
 
-MIN_BLOCK, MAX_BLOCK = 256, 4096
+MIN_BLOCK, MAX_BLOCK, FOLDER_MAX_BLOCK = 256, 4096, 32768
+PART = "part-{:010d}.parquet"  # a folder's part, named by its first file's place in the list
 
 
 def predict_on_cluster(recognizer: Recognizer, paths: list[str], out: Path, *, batch_size: int | None = None) -> Counter:
@@ -68,7 +91,8 @@ def predict_on_cluster(recognizer: Recognizer, paths: list[str], out: Path, *, b
                            "or predict without --cluster.")
     if not paths:
         raise ClusterError("no image files to predict.")
-    batch_size = batch_size or block_size(len(paths), ray.cluster_resources().get("CPU", 1.0))
+    folder = is_folder(out)
+    batch_size = batch_size or block_size(len(paths), ray.cluster_resources().get("CPU", 1.0), folder)
     spec = (recognizer.model, recognizer.class_names, recognizer.temperature, recognizer.threshold,
             recognizer.second_look_below)
     ray.data.DataContext.get_current().execution_options.preserve_order = True
@@ -78,10 +102,13 @@ def predict_on_cluster(recognizer: Recognizer, paths: list[str], out: Path, *, b
     # As bytes: a file name need not be UTF-8 (Arrow's text must be); os.fsdecode takes them back.
     names = pa.array([os.fsencode(p) for p in paths], pa.binary())
     where = pa.array([os.fsencode(Path(p).absolute()) for p in paths], pa.binary())  # not abspath: it drops ".." across links
-    files = ray.data.from_arrow([pa.table({"path": where[i : i + batch_size], "name": names[i : i + batch_size]})
+    files = ray.data.from_arrow([pa.table({"path": where[i : i + batch_size], "name": names[i : i + batch_size],
+                                           "index": pa.array(range(i, min(i + batch_size, len(paths))), pa.int64())})
                                  for i in range(0, len(paths), batch_size)])
     # Ray Data runs a task lost with its node again (its default: retries without limit for system
     # failures, none for an exception raised by digitlab's code, which would only fail again).
+    if folder:
+        return _predict_into_folder(files, spec, batch_size, out, len(paths))
     rows = files.map_batches(predict_batch, fn_kwargs={"spec": spec}, batch_size=batch_size, batch_format="pyarrow")
     counts: Counter = Counter()
     with atomic_write(out) as tmp:
@@ -105,6 +132,103 @@ def predict_batch(batch, spec):
     return pa.table({c: _text_array(pa, columns[k]) for k, c in enumerate(CSV_COLUMNS)})
 
 
+def _predict_into_folder(files, spec, batch_size: int, out: Path, n: int) -> Counter:
+    """The tasks write their own rows, one Parquet part a block, into a folder beside `out` that
+    becomes `out` when every part is there: the driver handles blocks, never rows (the limit
+    of one writer at hundreds of workers; BENCHMARKS.md)."""
+    import shutil
+
+    staging = out.parent / f".{out.name}.partial-{os.getpid()}"
+    staging.mkdir()
+    try:
+        done = files.map_batches(predict_into_part, fn_kwargs={"spec": spec, "folder": os.fsencode(staging.absolute())},
+                                 batch_size=batch_size, batch_format="pyarrow")
+        counts: Counter = Counter()
+        try:
+            for batch in done.iter_batches(batch_format="pyarrow", batch_size=None):
+                for status in ("ok", "unsure", "error"):
+                    counts[status] += sum(batch.column(status).to_pylist())
+        except Exception as e:  # noqa: BLE001 -- a task's error comes back wrapped in Ray's classes
+            raise ClusterError(f"the job stopped: {_cause(e)}; {out} not written.") from None
+        check_parts(staging, n)
+        for leftover in staging.glob(".part-*"):  # a try cut short by a lost node
+            leftover.unlink()
+        if out.is_dir():
+            out.rmdir()  # empty (check_out); a rename replaces no one's files
+        os.replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return counts
+
+
+def predict_into_part(batch, spec, folder: bytes):
+    """A block's rows into `folder`'s part for it (written whole, then renamed: a retry of the
+    same block writes the same part again); returns one row: the part's name and status counts."""
+    import uuid
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    where = os.fsdecode(folder)
+    if not os.path.isdir(where):
+        import socket
+
+        raise ClusterError(f"{where} is not on node {socket.gethostname()}: --out FOLDER must be on storage every "
+                           "node of the cluster reaches (or write one .csv or .parquet file).")
+    rows = predict_batch(batch, spec)
+    name = PART.format(batch.column("index")[0].as_py())
+    tmp = os.path.join(where, f".{name}.{uuid.uuid4().hex}")
+    pq.write_table(_parquet_table(rows), tmp)
+    os.replace(tmp, os.path.join(where, name))
+    statuses = pc.value_counts(rows.column("status")).to_pylist()
+    counts = {s: 0 for s in ("ok", "unsure", "error")} | {c["values"]: c["counts"] for c in statuses}
+    return pa.table({"part": [name], **{s: [counts[s]] for s in ("ok", "unsure", "error")}})
+
+
+def check_parts(folder: Path, n: int) -> None:
+    """A ClusterError unless the folder's parts hold rows 0..n-1, each once (part k starts where
+    part k-1 ends): what a storage that not every node reaches, or a lost write, would break."""
+    import pyarrow.parquet as pq
+
+    expected = 0
+    for part in sorted(folder.glob("part-*.parquet")):
+        start = int(part.name[5:15])
+        if start != expected:
+            raise ClusterError(f"the parts written hold {'rows twice' if start < expected else 'a gap'} at file "
+                               f"{min(start, expected):,} of {n:,}: is the folder on storage every node reaches?")
+        expected += pq.read_metadata(part).num_rows
+    if expected != n:
+        raise ClusterError(f"the parts written hold {expected:,} rows for {n:,} files: is the folder on storage "
+                           "every node reaches?")
+
+
+def _cause(error: BaseException) -> str:
+    """The first line of the innermost cause of a Ray error (its own text is a long traceback)."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    lines = [line for line in str(error).strip().splitlines() if line.strip()]
+    return lines[-1][:300] if lines else type(error).__name__
+
+
+def _parquet_table(batch):
+    """An Arrow table of the text columns as the Parquet file holds them: probabilities as numbers
+    (a blank, for an image that could not be read, a null)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    columns = [pc.cast(pc.if_else(pc.equal(batch.column(c), ""), None, batch.column(c)), pa.float64())
+               if c in FLOAT_COLUMNS else batch.column(c) for c in CSV_COLUMNS]
+    return pa.table(columns, schema=_parquet_schema())
+
+
+def _parquet_schema():  # made on use: pyarrow is imported only with Ray
+    import pyarrow as pa
+
+    return pa.schema([(c, pa.float64() if c in FLOAT_COLUMNS else pa.string()) for c in CSV_COLUMNS])
+
+
 def _text_array(pa, texts):
     """An Arrow text column; a file name's bytes that are not UTF-8 (held as surrogates, PEP 383)
     written as backslash escapes, "caf\\xe9.png", since Arrow's and Parquet's text is UTF-8."""
@@ -117,9 +241,6 @@ def _text_array(pa, texts):
 
 def _write(path: Path, suffix: str, batches, counts: Counter) -> int:
     """The rows (Arrow tables of text columns) to one .csv or .parquet file; the statuses counted."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
     written = 0
     if suffix == ".csv":
         with open(path, "w", newline="", encoding="utf-8") as f:
@@ -132,13 +253,9 @@ def _write(path: Path, suffix: str, batches, counts: Counter) -> int:
         return written
     import pyarrow.parquet as pq
 
-    schema = pa.schema([(c, pa.float64() if c in FLOAT_COLUMNS else pa.string()) for c in CSV_COLUMNS])
-    with pq.ParquetWriter(path, schema) as writer:
+    with pq.ParquetWriter(path, _parquet_schema()) as writer:
         for batch in batches:
-            # The probabilities as numbers (a blank, for an image that could not be read, a null).
-            columns = [pc.cast(pc.if_else(pc.equal(batch.column(c), ""), None, batch.column(c)), pa.float64())
-                       if c in FLOAT_COLUMNS else batch.column(c) for c in CSV_COLUMNS]
-            writer.write_table(pa.table(columns, schema=schema))
+            writer.write_table(_parquet_table(batch))
             counts.update(batch.column("status").to_pylist())
             written += batch.num_rows
     return written
