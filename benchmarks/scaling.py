@@ -15,7 +15,8 @@ runs, the baseline: the same files through `Recognizer.predict_iter` in one loca
 The model. The driver (one process) spends CPU all the while (Ray Data's executor polls: a
 share a of a core), on each block (d_block) and on each image, the rows coming back and the one
 writer (d_row); getrusage around jobs of 1,024 and 256 images a block, and of tasks that return
-one row a block, separates the three. A worker
+one row a block, separates the three; a job into a folder (`--out FOLDER`: the tasks write their
+rows) against one row a block gives the driver's cost an image there (d_row_folder). A worker
 takes w an image (two job sizes on one worker give w and the fixed cost F). The stages stream,
 so the slower sets the pace: T(N, n) = F + max((n d_row + B d_block) / (1 - a), ceil(B / N) b w), with B
 blocks of b images, b as `predict --cluster` picks it for n images on N CPUs. Ideal is the local
@@ -39,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import math
 import os
 import resource
@@ -136,6 +138,7 @@ def batch_scaling(args, recognizer, paths: list[str]) -> dict:
     times: dict[tuple, list[float]] = {}
     driver: dict[tuple, list[float]] = {}  # the driver's CPU seconds in each run
     latency = {}
+    folders = itertools.count()  # --out FOLDER: a new folder each time
     with tempfile.TemporaryDirectory() as tmp:
         for nodes in (1, 2):
             cluster = local_cluster(nodes)
@@ -148,11 +151,15 @@ def batch_scaling(args, recognizer, paths: list[str]) -> dict:
                         ("cluster", nodes, n, None): lambda: predict_cluster(recognizer, paths, Path(tmp) / "a.csv"),
                         ("cluster", nodes, len(small), None):
                             lambda: predict_cluster(recognizer, small, Path(tmp) / "b.csv")}
+                jobs[("folder", nodes, n, None)] = lambda: predict_cluster(
+                    recognizer, paths, Path(tmp) / f"parts-{next(folders)}")
                 if nodes == 1:
                     for bs in (256, 1024):
                         jobs[("cluster", 1, n, bs)] = (lambda bs: lambda: predict_cluster(
                             recognizer, paths, Path(tmp) / "c.csv", bs))(bs)
                     jobs[("one row", 1, n, 1024)] = lambda: predict_one_row(recognizer, paths, Path(tmp) / "d.csv", 1024)
+                    jobs[("folder", 1, n, 1024)] = lambda: predict_cluster(
+                        recognizer, paths, Path(tmp) / f"parts-{next(folders)}", 1024)
                 for r in range(args.rounds):
                     for key, work in jobs.items():
                         cpu = cpu_seconds()
@@ -178,21 +185,25 @@ def batch_scaling(args, recognizer, paths: list[str]) -> dict:
     d_row = max(0.0, (cpu[full] - cpu[one] - a0 * (med[full] - med[one])) / (n - blocks))
     d_block = max(0.0, (cpu[fine] - cpu[full] - a0 * (med[fine] - med[full])) / (n / 256 - blocks))
     a = max(0.0, (cpu[full] - n * d_row - blocks * d_block) / med[full])
+    # Into a folder, against one row a block: the same blocks, and the rows never come back
+    folder = ("folder", 1, n, 1024)
+    d_row_folder = max(0.0, (cpu[folder] - cpu[one] - a * (med[folder] - med[one])) / (n - blocks))
     return {"n": n, "local": local, "W": local / n, "med": med, "w": slope,
             "F": med[("cluster", 1, n, None)] - slope * n, "d_row": d_row, "d_block": d_block, "a": a,
-            "driver": cpu, "latency": latency}
+            "d_row_folder": d_row_folder, "driver": cpu, "latency": latency}
 
 
-def predicted(b: dict, workers: int, n: float) -> float:
+def predicted(b: dict, workers: int, n: float, folder: bool = False) -> float:
     """T(N) = F + max(driver, workers): the stages stream, so the slower sets the pace. The driver
     polls (a share a of a core all the while) and spends d_row an image and d_block a block: it
     keeps up while a T + n d_row + B d_block <= T. The workers run ceil(B / N) waves of a block
-    each (w an image), B blocks of the size `predict --cluster` picks for n images on N CPUs."""
+    each (w an image), B blocks of the size `predict --cluster` picks for n images on N CPUs.
+    `folder`: --out FOLDER, where the tasks write the rows (the driver's d_row_folder an image)."""
     from digitlab.cluster.predict import block_size
 
-    bs = block_size(int(n), workers)
+    bs = block_size(int(n), workers, folder)
     blocks = math.ceil(n / bs)
-    driver = (n * b["d_row"] + blocks * b["d_block"]) / max(1e-9, 1 - b["a"])
+    driver = (n * b["d_row_folder" if folder else "d_row"] + blocks * b["d_block"]) / max(1e-9, 1 - b["a"])
     return b["F"] + max(driver, math.ceil(blocks / workers) * bs * b["w"])
 
 
@@ -206,26 +217,33 @@ def print_batch(b: dict) -> None:
         print(f"  cluster, {N} worker(s):      {tN:6.1f} s  {n / tN:8,.0f} images/s  "
               f"{n / tN / (n / b['local']):.2f}x the baseline, efficiency T1/(N TN) {t1 / (N * tN):.2f}, "
               f"model {predicted(b, N, n):.1f} s")
-    for key in (("cluster", 1, n, 256), ("cluster", 1, n, 1024), ("one row", 1, n, 1024)):
-        print(f"  1 worker, blocks of {key[3]:5d}{', one row back a block' if key[0] == 'one row' else '':22s}: "
-              f"{med[key]:6.1f} s, driver CPU {b['driver'][key]:.2f} s")
+    for N in (1, 2):
+        tN = med[("folder", N, n, None)]
+        print(f"  --out FOLDER, {N} worker(s): {tN:6.1f} s  {n / tN:8,.0f} images/s  "
+              f"{n / tN / (n / b['local']):.2f}x the baseline, model {predicted(b, N, n, folder=True):.1f} s")
+    for key in (("cluster", 1, n, 256), ("cluster", 1, n, 1024), ("one row", 1, n, 1024), ("folder", 1, n, 1024)):
+        what = {"one row": ", one row back a block", "folder": ", into a folder"}.get(key[0], "")
+        print(f"  1 worker, blocks of {key[3]:5d}{what:22s}: {med[key]:6.1f} s, driver CPU {b['driver'][key]:.2f} s")
     lat = b["latency"]
     print(f"\nOverheads measured: a task's round trip {lat['round trip'] * 1e3:.1f} ms, "
           f"{lat['burst rate']:,.0f} tasks/s at once;")
     print(f"  job fixed cost F {b['F']:.2f} s; per image: the work W {b['W'] * 1e6:.0f} us (local, one process), "
           f"a worker w {b['w'] * 1e6:.0f} us (its tasks, Ray's scheduling, the rows' transfer);")
     print(f"  the driver's CPU: {b['a']:.0%} of a core all the while (Ray Data's executor polling), "
-          f"{b['d_block'] * 1e3:.1f} ms a block, {b['d_row'] * 1e6:.1f} us an image (the rows, the writer).")
+          f"{b['d_block'] * 1e3:.1f} ms a block, {b['d_row'] * 1e6:.1f} us an image (the rows, the writer);")
+    print(f"  into a folder (--out FOLDER): {b['d_row_folder'] * 1e6:.2f} us an image.")
     print("\nPredicted: T(N) = F + max((n d_row + B d_block) / (1 - a), ceil(B / N) b w), against the ideal n W / N")
     print("  images      workers   block   predicted s   ideal s   overhead")
     from digitlab.cluster.predict import block_size
 
-    for images in (1e6, 1e7):
-        for N in (1, 2) + WORKERS:
-            t = predicted(b, N, images)
-            ideal = images * b["W"] / N
-            print(f"  {images:10,.0f}  {N:7d}   {block_size(int(images), N):5d}   {t:11.1f}   {ideal:7.1f}   "
-                  f"{1 - ideal / t:8.0%}")
+    for folder in (False, True):
+        print("  --out results.csv or .parquet:" if not folder else "  --out FOLDER:")
+        for images in (1e6, 1e7):
+            for N in (1, 2) + WORKERS:
+                t = predicted(b, N, images, folder)
+                ideal = images * b["W"] / N
+                print(f"  {images:10,.0f}  {N:7d}   {block_size(int(images), N, folder):5d}   {t:11.1f}   "
+                      f"{ideal:7.1f}   {1 - ideal / t:8.0%}")
 
 
 def empty_sweep(trials: int, storage: str) -> float:
