@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -207,6 +208,9 @@ def scans(tmp_path):
     (lambda d: (d / "full").mkdir() or (d / "full" / "x").write_text("") or d / "full", "not an empty folder"),
     (lambda d: (d / "afile").write_text("") or d / "afile", "not an empty folder"),
     (lambda d: d / "results.txt", "or to a new folder"),
+    (lambda d: Path("."), "not the current folder"),
+    (lambda d: d / "..", "not the current folder"),
+    (lambda d: (d / "empty-target").mkdir() or (d / "link").symlink_to(d / "empty-target") or d / "link", "a link"),
 ])
 def test_a_folder_for_parts_must_be_new_or_empty(tmp_path, setup, says):
     from digitlab.cluster.predict import check_out
@@ -237,6 +241,26 @@ def test_into_a_folder_each_block_is_a_part_and_the_rows_are_a_local_runs(scans,
     assert table.column("digit").to_pylist()[:7] == [r[2] for r in local]
     assert table.column("status").to_pylist()[7] == "error" and table.column("p1").to_pylist()[7] is None
     assert counts["error"] == 1 and sum(counts.values()) == 8
+
+
+def test_when_the_folder_cannot_take_its_name_the_parts_are_kept_and_said_where(scans, tmp_path, monkeypatch):
+    from digitlab.cluster import predict as cluster_predict
+    from digitlab.recognize import Recognizer
+
+    monkeypatch.setitem(sys.modules, "ray", fake_ray())
+    out = tmp_path / "parts"
+    real = cluster_predict.check_parts
+
+    def meanwhile(folder, n):  # someone writes at `out` while the job runs
+        real(folder, n)
+        out.mkdir()
+        (out / "theirs.txt").write_text("theirs")
+
+    monkeypatch.setattr(cluster_predict, "check_parts", meanwhile)
+    with pytest.raises(ClusterError, match=r"all 8 rows are in .*\.parts\.partial-") as raised:
+        cluster_predict.predict_on_cluster(Recognizer.load("reader"), scans, out, batch_size=3)
+    kept = Path(str(raised.value).split(" are in ")[1].split(": move")[0])
+    assert len(list(kept.glob("part-*.parquet"))) == 3 and (out / "theirs.txt").read_text() == "theirs"
 
 
 def test_a_retried_block_writes_its_part_again_and_no_other(scans, tmp_path):

@@ -45,6 +45,9 @@ def check_out(out: Path) -> None:
     """A ClusterError unless `out` is a .csv or .parquet file in an existing folder, or a new (or
     empty) folder for Parquet parts."""
     if is_folder(out):
+        if out.name in ("", ".", "..") or out.is_symlink():
+            raise ClusterError(f"--out {out}: name a new folder for the parts, e.g. --out results (not the current "
+                               "folder, its parent or a link).")
         if not out.parent.is_dir():
             raise ClusterError(f"--out {out}: the folder {out.parent} does not exist.")
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -137,9 +140,9 @@ def _predict_into_folder(files, spec, batch_size: int, out: Path, n: int) -> Cou
     becomes `out` when every part is there: the driver handles blocks, never rows (the limit
     of one writer at hundreds of workers; BENCHMARKS.md)."""
     import shutil
+    import tempfile
 
-    staging = out.parent / f".{out.name}.partial-{os.getpid()}"
-    staging.mkdir()
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     try:
         done = files.map_batches(predict_into_part, fn_kwargs={"spec": spec, "folder": os.fsencode(staging.absolute())},
                                  batch_size=batch_size, batch_format="pyarrow")
@@ -153,12 +156,16 @@ def _predict_into_folder(files, spec, batch_size: int, out: Path, n: int) -> Cou
         check_parts(staging, n)
         for leftover in staging.glob(".part-*"):  # a try cut short by a lost node
             leftover.unlink()
-        if out.is_dir():
-            out.rmdir()  # empty (check_out); a rename replaces no one's files
-        os.replace(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    try:  # every part is there: the folder takes its name (an empty one in its place: check_out)
+        if out.is_dir() and not out.is_symlink():
+            out.rmdir()
+        os.replace(staging, out)
+    except OSError as e:  # e.g. something put at `out` meanwhile: the results are kept, and said where
+        raise ClusterError(f"cannot name the results folder {out} ({e.strerror or e}); all {n:,} rows are in "
+                           f"{staging}: move it there yourself.") from None
     return counts
 
 
