@@ -150,6 +150,7 @@ def test_a_node_lost_mid_job_loses_and_repeats_no_row(cluster, scans, local_rows
     assert worker.is_alive(), "the job ended before a node could be lost; give it more files"
     local.remove_node(next(iter(local.worker_nodes)), allow_graceful=False)
     local.add_node(num_cpus=1)
+    local.wait_for_nodes()  # the replacement in service before the next test
     worker.join(timeout=600)
     assert not worker.is_alive() and "error" not in outcome, outcome
     assert sum(outcome["counts"].values()) == len(paths)
@@ -207,20 +208,28 @@ def test_a_node_lost_mid_training_resumes_the_trial_and_leaves_one_complete_run(
     from digitlab.runs import STATUS_FILE, is_complete, read_json
 
     local, _ = cluster
+    local.wait_for_nodes()  # both nodes in service: the two trainings run side by side
     ray.init(address=local.address, log_to_driver=False, configure_logging=False, ignore_reinit_error=True)
     trials = [Trial("mlp", "mnist", seed, str(tmp_path / f"mlp-seed{seed}"), ("--no-plots", "--limit", "20000"))
               for seed in (0, 1)]
     outcome: dict = {}
-    job = threading.Thread(target=lambda: outcome.update(result=sweep(trials, retries=2, storage=tmp_path / ".tune")))
+    def run_sweep():
+        try:
+            outcome["result"] = sweep(trials, retries=2, storage=tmp_path / ".tune")
+        except BaseException as e:  # noqa: BLE001 -- shown by the assertions below
+            outcome["error"] = e
+
+    job = threading.Thread(target=run_sweep)
     job.start()
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and not all(
             any((run / "checkpoint.json").is_file() and not is_complete(run) for run in runs_in(Path(t.folder)))
             for t in trials):
         time.sleep(0.05)
-    assert job.is_alive(), "the sweep ended before a node could be lost"
+    assert job.is_alive(), f"the sweep ended before a node could be lost: {outcome}"
     local.remove_node(sorted(local.worker_nodes, key=id)[0], allow_graceful=False)
     local.add_node(num_cpus=1)
+    local.wait_for_nodes()  # the replacement in service before the next test
     job.join(timeout=900)
     assert not job.is_alive()
     outcomes = outcome["result"]
