@@ -325,3 +325,15 @@ def test_parts_blocks_are_two_a_cpu_up_to_32768():
     assert block_size(10_000_000, 512, folder=True) == 9766
     assert block_size(10_000_000, 8, folder=True) == 32768
     assert block_size(1000, 8, folder=True) == 256
+
+
+def test_a_stray_file_among_the_parts_is_one_clear_line(tmp_path):
+    from digitlab.cluster.predict import check_parts
+
+    (tmp_path / "part-abc.parquet").write_text("x")
+    with pytest.raises(ClusterError, match="not a part this job writes"):
+        check_parts(tmp_path, 1)
+    (tmp_path / "part-abc.parquet").unlink()
+    (tmp_path / "part-0000000000.parquet").write_text("not parquet")
+    with pytest.raises(ClusterError, match="cannot be read"):
+        check_parts(tmp_path, 1)

@@ -162,3 +162,11 @@ def test_the_shipped_reader_takes_its_second_look_and_a_caller_can_decline_it(mn
     assert 0 < looked.sum() < 0.1 * len(prepared)  # a few percent of MNIST's test digits
     assert np.allclose(with_look[~looked], without[~looked], atol=1e-7)
     assert not np.allclose(with_look[looked], without[looked])
+
+
+def test_flattened_images_take_the_second_look_too(mnist):
+    from digitlab.recognize import Recognizer
+
+    reader = Recognizer.load("reader")
+    prepared = mnist[1][0][:300].astype(np.float32) / 255
+    assert np.allclose(reader.probabilities(prepared.reshape(300, 784)), reader.probabilities(prepared))

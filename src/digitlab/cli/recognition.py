@@ -197,7 +197,7 @@ def _predict_on_cluster(files: list[Path], cluster: str | None, out_file: Path |
     from digitlab.recognize import expand
 
     if cluster is None or out_file is None:
-        raise ClusterError("--cluster and --out go together: --cluster ADDRESS --out results.csv (or .parquet).")
+        raise ClusterError("--cluster and --out go together: --cluster ADDRESS --out results.csv (or .parquet, or a new FOLDER of parts).")
     if other_output:
         raise ClusterError("--cluster writes its results to --out; leave out --json, --csv and --save-prepared.")
     check_address(cluster)

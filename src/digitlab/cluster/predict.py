@@ -143,6 +143,9 @@ def _predict_into_folder(files, spec, batch_size: int, out: Path, n: int) -> Cou
     import tempfile
 
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o777 & ~umask)  # mkdtemp's 0700 would shut out other users and workers of another user
     try:
         done = files.map_batches(predict_into_part, fn_kwargs={"spec": spec, "folder": os.fsencode(staging.absolute())},
                                  batch_size=batch_size, batch_format="pyarrow")
@@ -200,12 +203,20 @@ def check_parts(folder: Path, n: int) -> None:
     import pyarrow.parquet as pq
 
     expected = 0
+    import re
+
     for part in sorted(folder.glob("part-*.parquet")):
-        start = int(part.name[5:15])
+        match = re.fullmatch(r"part-(\d{10})\.parquet", part.name)
+        if match is None:
+            raise ClusterError(f"{part.name}: not a part this job writes, in its folder; is another job writing there?")
+        start = int(match.group(1))
         if start != expected:
             raise ClusterError(f"the parts written hold {'rows twice' if start < expected else 'a gap'} at file "
                                f"{min(start, expected):,} of {n:,}: is the folder on storage every node reaches?")
-        expected += pq.read_metadata(part).num_rows
+        try:
+            expected += pq.read_metadata(part).num_rows
+        except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
+            raise ClusterError(f"{part.name}: a part that cannot be read ({e}); is the storage shared and whole?") from None
     if expected != n:
         raise ClusterError(f"the parts written hold {expected:,} rows for {n:,} files: is the folder on storage "
                            "every node reaches?")
