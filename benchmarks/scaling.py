@@ -83,12 +83,6 @@ def predict_local(recognizer, paths: list[str]) -> None:
         pass
 
 
-def predict_cluster(recognizer, paths: list[str], out: Path, batch_size: int | None = None) -> None:
-    from digitlab.cluster.predict import predict_on_cluster
-
-    predict_on_cluster(recognizer, paths, out, batch_size=batch_size)
-
-
 def task_latency() -> tuple[float, float]:
     """A Ray task's round trip, warm (median of 50 in turn), and the rate of 1,000 at once."""
     import ray
@@ -133,6 +127,8 @@ def batch_scaling(args, recognizer, paths: list[str]) -> dict:
     separate its CPU a block, an image and a second of the job."""
     import ray
 
+    from digitlab.cluster.predict import predict_on_cluster
+
     n = len(paths)
     small = paths[: n // 4]
     times: dict[tuple, list[float]] = {}
@@ -144,22 +140,22 @@ def batch_scaling(args, recognizer, paths: list[str]) -> dict:
             cluster = local_cluster(nodes)
             ray.init(address=cluster.address, log_to_driver=False, configure_logging=False)
             try:
-                predict_cluster(recognizer, small[:256], Path(tmp) / "warm.csv")  # workers import digitlab
+                predict_on_cluster(recognizer, small[:256], Path(tmp) / "warm.csv")  # workers import digitlab
                 if nodes == 1:
                     latency = dict(zip(("round trip", "burst rate"), task_latency()))
                 jobs = {("local", nodes): lambda: predict_local(recognizer, paths),
-                        ("cluster", nodes, n, None): lambda: predict_cluster(recognizer, paths, Path(tmp) / "a.csv"),
+                        ("cluster", nodes, n, None): lambda: predict_on_cluster(recognizer, paths, Path(tmp) / "a.csv"),
                         ("cluster", nodes, len(small), None):
-                            lambda: predict_cluster(recognizer, small, Path(tmp) / "b.csv")}
-                jobs[("folder", nodes, n, None)] = lambda: predict_cluster(
+                            lambda: predict_on_cluster(recognizer, small, Path(tmp) / "b.csv")}
+                jobs[("folder", nodes, n, None)] = lambda: predict_on_cluster(
                     recognizer, paths, Path(tmp) / f"parts-{next(folders)}")
                 if nodes == 1:
                     for bs in (256, 1024):
-                        jobs[("cluster", 1, n, bs)] = (lambda bs: lambda: predict_cluster(
-                            recognizer, paths, Path(tmp) / "c.csv", bs))(bs)
+                        jobs[("cluster", 1, n, bs)] = (lambda bs: lambda: predict_on_cluster(
+                            recognizer, paths, Path(tmp) / "c.csv", batch_size=bs))(bs)
                     jobs[("one row", 1, n, 1024)] = lambda: predict_one_row(recognizer, paths, Path(tmp) / "d.csv", 1024)
-                    jobs[("folder", 1, n, 1024)] = lambda: predict_cluster(
-                        recognizer, paths, Path(tmp) / f"parts-{next(folders)}", 1024)
+                    jobs[("folder", 1, n, 1024)] = lambda: predict_on_cluster(
+                        recognizer, paths, Path(tmp) / f"parts-{next(folders)}", batch_size=1024)
                 for r in range(args.rounds):
                     for key, work in jobs.items():
                         cpu = cpu_seconds()

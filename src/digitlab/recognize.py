@@ -187,7 +187,6 @@ class Recognizer:
     def probabilities(self, prepared: np.ndarray) -> np.ndarray:
         """Calibrated class probabilities for prepared images (n, 28, 28)."""
         x = np.asarray(prepared, np.float32)
-        x = x.reshape((len(x), 28, 28)) if x.ndim == 2 and x.shape[1] == 784 else x  # the second look moves images
         with self._model_lock:
             p = second_look(lambda images: predict_batches(self.model, images.reshape((len(images), *self._input_shape)),
                                                            batch_size=512), x, self.second_look_below)

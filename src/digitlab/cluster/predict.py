@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -203,8 +204,6 @@ def check_parts(folder: Path, n: int) -> None:
     import pyarrow.parquet as pq
 
     expected = 0
-    import re
-
     for part in sorted(folder.glob("part-*.parquet")):
         match = re.fullmatch(r"part-(\d{10})\.parquet", part.name)
         if match is None:

@@ -75,9 +75,6 @@ def predict_probabilities(model, images: np.ndarray, batch_size: int = 1000, sec
     """Softmax outputs of a Keras model for uint8 images (n, 28, 28), with the run's second look
     (`RunConfig.second_look_below`, `digitlab.models.numpy_model.second_look`)."""
     shape = tuple(model.input_shape[1:])
-    images = np.asarray(images)
-    if images.ndim == 2 and images.shape[1] == 784:  # flattened: the second look moves images
-        images = images.reshape(len(images), 28, 28)
     return second_look(lambda x: predict_batches(model, shape_for(x, shape), batch_size), images, second_look_below)
 
 
