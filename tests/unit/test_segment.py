@@ -127,3 +127,64 @@ def test_read_stops_at_its_deadline_with_one_line(monkeypatch):
     monkeypatch.setattr(recognize, "READ_BUDGET_S", 0.25)  # a later deadline than the budget: the budget wins
     with pytest.raises(ImageError, match="ran out of time"):
         recognizer.read(number, "five.png", deadline=time.monotonic() + 60)
+
+
+def test_widest_gap_is_the_blank_columns_between_side_by_side_boxes():
+    from digitlab.images.segment import widest_gap
+
+    assert widest_gap([(0, 50, 10, 60), (0, 0, 10, 20), (0, 25, 10, 40)]) == 10  # sorted by left first
+    assert widest_gap([(0, 0, 10, 20), (0, 15, 10, 30)]) <= 0  # overlapping columns: no gap
+    assert widest_gap([(0, 0, 10, 40), (0, 10, 10, 20), (0, 45, 10, 50)]) == 5  # a piece inside another
+
+
+class _Scripted:
+    """A model whose answer and sureness follow the ink's width: the grouping is under test."""
+
+    input_shape = (None, 28, 28)
+    thread_safe = True
+
+    def __init__(self, answer):
+        self.answer = answer  # image -> (digit, probability)
+
+    def predict(self, x, batch_size=None, verbose=0):
+        out = np.zeros((len(x), 10), np.float32)
+        for row, image in enumerate(np.asarray(x).reshape(len(x), 28, 28)):
+            digit, p = self.answer(image)
+            out[row] = (1 - p) / 9
+            out[row, digit] = p
+        return out
+
+
+def test_pieces_far_apart_are_never_read_as_one_digit(monkeypatch):
+    """Issue 25: a pen's "1" beside a digit was read merged with it into one confident digit. Two
+    pieces with a blank gap wider than MAX_GAP_IN_DIGIT heights are not a candidate for one digit."""
+    from digitlab import recognize
+    from digitlab.images.segment import MAX_GAP_IN_DIGIT
+    from digitlab.recognize import _candidates
+
+    def groups(pieces):
+        return [end - start for (start, end, _), _parts in _candidates(pieces)]
+
+    height = 30
+    near = segment(blobs((5, 10, 35, 20), (5, 22, 35, 40)))  # 2 columns apart: may be one broken digit
+    far = segment(blobs((5, 10, 35, 20), (5, 20 + int(MAX_GAP_IN_DIGIT * height) + 2, 35, 50)))
+    assert len(near) == len(far) == 2
+    assert 2 in groups(near) and 2 not in groups(far)
+    monkeypatch.setattr(recognize, "MAX_GAP_IN_DIGIT", 10.0)  # the bound is what keeps them apart
+    assert 2 in groups(far)
+
+
+def test_of_two_readings_about_as_sure_the_one_with_fewer_digits_wins(monkeypatch):
+    """A digit cut in two halves the model is a little surer of than of the whole must read as one
+    digit (DIGIT_COST): "8", not "33"."""
+    from digitlab import recognize
+    from digitlab.recognize import Recognizer, read_number
+
+    mask = blobs((5, 10, 35, 28), (5, 32, 35, 50))
+    mask[18:20, 28:32] = True  # two halves joined by a thin bridge: one piece, which may be cut in two
+    number = (mask * 255).astype(np.uint8)
+    recognizer = Recognizer(_Scripted(lambda image: (3, 0.99) if (image > 0).any(axis=0).sum() < 14 else (8, 0.9)),
+                            [str(d) for d in range(10)])
+    assert read_number(recognizer, number).text == "8"
+    monkeypatch.setattr(recognize, "DIGIT_COST", 0.0)  # without the cost, the surer halves win
+    assert read_number(recognizer, number).text.startswith("33")

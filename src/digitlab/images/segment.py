@@ -20,6 +20,10 @@ MAY_TOUCH_ASPECT = 0.75
 # The narrowest a digit in a touching run is, for the number's height: bounds the pieces tried.
 MIN_DIGIT_ASPECT = 0.4
 OVERLAP_TO_MERGE = 0.5  # horizontal overlap, as a share of the narrower piece
+# Side-by-side pieces of one broken digit sit close: a blank gap wider than this, for the number's
+# height, between them means two digits (tuned on numbers of train.json's pen digits, where a "1"
+# was read merged with its neighbour into one confident digit; BENCHMARKS.md, issue 25).
+MAX_GAP_IN_DIGIT = 0.35
 # The most separate pieces of ink a number may have: 16 digits of up to 3 pieces each. The work
 # grows with the pieces (every run of neighbours is a candidate digit), so a page of dots or lines
 # is refused at once rather than costing minutes; a real number has a few dozen at most.
@@ -63,6 +67,16 @@ def split_counts(segment: Segment, height: int) -> range:
 def split(segment: Segment, k: int) -> list[Segment]:
     """The piece cut into k digits (itself when k is 1)."""
     return [segment] if k == 1 else _split(segment.mask, segment.box, k)
+
+
+def widest_gap(boxes) -> int:
+    """The widest blank run of columns between boxes (top, left, bottom, right) side by side; 0 or
+    less when their columns overlap or touch."""
+    boxes = sorted(boxes, key=lambda b: b[1])
+    right, gap = boxes[0][3], -(10**9)
+    for b in boxes[1:]:
+        gap, right = max(gap, b[1] - right), max(right, b[3])
+    return gap
 
 
 def _merge_stacked(groups, boxes):
