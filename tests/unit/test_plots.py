@@ -98,3 +98,31 @@ def test_the_report_embeds_the_runs_own_figures_and_draws_only_the_rest(tmp_path
         assert base64.b64encode(path.read_bytes()).decode() in page
     report.write_report(*args)
     assert drawing == ["plot_predictions", "plot_history", "plot_confusion", "plot_predictions"]
+
+
+def _inside(fig: Figure) -> None:
+    """Every mark of `fig` lies within it, and no panel's labels run into the panel to its left."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    box = fig.get_tightbbox(renderer)
+    assert box.x0 >= 0 and box.y0 >= 0 and box.x1 <= fig.bbox_inches.x1 and box.y1 <= fig.bbox_inches.y1, box
+    panels = sorted((ax for ax in fig.axes if ax.get_label() != "<colorbar>"), key=lambda ax: ax.get_position().x0)
+    for left, right in zip(panels, panels[1:]):
+        assert right.get_tightbbox(renderer).x0 >= left.get_window_extent(renderer).x1
+
+
+def test_figures_laid_out_without_measuring_keep_every_label_in_view():
+    """The run's figures place their panels where constrained layout would for digit names,
+    without its cost (issue 24); extreme values and long names must still fit."""
+    for acc in ([0.1, 0.2, 0.3], [0.9912, 0.9913, 0.99135], [0.5] * 40):
+        for loss in ([0.0875, 0.0625, 0.05], [123456.0, 0.5], [0.00012, 0.000115], [float("nan"), 1.0]):
+            _inside(plots.plot_history({"accuracy": acc, "val_accuracy": acc[::-1], "loss": loss, "val_loss": loss}))
+    _inside(plots.plot_confusion(np.full((10, 10), 99999)))
+    long_names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+    _inside(plots.plot_confusion(np.full((10, 10), 999), long_names))
+    for names in (None, long_names):
+        _inside(plots.plot_probabilities(PROBS[0], names, IMAGES[0], 0))
+        _inside(plots.plot_probabilities(PROBS[0], names))

@@ -33,6 +33,14 @@ def _names(class_names: Sequence[str] | None, k: int) -> list[str]:
     return list(class_names) if class_names is not None else [str(i) for i in range(k)]
 
 
+def _fixed(names: Sequence[str]) -> bool:
+    """Whether a figure's axes go where constrained layout puts them for digit names (hard-coded
+    below), not where it works them out: measuring every label cost 0.1-0.15 s a figure, a third
+    of a run's figures (BENCHMARKS.md, whole runs). Longer names, whose size varies, still get
+    constrained layout."""
+    return max(map(len, names), default=0) <= 2
+
+
 def plot_samples(
     images: np.ndarray,
     labels: np.ndarray,
@@ -89,8 +97,9 @@ def _image_grid(images, captions: list[str], colours: list[str], frames: list[tu
 
 def plot_history(history: dict[str, list[float]], title: str = "Training curves") -> Figure:
     """Accuracy and loss per epoch, training against validation, side by side."""
-    fig = Figure(figsize=(10, 4), layout="constrained")
-    for ax, metric in zip(fig.subplots(1, 2), ("accuracy", "loss")):
+    fig = Figure(figsize=(10, 4))
+    axes = [fig.add_axes((0.0, 0.118, 0.4, 0.756)), fig.add_axes((0.5, 0.118, 0.4, 0.756))]
+    for ax, metric in zip(axes, ("accuracy", "loss")):
         for key, label, style in ((metric, "training", "o-"), (f"val_{metric}", "validation", "s--")):
             values = history.get(key)
             if values:
@@ -101,8 +110,20 @@ def plot_history(history: dict[str, list[float]], title: str = "Training curves"
         ax.grid(alpha=0.3)
         ax.legend()
         ax.xaxis.get_major_locator().set_params(integer=True)
+    # Room on the left of each panel for its y tick labels and label, from the labels' text: what
+    # constrained layout measures by drawing, at a third of the figure's cost (BENCHMARKS.md).
+    left = [(0.32 + 0.09 * _widest_tick(ax)) / 10 for ax in axes]  # inches (a digit is 0.09 at 10 pt) over 10
+    width = (1 - left[0] - left[1] - 0.01) / 2
+    axes[0].set_position((left[0], 0.118, width, 0.756))
+    axes[1].set_position((left[0] + width + left[1], 0.118, width, 0.756))
     fig.suptitle(title)
     return fig
+
+
+def _widest_tick(ax) -> int:
+    """Characters in the longest y tick label `ax` will draw."""
+    labels = ax.yaxis.get_major_formatter().format_ticks(ax.yaxis.get_majorticklocs())
+    return max(map(len, labels), default=1)
 
 
 def plot_confusion(
@@ -111,12 +132,16 @@ def plot_confusion(
     """A heat map of the confusion matrix with counts in the cells (rows: true, columns: predicted)."""
     matrix = np.asarray(matrix)
     names = _names(class_names, len(matrix))
-    fig = Figure(figsize=(7.5, 6.5), layout="constrained")
-    ax = fig.subplots()
+    fixed = _fixed(names)
+    fig = Figure(figsize=(7.5, 6.5), layout=None if fixed else "constrained")
+    ax = fig.add_axes((0.073, 0.073, 0.77, 0.889)) if fixed else fig.subplots()
     # Colour by row share, so mistakes show up even beside a diagonal of ~1,000.
     share = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
-    fig.colorbar(im, ax=ax, label="share of the true class")
+    if fixed:
+        fig.colorbar(im, cax=fig.add_axes((0.883, 0.073, 0.039, 0.889)), label="share of the true class")
+    else:
+        fig.colorbar(im, ax=ax, label="share of the true class")
     for (i, j), count in np.ndenumerate(matrix):
         if count:
             colour = "white" if share[i, j] > 0.5 else ("black" if i == j else MISTAKE)
@@ -161,15 +186,17 @@ def plot_probabilities(
     probabilities = np.asarray(probabilities).ravel()
     names = _names(class_names, len(probabilities))
     predicted = int(probabilities.argmax())
-    fig = Figure(figsize=(9 if image is not None else 7, 3.6), layout="constrained")
+    fixed = _fixed(names)
+    fig = Figure(figsize=(9 if image is not None else 7, 3.6), layout=None if fixed else "constrained")
     if image is not None:
-        ax_img, ax = fig.subplots(1, 2, width_ratios=[1, 2.4])
+        ax_img, ax = ((fig.add_axes((0.005, 0.129, 0.271, 0.679)), fig.add_axes((0.344, 0.077, 0.652, 0.783)))
+                      if fixed else fig.subplots(1, 2, width_ratios=[1, 2.4]))
         ax_img.imshow(image, cmap="gray_r")
         ax_img.set_xticks([])
         ax_img.set_yticks([])
         ax_img.set_title("the image" if label is None else f"Label: {names[label]}")
     else:
-        ax = fig.subplots()
+        ax = fig.add_axes((0.08, 0.077, 0.914, 0.783)) if fixed else fig.subplots()
     wrong = label is not None and label != predicted
     colours = [BAR] * len(probabilities)
     colours[predicted] = MISTAKE if wrong else CORRECT
