@@ -76,3 +76,40 @@ def test_a_diverging_job_fails_and_says_so(tmp_path):
     (run,) = tmp_path.iterdir()
     assert json.loads((run / "status.json").read_text())["state"] == "failed"
     assert not (run / "metrics.json").exists()
+
+
+def test_ctrl_c_while_waiting_for_the_other_processes_stops_at_once_and_says_so(tmp_path):
+    """JAX waits for the other processes inside C++, where Python hears no signal: Ctrl-C did
+    nothing for up to its 5 minutes, and the run folder kept no status. Now processes 0 and 1 (the
+    other one never comes) stop with one line and exit code 130; process 0's folder says failed."""
+    import signal
+    import time
+
+    require_real_data("mnist")
+    for process_id in (0, 1):
+        out, port = tmp_path / f"p{process_id}", free_port()
+        with socket.socket() as stand_in:  # for process 1, the coordinator it knocks on: then it is waiting
+            if process_id == 1:
+                stand_in.bind(("127.0.0.1", port))
+                stand_in.listen()
+                stand_in.settimeout(180)
+            proc = start(out, 2, process_id, port)
+            if process_id == 1:
+                stand_in.accept()[0].close()
+            else:  # process 0 serves the job's coordination at the port while it waits
+                deadline = time.monotonic() + 180
+                while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
+                    assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+                    time.sleep(0.2)
+            time.sleep(1)
+            proc.send_signal(signal.SIGINT)
+            stdout, stderr = proc.communicate(timeout=60)  # before: still waiting minutes later
+        assert proc.returncode == 130, stderr[-2000:]
+        assert stderr.strip().splitlines() == [
+            "error: interrupted while waiting for the other 1 process(es); nothing was trained."], stderr[-2000:]
+        assert f"Process {process_id} of 2" in stdout
+        if process_id == 0:
+            (run,) = out.iterdir()
+            assert json.loads((run / "status.json").read_text())["state"] == "failed"
+        else:
+            assert not out.exists() or not list(out.iterdir())

@@ -153,3 +153,24 @@ def test_a_job_stopped_says_start_again_never_resume(tmp_path, monkeypatch, stop
     assert says in str(raised.value) and "start every process again" in str(raised.value)
     assert "--resume" not in str(raised.value)
     assert json.loads((tmp_path / "status.json").read_text())["state"] == "failed"
+
+
+def test_a_wait_inside_native_code_still_hears_ctrl_c():
+    """`_interruptible` runs a call that Python cannot interrupt (JAX waiting for the other
+    processes in C++) in a thread, and waits for it in steps where Ctrl-C is heard."""
+    import _thread
+    import threading
+    import time
+
+    from digitlab.training.distributed import _interruptible
+
+    threading.Timer(0.3, _thread.interrupt_main).start()  # Ctrl-C, as the main thread sees it
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        _interruptible(lambda: time.sleep(3))  # interrupt_main does not wake a sleep: called directly, it ran 3 s
+    assert time.monotonic() - started < 2
+    with pytest.raises(ValueError, match="boom"):  # the call's own error comes through as it is
+        _interruptible(lambda: (_ for _ in ()).throw(ValueError("boom")))
+    done = []
+    _interruptible(lambda: done.append(1))
+    assert done == [1]

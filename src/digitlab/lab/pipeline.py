@@ -103,8 +103,16 @@ def train(
             if run_dir is not None:
                 _set_status(run_dir, {"state": "failed", "error": str(e)})
             raise
+        except KeyboardInterrupt:
+            if run_dir is not None:
+                _set_status(run_dir, {"state": "failed", "error": "interrupted while waiting for the other processes"})
+            raise Interrupted(f"interrupted while waiting for the other {job.num_processes - 1} process(es); nothing "
+                              "was trained.") from None
         if not job.leader:  # its share of each batch; process 0 writes the run
-            distributed.fit_data_parallel(config, splits, job=job, num_classes=dataset.num_classes, verbose=0)
+            try:
+                distributed.fit_data_parallel(config, splits, job=job, num_classes=dataset.num_classes, verbose=0)
+            except KeyboardInterrupt:
+                raise Interrupted(f"interrupted; {distributed.NO_CHECKPOINTS}") from None
             return None
     return _fit_and_finish(config, splits, run_dir, verbose, plots_enabled, resume=False, on_result=on_result,
                            job=job)

@@ -18,7 +18,10 @@ them all: JAX's coordination service ends the others); start it again.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -111,12 +114,55 @@ def initialize(job: Job) -> None:
     jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU processes sum gradients over gloo
     if job.num_processes > 1:
         try:  # JAX waits 5 minutes for the other processes
-            keras.distribution.initialize(job_addresses=job.coordinator, num_processes=job.num_processes,
-                                          process_id=job.process_id)
+            _interruptible(lambda: keras.distribution.initialize(
+                job_addresses=job.coordinator, num_processes=job.num_processes, process_id=job.process_id))
+        except KeyboardInterrupt:
+            # Leave the job now, not at exit: the coordination service's C++ logs a page about the
+            # tasks that never came, which would bury the one line that says what happened.
+            with _stderr_muted():
+                jax.distributed.shutdown()
+            raise
         except Exception as e:  # noqa: BLE001 -- JAX's runtime errors have no narrower public class here
             raise ClusterError(f"process {job.process_id} could not meet the other {job.num_processes - 1} at "
                                f"{job.coordinator} ({first_line(e)}); start every process with the same "
                                "--coordinator and --num-processes, process 0 on the coordinator's machine.") from None
+
+
+def _interruptible(call) -> None:
+    """call() in a thread the main thread waits for a tenth of a second at a time, so that Ctrl-C
+    is heard: JAX's initialize waits for the other processes inside C++, where Python sees no
+    signal, and Ctrl-C did nothing for up to its 5 minutes. An interrupted call's thread is left
+    behind (a daemon: it ends with the process)."""
+    import threading
+
+    raised: list[BaseException] = []
+
+    def target():
+        try:
+            call()
+        except BaseException as e:  # noqa: BLE001 -- handed to the waiting thread as it is
+            raised.append(e)
+
+    thread = threading.Thread(target=target, name="digitlab-join-job", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.1)
+    if raised:
+        raise raised[0]
+
+
+@contextlib.contextmanager
+def _stderr_muted():
+    """File descriptor 2 sent to /dev/null meanwhile: native code writes there, not to sys.stderr."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def first_line(error: BaseException) -> str:
