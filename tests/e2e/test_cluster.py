@@ -210,8 +210,10 @@ def test_a_node_lost_mid_training_resumes_the_trial_and_leaves_one_complete_run(
     local, _ = cluster
     local.wait_for_nodes()  # both nodes in service: the two trainings run side by side
     ray.init(address=local.address, log_to_driver=False, configure_logging=False, ignore_reinit_error=True)
-    trials = [Trial("mlp", "mnist", seed, str(tmp_path / f"mlp-seed{seed}"), ("--no-plots", "--limit", "20000"))
-              for seed in (0, 1)]
+    # 20 epochs: long enough (10-20 s) that both trainings are under way at once with a checkpoint
+    # each, on a fast machine too (5 epochs ended, one before the other, within 2 s in CI).
+    trials = [Trial("mlp", "mnist", seed, str(tmp_path / f"mlp-seed{seed}"),
+                    ("--no-plots", "--limit", "20000", "--epochs", "20")) for seed in (0, 1)]
     outcome: dict = {}
     def run_sweep():
         try:
@@ -222,7 +224,7 @@ def test_a_node_lost_mid_training_resumes_the_trial_and_leaves_one_complete_run(
     job = threading.Thread(target=run_sweep)
     job.start()
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and not all(
+    while job.is_alive() and time.monotonic() < deadline and not all(
             any((run / "checkpoint.json").is_file() and not is_complete(run) for run in runs_in(Path(t.folder)))
             for t in trials):
         time.sleep(0.05)

@@ -235,7 +235,7 @@ def quantile_rows(values: np.ndarray, counts: np.ndarray, q: float) -> np.ndarra
     ordered = np.sort(values, axis=1)
     counts = np.asarray(counts, np.int64)
     quantile = np.true_divide(q, 100)
-    virtual = counts * quantile + (1 + quantile * (1 - 1 - 1)) - 1
+    virtual = (counts - 1) * quantile  # NumPy's linear method; the general formula rounds differently (21 values, q 90)
     previous = np.floor(virtual)
     last = np.maximum(counts - 1, 0)
     below, above = previous.astype(np.intp), previous.astype(np.intp) + 1
