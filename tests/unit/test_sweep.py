@@ -122,6 +122,7 @@ def test_reproduce_on_a_runner_measures_the_seeds_that_finished_and_names_the_re
     rows = reproduce(["softmax"], 3, tmp_path / "out", on_result=shown.append, runner=runner, failures=failures)
     assert [(t["model"], t["dataset"], t["seed"]) for t in asked] == [("softmax", "mnist", s) for s in range(3)]
     assert [t["folder"] for t in asked] == [str(tmp_path / "out" / f"softmax-seed{s}") for s in range(3)]
+    assert all(t["extra"] == ("--no-plots",) for t in asked)  # the numbers, not five figures a run (issue 24)
     assert [r.values for r in rows] == [[0.92, 0.93]] and shown == rows
     assert failures == ["softmax (seed 1): node lost 3 times"]
 

@@ -80,7 +80,9 @@ def reproduce(
     for name in names:
         if get_preset(name).claim is None:  # also rejects unknown names, before training anything
             raise ConfigError(f"{name} is not a tutorial's network: there is no claim to reproduce.")
-    trainings = [{"model": name, "dataset": "mnist", "seed": seed, "extra": (),
+    # Without figures, as compare's: a reproduction wants the numbers, and each run's five figures and
+    # report cost a second or more (`digitlab plot KIND RUN` draws any of them later).
+    trainings = [{"model": name, "dataset": "mnist", "seed": seed, "extra": ("--no-plots",),
                   "folder": str(Path(out) / f"{name}-seed{seed}")} for name in names for seed in range(seeds)]
     rows = {}
     for name in names:
