@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -67,6 +69,31 @@ def test_a_damaged_or_pickled_file_is_refused(tmp_path):
         load(path)
     np.savez(path, meta=np.array([{"evil": object()}], dtype=object))
     with pytest.raises(RunError, match="cannot read the inference file"):
+        load(path)
+
+
+@pytest.mark.parametrize("meta, arrays, why", [
+    ({"input_shape": [784], "layers": ["x"]}, {}, "AttributeError"),
+    ({"layers": [{"kind": "dense", "activation": "softmax", "arrays": "0"}]},
+     {"0_kernel": np.zeros((784, 10), np.float32), "0_bias": np.zeros(10, np.float32)}, "input_shape"),
+    ({"input_shape": [784], "layers": []}, {}, "no layer with weights"),
+    ({"input_shape": [-1], "layers": [{"kind": "dense", "activation": "softmax", "arrays": "0"}]},
+     {"0_kernel": np.zeros((784, 10), np.float32), "0_bias": np.zeros(10, np.float32)}, "not an image's"),
+    ({"input_shape": [784], "layers": [{"kind": "maxpool", "size": 2}, {"kind": "dense", "activation": "softmax",
+                                                                      "arrays": "0"}]},
+     {"0_kernel": np.zeros((784, 10), np.float32), "0_bias": np.zeros(10, np.float32)}, "ValueError"),
+    ({"input_shape": [784], "layers": [{"kind": "dense", "activation": "softmax", "arrays": "0"}]},
+     {"0_kernel": np.zeros((28, 10), np.float32), "0_bias": np.zeros(10, np.float32)}, "ValueError"),
+    ({"input_shape": [28, 28, 1], "layers": [{"kind": "conv", "activation": "relu", "arrays": "0"}]},
+     {"0_kernel": np.zeros((3, 3, 1, 4), np.float32), "0_bias": np.zeros(4, np.float32)}, "padding"),
+])
+def test_a_crafted_file_whose_layers_do_not_fit_is_refused_on_loading(tmp_path, meta, arrays, why):
+    """Found in review: the meta is checked key by key, but a file whose layers do not fit
+    together (a crafted one with the model's own checksum reaches `evaluate` and `predict`) failed
+    with a traceback mid-prediction. One blank image through it on loading gives one line."""
+    path = tmp_path / "inference.npz"
+    np.savez(path, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays)
+    with pytest.raises(RunError, match=f"cannot read the inference file .*{why}"):
         load(path)
 
 
@@ -170,3 +197,21 @@ def test_flattened_images_take_the_second_look_too(mnist):
     reader = Recognizer.load("reader")
     prepared = mnist[1][0][:300].astype(np.float32) / 255
     assert np.allclose(reader.probabilities(prepared.reshape(300, 784)), reader.probabilities(prepared))
+
+
+@pytest.mark.parametrize("name, numpy_path", [("softmax", True), ("cnn-simple", False)])
+def test_evaluate_takes_the_numpy_export_of_a_dense_network_only(name, numpy_path, keras_models, data_dir, tmp_path,
+                                                                 monkeypatch):
+    """`evaluate` answers with a dense run's export (no Keras: seconds less); a network with
+    convolutions is evaluated by Keras, whose compiled convolutions are faster over a test set
+    than NumPy's and need no gigabytes of image patches (found in review)."""
+    from digitlab.evaluation import evaluate as evaluation
+
+    model = keras_models[name]
+    model.save(tmp_path / "model.keras")
+    export(model, tmp_path / "inference.npz", source=tmp_path / "model.keras")
+    loaded = []
+    real = evaluation.load_model
+    monkeypatch.setattr(evaluation, "load_model", lambda *a, **k: loaded.append(a) or real(*a, **k))
+    ev = evaluation.evaluate(tmp_path / "model.keras", dataset="mnist", data_dir=data_dir)
+    assert (not loaded) == numpy_path and ev.compute_precision == "float32" and len(ev.labels) == 10000

@@ -118,11 +118,25 @@ def test_figures_laid_out_without_measuring_keep_every_label_in_view():
     """The run's figures place their panels where constrained layout would for digit names,
     without its cost (issue 24); extreme values and long names must still fit."""
     for acc in ([0.1, 0.2, 0.3], [0.9912, 0.9913, 0.99135], [0.5] * 40):
-        for loss in ([0.0875, 0.0625, 0.05], [123456.0, 0.5], [0.00012, 0.000115], [float("nan"), 1.0]):
+        for loss in ([0.0875, 0.0625, 0.05], [123456.0, 0.5], [0.00012, 0.000115], [float("nan"), 1.0],
+                     [-0.0025, -0.0125, 0.0]):
             _inside(plots.plot_history({"accuracy": acc, "val_accuracy": acc[::-1], "loss": loss, "val_loss": loss}))
     _inside(plots.plot_confusion(np.full((10, 10), 99999)))
     long_names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
     _inside(plots.plot_confusion(np.full((10, 10), 999), long_names))
+    _inside(plots.plot_confusion(np.full((3, 3), 999), ["WW", "MM", "@@"]))  # wide, if short
     for names in (None, long_names):
         _inside(plots.plot_probabilities(PROBS[0], names, IMAGES[0], 0))
         _inside(plots.plot_probabilities(PROBS[0], names))
+
+
+def test_a_style_with_larger_fonts_gets_constrained_layout():
+    """The fixed places fit matplotlib's default sizes; a user's style with others is measured."""
+    import matplotlib
+
+    history = {"accuracy": [0.9912, 0.9913], "val_accuracy": [0.99, 0.991], "loss": [123456.0, 0.5], "val_loss": [1, 2]}
+    with matplotlib.rc_context({"font.size": 16}):
+        for fig in (plots.plot_history(history), plots.plot_confusion(np.full((10, 10), 99999)),
+                    plots.plot_probabilities(PROBS[0], None, IMAGES[0], 0)):
+            assert fig.get_layout_engine() is not None
+            _inside(fig)

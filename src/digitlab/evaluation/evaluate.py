@@ -108,8 +108,9 @@ def evaluate(
     `precision="auto"` computes in the precision the run trained in where that is fast here
     (`digitlab.models.precision.prediction_precision`), as the run's own test accuracy was; "float32" is
     the saved model's exact arithmetic. A run that computes in float32 is evaluated with its NumPy
-    export (`inference.npz`, when it is the export of the run's model.keras as it is now): the
-    network `predict` answers with, the same float32 arithmetic as Keras' up to rounding."""
+    export (`inference.npz`, when it is the export of the run's model.keras as it is now, and the
+    network is dense): the network `predict` answers with, the same float32 arithmetic as Keras' up
+    to rounding."""
     run = open_run(run_or_model, out)
     dataset = dataset or run.dataset
     if run.model.suffix == ".skops" and precision == "mixed_bfloat16":
@@ -117,12 +118,19 @@ def evaluate(
                           "mixed_bfloat16 applies to Keras networks.")
     trained = run.config.precision if run.config else None
     export = run.model.parent / INFERENCE_FILE
+    model = None
     if (run.model.name == MODEL_FILE and (precision == "float32" or (precision == "auto" and trained in (None, "float32")))
             and export.is_file() and exported_from(export, run.model)):
         # The run's NumPy export, which `predict` and `serve` answer with: the same float32 network
-        # without Keras' import and compilation (`digitlab evaluate` 3.3 s -> 1.2 s; BENCHMARKS.md).
-        model, precision = load_inference(export), "float32"
-    else:
+        # without Keras' import and compilation (`digitlab evaluate` 3.3 s -> 0.9 s; BENCHMARKS.md).
+        # Dense networks only: NumPy's convolutions over a whole test set are slower than XLA's
+        # and take gigabytes for their image patches.
+        model = load_inference(export)
+        if any(layer["kind"] == "conv" for layer in model.layers):
+            model = None
+        else:
+            precision = "float32"
+    if model is None:
         backend = select_backend(get_preset(run.preset).backend if run.preset else None)
         model = load_model(run.model, trust=trust)
         precision = prediction_precision(trained, backend, precision)

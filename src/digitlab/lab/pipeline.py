@@ -106,6 +106,8 @@ def train(
         except KeyboardInterrupt:
             if run_dir is not None:
                 _set_status(run_dir, {"state": "failed", "error": "interrupted while waiting for the other processes"})
+            # (JAX's wait goes on in a thread and ends this process when it runs out: a Python
+            # session that called train(job=...) must be restarted; `distributed._interruptible`.)
             raise Interrupted(f"interrupted while waiting for the other {job.num_processes - 1} process(es); nothing "
                               "was trained.") from None
         if not job.leader:  # its share of each batch; process 0 writes the run

@@ -196,10 +196,22 @@ def load(path: str | os.PathLike) -> NumpyModel:
                 if layer.get("activation", "linear") not in ACTIVATIONS:
                     raise ValueError(f"unknown activation {layer['activation']!r}")
                 layers.append(layer)
-    except (OSError, KeyError, ValueError, TypeError, json.JSONDecodeError) as e:
+            if not any("kernel" in layer for layer in layers):
+                raise ValueError("no layer with weights")
+            shape = tuple(meta["input_shape"])
+            if not 1 <= len(shape) <= 3 or not all(isinstance(d, int) and 0 < d <= 4096 for d in shape):
+                raise ValueError(f"input shape {list(shape)} is not an image's")
+        model = NumpyModel(layers, (None, *shape))
+        # One blank image through it: a file whose layers do not fit together (crafted, or damaged)
+        # fails here with one line, not with a traceback in the middle of a prediction.
+        out = model.predict(np.zeros((1, *shape), np.float32))
+        if out.ndim != 2 or out.shape[1] < 1:
+            raise ValueError(f"its output has shape {out.shape[1:]}, not one probability a class")
+    except (OSError, KeyError, ValueError, TypeError, AttributeError, IndexError, StopIteration,
+            json.JSONDecodeError) as e:
         raise RunError(f"{path}: cannot read the inference file ({type(e).__name__}: {e}); "
                        f"delete it to use model.keras instead.") from None
-    return NumpyModel(layers, (None, *meta["input_shape"]))
+    return model
 
 
 def _activate(z: np.ndarray, name: str) -> np.ndarray:

@@ -34,11 +34,18 @@ def _names(class_names: Sequence[str] | None, k: int) -> list[str]:
 
 
 def _fixed(names: Sequence[str]) -> bool:
-    """Whether a figure's axes go where constrained layout puts them for digit names (hard-coded
-    below), not where it works them out: measuring every label cost 0.1-0.15 s a figure, a third
-    of a run's figures (BENCHMARKS.md, whole runs). Longer names, whose size varies, still get
-    constrained layout."""
-    return max(map(len, names), default=0) <= 2
+    """Whether a figure's axes go where constrained layout puts them for digit names in matplotlib's
+    default sizes (hard-coded below), not where it works them out: measuring every label cost
+    0.1-0.15 s a figure, a third of a run's figures (BENCHMARKS.md, whole runs). Other names, and
+    a style with other font sizes, still get constrained layout."""
+    return _default_sizes() and all(len(n) <= 2 and n.isdigit() for n in names)
+
+
+def _default_sizes() -> bool:
+    import matplotlib
+
+    return all(matplotlib.rcParams[k] == v for k, v in (("font.size", 10.0), ("axes.labelsize", "medium"),
+               ("xtick.labelsize", "medium"), ("ytick.labelsize", "medium"), ("axes.titlesize", "large")))
 
 
 def plot_samples(
@@ -97,8 +104,9 @@ def _image_grid(images, captions: list[str], colours: list[str], frames: list[tu
 
 def plot_history(history: dict[str, list[float]], title: str = "Training curves") -> Figure:
     """Accuracy and loss per epoch, training against validation, side by side."""
-    fig = Figure(figsize=(10, 4))
-    axes = [fig.add_axes((0.0, 0.118, 0.4, 0.756)), fig.add_axes((0.5, 0.118, 0.4, 0.756))]
+    fixed = _default_sizes()
+    fig = Figure(figsize=(10, 4), layout=None if fixed else "constrained")
+    axes = [fig.add_axes((0.0, 0.118, 0.4, 0.756)), fig.add_axes((0.5, 0.118, 0.4, 0.756))] if fixed else fig.subplots(1, 2)
     for ax, metric in zip(axes, ("accuracy", "loss")):
         for key, label, style in ((metric, "training", "o-"), (f"val_{metric}", "validation", "s--")):
             values = history.get(key)
@@ -112,10 +120,11 @@ def plot_history(history: dict[str, list[float]], title: str = "Training curves"
         ax.xaxis.get_major_locator().set_params(integer=True)
     # Room on the left of each panel for its y tick labels and label, from the labels' text: what
     # constrained layout measures by drawing, at a third of the figure's cost (BENCHMARKS.md).
-    left = [(0.32 + 0.09 * _widest_tick(ax)) / 10 for ax in axes]  # inches (a digit is 0.09 at 10 pt) over 10
-    width = (1 - left[0] - left[1] - 0.01) / 2
-    axes[0].set_position((left[0], 0.118, width, 0.756))
-    axes[1].set_position((left[0] + width + left[1], 0.118, width, 0.756))
+    if fixed:
+        left = [(0.33 + 0.095 * _widest_tick(ax)) / 10 for ax in axes]  # inches (a digit is 0.09 at 10 pt) over 10
+        width = (1 - left[0] - left[1] - 0.01) / 2
+        axes[0].set_position((left[0], 0.118, width, 0.756))
+        axes[1].set_position((left[0] + width + left[1], 0.118, width, 0.756))
     fig.suptitle(title)
     return fig
 

@@ -118,8 +118,9 @@ def initialize(job: Job) -> None:
                 job_addresses=job.coordinator, num_processes=job.num_processes, process_id=job.process_id))
         except KeyboardInterrupt:
             # Leave the job now, not at exit: the coordination service's C++ logs a page about the
-            # tasks that never came, which would bury the one line that says what happened.
-            with _stderr_muted():
+            # tasks that never came, which would bury the one line that says what happened. (It
+            # takes a few seconds; whatever it raises, the interruption is what to report.)
+            with _stderr_muted(), contextlib.suppress(Exception):
                 jax.distributed.shutdown()
             raise
         except Exception as e:  # noqa: BLE001 -- JAX's runtime errors have no narrower public class here
@@ -132,7 +133,9 @@ def _interruptible(call) -> None:
     """call() in a thread the main thread waits for a tenth of a second at a time, so that Ctrl-C
     is heard: JAX's initialize waits for the other processes inside C++, where Python sees no
     signal, and Ctrl-C did nothing for up to its 5 minutes. An interrupted call's thread is left
-    behind (a daemon: it ends with the process)."""
+    behind, still waiting inside JAX, which ends the whole process when its wait runs out: after
+    an interrupted join, the process must end (the CLI does at once; from Python, restart the
+    interpreter before joining another job)."""
     import threading
 
     raised: list[BaseException] = []
