@@ -263,6 +263,42 @@ def test_when_the_folder_cannot_take_its_name_the_parts_are_kept_and_said_where(
     assert len(list(kept.glob("part-*.parquet"))) == 3 and (out / "theirs.txt").read_text() == "theirs"
 
 
+def test_ctrl_c_leaves_no_staging_folder_even_when_a_late_part_lands_in_it(scans, tmp_path, monkeypatch):
+    """Ctrl-C mid-job: the staging folder goes, although a task still running renamed its part in
+    while it was being removed (rmtree then left the folder, `.parts.partial-...`, behind)."""
+    import shutil
+    from types import SimpleNamespace
+
+    from digitlab.cluster import predict as cluster_predict
+    from digitlab.recognize import Recognizer
+
+    ray = fake_ray()
+
+    def interrupted(tables):  # one block comes back, then the user presses Ctrl-C
+        def map_batches(fn, fn_kwargs, **kw):
+            def batches(**kw):
+                yield fn(tables[0], **fn_kwargs)
+                raise KeyboardInterrupt
+            return SimpleNamespace(iter_batches=batches)
+        return SimpleNamespace(map_batches=map_batches)
+
+    ray.data.from_arrow = interrupted
+    monkeypatch.setitem(sys.modules, "ray", ray)
+    real_rmtree, late = shutil.rmtree, []
+
+    def rmtree_with_a_late_part(path, ignore_errors=False):
+        real_rmtree(path, ignore_errors=ignore_errors)
+        if not late:  # a worker's rename lands between the listing and the removal
+            late.append(path)
+            Path(path).mkdir()
+            (Path(path) / "part-0000000003.parquet").write_bytes(b"late")
+
+    monkeypatch.setattr(shutil, "rmtree", rmtree_with_a_late_part)
+    with pytest.raises(KeyboardInterrupt):
+        cluster_predict.predict_on_cluster(Recognizer.load("reader"), scans, tmp_path / "parts", batch_size=3)
+    assert late and sorted(p.name for p in tmp_path.iterdir()) == ["scans"]
+
+
 def test_a_retried_block_writes_its_part_again_and_no_other(scans, tmp_path):
     import pyarrow as pa
 

@@ -140,7 +140,6 @@ def _predict_into_folder(files, spec, batch_size: int, out: Path, n: int) -> Cou
     """The tasks write their own rows, one Parquet part a block, into a folder beside `out` that
     becomes `out` when every part is there: the driver handles blocks, never rows (the limit
     of one writer at hundreds of workers; BENCHMARKS.md)."""
-    import shutil
     import tempfile
 
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
@@ -160,8 +159,8 @@ def _predict_into_folder(files, spec, batch_size: int, out: Path, n: int) -> Cou
         check_parts(staging, n)
         for leftover in staging.glob(".part-*"):  # a try cut short by a lost node
             leftover.unlink()
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+    except BaseException:  # a failed or interrupted job leaves nothing
+        _remove(staging)
         raise
     try:  # every part is there: the folder takes its name (an empty one in its place: check_out)
         if out.is_dir() and not out.is_symlink():
@@ -171,6 +170,20 @@ def _predict_into_folder(files, spec, batch_size: int, out: Path, n: int) -> Cou
         raise ClusterError(f"cannot name the results folder {out} ({e.strerror or e}); all {n:,} rows are in "
                            f"{staging}: move it there yourself.") from None
     return counts
+
+
+def _remove(folder: Path, tries: int = 5) -> None:
+    """`folder` and all in it, even while a task still running renames its part in: rmtree lists the
+    folder, then removes it, and a part renamed in between kept the folder (a Ctrl-C left a
+    `.partial-` folder behind). Once it is gone, no task can write there (`predict_into_part`)."""
+    import shutil
+    import time
+
+    for _ in range(tries):
+        shutil.rmtree(folder, ignore_errors=True)
+        if not os.path.lexists(folder):
+            return
+        time.sleep(0.2)
 
 
 def predict_into_part(batch, spec, folder: bytes):
