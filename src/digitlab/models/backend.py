@@ -22,10 +22,12 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 
 from digitlab.data.fetch import default_cache_dir
 
+T = TypeVar("T")
 BACKENDS = ("jax", "tensorflow", "torch")
 DEFAULT_BACKEND = "jax"
 CONVNET = "convnet"  # a preset's backend rule: whichever trains convolutions fastest on this CPU
@@ -39,26 +41,50 @@ def select_backend_meanwhile(preferred: str | None = None) -> Callable[[], str]:
     what it raised). Keras' import (1.5-2 s) keeps one core busy and leaves the other idle, while
     reading a data set (gzip and SHA-256, which release the GIL) is the next thing a training
     does: the two overlap. Nothing else may touch Keras until the wait returns."""
+    return in_thread(lambda: select_backend(preferred), "digitlab-import-keras")
+
+
+def in_thread(call: Callable[[], T], name: str) -> Callable[[], T]:
+    """Start call() in a thread; returns the function that waits for it and gives its result (or
+    raises what it raised). The wait goes a tenth of a second at a time, so that Ctrl-C is heard
+    however the call waits (JAX's join of a job waits in C++, where Python sees no signal).
+
+    A plain daemon thread, not concurrent.futures: its worker threads are not daemons, and one left
+    running would turn off the command's quick exit (cli.main.run)."""
     outcome: dict = {}
 
     def work() -> None:
         try:
-            outcome["backend"] = select_backend(preferred)
+            outcome["result"] = call()
         except BaseException as e:  # noqa: BLE001 - handed to the waiting thread, raised there
             outcome["error"] = e
 
-    # A plain daemon thread, not concurrent.futures: its worker threads are not daemons, and one left
-    # running would turn off the command's quick exit (cli.main.run).
-    thread = threading.Thread(target=work, name="digitlab-import-keras", daemon=True)
+    thread = threading.Thread(target=work, name=name, daemon=True)
     thread.start()
 
-    def wait() -> str:
-        thread.join()
+    def wait() -> T:
+        while thread.is_alive():
+            thread.join(0.1)
         if "error" in outcome:
             raise outcome["error"]
-        return outcome["backend"]
+        return outcome["result"]
 
     return wait
+
+
+@contextlib.contextmanager
+def stderr_muted():
+    """File descriptor 2 sent to /dev/null meanwhile: native code (TensorFlow's, XLA's) writes
+    there, not to sys.stderr."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def select_backend(preferred: str | None = None) -> str:
@@ -226,15 +252,8 @@ def _import_tensorflow_quietly() -> None:
     # 3, not 2: on a machine without a GPU, TensorFlow's first operation logs "failed call to cuInit"
     # at error level, after the import; a real failure still raises a Python exception.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            import tensorflow  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+    with stderr_muted():
+        import tensorflow  # noqa: F401
 
 
 def use_compilation_cache(folder: Path) -> bool:

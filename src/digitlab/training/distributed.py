@@ -19,9 +19,7 @@ them all: JAX's coordination service ends the others); start it again.
 from __future__ import annotations
 
 import contextlib
-import os
 import re
-import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -120,7 +118,9 @@ def initialize(job: Job) -> None:
             # Leave the job now, not at exit: the coordination service's C++ logs a page about the
             # tasks that never came, which would bury the one line that says what happened. (It
             # takes a few seconds; whatever it raises, the interruption is what to report.)
-            with _stderr_muted(), contextlib.suppress(Exception):
+            from digitlab.models.backend import stderr_muted
+
+            with stderr_muted(), contextlib.suppress(Exception):
                 jax.distributed.shutdown()
             raise
         except Exception as e:  # noqa: BLE001 -- JAX's runtime errors have no narrower public class here
@@ -130,42 +130,15 @@ def initialize(job: Job) -> None:
 
 
 def _interruptible(call) -> None:
-    """call() in a thread the main thread waits for a tenth of a second at a time, so that Ctrl-C
-    is heard: JAX's initialize waits for the other processes inside C++, where Python sees no
-    signal, and Ctrl-C did nothing for up to its 5 minutes. An interrupted call's thread is left
-    behind, still waiting inside JAX, which ends the whole process when its wait runs out: after
-    an interrupted join, the process must end (the CLI does at once; from Python, restart the
-    interpreter before joining another job)."""
-    import threading
+    """call(), waited for where Ctrl-C is heard (`digitlab.models.backend.in_thread`): JAX's
+    initialize waits for the other processes inside C++, where Python sees no signal, and Ctrl-C
+    did nothing for up to its 5 minutes. An interrupted call's thread is left behind, still
+    waiting inside JAX, which ends the whole process when its wait runs out: after an interrupted
+    join, the process must end (the CLI does at once; from Python, restart the interpreter before
+    joining another job)."""
+    from digitlab.models.backend import in_thread
 
-    raised: list[BaseException] = []
-
-    def target():
-        try:
-            call()
-        except BaseException as e:  # noqa: BLE001 -- handed to the waiting thread as it is
-            raised.append(e)
-
-    thread = threading.Thread(target=target, name="digitlab-join-job", daemon=True)
-    thread.start()
-    while thread.is_alive():
-        thread.join(0.1)
-    if raised:
-        raise raised[0]
-
-
-@contextlib.contextmanager
-def _stderr_muted():
-    """File descriptor 2 sent to /dev/null meanwhile: native code writes there, not to sys.stderr."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+    in_thread(call, "digitlab-join-job")()
 
 
 def first_line(error: BaseException) -> str:
