@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import example, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from digitlab.errors import ConfigError
@@ -29,6 +29,12 @@ def test_gradients_match_finite_differences(sizes, activation, batch, seed):
         layer.params["bias"][:] = rng.normal(0, 0.1, layer.params["bias"].shape)
     x = rng.normal(size=(batch, sizes[0]))
     labels = rng.integers(0, 3, batch)
+    if activation == "relu":  # a pre-activation within a step of 0: the difference straddles ReLU's
+        h = x                 # kink and measures neither side's slope (about 1 draw in 1,000 failed so)
+        for layer in net.dense_layers()[:-1]:
+            z = h @ layer.params["kernel"] + layer.params["bias"]
+            assume(np.abs(z).min() > 1e-3)
+            h = np.maximum(z, 0)
     errors = gradcheck(net, x, labels, max_entries=None)
     assert max(errors.values()) < 1e-6, errors
 
