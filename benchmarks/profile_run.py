@@ -50,10 +50,10 @@ spans.append(("import the pipeline (Keras, JAX...)", t, time.perf_counter() - T0
 for name, step in [("load_dataset", "data"), ("make_splits", "data"), ("fit", "training (model, compile, epochs)"),
                    ("export_inference", "NumPy export"), ("fit_temperature", "calibration"),
                    ("evaluate_model", "test evaluation"), ("write_history", "run files"),
-                   ("save_run_figures", "figures")]:
+                   ("draw_run", "figures and report (helper processes drawing)")]:
     timed(pipeline, name, step)
-from digitlab.reports import report  # imported by the pipeline only when it draws (matplotlib with it)
-timed(report, "write_report", "report")
+from digitlab.reports import helper  # the figures are drawn in helper processes, started with the run
+timed(helper, "start", "start the helper process")
 timed(checkpoints, "save", "checkpoints (in training)")
 timed(pipeline, "train", "TOTAL train()")
 timed(checkpoints, "remove", "run files")

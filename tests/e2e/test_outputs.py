@@ -30,11 +30,15 @@ def test_a_full_disk_while_writing_the_results_keeps_the_epochs_and_resume_finis
     import digitlab
     from digitlab.errors import WriteError
     from digitlab.lab import pipeline
+    from digitlab.reports import helper
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(pipeline, "save_run_figures", full)
+    # Drawn here, not in the helper process, so that the disk can be "full" (an OSError raised in
+    # the helper comes back as itself: tests/unit/test_helper.py).
+    monkeypatch.setattr(helper, "start", lambda *args: None)
+    monkeypatch.setattr(pipeline, "draw_run", full)
     config = digitlab.config_for("mlp", epochs=1, train_limit=2000, out=str(tmp_path))
     seen = []  # issue 24: the result is shown as soon as it is saved, before the figures are drawn
     with pytest.raises(WriteError, match=r"cannot write the run's results \(No space left on device\); its trained "

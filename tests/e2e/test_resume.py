@@ -108,3 +108,51 @@ def test_ctrl_c_saves_says_how_to_resume_and_exits_130(tmp_path):
     assert done.returncode == 0, done.stderr
     done = run_cli("train", "--resume", str(run))
     assert done.returncode == 1 and "already complete" in done.stderr
+
+
+def helpers_of(mark: str) -> list[int]:
+    """Processes whose environment holds `mark`: what a command started, still running."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if mark.encode() in (entry / "environ").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:  # gone meanwhile, or not ours
+                pass
+    return found
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+def test_a_run_stopped_while_helpers_wait_to_draw_leaves_no_process_behind(tmp_path, sig):
+    """A run with figures starts two helper processes (`digitlab.reports.helper`). Ctrl-C at a
+    terminal (SIGINT to the whole foreground process group) stops the run with its one line and
+    exit 130, not a helper's traceback; killed outright, its helpers see it gone and exit."""
+    require_real_data("mnist")
+    mark = f"DIGITLAB_TEST_MARK={os.getpid()}-{sig}-{time.time_ns()}"
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"} | {"DIGITLAB_DATA": str(DATA_DIR),
+                                                                         mark.split("=")[0]: mark.split("=")[1]}
+    args = [a for a in ARGS if a != "--no-plots"]
+    proc = subprocess.Popen([sys.executable, "-c", SIGINT_AT_DEFAULT, *digitlab_command(), "train", *args,
+                             "--out", str(tmp_path)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, process_group=0)  # a terminal's foreground group of its own
+    deadline = time.time() + 600
+    while not (runs := [p for p in tmp_path.iterdir() if (p / "checkpoint.json").is_file()]):
+        assert proc.poll() is None and time.time() < deadline, proc.stderr.read()
+        time.sleep(0.02)
+    assert len(helpers_of(mark)) == 3  # the run and its two helpers
+    if sig == signal.SIGINT:
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        proc.kill()
+    proc.wait(timeout=120)
+    stderr = proc.stderr.read()
+    if sig == signal.SIGINT:
+        assert proc.returncode == 130 and "Traceback" not in stderr and "interrupted" in stderr, stderr
+        assert json.loads((runs[0] / "status.json").read_text())["state"] == "interrupted"
+        assert helpers_of(mark) == []
+    else:
+        while helpers_of(mark) and time.time() < deadline:
+            time.sleep(0.1)
+        assert helpers_of(mark) == []
+    assert not list(runs[0].glob("*.png"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import numpy as np
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
@@ -140,3 +142,26 @@ def test_a_style_with_larger_fonts_gets_constrained_layout():
                     plots.plot_probabilities(PROBS[0], None, IMAGES[0], 0)):
             assert fig.get_layout_engine() is not None
             _inside(fig)
+
+
+def test_a_report_given_all_its_figures_draws_nothing(tmp_path, monkeypatch):
+    """The run's helpers draw the figures; the page is then put together without matplotlib."""
+    from digitlab.evaluation.evaluate import Evaluation
+    from digitlab.reports import report
+
+    def no_drawing():
+        raise AssertionError("the report drew a figure it was given")
+
+    monkeypatch.setattr(report, "_plots", no_drawing)
+    evaluation = Evaluation("mnist", [str(i) for i in range(10)], LABELS, PROBS)
+    history = {"accuracy": [0.5, 0.9], "loss": [1.0, 0.3], "val_accuracy": [0.6, 0.9], "val_loss": [0.9, 0.4]}
+    (tmp_path / "c.png").write_bytes(b"curves-png")
+    (tmp_path / "m.png").write_bytes(b"matrix-png")
+    args = (tmp_path, {}, history, evaluation, IMAGES, {}, {})
+    page = report.write_report(*args, drawn={"curves": tmp_path / "c.png", "confusion": tmp_path / "m.png",
+                                             report.MISTAKES: b"mistakes-png"}).read_text()
+    for png in (b"curves-png", b"matrix-png", b"mistakes-png"):
+        assert base64.b64encode(png).decode() in page
+    page = report.write_report(*args, drawn={"curves": tmp_path / "c.png", "confusion": tmp_path / "m.png",
+                                             report.MISTAKES: None}).read_text()
+    assert "most confident mistakes" not in page and page.count("data:image/png") == 2

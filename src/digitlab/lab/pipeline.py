@@ -26,6 +26,8 @@ from digitlab.models.backend import select_backend_meanwhile
 from digitlab.models.numpy_model import INFERENCE_FILE
 from digitlab.models.numpy_model import export as export_inference
 from digitlab.models.precision import computing_in, prediction_precision, resolve_precision
+from digitlab.reports import helper
+from digitlab.reports.run_figures import SAMPLES, SHARES, draw_run
 from digitlab.runs import (
     CALIBRATION_FILE,
     CLASSES_FILE,
@@ -43,6 +45,9 @@ from digitlab.runs import (
 from digitlab.training import checkpoints, distributed
 from digitlab.training.distributed import Job
 from digitlab.training.fit import check_numpy_engine, fit, fit_classic, fit_numpy, make_splits
+
+
+DRAWING_HELPERS = len(SHARES)  # processes drawing a run's figures, started with it
 
 
 @dataclass
@@ -88,6 +93,15 @@ def train(
     config = resolve_precision(config)  # config.json records the precision that ran, never "auto"
     if job is not None:
         distributed.check_config(config, job)
+    # The figures' helper processes start now: matplotlib is imported beside the data and Keras.
+    with helper.started(DRAWING_HELPERS if plots_enabled and (job is None or job.leader) else 0) as helpers:
+        return _start(config, data_dir, verbose, plots_enabled, on_result, job, helpers)
+
+
+def _start(config: RunConfig, data_dir, verbose, plots_enabled: bool, on_result: Callable[[dict], None] | None,
+           job: Job | None, helpers: list[helper.Helper]) -> Run | None:
+    """train() once its arguments are checked: the data, the run folder, the job, the training."""
+    dataset = dataset_info(config.dataset)
     splits = _load_splits(config, data_dir)
     if job is not None:
         distributed.check_splits(config, splits, job)
@@ -117,7 +131,7 @@ def train(
                 raise Interrupted(f"interrupted; {distributed.NO_CHECKPOINTS}") from None
             return None
     return _fit_and_finish(config, splits, run_dir, verbose, plots_enabled, resume=False, on_result=on_result,
-                           job=job)
+                           job=job, helpers=helpers)
 
 
 def resume(
@@ -137,8 +151,10 @@ def resume(
     config = RunConfig.load(run_dir / CONFIG_FILE)
     checkpoints.load(run_dir, config.epochs)  # fails clearly before any data is read: none, or altered
     recorded_classes(RunFiles(run_dir / MODEL_FILE, run_dir, config))  # the data's classes as when it started
-    splits = _load_splits(config, data_dir)
-    return _fit_and_finish(config, splits, run_dir, verbose, plots_enabled, resume=True, on_result=on_result)
+    with helper.started(DRAWING_HELPERS if plots_enabled else 0) as helpers:
+        splits = _load_splits(config, data_dir)
+        return _fit_and_finish(config, splits, run_dir, verbose, plots_enabled, resume=True, on_result=on_result,
+                               helpers=helpers)
 
 
 def _load_splits(config: RunConfig, data_dir):
@@ -159,7 +175,8 @@ def _load_splits(config: RunConfig, data_dir):
 
 
 def _fit_and_finish(config: RunConfig, splits, run_dir: Path, verbose, plots_enabled: bool, resume: bool,
-                    on_result: Callable[[dict], None] | None, job: Job | None = None) -> Run:
+                    on_result: Callable[[dict], None] | None, job: Job | None = None,
+                    helpers: list[helper.Helper] | None = None) -> Run:
     dataset = dataset_info(config.dataset)
     write_json(run_dir / STATUS_FILE, {"state": "training"})
     started = time.perf_counter()
@@ -187,7 +204,7 @@ def _fit_and_finish(config: RunConfig, splits, run_dir: Path, verbose, plots_ena
     metrics_extra = {"processes": job.num_processes} if job is not None else {}
     try:
         return _finish(config, splits, run_dir, model, history, train_seconds, plots_enabled, resume, on_result,
-                       metrics_extra)
+                       metrics_extra, helpers)
     except KeyboardInterrupt:
         if job is not None:
             _set_status(run_dir, {"state": "failed", "error": "interrupted while writing the results"})
@@ -212,7 +229,7 @@ def _set_status(run_dir: Path, status: dict) -> None:
 
 def _finish(config: RunConfig, splits, run_dir: Path, model, history: dict, train_seconds: float,
             plots_enabled: bool, resume: bool, on_result: Callable[[dict], None] | None = None,
-            metrics_extra: dict | None = None) -> Run:
+            metrics_extra: dict | None = None, helpers: list[helper.Helper] | None = None) -> Run:
     """Everything after the last epoch: the model, calibration, test evaluation, files, figures,
     then "complete" and the checkpoint dropped, in that order (a run killed meanwhile resumes)."""
     # The model first: whatever happens to the figures, the trained weights are kept.
@@ -252,36 +269,12 @@ def _finish(config: RunConfig, splits, run_dir: Path, model, history: dict, trai
     if on_result is not None:
         on_result(metrics)
     env = environment()
-    if plots_enabled:  # matplotlib imported only now: not before the first epoch, nor for --no-plots
-        from digitlab.reports.report import write_report
-
-        drawn = save_run_figures(run_dir, history, evaluation, splits.x_train, splits.y_train, splits.x_test)
-        write_report(run_dir, config.to_dict(), history, evaluation, splits.x_test, metrics, env,
-                     drawn={"curves": drawn["curves.png"], "confusion": drawn["confusion.png"]})
+    if plots_enabled:  # by the helpers, which imported matplotlib meanwhile (not this process, nor for --no-plots)
+        samples = (splits.x_train[:SAMPLES], splits.y_train[:SAMPLES])
+        draw_run(run_dir, config.to_dict(), history, evaluation, samples, splits.x_test, metrics, env, helpers)
     write_json(run_dir / STATUS_FILE, {"state": "complete", **env})
     checkpoints.remove(run_dir)
     return Run(run_dir, config, model, history, evaluation, metrics)
-
-
-def save_run_figures(run_dir: Path, history, evaluation: Evaluation, x_train, y_train, x_test) -> dict[str, Path]:
-    """The five standard figures of a run, as PNG files in its folder: {file name: path}."""
-    from digitlab.reports import plots
-
-    name = f"{evaluation.dataset}, run {run_dir.name}"
-    names = evaluation.class_names
-    figures = {
-        "samples.png": plots.plot_samples(x_train, y_train, names, title=f"Training samples ({name})"),
-        "curves.png": plots.plot_history(history, title=f"Training curves ({name})"),
-        "confusion.png": plots.plot_confusion(evaluation.confusion, names, title=f"Confusion matrix, test set ({name})"),
-        "predictions.png": plots.plot_predictions(
-            x_test, evaluation.labels, evaluation.probabilities, names, title=f"Test predictions ({name})"
-        ),
-        "probabilities.png": plots.plot_probabilities(
-            evaluation.probabilities[0], names, x_test[0], int(evaluation.labels[0]),
-            title=f"Test image 0 ({name})",
-        ),
-    }
-    return {filename: plots.save_figure(fig, run_dir / filename) for filename, fig in figures.items()}
 
 
 def environment() -> dict:

@@ -16,9 +16,9 @@ import numpy as np
 
 from digitlab.evaluation.evaluate import Evaluation
 from digitlab.files import write_text
-from digitlab.reports import plots
 
 REPORT_FILE = "report.html"
+MISTAKES = "mistakes"  # the report's figure of the most confident mistakes, in `drawn`
 
 
 def confident_mistakes(evaluation: Evaluation, n: int = 15) -> np.ndarray:
@@ -28,24 +28,46 @@ def confident_mistakes(evaluation: Evaluation, n: int = 15) -> np.ndarray:
     return wrong[np.argsort(-sureness, kind="stable")][:n]
 
 
+def _plots():
+    """matplotlib's figures, imported only when the page has something left to draw."""
+    from digitlab.reports import plots
+
+    return plots
+
+
+def mistakes_figure(evaluation: Evaluation, x_test: np.ndarray):
+    """The report's figure of the test images wrong with the highest probability; None when none is wrong."""
+    mistakes = confident_mistakes(evaluation)
+    if not len(mistakes):
+        return None
+    return _plots().plot_predictions(x_test[mistakes], evaluation.labels[mistakes], evaluation.probabilities[mistakes],
+                                  evaluation.class_names, n=len(mistakes),
+                                  title="Wrong, and sure of it (most confident first)")
+
+
+def mistakes_png(evaluation: Evaluation, x_test: np.ndarray) -> bytes | None:
+    """`mistakes_figure` as the PNG bytes the report embeds (drawn elsewhere: `drawn[MISTAKES]`)."""
+    fig = mistakes_figure(evaluation, x_test)
+    return None if fig is None else _png(fig)
+
+
 def write_report(run_dir: Path, config: dict, history: dict, evaluation: Evaluation, x_test: np.ndarray,
-                 metrics: dict, environment: dict, drawn: dict[str, Path] | None = None) -> Path:
+                 metrics: dict, environment: dict, drawn: dict[str, Path | bytes | None] | None = None) -> Path:
     """Write `report.html` into the run folder; returns its path.
 
-    `drawn` names PNG files already drawn of the same data ("curves", "confusion": the run's own
-    figures), which the page embeds as they are instead of drawing them again (0.2-0.4 s each)."""
+    `drawn` holds figures already drawn of the same data, which the page embeds as they are
+    instead of drawing them again (0.2-0.4 s each): PNG files as "curves" and "confusion" (the
+    run's own figures), and `MISTAKES` (PNG bytes, None for none). Given all three, the page is
+    put together without matplotlib (BENCHMARKS.md, "Whole runs")."""
     names = evaluation.class_names
-    mistakes = confident_mistakes(evaluation)
     drawn = drawn or {}
     figures = {
         # One point (a classic model's single fit) is not a curve.
-        "Training curves": (drawn.get("curves") or plots.plot_history(history, title="Training curves"))
+        "Training curves": (drawn.get("curves") or _plots().plot_history(history, title="Training curves"))
         if max(map(len, history.values()), default=0) > 1 else None,
         "Confusion matrix (test set)": drawn.get("confusion")
-        or plots.plot_confusion(evaluation.confusion, names, title="Confusion matrix"),
-        "The most confident mistakes": plots.plot_predictions(
-            x_test[mistakes], evaluation.labels[mistakes], evaluation.probabilities[mistakes], names,
-            n=len(mistakes), title="Wrong, and sure of it (most confident first)") if len(mistakes) else None,
+        or _plots().plot_confusion(evaluation.confusion, names, title="Confusion matrix"),
+        "The most confident mistakes": drawn[MISTAKES] if MISTAKES in drawn else mistakes_figure(evaluation, x_test),
     }
     per_class = "".join(
         f"<tr><td>{html.escape(r['class'])}</td><td>{r['precision']:.3f}</td><td>{r['recall']:.3f}</td>"
@@ -93,9 +115,12 @@ def _definitions(values: dict) -> str:
 
 
 def data_url(fig, dpi: int = 90) -> str:
-    """A figure (or a PNG file drawn before) as a PNG `data:` URL, for a self-contained HTML page."""
-    if isinstance(fig, Path):
-        return "data:image/png;base64," + base64.b64encode(fig.read_bytes()).decode()
+    """A figure (or a PNG drawn before: its file or bytes) as a PNG `data:` URL, for a self-contained page."""
+    png = fig.read_bytes() if isinstance(fig, Path) else fig if isinstance(fig, bytes) else _png(fig, dpi)
+    return "data:image/png;base64," + base64.b64encode(png).decode()
+
+
+def _png(fig, dpi: int = 90) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    return buf.getvalue()
