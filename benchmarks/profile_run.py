@@ -9,7 +9,8 @@ each line it prints with the time since it was started, as a user on a terminal 
 measures its exit. The second is the same entry point with a timer around each step of the
 pipeline, looked up where the pipeline calls it: the CLI's import, the pipeline's (Keras, JAX),
 the data, the training (model, compilation, epochs), its checkpoints, the NumPy export,
-calibration, the test evaluation, the run files, the figures, the report, then "complete".
+calibration, the test evaluation, the run files, the figures and report (drawn by the helper
+processes started with the run: the time the run waits for them), then "complete".
 Medians over the rounds are printed.
 """
 

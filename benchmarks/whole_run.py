@@ -160,14 +160,21 @@ def main() -> None:
     reference = statistics.median(r["seconds"] for r in results["tensorflow"]) if "tensorflow" in results else None
     print(f"\nwhole run of `{args.preset}`, {epochs} epoch(s), {args.limit:,} training images, {args.rounds} round(s): "
           "process start to exit")
-    print(f"{'engine':<22}{'seconds (median, range)':<26}{'peak RSS MB':<14}{'test accuracy':<15}{'vs tensorflow':>13}")
+    print(f"{'engine':<22}{'seconds (median, range)':<26}{'peak RSS MB':<14}{'test accuracy':<15}{'vs tensorflow':>13}"
+          f"{'per round':>11}")
     for engine, rs in results.items():
         secs = [r["seconds"] for r in rs]
         med = statistics.median(secs)
         ratio = f"{reference / med:.2f}x" if reference else "-"
+        # The ratio within each round (its runs ran one after the other), then their median: steadier
+        # than the ratio of medians on a machine whose speed drifts by 20% over minutes.
+        paired = (f"{statistics.median(t['seconds'] / r['seconds'] for t, r in zip(results['tensorflow'], rs)):.2f}x"
+                  if reference else "-")
         acc = statistics.median(r["test_accuracy"] for r in rs)
         print(f"{engine:<22}{f'{med:.2f} ({min(secs):.2f} - {max(secs):.2f})':<26}"
-              f"{statistics.median(r['peak_mb'] for r in rs):<14,.0f}{acc:<15.2%}{ratio:>13}")
+              f"{statistics.median(r['peak_mb'] for r in rs):<14,.0f}{acc:<15.2%}{ratio:>13}{paired:>11}")
+    print("\nseconds by round: " + "; ".join(f"{engine} " + " ".join(f"{r['seconds']:.2f}" for r in rs)
+                                            for engine, rs in results.items()))
 
 
 if __name__ == "__main__":

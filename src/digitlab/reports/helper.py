@@ -76,10 +76,11 @@ def start(warm: tuple[str, ...] = WARM) -> Helper | None:
         # Its own process group, so that the terminal's Ctrl-C reaches only the run, which stops it;
         # not its own session, which Linux would schedule as a group of its own ("autogroup"),
         # beside the run instead of behind it (`_warm`).
-        group = {"process_group": 0} if sys.version_info >= (3, 11) else {"preexec_fn": os.setpgrp}
+        group = ({} if os.name == "nt" else {"process_group": 0} if sys.version_info >= (3, 11)
+                 else {"preexec_fn": os.setpgrp})
         process = subprocess.Popen([sys.executable, "-c", BOOT, *warm], env=env,
                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, **group)
-    except OSError:
+    except (OSError, ValueError, TypeError):  # no processes left, or no interpreter to start (embedded Python)
         return None
     return Helper(process, process.stdin, process.stdout)
 
