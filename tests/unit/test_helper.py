@@ -47,6 +47,15 @@ def test_a_helper_that_died_is_replaced_by_this_process(two):
     assert helper.run_all([], os.getpid, [()]) == [os.getpid()]  # none started: all here
 
 
+def test_a_helper_does_not_import_from_the_working_folder(tmp_path, monkeypatch):
+    """A `json.py` where the user runs `digitlab train` is not imported by its helpers."""
+    (tmp_path / "json.py").write_text("raise SystemExit('the working folder was imported from')\n")
+    monkeypatch.chdir(tmp_path)
+    with helper.started(1, warm=("json",)) as helpers:
+        assert helper.run_all(helpers, os.getcwd, [()]) == [str(tmp_path)]
+        assert helpers[0].process.poll() is None
+
+
 def test_helpers_stay_in_the_session_but_not_in_the_terminals_process_group(two):
     """Ctrl-C at a terminal goes to its foreground process group: the run's, not the helpers'
     (the run stops them). A session of their own would have Linux schedule them beside the run."""
@@ -55,7 +64,10 @@ def test_helpers_stay_in_the_session_but_not_in_the_terminals_process_group(two)
         assert os.getsid(h.process.pid) == os.getsid(0)
 
 
-def test_helpers_end_with_the_block_at_once_when_it_raises(tmp_path):
+def test_helpers_end_with_the_block_at_once_when_it_raises(tmp_path, monkeypatch):
+    from tests.conftest import REPO
+
+    monkeypatch.setenv("PYTHONPATH", str(REPO))  # for write_slowly, a function of this test module
     with helper.started(2, warm=()) as helpers:
         pass
     assert [h.process.returncode for h in helpers] == [0, 0]

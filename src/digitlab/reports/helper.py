@@ -41,9 +41,13 @@ WARM = ("digitlab.reports.run_figures", "digitlab.reports.plots")  # what drawin
 # at the lowest priority (`_warm`), while the first thread waits for work at the normal priority.
 BOOT = """
 import sys, threading
+if sys.path and sys.path[0] == "":  # not the working folder: a numpy.py there is none of ours
+    del sys.path[0]
+if sys.argv[1] not in sys.path:
+    sys.path.insert(0, sys.argv[1])
 def warm():
     from digitlab.reports import helper
-    helper._warm(sys.argv[1:])
+    helper._warm(sys.argv[2:])
 warming = threading.Thread(target=warm, daemon=True)
 warming.start()
 sys.stdin.buffer.peek(1)  # the first request, or end-of-file
@@ -69,16 +73,16 @@ class Helper:
 def start(warm: tuple[str, ...] = WARM) -> Helper | None:
     """A helper process importing `warm` now; None when one cannot be started (the caller then
     does the work itself)."""
-    # This digitlab, wherever it was imported from (an installed package, or a source tree on sys.path).
+    # This digitlab, wherever it was imported from: an installed package, or a source tree the
+    # caller put on sys.path (BOOT puts it first only then, never site-packages before the stdlib).
     source = str(Path(__file__).resolve().parents[2])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [source, os.environ.get("PYTHONPATH")]))}
     try:
         # Its own process group, so that the terminal's Ctrl-C reaches only the run, which stops it;
         # not its own session, which Linux would schedule as a group of its own ("autogroup"),
         # beside the run instead of behind it (`_warm`).
         group = ({} if os.name == "nt" else {"process_group": 0} if sys.version_info >= (3, 11)
                  else {"preexec_fn": os.setpgrp})
-        process = subprocess.Popen([sys.executable, "-c", BOOT, *warm], env=env,
+        process = subprocess.Popen([sys.executable, "-c", BOOT, source, *warm],
                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, **group)
     except (OSError, ValueError, TypeError):  # no processes left, or no interpreter to start (embedded Python)
         return None
