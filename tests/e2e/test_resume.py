@@ -135,11 +135,12 @@ def test_a_run_stopped_while_helpers_wait_to_draw_leaves_no_process_behind(tmp_p
     args = [a for a in ARGS if a != "--no-plots"]
     proc = subprocess.Popen([sys.executable, "-c", SIGINT_AT_DEFAULT, *digitlab_command(), "train", *args,
                              "--out", str(tmp_path)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, process_group=0)  # a terminal's foreground group of its own
+                            text=True, start_new_session=True)  # a terminal's foreground group of its own
     deadline = time.time() + 600
     while not (runs := [p for p in tmp_path.iterdir() if (p / "checkpoint.json").is_file()]):
         assert proc.poll() is None and time.time() < deadline, proc.stderr.read()
         time.sleep(0.02)
+    assert json.loads((runs[0] / "checkpoint.json").read_text())["epoch"] == 1, "epoch 2 ended before the signal"
     assert len(helpers_of(mark)) == 3  # the run and its two helpers
     if sig == signal.SIGINT:
         os.killpg(proc.pid, signal.SIGINT)

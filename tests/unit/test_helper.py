@@ -48,12 +48,25 @@ def test_a_helper_that_died_is_replaced_by_this_process(two):
 
 
 def test_a_helper_does_not_import_from_the_working_folder(tmp_path, monkeypatch):
-    """A `json.py` where the user runs `digitlab train` is not imported by its helpers."""
-    (tmp_path / "json.py").write_text("raise SystemExit('the working folder was imported from')\n")
+    """A `threading.py` or `json.py` where the user runs `digitlab train` is not imported by its
+    helpers (the first would stop a helper at its start, the run then drawing alone)."""
+    for name in ("threading", "json"):
+        (tmp_path / f"{name}.py").write_text("raise SystemExit('the working folder was imported from')\n")
     monkeypatch.chdir(tmp_path)
+    from tests.conftest import REPO
+
+    monkeypatch.setenv("PYTHONPATH", str(REPO))  # for _where_json_is, a function of this test module
     with helper.started(1, warm=("json",)) as helpers:
         assert helper.run_all(helpers, os.getcwd, [()]) == [str(tmp_path)]
-        assert helpers[0].process.poll() is None
+        pid, json_file = helper.run_all(helpers, _where_json_is, [()])[0]
+    assert pid == helpers[0].process.pid != os.getpid()
+    assert not json_file.startswith(str(tmp_path))
+
+
+def _where_json_is() -> tuple[int, str]:
+    import json
+
+    return os.getpid(), json.__file__
 
 
 def test_helpers_stay_in_the_session_but_not_in_the_terminals_process_group(two):
@@ -62,6 +75,25 @@ def test_helpers_stay_in_the_session_but_not_in_the_terminals_process_group(two)
     for h in two:
         assert os.getpgid(h.process.pid) == h.process.pid != os.getpgid(0)
         assert os.getsid(h.process.pid) == os.getsid(0)
+
+
+class TwoArguments(Exception):
+    def __init__(self, a, b):
+        super().__init__(f"{a} and {b}")
+
+
+def raise_two_arguments() -> None:
+    raise TwoArguments(1, 2)
+
+
+def test_an_error_that_does_not_unpickle_comes_back_as_what_it_said(monkeypatch):
+    from tests.conftest import REPO
+
+    monkeypatch.setenv("PYTHONPATH", str(REPO))  # for this test module's functions
+    with helper.started(1, warm=()) as helpers:
+        with pytest.raises(RuntimeError, match="TwoArguments: 1 and 2"):
+            helper.run_all(helpers, raise_two_arguments, [()])
+        assert helper.run_all(helpers, os.getpid, [()]) == [helpers[0].process.pid]  # still in step
 
 
 def test_helpers_end_with_the_block_at_once_when_it_raises(tmp_path, monkeypatch):

@@ -35,16 +35,23 @@ from pathlib import Path
 from typing import IO, Any
 
 WARM = ("digitlab.reports.run_figures", "digitlab.reports.plots")  # what drawing a run imports (matplotlib)
+# The warm-up's priority: behind the run (a tenth of a core's share against it), but not so far
+# behind that a machine busy with other work (a test suite, a sweep) starves it: the drawing
+# waits for it, and an unprivileged process cannot raise a priority again.
+WARM_NICENESS = 10
 
 
 # The helper's start: everything it imports (digitlab's package too, 0.2 s) is imported in a thread
 # at the lowest priority (`_warm`), while the first thread waits for work at the normal priority.
 BOOT = """
-import sys, threading
-if sys.path and sys.path[0] == "":  # not the working folder: a numpy.py there is none of ours
+import sys
+if sys.path and sys.path[0] == "":  # not the working folder (a threading.py there is none of ours)
     del sys.path[0]
-if sys.argv[1] not in sys.path:
-    sys.path.insert(0, sys.argv[1])
+import os, threading
+if sys.version_info < (3, 11):  # (3.11 starts it in its own group: Popen's process_group)
+    os.setpgid(0, 0)
+if os.path.realpath(sys.argv[1]) not in {os.path.realpath(p) for p in sys.path}:
+    sys.path.insert(0, sys.argv[1])  # the caller's digitlab is a source tree it put on its own sys.path
 def warm():
     from digitlab.reports import helper
     helper._warm(sys.argv[2:])
@@ -75,13 +82,12 @@ def start(warm: tuple[str, ...] = WARM) -> Helper | None:
     does the work itself)."""
     # This digitlab, wherever it was imported from: an installed package, or a source tree the
     # caller put on sys.path (BOOT puts it first only then, never site-packages before the stdlib).
-    source = str(Path(__file__).resolve().parents[2])
+    source = str(Path(os.path.abspath(__file__)).parents[2])
     try:
         # Its own process group, so that the terminal's Ctrl-C reaches only the run, which stops it;
         # not its own session, which Linux would schedule as a group of its own ("autogroup"),
         # beside the run instead of behind it (`_warm`).
-        group = ({} if os.name == "nt" else {"process_group": 0} if sys.version_info >= (3, 11)
-                 else {"preexec_fn": os.setpgrp})
+        group = {"process_group": 0} if os.name != "nt" and sys.version_info >= (3, 11) else {}
         process = subprocess.Popen([sys.executable, "-c", BOOT, source, *warm],
                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, **group)
     except (OSError, ValueError, TypeError):  # no processes left, or no interpreter to start (embedded Python)
@@ -125,10 +131,14 @@ def _send(helper: Helper, fn: Callable[..., Any], args: tuple) -> Helper | None:
 
 
 def _receive(helper: Helper) -> tuple | None:
-    """The helper's next reply, or None when it has gone."""
+    """The helper's next reply, or None when it has gone (or said something that cannot be read:
+    it is stopped, its stream being out of step)."""
     try:
         return pickle.load(helper.from_helper)
-    except (OSError, EOFError, pickle.UnpicklingError):
+    except (OSError, EOFError):
+        return None
+    except Exception:  # noqa: BLE001 - a reply that does not unpickle
+        stop(helper, now=True)
         return None
 
 
@@ -181,7 +191,8 @@ def _serve() -> None:
             reply = (False, e, traceback.format_exc())
         try:
             data = pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception:  # noqa: BLE001 - an unpicklable result or exception: say what it was
+            pickle.loads(data)  # some exceptions pickle but do not unpickle (an __init__ of two arguments)
+        except Exception:  # noqa: BLE001 - a result or exception that does not travel: say what it was
             data = pickle.dumps((False, RuntimeError(f"{type(reply[1]).__name__}: {reply[1]}"), reply[2]))
         try:
             replies.write(data)
@@ -196,13 +207,13 @@ def _serve() -> None:
 
 
 def _warm(modules: list[str]) -> None:
-    """Import `modules` and draw once, in a thread (`BOOT`) at the lowest priority (Linux gives
-    each thread its own): the run's process, on the same cores, goes first; the requests are
-    served at the normal priority. A run's data and Keras' import leave a core free for this (about 1.1 of 2
+    """Import `modules` and draw once, in a thread (`BOOT`) at a low priority (Linux gives each
+    thread its own): the run's process, on the same cores, goes first; the requests are served
+    at the normal priority. A run's data and Keras' import leave a core free for this (about 1.1 of 2
     cores busy in the first 3 s of a default run), its epochs do not (1.9)."""
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WARM_NICENESS)
     for name in modules:
         try:
             importlib.import_module(name)
