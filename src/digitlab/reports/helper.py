@@ -32,7 +32,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 WARM = ("digitlab.reports.run_figures", "digitlab.reports.plots")  # what drawing a run imports (matplotlib)
 # The warm-up's priority: behind the run (a tenth of a core's share against it), but not so far
@@ -42,7 +42,7 @@ WARM_NICENESS = 10
 
 
 # The helper's start: everything it imports (digitlab's package too, 0.2 s) is imported in a thread
-# at the lowest priority (`_warm`), while the first thread waits for work at the normal priority.
+# at a low priority (`_warm`), while the first thread waits for work at the normal priority.
 BOOT = """
 import sys
 if sys.path and sys.path[0] == "":  # not the working folder (a threading.py there is none of ours)
@@ -70,11 +70,10 @@ class _RemoteTraceback(Exception):
 
 @dataclass
 class Helper:
-    """A running helper process: pickled (function, arguments) in, (ok, value, traceback) out."""
+    """A running helper process: pickled (function, arguments) into its stdin, (ok, value,
+    traceback) out of its stdout."""
 
     process: subprocess.Popen
-    to_helper: IO[bytes]
-    from_helper: IO[bytes]
 
 
 def start(warm: tuple[str, ...] = WARM) -> Helper | None:
@@ -92,7 +91,7 @@ def start(warm: tuple[str, ...] = WARM) -> Helper | None:
                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, **group)
     except (OSError, ValueError, TypeError):  # no processes left, or no interpreter to start (embedded Python)
         return None
-    return Helper(process, process.stdin, process.stdout)
+    return Helper(process)
 
 
 def run_all(helpers: list[Helper], fn: Callable[..., Any], arglists: list[tuple]) -> list[Any]:
@@ -123,8 +122,8 @@ def _send(helper: Helper, fn: Callable[..., Any], args: tuple) -> Helper | None:
     if helper.process.poll() is not None:
         return None
     try:
-        pickle.dump((fn, args), helper.to_helper, protocol=pickle.HIGHEST_PROTOCOL)
-        helper.to_helper.flush()
+        pickle.dump((fn, args), helper.process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+        helper.process.stdin.flush()
     except OSError:  # it has gone
         return None
     return helper
@@ -134,7 +133,7 @@ def _receive(helper: Helper) -> tuple | None:
     """The helper's next reply, or None when it has gone (or said something that cannot be read:
     it is stopped, its stream being out of step)."""
     try:
-        return pickle.load(helper.from_helper)
+        return pickle.load(helper.process.stdout)
     except (OSError, EOFError):
         return None
     except Exception:  # noqa: BLE001 - a reply that does not unpickle
@@ -148,7 +147,7 @@ def stop(helper: Helper, now: bool = False) -> None:
     process = helper.process
     if now and process.poll() is None:
         process.terminate()  # SIGTERM: SystemExit in the helper, so `atomic_write` cleans up
-    for stream in (helper.to_helper, helper.from_helper):
+    for stream in (process.stdin, process.stdout):
         with contextlib.suppress(OSError):
             stream.close()  # the helper reads end-of-file: it exits
     try:

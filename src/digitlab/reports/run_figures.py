@@ -13,7 +13,7 @@ import numpy as np
 
 from digitlab.evaluation.evaluate import Evaluation
 from digitlab.reports import helper
-from digitlab.reports.report import MISTAKES, write_report
+from digitlab.reports.report import MISTAKES, mistakes_png, write_report
 
 SAMPLES = 25  # training images in samples.png
 SHARES = (("samples.png", "curves.png", "confusion.png", "probabilities.png"), ("predictions.png", MISTAKES))
@@ -36,12 +36,10 @@ def draw_share(run_dir: Path, names: tuple[str, ...], history: dict, evaluation:
                samples: tuple[np.ndarray, np.ndarray], x_test: np.ndarray) -> dict[str, Path | bytes | None]:
     """Some of a run's figures, by name: the standard ones saved into the run folder ({name: path}),
     and the report's `MISTAKES` as PNG bytes (None when there are none)."""
-    from digitlab.reports import report
-
     files = [n for n in names if n != MISTAKES]
     drawn: dict[str, Path | bytes | None] = dict(save_run_figures(run_dir, history, evaluation, *samples, x_test, files))
     if MISTAKES in names:
-        drawn[MISTAKES] = report.mistakes_png(evaluation, x_test)
+        drawn[MISTAKES] = mistakes_png(evaluation, x_test)
     return drawn
 
 
