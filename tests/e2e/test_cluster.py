@@ -163,7 +163,7 @@ def trial_nodes(storage: Path) -> set[str]:
     return {json.loads(line)["node"] for f in storage.glob("sweep-*/*/result.json") for line in open(f) if line.strip()}
 
 
-def test_reproduce_on_the_cluster_runs_its_seeds_on_both_nodes_as_a_local_reproduce(cluster, tmp_path):
+def test_reproduce_on_the_cluster_runs_its_seeds_on_worker_nodes_as_a_local_reproduce(cluster, tmp_path):
     """`digitlab reproduce --seeds 2 --cluster`: each seed a Tune trial on a worker node, the same
     table as a local reproduce (same seeds, same accuracies), and the tutorial's claim met."""
     local, _ = cluster
@@ -180,7 +180,12 @@ def test_reproduce_on_the_cluster_runs_its_seeds_on_both_nodes_as_a_local_reprod
     got = float(re.search(r"\| (\d+\.\d+)% ±", row).group(1))
     assert 90 < got < 94 and row.endswith("| yes |")
     assert tables["there"].read_text() == tables["here"].read_text()
-    assert len(trial_nodes(tmp_path / "there" / ".tune")) == 2  # both worker nodes, none on the head (0 CPUs)
+    # Each trial on a worker node (the head has 0 CPUs). Not necessarily on two: Tune keeps a
+    # finished trial's worker for the next trial (reuse_actors), so when the first seed ends before
+    # the other node's worker process is up, both seeds rightly run on one node (seen in CI). The
+    # trainings running side by side on two nodes are proven by the node-loss test below.
+    nodes = trial_nodes(tmp_path / "there" / ".tune")
+    assert nodes and nodes <= {node.node_id for node in local.worker_nodes}, nodes
 
 
 def test_compare_on_the_cluster_writes_the_leaderboard_of_a_local_compare(cluster, tmp_path):
