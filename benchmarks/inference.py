@@ -36,15 +36,21 @@ print(int(p.argmax()))
 """
 
 
-def run_child(command: list[str], env: dict | None = None) -> tuple[float, float, str]:
+def run_child(command: list[str], env: dict | None = None, stamps: list | None = None) -> tuple[float, float, str]:
     """(wall seconds, peak RSS in MB, stdout) of one child process; exits with its stderr's end if it fails.
 
-    `env` is laid over this process's environment; a variable set to None there is left out."""
+    `env` is laid over this process's environment; a variable set to None there is left out.
+    `stamps`, if given, receives (seconds since the start, line) for each line of stdout as it came."""
     started = time.perf_counter()
     merged = {k: v for k, v in {**os.environ, **(env or {})}.items() if v is not None}
     with tempfile.TemporaryFile("w+") as err:  # a file, not a pipe: a chatty child cannot block on it
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err, text=True, env=merged)
-        out = process.stdout.read()
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if stamps is not None:
+                stamps.append((time.perf_counter() - started, line))
+        out = "".join(lines)
         _, status, usage = os.wait4(process.pid, 0)
         wall = time.perf_counter() - started
         process.returncode = os.waitstatus_to_exitcode(status)

@@ -10,6 +10,8 @@ saved model. The engines, each a fresh process, interleaved round by round:
 - `digitlab`: `digitlab train --model <preset>`, the complete run folder (model, history,
   checkpoints, metrics; and, unless `--no-plots`, its five figures and HTML report);
 - `digitlab --no-plots`: the same run without figures and report;
+- `digitlab first run`: `digitlab` as a user's very first run: an empty compilation cache (a
+  fresh `$DIGITLAB_CACHE`; the data from `$DIGITLAB_DATA`, or from the cache in use);
 - `jax script`: the default MLP's recipe as a plain JAX script (one jitted step, a Python loop
   over the batches, Adam written out), validation accuracy each epoch, the test accuracy, the
   weights saved: the floor a JAX user could write in an afternoon (`--preset mlp` only);
@@ -18,7 +20,9 @@ saved model. The engines, each a fresh process, interleaved round by round:
   `evaluate` on the test set and `model.save`.
 
 Wall seconds and peak resident memory (`ru_maxrss` of the child, from `os.wait4`) are printed
-with medians, ranges and ratios against the tutorials' script; test accuracy from each run's output.
+with medians, ranges and ratios against the tutorials' script; test accuracy from each run's output;
+then issue 24's targets, each with its measured value: 3x the tutorials' script, no slower than the
+JAX script, a first run within 1.5x of later ones, the first epoch line within 2.5 s of the start.
 """
 
 from __future__ import annotations
@@ -114,17 +118,41 @@ def test_accuracy(engine: str, result: dict, out: str) -> float | None:
         return json.load(f).get("test_accuracy")
 
 
+def print_targets(results: dict[str, list[dict]]) -> None:
+    """Issue 24's targets, each with what this run measured (per-round ratios, then their median)."""
+    def per_round(numerator: str, denominator: str) -> float | None:
+        if numerator not in results or denominator not in results:
+            return None
+        return statistics.median(n["seconds"] / d["seconds"] for n, d in zip(results[numerator], results[denominator]))
+
+    first_epoch = [r["first_epoch_s"] for r in results.get("digitlab", []) if r["first_epoch_s"] is not None]
+    targets = [
+        ("`digitlab train` at least 3x faster than the tutorials' script", per_round("tensorflow", "digitlab"), 3, "x"),
+        ("no slower than the plain JAX script", per_round("jax script", "digitlab"), 1, "x"),
+        ("a first run within 1.5x of later ones", per_round("digitlab first run", "digitlab"), 1.5, "x"),
+        ("the first epoch line within 2.5 s", statistics.median(first_epoch) if first_epoch else None, 2.5, " s"),
+    ]
+    print("\ntargets (issue 24)")
+    for name, value, goal, unit in targets:
+        if value is None:
+            print(f"  {name:<66} not measured (its engines were not run)")
+            continue
+        met = value <= goal if name.startswith(("a first run", "the first epoch")) else value >= goal
+        print(f"  {name:<66} {value:6.2f}{unit:<3} {'met' if met else 'missed'}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="mlp")
     parser.add_argument("--epochs", type=int, default=None, help="default: the preset's recipe")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--limit", type=int, default=60000, help="training images")
-    parser.add_argument("--engines", default="digitlab,digitlab --no-plots,jax script,tensorflow")
+    parser.add_argument("--engines", default="digitlab,digitlab --no-plots,digitlab first run,jax script,tensorflow")
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 round, 1 epoch, 2,000 images")
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.epochs, args.limit = 1, 1, 2000
+    from digitlab.data.fetch import default_cache_dir
     from digitlab.errors import ConfigError
     from digitlab.models import config_for
 
@@ -133,7 +161,7 @@ def main() -> None:
     except ConfigError as e:
         parser.error(str(e))
     engines = [e.strip() for e in args.engines.split(",")]
-    unknown = set(engines) - {"digitlab", "digitlab --no-plots", "tensorflow", "jax script"}
+    unknown = set(engines) - {"digitlab", "digitlab --no-plots", "digitlab first run", "tensorflow", "jax script"}
     if unknown:
         parser.error(f"unknown engine(s): {', '.join(sorted(unknown))}")
     if "jax script" in engines and args.preset != "mlp":
@@ -142,7 +170,7 @@ def main() -> None:
     results: dict[str, list[dict]] = {e: [] for e in engines}
     for _ in range(args.rounds):
         for engine in engines:  # interleaved: the machine's noise hits every engine alike
-            with tempfile.TemporaryDirectory() as out:
+            with tempfile.TemporaryDirectory() as out, tempfile.TemporaryDirectory() as fresh_cache:
                 if engine == "tensorflow":
                     command = [sys.executable, "-c", REFERENCE, args.preset, str(epochs), str(args.limit), out]
                     env = {"KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -151,10 +179,16 @@ def main() -> None:
                     env = {"KERAS_BACKEND": None}
                 else:
                     command = [digitlab, "train", "--model", args.preset, "--epochs", str(epochs),
-                               "--limit", str(args.limit), "--out", out, *engine.split()[1:]]
+                               "--limit", str(args.limit), "--out", out, *(["--no-plots"] if "--no-plots" in engine else [])]
                     env = {"KERAS_BACKEND": None}  # digitlab picks each preset's backend
-                seconds, peak_mb, stdout = run_child(command, env)
-                result = {"seconds": seconds, "peak_mb": peak_mb, "stdout": stdout}
+                    if engine == "digitlab first run":  # nothing compiled yet; the data as every run reads them
+                        env |= {"DIGITLAB_CACHE": fresh_cache,
+                                "DIGITLAB_DATA": os.environ.get("DIGITLAB_DATA") or str(default_cache_dir())}
+                stamps: list = []
+                seconds, peak_mb, stdout = run_child(command, env, stamps)
+                result = {"seconds": seconds, "peak_mb": peak_mb, "stdout": stdout,
+                          "first_epoch_s": next((t for t, line in stamps if line.lstrip().startswith(("Epoch", "epoch"))),
+                                                None)}
                 result["test_accuracy"] = test_accuracy(engine, result, out)
                 results[engine].append(result)
     reference = statistics.median(r["seconds"] for r in results["tensorflow"]) if "tensorflow" in results else None
@@ -173,6 +207,7 @@ def main() -> None:
         acc = statistics.median(r["test_accuracy"] for r in rs)
         print(f"{engine:<22}{f'{med:.2f} ({min(secs):.2f} - {max(secs):.2f})':<26}"
               f"{statistics.median(r['peak_mb'] for r in rs):<14,.0f}{acc:<15.2%}{ratio:>13}{paired:>11}")
+    print_targets(results)
     print("\nseconds by round: " + "; ".join(f"{engine} " + " ".join(f"{r['seconds']:.2f}" for r in rs)
                                             for engine, rs in results.items()))
 
