@@ -195,3 +195,21 @@ def test_a_data_error_is_the_one_shown_when_both_fail(monkeypatch, tmp_path):
     monkeypatch.setattr(backend, "select_backend", lambda preferred=None: (_ for _ in ()).throw(ImportError("x")))
     with pytest.raises(DigitlabError, match="which is not a folder"):
         pipeline._load_splits(config_for("mlp"), tmp_path / "no data here")
+
+
+def test_keras_is_imported_without_what_digitlab_never_uses_through_it_and_they_import_afterwards():
+    """Issue 24: scikit-learn, matplotlib and pandas are hidden while digitlab imports Keras
+    (1.9 s -> 1.4 s with JAX); a model still trains, and each of them imports as usual after."""
+    out = run_python("""
+        import sys
+        from digitlab.models.backend import select_backend
+        select_backend("jax")
+        print(sorted(n for n in ("sklearn", "matplotlib", "pandas") if n in sys.modules))
+        import keras, numpy as np
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+        model.compile(optimizer="adam", loss="categorical_crossentropy")
+        model.fit(np.zeros((8, 4)), np.eye(3)[np.arange(8) % 3], epochs=1, verbose=0)
+        import matplotlib.pyplot, pandas, sklearn.linear_model
+        print(pandas.DataFrame({"a": [1]}).shape, matplotlib.pyplot.figure().number)
+    """)
+    assert out.splitlines() == ["[]", "(1, 1) 1"], out

@@ -114,9 +114,13 @@ def select_backend(preferred: str | None = None) -> str:
 
 
 # What `import keras` imports only for features digitlab does not use, and does without when they are
-# missing: scikit-learn for `keras.wrappers` (about 1.5 s, scipy.stats included) and pyplot for
-# `keras.visualization.plot_image_gallery` (0.7 s; digitlab draws with matplotlib's object API).
-KERAS_NEEDLESS_IMPORTS = ("sklearn", "matplotlib.pyplot")
+# missing: scikit-learn for `keras.wrappers` (about 1.5 s, scipy.stats included); matplotlib for
+# `keras.visualization`'s galleries (0.23 s, 0.7 s with pyplot; a run's figures are drawn by its
+# helper processes, and matplotlib imports as usual wherever digitlab draws); pandas, which Keras'
+# data adapters import to accept DataFrames (0.34 s; digitlab hands Keras NumPy arrays). Without the
+# last two, Keras with JAX imported in 1.4 s instead of 1.9 s (2026-12-06). In a process where
+# digitlab imported Keras, Keras' own fit does not take DataFrames.
+KERAS_NEEDLESS_IMPORTS = ("sklearn", "matplotlib", "pandas")
 
 
 @contextlib.contextmanager
