@@ -26,6 +26,8 @@ import sys
 import tempfile
 import time
 
+from whole_run import first_epoch_line  # benchmarks/, the folder this script runs from: one rule for both
+
 CHILD = r"""
 import atexit, functools, json, os, sys, time
 T0 = time.perf_counter()
@@ -81,8 +83,7 @@ def one_run(train_args: list[str], instrumented: bool) -> dict:
         text = err.read()
         if child.returncode != 0:
             raise SystemExit(f"digitlab train failed ({child.returncode}):\n{text[-2000:]}")
-    first_epoch = next((t for t, line in lines if line.lstrip().startswith(("Epoch", "epoch"))), None)
-    result = {"exit_s": exited, "first_line_s": lines[0][0] if lines else None, "first_epoch_line_s": first_epoch,
+    result = {"exit_s": exited, "first_line_s": lines[0][0] if lines else None, "first_epoch_line_s": first_epoch_line(lines),
               "lines": lines}
     if not instrumented:
         return result

@@ -118,6 +118,12 @@ def test_accuracy(engine: str, result: dict, out: str) -> float | None:
         return json.load(f).get("test_accuracy")
 
 
+def first_epoch_line(stamps: list[tuple[float, str]]) -> float | None:
+    """When the first epoch line came, in seconds from the start: "Epoch 1/5" (digitlab, Keras) or
+    "epoch 1: ..." (the JAX script); None if none came."""
+    return next((t for t, line in stamps if line.lstrip().startswith(("Epoch", "epoch"))), None)
+
+
 def print_targets(results: dict[str, list[dict]]) -> None:
     """Issue 24's targets, each with what this run measured (per-round ratios, then their median)."""
     def per_round(numerator: str, denominator: str) -> float | None:
@@ -187,8 +193,7 @@ def main() -> None:
                 stamps: list = []
                 seconds, peak_mb, stdout = run_child(command, env, stamps)
                 result = {"seconds": seconds, "peak_mb": peak_mb, "stdout": stdout,
-                          "first_epoch_s": next((t for t, line in stamps if line.lstrip().startswith(("Epoch", "epoch"))),
-                                                None)}
+                          "first_epoch_s": first_epoch_line(stamps)}
                 result["test_accuracy"] = test_accuracy(engine, result, out)
                 results[engine].append(result)
     reference = statistics.median(r["seconds"] for r in results["tensorflow"]) if "tensorflow" in results else None

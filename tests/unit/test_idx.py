@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import gzip
+import io
 import struct
 import tracemalloc
+import zlib
 
 import numpy as np
 import pytest
@@ -12,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from digitlab.data.idx import TYPE_CODES, idx_bytes, read_idx, write_idx
+from digitlab.data.idx import TYPE_CODES, Gunzip, idx_bytes, read_idx, write_idx
 from digitlab.errors import DataError
 
 DTYPES = [dt.newbyteorder("=") for dt in TYPE_CODES.values()]
@@ -176,17 +178,12 @@ def test_gzip_members_padding_and_trailing_bytes_read_as_python_gzip_reads_them(
     """digitlab's own gzip reader (idx.Gunzip) against Python's gzip: the same bytes from one or
     several members and zero padding; trailing bytes that are no gzip member, or a cut-off one,
     are an error in both."""
-    from digitlab.data.idx import Gunzip
-
     pieces = [data[a:b] for a, b in zip([0, *sorted(cuts)], [*sorted(cuts), len(data)])]
     blob = b"".join(gzip.compress(p) for p in pieces) + b"\0" * padding + tail
     try:
         want = gzip.decompress(blob)
     except (OSError, EOFError, ValueError) as e:
         want = type(e)
-    import io
-    import zlib
-
     stream = Gunzip(io.BytesIO(blob))
     try:
         got = b"".join(iter(lambda: stream.read(997), b""))

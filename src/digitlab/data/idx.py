@@ -64,7 +64,7 @@ class Gunzip:
         parts, got = [], 0
         while got < n:
             if self._member.eof:
-                rest = (self._member.unused_data or self._raw.read(self.BLOCK)).lstrip(b"\0")
+                rest = self._member.unused_data.lstrip(b"\0")
                 while not rest and (more := self._raw.read(self.BLOCK)):
                     rest = more.lstrip(b"\0")
                 if not rest:
