@@ -101,7 +101,7 @@ MNIST_PEN_DESCRIPTION = ("MNIST's 60,000 training digits plus pen-digits' train.
                          "four ways each as a person's pen would, and 8,000 images that are not digits (pen letters, "
                          "scribbles, noise), prepared like MNIST; MNIST's 10,000 test digits")
 MNIST_PEN_CLASSES = (*(str(d) for d in range(10)), NOT_A_DIGIT)
-RENDER_VERSION = 2  # part of the cache file's name: a change to what is drawn makes a new file
+RENDER_VERSION = 3  # part of the cache file's name: a change to what is drawn makes a new file
 RENDERINGS = 4
 NOT_DIGITS = 8000  # about a tenth of the training images
 
