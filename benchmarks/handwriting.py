@@ -10,7 +10,9 @@ through `Recognizer.predict` exactly as a user's image is (decoding, ink detecti
 preparation). Numbers are 3 to 8 dev digits written side by side on the page's 720 x 240 number
 canvas and read whole with `Recognizer.read`. Not-digits (uniform noise, random scribbles, capital
 letters drawn from a font, a blank canvas) should come back "unsure" (or, blank, an error): the
-share that did is reported. MNIST test accuracy is the run's own (metrics.json).
+share that did is reported; so is the share of 52 letters in Pillow's font and each DejaVu font
+installed, all and leaving out the digit-shaped (B, G, I, O, S, Z, ...). MNIST test accuracy is the
+run's own (metrics.json).
 """
 
 from __future__ import annotations
@@ -64,14 +66,34 @@ def number_accuracy(recognizer: Recognizer, digits, count: int, rng: np.random.G
     return right / count
 
 
+FONTS = ["DejaVuSans", "DejaVuSerif", "DejaVuSansMono", "DejaVuSans-Bold", "DejaVuSerif-Italic"]  # where installed
+FONT_FOLDER = "/usr/share/fonts/truetype/dejavu"
+DIGIT_SHAPED = set("BGIOSZbgloqsz")  # letters a font or a hand makes like a digit
+
+
+def letter(ch: str, font) -> np.ndarray:
+    """One letter drawn from a font on the page's 280 x 280 canvas, black on white."""
+    im = Image.new("L", (280, 280), 255)
+    ImageDraw.Draw(im).text((140, 140), ch, fill=0, font=font, anchor="mm")
+    return np.asarray(im)
+
+
+def font_letters(recognizer: Recognizer) -> dict:
+    """The share of 52 letters reported unsure, in Pillow's own font and each DejaVu font found:
+    all of them, and leaving out the digit-shaped ones."""
+    fonts = [ImageFont.load_default(size=160)] + [ImageFont.truetype(f"{FONT_FOLDER}/{name}.ttf", 160) for name in FONTS
+                                                   if os.path.isfile(f"{FONT_FOLDER}/{name}.ttf")]
+    chars = string.ascii_letters * len(fonts)
+    preds = answers(recognizer, [letter(ch, font) for font in fonts for ch in string.ascii_letters])
+    unsure = [p.status != "ok" for p in preds]
+    return {"fonts": len(fonts), "all": float(np.mean(unsure)),
+            "not_digit_shaped": float(np.mean([u for ch, u in zip(chars, unsure) if ch not in DIGIT_SHAPED]))}
+
+
 def not_digits(rng: np.random.Generator, count: int) -> dict[str, list[np.ndarray]]:
     """Images that are no digit, drawn the way the page would receive them."""
     font = ImageFont.load_default(size=160)
-    letters = []
-    for ch in string.ascii_uppercase[: count]:
-        im = Image.new("L", (280, 280), 255)
-        ImageDraw.Draw(im).text((140, 140), ch, fill=0, font=font, anchor="mm")
-        letters.append(np.asarray(im))
+    letters = [letter(ch, font) for ch in string.ascii_uppercase[: count]]
     scribbles = []
     for _ in range(count):
         im = Image.new("L", (280, 280), 255)
@@ -108,6 +130,7 @@ def measure(run: str, digits, numbers: int, seed: int) -> dict:
         preds = answers(recognizer, images)
         unsure[kind] = float(np.mean([p.status != "ok" for p in preds]))
     result["not_digits_unsure"] = unsure
+    result["font_letters_unsure"] = font_letters(recognizer)
     result["seconds"] = round(time.perf_counter() - started, 1)
     return result
 
@@ -119,6 +142,9 @@ def table(result: dict) -> str:
     rows += [f"| dev.json digits, {name} | {v:.1%} |" for name, v in result["dev_digits"].items()]
     rows.append(f"| dev.json numbers of 3-8 digits, whole string | {result['dev_numbers_whole']:.1%} |")
     rows += [f"| not a digit: {k}, reported unsure | {v:.0%} |" for k, v in result["not_digits_unsure"].items()]
+    fonts = result["font_letters_unsure"]
+    rows.append(f"| 52 letters x {fonts['fonts']} fonts, reported unsure: all / not digit-shaped "
+                f"| {fonts['all']:.1%} / {fonts['not_digit_shaped']:.1%} |")
     rows += ["", "Page style by site: " + ", ".join(f"{k} {v:.1%}" for k, v in result["page_by_site"].items()),
              "By class: " + ", ".join(f"{k} {v:.0%}" for k, v in result["page_by_class"].items()), ""]
     return "\n".join(rows)
