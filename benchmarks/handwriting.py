@@ -53,17 +53,22 @@ def digit_accuracy(recognizer: Recognizer, digits, style: dict) -> tuple[float, 
     return float(correct.mean()), correct
 
 
-def number_accuracy(recognizer: Recognizer, digits, count: int, rng: np.random.Generator) -> float:
-    right = 0
+def number_accuracy(recognizer: Recognizer, digits, count: int, rng: np.random.Generator,
+                    alone_right: np.ndarray) -> tuple[float, float]:
+    """Whole-string accuracy of `read` on `count` numbers of 3-8 digits, and the share of them whose
+    digits are all right alone (`alone_right`, per digit): what a perfect split would give."""
+    right, alone = 0, 0
     for _ in range(count):
-        picked = [digits[i] for i in rng.integers(0, len(digits), int(rng.integers(3, 9)))]
+        idx = rng.integers(0, len(digits), int(rng.integers(3, 9)))
+        picked = [digits[i] for i in idx]
         image = draw_number([d.strokes for d in picked], rng)
         truth = "".join(recognizer.class_names[d.label] for d in picked)
+        alone += bool(alone_right[idx].all())
         try:
             right += recognizer.read(image, "number").text == truth
         except Exception:  # noqa: BLE001 - a number it cannot read counts as wrong
             pass
-    return right / count
+    return right / count, alone / count
 
 
 FONTS = ["DejaVuSans", "DejaVuSerif", "DejaVuSansMono", "DejaVuSans-Bold", "DejaVuSerif-Italic"]  # where installed
@@ -124,7 +129,7 @@ def measure(run: str, digits, numbers: int, seed: int) -> dict:
         by_class[d.label].append(ok)
     result["page_by_site"] = {k: round(float(np.mean(v)), 4) for k, v in sorted(by_site.items())}
     result["page_by_class"] = {str(k): round(float(np.mean(v)), 4) for k, v in sorted(by_class.items())}
-    result["dev_numbers_whole"] = number_accuracy(recognizer, digits, numbers, rng)
+    result["dev_numbers_whole"], result["dev_numbers_alone"] = number_accuracy(recognizer, digits, numbers, rng, page_correct)
     unsure = {}
     for kind, images in not_digits(rng, 26).items():
         preds = answers(recognizer, images)
@@ -141,6 +146,7 @@ def table(result: dict) -> str:
         rows.append(f"| MNIST test (metrics.json) | {result['mnist_test']:.2%} |")
     rows += [f"| dev.json digits, {name} | {v:.1%} |" for name, v in result["dev_digits"].items()]
     rows.append(f"| dev.json numbers of 3-8 digits, whole string | {result['dev_numbers_whole']:.1%} |")
+    rows.append(f"| ... whose digits are all right alone (page style; a perfect split) | {result['dev_numbers_alone']:.1%} |")
     rows += [f"| not a digit: {k}, reported unsure | {v:.0%} |" for k, v in result["not_digits_unsure"].items()]
     fonts = result["font_letters_unsure"]
     rows.append(f"| 52 letters x {fonts['fonts']} fonts, reported unsure: all / not digit-shaped "

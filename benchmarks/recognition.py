@@ -3,7 +3,9 @@
     python benchmarks/recognition.py --model runs/<cnn run> --digits 1000 --numbers 1000
 
 Prints the accuracy on the raw test arrays and through `predict` on rendered image files (per
-style), and the whole-string and per-digit accuracy of `read` on composed numbers.
+style), and the whole-string and per-digit accuracy of `read` on composed numbers of 3-8 digits
+(issue 25's measure; `--lengths 3-10` for the rows measured before 2026-12-06), with the share whose
+digits are all read right one by one: what a perfect split into digits would give.
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="run folder or .keras file [default: the latest run]")
     parser.add_argument("--digits", type=int, default=1000)
     parser.add_argument("--numbers", type=int, default=1000)
+    parser.add_argument("--lengths", default="3-8", help="fewest-most digits of a number [default: 3-8]")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    fewest, most = (int(n) for n in args.lengths.split("-"))
     recognizer = Recognizer.load(args.model)
     _, (x_test, y_test) = load_dataset("mnist", progress=False)
     rng = np.random.default_rng(args.seed)
@@ -36,7 +40,7 @@ def main() -> None:
         files = rendered_accuracy(recognizer, x_test[pick], y_test[pick], folder, rng)
     files["seconds"] = round(time.perf_counter() - started, 1)
     started = time.perf_counter()
-    numbers = number_accuracy(recognizer, x_test, y_test, args.numbers, rng)
+    numbers = number_accuracy(recognizer, x_test, y_test, args.numbers, rng, (fewest, most))
     numbers["seconds"] = round(time.perf_counter() - started, 1)
     print(json.dumps({"digits": args.digits, **files, **numbers}, indent=2))
 

@@ -121,18 +121,23 @@ def rendered_accuracy(recognizer, images: np.ndarray, labels: np.ndarray, folder
     }
 
 
-def number_accuracy(recognizer, images: np.ndarray, labels: np.ndarray, count: int, rng: np.random.Generator) -> dict:
-    """Whole-string and per-digit accuracy of `read` on `count` composed numbers of 3-10 digits."""
-    whole, digits_right, digits_total = 0, 0, 0
+def number_accuracy(recognizer, images: np.ndarray, labels: np.ndarray, count: int, rng: np.random.Generator,
+                    lengths: tuple[int, int] = (3, 10)) -> dict:
+    """Whole-string and per-digit accuracy of `read` on `count` composed numbers of `lengths`
+    (fewest, most) digits; and, to tell segmentation from recognition, the share of numbers whose
+    digits the recogniser reads right one by one (the whole-string accuracy a perfect split gives)."""
+    whole, alone, digits_right, digits_total = 0, 0, 0, 0
     for _ in range(count):
-        k = int(rng.integers(3, 11))
+        k = int(rng.integers(lengths[0], lengths[1] + 1))
         idx = rng.integers(0, len(images), k)
         truth = "".join(recognizer.class_names[int(labels[i])] for i in idx)
         text = recognizer.read(compose_number([images[i] for i in idx], rng)).text
         whole += text == truth
+        alone += bool((recognizer.probabilities(images[idx].astype(np.float32) / 255).argmax(axis=1) == labels[idx]).all())
         digits_right += max(0, len(truth) - _edit_distance(text, truth))
         digits_total += len(truth)
-    return {"numbers": count, "whole_string_accuracy": whole / count, "per_digit_accuracy": digits_right / digits_total}
+    return {"numbers": count, "lengths": list(lengths), "whole_string_accuracy": whole / count,
+            "per_digit_accuracy": digits_right / digits_total, "digits_alone_all_right": alone / count}
 
 
 def _edit_distance(a: str, b: str) -> int:
