@@ -286,6 +286,10 @@ MAX_BROKEN_WIDTH = 1.6  # ... spanning at most this many times the number's heig
 # MNIST's training digits (0.1-0.4 about as good); held-out, with MAX_GAP_IN_DIGIT, 1,000 MNIST
 # test numbers went from 92.6% to 93.8% whole and 1,200 dev.json numbers from 88.4% to 88.9%.
 DIGIT_COST = 0.25
+# Hysteresis for a number's ink (`ink_mask`'s `faint`): ink above this share of the threshold is
+# stroke where it joins stroke, so a faint stretch does not break a digit into pieces. The number's
+# one threshold is set by its darkest digits; a paler digit beside them lost its faint strokes.
+FAINT = 0.6
 
 
 def read_number(recognizer: Recognizer, image, name: str = "image", *, deadline: float | None = None) -> Reading:
@@ -313,7 +317,7 @@ def read_number(recognizer: Recognizer, image, name: str = "image", *, deadline:
     in_time("decoding the image")
     ink = to_ink(picture, name=name)
     in_time("finding the ink")
-    pieces = segment(ink_mask(ink), name)
+    pieces = segment(ink_mask(ink, FAINT), name)
     if not pieces:
         raise ImageError(f"{name}: the image is blank after thresholding; no digits found.")
     candidates, images = {}, []

@@ -188,3 +188,20 @@ def test_of_two_readings_about_as_sure_the_one_with_fewer_digits_wins(monkeypatc
     assert read_number(recognizer, number).text == "8"
     monkeypatch.setattr(recognize, "DIGIT_COST", 0.0)  # without the cost, the surer halves win
     assert read_number(recognizer, number).text.startswith("33")
+
+
+def test_a_faint_stretch_of_stroke_keeps_a_number_s_digit_whole_and_faint_ink_alone_stays_out(monkeypatch):
+    from digitlab.images import prepare
+
+    monkeypatch.setattr(prepare, "otsu", lambda ink: 0.5)  # the number's threshold, set by its darker digits
+    ink_mask = prepare.ink_mask
+
+    ink = np.zeros((40, 200), np.float32)
+    ink[5:35, 10:30] = 1.0  # a dark digit
+    ink[5:35, 60:64] = 0.8  # a paler one: two strokes...
+    ink[18:22, 64:76] = 0.4  # ... joined by a faint stretch
+    ink[5:35, 76:80] = 0.8
+    ink[5:35, 150:170] = 0.4  # faint ink touching no stroke: a shadow
+    assert len(segment(ink_mask(ink))) == 3  # the one threshold breaks the pale digit in two
+    found = segment(ink_mask(ink, faint=0.6))
+    assert [s.box for s in found] == [(5, 10, 35, 30), (5, 60, 35, 80)]

@@ -15,6 +15,7 @@ from digitlab.images.components import (
     center_of_mass,
     dilate_cross,
     large_pieces,
+    pieces,
     shift_whole,
 )
 
@@ -23,11 +24,23 @@ FRAME = 28
 SPECK_SHARE = 0.05  # ink components smaller than this share of the largest are noise
 
 
-def ink_mask(ink: np.ndarray) -> np.ndarray:
-    """Where the stroke is: ink above Otsu's threshold, without specks of noise."""
+def ink_mask(ink: np.ndarray, faint: float = 1.0) -> np.ndarray:
+    """Where the stroke is: ink above Otsu's threshold, without specks of noise.
+
+    With `faint` under 1, a hysteresis threshold (as Canny's): ink above `faint` times the threshold
+    is stroke too where it joins ink above the threshold, so a faint stretch of a stroke does not
+    break a digit into pieces, while faint ink on its own (a shadow, a smudge) stays out."""
     if ink.size == 0 or float(ink.max()) < 0.05:
         return np.zeros(ink.shape, bool)
-    return large_pieces(ink > max(otsu(ink), 0.05 * float(ink.max())), SPECK_SHARE)
+    floor = 0.05 * float(ink.max())
+    level = max(otsu(ink), floor)
+    if faint >= 1:
+        return large_pieces(ink > level, SPECK_SHARE)
+    labels, boxes = pieces(ink > max(faint * level, floor))
+    joined = np.zeros(len(boxes) + 1, bool)
+    joined[labels[ink > level]] = True
+    joined[0] = False
+    return large_pieces(joined[labels], SPECK_SHARE)
 
 
 def otsu(values: np.ndarray, bins: int = 256) -> float:
