@@ -46,17 +46,21 @@ def answers(recognizer: Recognizer, images: list[np.ndarray]) -> list:
     return recognizer.predict(images)
 
 
-def digit_accuracy(recognizer: Recognizer, digits, style: dict) -> tuple[float, np.ndarray]:
+def digit_accuracy(recognizer: Recognizer, digits, style: dict) -> tuple[float, np.ndarray, np.ndarray]:
+    """The share of best guesses right (sure or not), and per digit: best guess right; answer shown
+    (sure enough, not "unsure") and right."""
     images = [draw_strokes(d.strokes, **style) for d in digits]
-    got = [p.top[0][0] if p.top else None for p in answers(recognizer, images)]  # the best guess, sure or not
-    correct = np.array([g == recognizer.class_names[d.label] for g, d in zip(got, digits)])
-    return float(correct.mean()), correct
+    preds = answers(recognizer, images)
+    truth = [recognizer.class_names[d.label] for d in digits]
+    correct = np.array([bool(p.top) and p.top[0][0] == t for p, t in zip(preds, truth)])
+    shown = np.array([p.digit == t for p, t in zip(preds, truth)])
+    return float(correct.mean()), correct, shown
 
 
 def number_accuracy(recognizer: Recognizer, digits, count: int, rng: np.random.Generator,
                     alone_right: np.ndarray) -> tuple[float, float]:
     """Whole-string accuracy of `read` on `count` numbers of 3-8 digits, and the share of them whose
-    digits are all right alone (`alone_right`, per digit): what a perfect split would give."""
+    digits are all answered right alone (`alone_right`, per digit): what a perfect split would give."""
     right, alone = 0, 0
     for _ in range(count):
         idx = rng.integers(0, len(digits), int(rng.integers(3, 9)))
@@ -117,19 +121,20 @@ def measure(run: str, digits, numbers: int, seed: int) -> dict:
     result = {"run": opened.folder.name if opened.folder else str(run), "preset": opened.preset,
               "mnist_test": (opened.read(METRICS_FILE) or {}).get("test_accuracy")}
     started = time.perf_counter()
-    per_style, page_correct = {}, None
+    per_style, page_correct, page_shown = {}, None, None
     for name, style in STYLES.items():
-        per_style[name], correct = digit_accuracy(recognizer, digits, style)
+        per_style[name], correct, shown = digit_accuracy(recognizer, digits, style)
         if name == "page":
-            page_correct = correct
+            page_correct, page_shown = correct, shown
     result["dev_digits"] = per_style
+    result["dev_page_shown"] = float(page_shown.mean())
     by_site, by_class = defaultdict(list), defaultdict(list)
     for d, ok in zip(digits, page_correct):
         by_site[d.site].append(ok)
         by_class[d.label].append(ok)
     result["page_by_site"] = {k: round(float(np.mean(v)), 4) for k, v in sorted(by_site.items())}
     result["page_by_class"] = {str(k): round(float(np.mean(v)), 4) for k, v in sorted(by_class.items())}
-    result["dev_numbers_whole"], result["dev_numbers_alone"] = number_accuracy(recognizer, digits, numbers, rng, page_correct)
+    result["dev_numbers_whole"], result["dev_numbers_alone"] = number_accuracy(recognizer, digits, numbers, rng, page_shown)
     unsure = {}
     for kind, images in not_digits(rng, 26).items():
         preds = answers(recognizer, images)
@@ -145,8 +150,9 @@ def table(result: dict) -> str:
     if result["mnist_test"] is not None:
         rows.append(f"| MNIST test (metrics.json) | {result['mnist_test']:.2%} |")
     rows += [f"| dev.json digits, {name} | {v:.1%} |" for name, v in result["dev_digits"].items()]
+    rows.append(f"| dev.json digits, page, the answer shown (sure, not \"unsure\") | {result['dev_page_shown']:.1%} |")
     rows.append(f"| dev.json numbers of 3-8 digits, whole string | {result['dev_numbers_whole']:.1%} |")
-    rows.append(f"| ... whose digits are all right alone (page style; a perfect split) | {result['dev_numbers_alone']:.1%} |")
+    rows.append(f"| ... whose digits are all answered right alone (page style; a perfect split) | {result['dev_numbers_alone']:.1%} |")
     rows += [f"| not a digit: {k}, reported unsure | {v:.0%} |" for k, v in result["not_digits_unsure"].items()]
     fonts = result["font_letters_unsure"]
     rows.append(f"| 52 letters x {fonts['fonts']} fonts, reported unsure: all / not digit-shaped "

@@ -22,15 +22,25 @@ from digitlab.recognize import Recognizer
 from digitlab.images.synthetic import number_accuracy, rendered_accuracy
 
 
+def lengths(text: str) -> tuple[int, int]:
+    """'3-8' -> (3, 8): the fewest and most digits of a number."""
+    try:
+        fewest, most = (int(n) for n in text.split("-"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give the fewest and most digits as FEWEST-MOST, e.g. 3-8") from None
+    if not 1 <= fewest <= most:
+        raise argparse.ArgumentTypeError(f"{text!r}: need 1 <= FEWEST <= MOST")
+    return fewest, most
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="run folder or .keras file [default: the latest run]")
     parser.add_argument("--digits", type=int, default=1000)
     parser.add_argument("--numbers", type=int, default=1000)
-    parser.add_argument("--lengths", default="3-8", help="fewest-most digits of a number [default: 3-8]")
+    parser.add_argument("--lengths", type=lengths, default=(3, 8), help="FEWEST-MOST digits of a number [default: 3-8]")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    fewest, most = (int(n) for n in args.lengths.split("-"))
     recognizer = Recognizer.load(args.model)
     _, (x_test, y_test) = load_dataset("mnist", progress=False)
     rng = np.random.default_rng(args.seed)
@@ -40,7 +50,7 @@ def main() -> None:
         files = rendered_accuracy(recognizer, x_test[pick], y_test[pick], folder, rng)
     files["seconds"] = round(time.perf_counter() - started, 1)
     started = time.perf_counter()
-    numbers = number_accuracy(recognizer, x_test, y_test, args.numbers, rng, (fewest, most))
+    numbers = number_accuracy(recognizer, x_test, y_test, args.numbers, rng, args.lengths)
     numbers["seconds"] = round(time.perf_counter() - started, 1)
     print(json.dumps({"digits": args.digits, **files, **numbers}, indent=2))
 

@@ -14,6 +14,8 @@ def test_the_handwriting_benchmark_measures_a_few_dev_digits_end_to_end():
     result = handwriting.measure("reader", digits, numbers=3, seed=0)
     assert set(result["dev_digits"]) == set(handwriting.STYLES) and result["preset"] == "reader"
     assert result["font_letters_unsure"]["fonts"] >= 1  # Pillow's own font at least
+    assert result["dev_page_shown"] <= result["dev_digits"]["page"]  # an answer shown is a best guess, not every one
+    assert 0 <= result["dev_numbers_alone"] <= 1
     assert "52 letters x" in handwriting.table(result)
 
 

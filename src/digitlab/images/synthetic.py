@@ -125,7 +125,8 @@ def number_accuracy(recognizer, images: np.ndarray, labels: np.ndarray, count: i
                     lengths: tuple[int, int] = (3, 10)) -> dict:
     """Whole-string and per-digit accuracy of `read` on `count` composed numbers of `lengths`
     (fewest, most) digits; and, to tell segmentation from recognition, the share of numbers whose
-    digits the recogniser reads right one by one (the whole-string accuracy a perfect split gives)."""
+    digits the recogniser answers right one by one, each sure enough to be shown rather than a "?"
+    as `read` shows it (the whole-string accuracy a perfect split gives)."""
     whole, alone, digits_right, digits_total = 0, 0, 0, 0
     for _ in range(count):
         k = int(rng.integers(lengths[0], lengths[1] + 1))
@@ -133,7 +134,8 @@ def number_accuracy(recognizer, images: np.ndarray, labels: np.ndarray, count: i
         truth = "".join(recognizer.class_names[int(labels[i])] for i in idx)
         text = recognizer.read(compose_number([images[i] for i in idx], rng)).text
         whole += text == truth
-        alone += bool((recognizer.probabilities(images[idx].astype(np.float32) / 255).argmax(axis=1) == labels[idx]).all())
+        p = recognizer.probabilities(images[idx].astype(np.float32) / 255)  # each digit alone: shown and right
+        alone += bool(((p.argmax(axis=1) == labels[idx]) & (p.max(axis=1) >= recognizer.threshold)).all())
         digits_right += max(0, len(truth) - _edit_distance(text, truth))
         digits_total += len(truth)
     return {"numbers": count, "lengths": list(lengths), "whole_string_accuracy": whole / count,
