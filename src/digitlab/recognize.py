@@ -289,6 +289,8 @@ DIGIT_COST = 0.25
 # Hysteresis for a number's ink (`ink_mask`'s `faint`): ink above this share of the threshold is
 # stroke where it joins stroke, so a faint stretch does not break a digit into pieces. The number's
 # one threshold is set by its darkest digits; a paler digit beside them lost its faint strokes.
+# Chosen on numbers of MNIST's training digits (0.6-0.75 about as good); held out, 1,000 MNIST test
+# numbers of 3-8 digits went from 95.4% to 95.8% whole (3-10: 93.9% -> 95.0%), dev.json's unchanged.
 FAINT = 0.6
 
 
