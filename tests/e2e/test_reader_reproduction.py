@@ -1,7 +1,7 @@
 """The shipped reader can be remade: `digitlab train --model reader` lands within 0.5 points of it on
 pen-digits' dev.json, read as the draw page draws them (issue 25).
 
-About 20 minutes on 2 cores (20 epochs of 84,256 images, plus drawing the pen digits once), so it
+About 20 minutes on 2 cores (20 epochs of 100,512 images, plus drawing the pen digits once), so it
 has a marker of its own: `pytest -m reproduction` runs it. CI leaves it out to keep within its
 20-minute budget; run it before shipping a new reader.
 """

@@ -153,10 +153,11 @@ PRESETS: dict[str, Preset] = {
             "reader",
             "the cnn on MNIST, pen digits drawn as people's pens draw them, and not-digits: for real handwriting",
             "cnn",
-            # mnist+pen: MNIST's training digits, pen-digits' train.json with each digit drawn four ways
+            # mnist+pen: MNIST's training digits, pen-digits' train.json with each digit drawn eight ways
             # (pen width, slant, size, wobble, broken strokes; digitlab.data.pen) and a "not a digit"
             # class (digitlab.data.notdigits); tested on MNIST's test set. The cnn, not cnn-aug's
-            # network: cnn-aug's took 265 s an epoch of this data here, the cnn's a fraction of that.
+            # network: tried on 2026-12-06, cnn-aug's read MNIST (99.55%) and font letters better but
+            # dev.json's pen digits worse (97.9% against 98.7%), at twice the file (docs/presets.md).
             # A second look (four 1-pixel shifts) at the 2-8% of images it is under 90% sure of: on
             # dev.json the page 98.4 -> 98.7%, MNIST test 99.38 -> 99.47% (the 2026-12-05 reader; the
             # 2026-12-06 one: 98.7% either way, 99.35 -> 99.37%), at ~1.2x the inference work.
