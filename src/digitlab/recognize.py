@@ -291,6 +291,7 @@ DIGIT_COST = 0.25
 # one threshold is set by its darkest digits; a paler digit beside them lost its faint strokes.
 # Chosen on numbers of MNIST's training digits (0.6-0.75 about as good); held out, 1,000 MNIST test
 # numbers of 3-8 digits went from 95.4% to 95.8% whole (3-10: 93.9% -> 95.0%), dev.json's unchanged.
+# A faint piece may at most double its stroke (prepare.FAINT_GROWTH): a hard shadow is no stroke.
 FAINT = 0.6
 
 

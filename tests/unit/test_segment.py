@@ -205,3 +205,22 @@ def test_a_faint_stretch_of_stroke_keeps_a_number_s_digit_whole_and_faint_ink_al
     assert len(segment(ink_mask(ink))) == 3  # the one threshold breaks the pale digit in two
     found = segment(ink_mask(ink, faint=0.6))
     assert [s.box for s in found] == [(5, 10, 35, 30), (5, 60, 35, 80)]
+
+
+def test_a_hard_shadow_across_a_number_is_not_taken_for_its_faint_strokes():
+    """A phone's shadow over half a printed number: its grey runs into the strokes. Hysteresis that
+    took every faint pixel joined to a stroke read the shadowed "7" as "1" here."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from digitlab.recognize import Recognizer, read_number
+
+    reader = Recognizer.load("reader")
+    font = ImageFont.load_default(size=120)
+    readings = []
+    for shade in (255, 170):  # no shadow, then a grey one from x = 200 on
+        image = Image.new("L", (600, 240), 255)
+        draw = ImageDraw.Draw(image)
+        draw.rectangle([200, 0, 600, 240], fill=shade)
+        draw.text((40, 40), "4071", fill=40, font=font)
+        readings.append(read_number(reader, image).text)
+    assert readings[1] == readings[0] and len(readings[0]) == 4, readings

@@ -22,6 +22,7 @@ from digitlab.images.components import (
 BOX = 20
 FRAME = 28
 SPECK_SHARE = 0.05  # ink components smaller than this share of the largest are noise
+FAINT_GROWTH = 2.0  # ink_mask's faint ink may at most double a piece of stroke
 
 
 def ink_mask(ink: np.ndarray, faint: float = 1.0) -> np.ndarray:
@@ -36,11 +37,15 @@ def ink_mask(ink: np.ndarray, faint: float = 1.0) -> np.ndarray:
     level = max(otsu(ink), floor)
     if faint >= 1:
         return large_pieces(ink > level, SPECK_SHARE)
+    strong = ink > level
     labels, boxes = pieces(ink > max(faint * level, floor))
-    joined = np.zeros(len(boxes) + 1, bool)
-    joined[labels[ink > level]] = True
+    # A piece of faint ink is kept where it joins stroke, unless it is mostly faint: then it is a
+    # shadow or a smudge that a stroke runs into, and only its stroke is kept.
+    faint_size = np.bincount(labels.ravel(), minlength=len(boxes) + 1)
+    strong_size = np.bincount(labels[strong], minlength=len(boxes) + 1)
+    joined = (strong_size > 0) & (faint_size <= FAINT_GROWTH * strong_size)
     joined[0] = False
-    return large_pieces(joined[labels], SPECK_SHARE)
+    return large_pieces(joined[labels] | strong, SPECK_SHARE)
 
 
 def otsu(values: np.ndarray, bins: int = 256) -> float:
