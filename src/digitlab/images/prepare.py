@@ -43,8 +43,7 @@ def ink_mask(ink: np.ndarray, faint: float = 1.0) -> np.ndarray:
     # shadow or a smudge that a stroke runs into, and only its stroke is kept.
     faint_size = np.bincount(labels.ravel(), minlength=len(boxes) + 1)
     strong_size = np.bincount(labels[strong], minlength=len(boxes) + 1)
-    joined = (strong_size > 0) & (faint_size <= FAINT_GROWTH * strong_size)
-    joined[0] = False
+    joined = (strong_size > 0) & (faint_size <= FAINT_GROWTH * strong_size)  # label 0, no ink, has no stroke
     return large_pieces(joined[labels] | strong, SPECK_SHARE)
 
 
