@@ -9,7 +9,8 @@ They are drawn the way digits are, then prepared as `predict` prepares any image
   slant and wobble), leaving out those that a hand writes like a digit (O, I, l, S, Z, B, G, q...);
   D, J, L, P, Q, T, Y and d, f, n, r, t are in: each differs from the digit it is nearest (D 0,
   J 1, L 1, P 9, Q 0, T 7, Y 4, d 6...) in a way a reader can see (a straight side, a hook, a foot,
-  a mirrored bowl, a tail, a centred stem);
+  a mirrored bowl, a tail, a centred stem); and printed forms a hand seldom writes: the two
+  shapes of "a", "u" and "p" with their stems, "y", "j", a J without its bar;
 - scribbles: a pen wandering in loops, or zigzagging between random points;
 - noise: uniform grey, sparse dots, dense speckle, hatching, filled blobs.
 
@@ -70,6 +71,15 @@ LETTERS = {
     "n": [[(0, 0), (0, 1)], [(0, 0.25), *_arc(0.45, 0.45, 0.45, 200, 360, 6), (0.9, 1)]],
     "r": [[(0, 0.2), (0, 1)], [(0, 0.5), *_arc(0.5, 0.45, 0.45, 200, 300, 5)]],
     "t": [[(0.4, 0), (0.4, 0.85), *_arc(0.6, 0.85, 0.2, 180, 60, 5)], [(0.1, 0.3), (0.8, 0.3)]],
+    # Printed forms a hand seldom makes, whose nearest digit is sure of them otherwise (a font's "a"
+    # was read as 2 at 100%, its "J" as 1 or 5, "y" as 4, "p" as 0, "u" as 4).
+    "a": [[*_arc(0.5, 0.25, 0.3, 200, 360, 6), (0.8, 1)], [(0.8, 0.5), *_arc(0.45, 0.74, 0.26, 270, 90, 8), (0.8, 0.9)]],
+    "ɑ": [_arc(0.4, 0.5, 0.4, 0, 360, 14), [(0.8, 0.1), (0.8, 1)]],
+    "u": [[(0.1, 0), (0.1, 0.65), *_arc(0.45, 0.65, 0.35, 180, 0, 8)], [(0.8, 0), (0.8, 1)]],
+    "y": [[(0, 0), (0.5, 0.6)], [(1, 0), (0.35, 1)]],
+    "p": [[(0.1, 0.05), (0.1, 1)], _arc(0.45, 0.35, 0.33, 0, 360, 14)],
+    "j": [[(0.6, 0.3), (0.6, 0.8), *_arc(0.35, 0.8, 0.25, 0, 150, 5)], [(0.6, 0), (0.6, 0.03)]],
+    "ȷ": [[(0.7, 0), (0.7, 0.75), *_arc(0.45, 0.75, 0.25, 0, 170, 6)]],  # J without its bar
     "#": [[(0.3, 0), (0.2, 1)], [(0.75, 0), (0.65, 1)], [(0, 0.33), (1, 0.33)], [(0, 0.66), (1, 0.66)]],
     "=": [[(0, 0.35), (1, 0.35)], [(0, 0.65), (1, 0.65)]],
     "*": [[(0.5, 0), (0.5, 1)], [(0.05, 0.25), (0.95, 0.75)], [(0.95, 0.25), (0.05, 0.75)]],
