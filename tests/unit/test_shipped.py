@@ -63,6 +63,21 @@ def test_noise_is_not_a_digit_for_the_default_model(tmp_path):
     assert all(p.status == "unsure" and p.digit is None for p in rec.predict(list(noise)))
 
 
+def test_printed_letters_that_are_no_digit_are_not_read_as_one(tmp_path):
+    """A font's "a" was read as a 2 at 100% and its "J" as a 5 until the not-digits had printed
+    forms (digitlab.data.notdigits); the font is Pillow's own, which no training image comes from."""
+    from PIL import ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=160)
+    pages = []
+    for ch in "aJAHL":
+        page = Image.new("L", (280, 280), 255)
+        ImageDraw.Draw(page).text((140, 140), ch, fill=0, font=font, anchor="mm")
+        pages.append(page)
+    answers = Recognizer.load(runs=tmp_path).predict(pages)
+    assert [p.status for p in answers] == ["unsure"] * 5, [p.top[0] for p in answers]
+
+
 def test_the_default_rule_names_the_model_and_how_to_choose_another(tmp_path):
     run = open_model(None, tmp_path)
     assert "no complete run" in which_model(run, tmp_path) and "--model" in which_model(run, tmp_path)
