@@ -160,7 +160,7 @@ PRESETS: dict[str, Preset] = {
             # dev.json's pen digits worse (97.9% against 98.7%), at twice the file (docs/presets.md).
             # A second look (four 1-pixel shifts) at the 2-8% of images it is under 90% sure of: on
             # dev.json the page 98.4 -> 98.7%, MNIST test 99.38 -> 99.47% (the 2026-12-05 reader; the
-            # one shipped on 2026-12-06: 98.4 -> 98.7%, 99.33 -> 99.42%), at ~1.2x the inference work.
+            # one of 2026-12-06 afternoon: 98.4 -> 98.7%, 99.33 -> 99.42%), at ~1.2x the inference work.
             # float32, not "auto": the shipped reader was trained in float32, and on a CPU where "auto"
             # means mixed bfloat16 (an AMX Xeon) the same seed landed 0.52 points lower on dev.json
             # (98.19 against 98.70%), outside the half point its reproduction test allows.
