@@ -53,6 +53,41 @@ def test_a_full_disk_while_writing_the_results_keeps_the_epochs_and_resume_finis
     assert json.loads((run / "status.json").read_text())["state"] == "complete" and finished.metrics["test_accuracy"] > 0.8
 
 
+@pytest.mark.slow
+def test_an_unforeseen_error_after_training_marks_the_run_failed(tmp_path, monkeypatch, data_dir):
+    """A figure that raised anything but an OSError (a library's bug) left status "training" for good."""
+    import digitlab
+    from digitlab.lab import pipeline
+    from digitlab.reports import helper
+
+    def broken(*args, **kwargs):
+        raise ValueError("a figure's bug")
+
+    monkeypatch.setattr(helper, "start", lambda *args: None)
+    monkeypatch.setattr(pipeline, "draw_run", broken)
+    config = digitlab.config_for("mlp", epochs=1, train_limit=2000, out=str(tmp_path))
+    with pytest.raises(ValueError, match="a figure's bug"):
+        digitlab.train(config, data_dir=data_dir, verbose=0)
+    run = next(tmp_path.iterdir())
+    assert json.loads((run / "status.json").read_text()) == {"state": "failed", "error": "ValueError: a figure's bug"}
+    assert (run / "checkpoint.json").is_file()  # its epoch is kept: --resume finishes it
+
+
+def test_an_error_inside_training_marks_the_run_failed(tmp_path, monkeypatch, data_dir):
+    import digitlab
+    from digitlab.lab import pipeline
+
+    def crashing(*args, **kwargs):
+        raise RuntimeError("the backend fell over")
+
+    monkeypatch.setattr(pipeline, "fit", crashing)
+    with pytest.raises(RuntimeError):
+        digitlab.train(digitlab.config_for("mlp", epochs=1, train_limit=500, out=str(tmp_path)), data_dir=data_dir,
+                       verbose=0, plots_enabled=False)
+    status = json.loads((next(tmp_path.iterdir()) / "status.json").read_text())
+    assert status == {"state": "failed", "error": "RuntimeError: the backend fell over"}
+
+
 @pytest.fixture()
 def tiny_run(tmp_path):
     """A run folder holding an untrained softmax layer: enough to exercise predict and read's files."""

@@ -190,6 +190,9 @@ def _fit_and_finish(config: RunConfig, splits, run_dir: Path, verbose, plots_ena
     except DigitlabError as e:  # e.g. a diverging loss: the folder says so instead of "training"
         write_json(run_dir / STATUS_FILE, {"state": "failed", "error": str(e)})
         raise
+    except Exception as e:  # a bug or a backend's error: the run is no longer "training" either
+        _set_status(run_dir, {"state": "failed", "error": f"{type(e).__name__}: {e}"})
+        raise
     except KeyboardInterrupt:
         if job is not None:
             _set_status(run_dir, {"state": "failed", "error": "interrupted"})
@@ -217,6 +220,9 @@ def _fit_and_finish(config: RunConfig, splits, run_dir: Path, verbose, plots_ena
         then = (f"Free space or fix the folder; {distributed.NO_CHECKPOINTS}" if job is not None else
                 f'its trained epochs are kept. Free space or fix the folder, then: digitlab train --resume "{run_dir}"')
         raise WriteError(f"{run_dir}: cannot write the run's results ({e.strerror or e}); {then}") from None
+    except Exception as e:  # a figure's or a library's bug: the folder must not say "training" forever
+        _set_status(run_dir, {"state": "failed", "error": f"{type(e).__name__}: {e}"})
+        raise
 
 
 def _set_status(run_dir: Path, status: dict) -> None:
