@@ -29,6 +29,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from digitlab.data.pen import load_pen_digits
+from digitlab.errors import ImageError
 from digitlab.images.strokes import draw_number, draw_strokes
 from digitlab.recognize import Recognizer
 from digitlab.runs import METRICS_FILE
@@ -44,6 +45,14 @@ STYLES = {  # name: draw_strokes arguments
 
 def answers(recognizer: Recognizer, images: list[np.ndarray]) -> list:
     return recognizer.predict(images)
+
+
+def read_as_no_digits(recognizer: Recognizer, image: np.ndarray) -> bool:
+    """Whether `read` finds no digit it is sure of in an image: all "?", or none at all."""
+    try:
+        return all(ch == "?" for ch in recognizer.read(image).text)
+    except ImageError:  # blank: nothing to read
+        return True
 
 
 def digit_accuracy(recognizer: Recognizer, digits, style: dict) -> tuple[float, np.ndarray, np.ndarray]:
@@ -135,11 +144,13 @@ def measure(run: str, digits, numbers: int, seed: int) -> dict:
     result["page_by_site"] = {k: round(float(np.mean(v)), 4) for k, v in sorted(by_site.items())}
     result["page_by_class"] = {str(k): round(float(np.mean(v)), 4) for k, v in sorted(by_class.items())}
     result["dev_numbers_whole"], result["dev_numbers_alone"] = number_accuracy(recognizer, digits, numbers, rng, page_shown)
-    unsure = {}
+    unsure, read_unsure = {}, {}
     for kind, images in not_digits(rng, 26).items():
         preds = answers(recognizer, images)
         unsure[kind] = float(np.mean([p.status != "ok" for p in preds]))
+        read_unsure[kind] = float(np.mean([read_as_no_digits(recognizer, image) for image in images]))
     result["not_digits_unsure"] = unsure
+    result["not_digits_read_unsure"] = read_unsure  # by `read`, as a number: every digit "?" (or none found)
     result["font_letters_unsure"] = font_letters(recognizer)
     result["seconds"] = round(time.perf_counter() - started, 1)
     return result
@@ -154,6 +165,8 @@ def table(result: dict) -> str:
     rows.append(f"| dev.json numbers of 3-8 digits, whole string | {result['dev_numbers_whole']:.1%} |")
     rows.append(f"| ... whose digits are all answered right alone (page style; a perfect split) | {result['dev_numbers_alone']:.1%} |")
     rows += [f"| not a digit: {k}, reported unsure | {v:.0%} |" for k, v in result["not_digits_unsure"].items()]
+    rows.append("| not a digit, read as a number (`read`): no digit it is sure of, " + " / ".join(
+        result["not_digits_read_unsure"]) + " | " + " / ".join(f"{v:.0%}" for v in result["not_digits_read_unsure"].values()) + " |")
     fonts = result["font_letters_unsure"]
     rows.append(f"| 52 letters x {fonts['fonts']} fonts, reported unsure: all / not digit-shaped "
                 f"| {fonts['all']:.1%} / {fonts['not_digit_shaped']:.1%} |")

@@ -158,19 +158,18 @@ class _Scripted:
 def test_pieces_far_apart_are_never_read_as_one_digit(monkeypatch):
     """Issue 25: a pen's "1" beside a digit was read merged with it into one confident digit. Two
     pieces with a blank gap wider than MAX_GAP_IN_DIGIT heights are not a candidate for one digit."""
-    from digitlab import recognize
-    from digitlab.images.segment import MAX_GAP_IN_DIGIT
-    from digitlab.recognize import _candidates
+    from digitlab.images import segment as segmentation
+    from digitlab.images.segment import MAX_GAP_IN_DIGIT, digit_candidates
 
     def groups(pieces):
-        return [end - start for (start, end, _), _parts in _candidates(pieces)]
+        return [end - start for (start, end, _), _parts in digit_candidates(pieces)]
 
     height = 30
     near = segment(blobs((5, 10, 35, 20), (5, 22, 35, 40)))  # 2 columns apart: may be one broken digit
     far = segment(blobs((5, 10, 35, 20), (5, 20 + int(MAX_GAP_IN_DIGIT * height) + 2, 35, 50)))
     assert len(near) == len(far) == 2
     assert 2 in groups(near) and 2 not in groups(far)
-    monkeypatch.setattr(recognize, "MAX_GAP_IN_DIGIT", 10.0)  # the bound is what keeps them apart
+    monkeypatch.setattr(segmentation, "MAX_GAP_IN_DIGIT", 10.0)  # the bound is what keeps them apart
     assert 2 in groups(far)
 
 
@@ -224,3 +223,26 @@ def test_a_hard_shadow_across_a_number_is_not_taken_for_its_faint_strokes():
         draw.text((40, 40), "4071", fill=40, font=font)
         readings.append(read_number(reader, image).text)
     assert readings[1] == readings[0] and len(readings[0]) == 4, readings
+
+
+def test_a_letter_is_read_as_not_a_digit_not_cut_into_digits():
+    """Issue 25: `read` scored a piece of ink only by its likeliest digit, so a letter the model was
+    sure was no digit lost to the letter cut in two halves that passed for digits: "H" read "11",
+    "a" "23", "m" "177". A whole piece may be read "not a digit" (NOT_A_DIGIT_COST), and is."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from digitlab.recognize import Recognizer, read_number
+
+    reader = Recognizer.load("reader")
+    font = ImageFont.load_default(size=160)
+    texts = []
+    for ch in "aHumw":
+        image = Image.new("L", (280, 280), 255)
+        ImageDraw.Draw(image).text((140, 140), ch, fill=0, font=font, anchor="mm")
+        reading = read_number(reader, image)
+        texts.append(reading.text)
+        assert all(d.status == "unsure" and d.digit is None for d in reading.digits)
+    assert texts == ["?"] * 5, texts
+    number = Image.new("L", (600, 240), 255)  # and a number beside a letter keeps its digits
+    ImageDraw.Draw(number).text((40, 40), "37 H", fill=0, font=font)
+    assert read_number(reader, number).text == "37?"
