@@ -10,7 +10,8 @@ through `Recognizer.predict` exactly as a user's image is (decoding, ink detecti
 preparation). Numbers are 3 to 8 dev digits written side by side on the page's 720 x 240 number
 canvas and read whole with `Recognizer.read`. Not-digits (uniform noise, random scribbles, capital
 letters drawn from a font, a blank canvas) should come back "unsure" (or, blank, an error): the
-share that did is reported; so is the share of 52 letters in Pillow's font and each DejaVu font
+share that did is reported, and the share that `read` reads as a number without a digit it is
+sure of (all "?"); so is the share of 52 letters in Pillow's font and each DejaVu font
 installed, all and leaving out the digit-shaped (B, G, I, O, S, Z, ...). MNIST test accuracy is the
 run's own (metrics.json).
 """
