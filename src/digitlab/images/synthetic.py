@@ -134,8 +134,8 @@ def number_accuracy(recognizer, images: np.ndarray, labels: np.ndarray, count: i
         truth = "".join(recognizer.class_names[int(labels[i])] for i in idx)
         text = recognizer.read(compose_number([images[i] for i in idx], rng)).text
         whole += text == truth
-        p = recognizer.probabilities(images[idx].astype(np.float32) / 255)  # each digit alone: shown and right
-        alone += bool(((p.argmax(axis=1) == labels[idx]) & (p.max(axis=1) >= recognizer.threshold)).all())
+        alone_digits = recognizer.predictions([str(i) for i in idx], list(images[idx].astype(np.float32) / 255))
+        alone += all(p.digit == recognizer.class_names[int(labels[i])] for p, i in zip(alone_digits, idx))  # shown and right
         digits_right += max(0, len(truth) - _edit_distance(text, truth))
         digits_total += len(truth)
     return {"numbers": count, "lengths": list(lengths), "whole_string_accuracy": whole / count,
