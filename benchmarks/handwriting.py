@@ -12,7 +12,8 @@ canvas and read whole with `Recognizer.read`. Not-digits (uniform noise, random 
 letters drawn from a font, a blank canvas) should come back "unsure" (or, blank, an error): the
 share that did is reported, and the share that `read` reads as a number without a digit it is
 sure of (all "?"); so is the share of 52 letters in Pillow's font and each DejaVu font
-installed, all and leaving out the digit-shaped (B, G, I, O, S, Z, ...). MNIST test accuracy is the
+installed, all and leaving out the digit-shaped (B, G, I, O, S, Z, ...). Printed digits, which no
+preset trains on, in the same fonts: alone, and as numbers read whole. MNIST test accuracy is the
 run's own (metrics.json).
 """
 
@@ -100,13 +101,37 @@ def letter(ch: str, font) -> np.ndarray:
 def font_letters(recognizer: Recognizer) -> dict:
     """The share of 52 letters reported unsure, in Pillow's own font and each DejaVu font found:
     all of them, and leaving out the digit-shaped ones."""
-    fonts = [ImageFont.load_default(size=160)] + [ImageFont.truetype(f"{FONT_FOLDER}/{name}.ttf", 160) for name in FONTS
-                                                   if os.path.isfile(f"{FONT_FOLDER}/{name}.ttf")]
+    fonts = fonts_found(160)
     chars = string.ascii_letters * len(fonts)
     preds = answers(recognizer, [letter(ch, font) for font in fonts for ch in string.ascii_letters])
     unsure = [p.status != "ok" for p in preds]
     return {"fonts": len(fonts), "all": float(np.mean(unsure)),
             "not_digit_shaped": float(np.mean([u for ch, u in zip(chars, unsure) if ch not in DIGIT_SHAPED]))}
+
+
+def fonts_found(size: int) -> list:
+    """Pillow's own font and each DejaVu font installed, at `size` pixels."""
+    return [ImageFont.load_default(size=size)] + [ImageFont.truetype(f"{FONT_FOLDER}/{name}.ttf", size) for name in FONTS
+                                                  if os.path.isfile(f"{FONT_FOLDER}/{name}.ttf")]
+
+
+def printed(recognizer: Recognizer, rng: np.random.Generator, count: int) -> dict:
+    """Printed digits, which the reader never trained on: the ten digits alone in each font
+    (answer shown and right), and `count` numbers of 3-8 digits read whole, in a font, size (30-120
+    pixels) and colour scheme picked at random."""
+    fonts = fonts_found(160)
+    preds = answers(recognizer, [letter(str(d), font) for font in fonts for d in range(10)])
+    digits_right = np.mean([p.digit == str(i % 10) for i, p in enumerate(preds)])
+    right = 0
+    for _ in range(count):
+        font = fonts_found(int(rng.integers(30, 121)))[int(rng.integers(len(fonts)))]
+        text = "".join(str(d) for d in rng.integers(0, 10, int(rng.integers(3, 9))))
+        left, top, width, bottom = font.getbbox(text)
+        im = Image.new("L", (width + 60, bottom + 60), 255)
+        ImageDraw.Draw(im).text((30, 30), text, fill=0, font=font)
+        right += recognizer.read(np.asarray(im) if rng.random() < 0.5 else 255 - np.asarray(im)).text == text
+    return {"fonts": len(fonts), "digits_shown_right": float(digits_right), "numbers": count,
+            "numbers_whole": right / count}
 
 
 def not_digits(rng: np.random.Generator, count: int) -> dict[str, list[np.ndarray]]:
@@ -153,6 +178,7 @@ def measure(run: str, digits, numbers: int, seed: int) -> dict:
     result["not_digits_unsure"] = unsure
     result["not_digits_read_unsure"] = read_unsure  # by `read`, as a number: every digit "?" (or none found)
     result["font_letters_unsure"] = font_letters(recognizer)
+    result["printed"] = printed(recognizer, rng, numbers)
     result["seconds"] = round(time.perf_counter() - started, 1)
     return result
 
@@ -171,6 +197,9 @@ def table(result: dict) -> str:
     fonts = result["font_letters_unsure"]
     rows.append(f"| 52 letters x {fonts['fonts']} fonts, reported unsure: all / not digit-shaped "
                 f"| {fonts['all']:.1%} / {fonts['not_digit_shaped']:.1%} |")
+    ink = result["printed"]
+    rows.append(f"| printed (never trained on), {ink['fonts']} fonts: the ten digits alone, shown and right / "
+                f"{ink['numbers']} numbers of 3-8 digits, whole | {ink['digits_shown_right']:.1%} / {ink['numbers_whole']:.1%} |")
     rows += ["", "Page style by site: " + ", ".join(f"{k} {v:.1%}" for k, v in result["page_by_site"].items()),
              "By class: " + ", ".join(f"{k} {v:.0%}" for k, v in result["page_by_class"].items()), ""]
     return "\n".join(rows)

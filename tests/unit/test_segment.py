@@ -165,12 +165,46 @@ def test_pieces_far_apart_are_never_read_as_one_digit(monkeypatch):
         return [end - start for (start, end, _), _parts in digit_candidates(pieces)]
 
     height = 30
-    near = segment(blobs((5, 10, 35, 20), (5, 22, 35, 40)))  # 2 columns apart: may be one broken digit
-    far = segment(blobs((5, 10, 35, 20), (5, 20 + int(MAX_GAP_IN_DIGIT * height) + 2, 35, 50)))
+    near = segment(blobs((5, 10, 25, 20), (5, 22, 35, 40)))  # 2 columns apart: may be one broken digit
+    far = segment(blobs((5, 10, 25, 20), (5, 20 + int(MAX_GAP_IN_DIGIT * height) + 2, 35, 50)))
     assert len(near) == len(far) == 2
     assert 2 in groups(near) and 2 not in groups(far)
     monkeypatch.setattr(segmentation, "MAX_GAP_IN_DIGIT", 10.0)  # the bound is what keeps them apart
     assert 2 in groups(far)
+
+
+def test_pieces_each_as_tall_as_the_number_are_never_read_as_one_digit(monkeypatch):
+    """A printed number's digits stand close, and two of them merged were read as one digit the
+    model was sure enough of ("41" as "4" at 78%). Side-by-side pieces that are each about as tall
+    as the number (WHOLE_DIGIT_HEIGHT) are whole digits, not the pieces of one broken digit."""
+    from digitlab.images import segment as segmentation
+    from digitlab.images.segment import digit_candidates
+
+    def groups(pieces):
+        return [end - start for (start, end, _), _parts in digit_candidates(pieces)]
+
+    tall = segment(blobs((5, 10, 35, 20), (5, 22, 35, 40), (6, 42, 34, 60)))  # 30, 30 and 28 rows: 3 digits
+    broken = segment(blobs((5, 10, 22, 20), (5, 22, 35, 40)))  # a short piece beside: may be one digit
+    assert groups(tall) == [1, 1, 1] and 2 in groups(broken)
+    monkeypatch.setattr(segmentation, "WHOLE_DIGIT_HEIGHT", 10.0)  # the bound is what keeps them apart
+    assert 2 in groups(tall)
+
+
+def test_a_printed_number_s_close_set_digits_are_read_one_by_one():
+    """Issue 25: printed numbers read with digits lost in merged pairs ("4219" as "429", "89241"
+    as "8924"), in Pillow's own font; the reader never trained on print."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from digitlab.recognize import Recognizer, read_number
+
+    reader = Recognizer.load("reader")
+    font = ImageFont.load_default(size=90)
+    texts = []
+    for text in ("4219", "89241", "3041"):
+        image = Image.new("L", (90 * len(text) + 120, 200), 255)
+        ImageDraw.Draw(image).text((60, 100), text, fill=0, font=font, anchor="lm")
+        texts.append(read_number(reader, image).text)
+    assert texts == ["4219", "89241", "3041"]
 
 
 def test_of_two_readings_about_as_sure_the_one_with_fewer_digits_wins(monkeypatch):
