@@ -13,8 +13,9 @@ letters drawn from a font, a blank canvas) should come back "unsure" (or, blank,
 share that did is reported, and the share that `read` reads as a number without a digit it is
 sure of (all "?"); so is the share of 52 letters in Pillow's font and each DejaVu font
 installed, all and leaving out the digit-shaped (B, G, I, O, S, Z, ...). Printed digits, which no
-preset trains on, in the same fonts: alone, and as numbers read whole. MNIST test accuracy is the
-run's own (metrics.json).
+preset trains on, in the same fonts: alone, and as numbers read whole; and dev numbers written on
+forms (underlined, framed, in boxes, on ruled paper). MNIST test accuracy is the run's own
+(metrics.json).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from PIL import Image, ImageDraw, ImageFont
 from digitlab.data.pen import load_pen_digits
 from digitlab.errors import ImageError
 from digitlab.images.strokes import draw_number, draw_strokes
+from digitlab.images.synthetic import FORMS, on_form
 from digitlab.recognize import Recognizer
 from digitlab.runs import METRICS_FILE
 
@@ -84,6 +86,23 @@ def number_accuracy(recognizer: Recognizer, digits, count: int, rng: np.random.G
         except Exception:  # noqa: BLE001 - a number it cannot read counts as wrong
             pass
     return right / count, alone / count
+
+
+def form_accuracy(recognizer: Recognizer, digits, count: int, rng: np.random.Generator) -> dict[str, float]:
+    """Whole-string accuracy of `read` on `count` numbers of 3-6 digits written plain and on each of
+    `synthetic.FORMS` (the same numbers on every form)."""
+    right = defaultdict(int)
+    for _ in range(count):
+        idx = rng.integers(0, len(digits), int(rng.integers(3, 7)))
+        number = draw_number([digits[i].strokes for i in idx], rng)
+        truth = "".join(recognizer.class_names[digits[i].label] for i in idx)
+        for form in ("plain", *FORMS):
+            image = number if form == "plain" else on_form(number, len(idx), form)
+            try:
+                right[form] += recognizer.read(image, form).text == truth
+            except ImageError:  # a number it cannot read counts as wrong
+                pass
+    return {form: right[form] / count for form in ("plain", *FORMS)}
 
 
 FONTS = ["DejaVuSans", "DejaVuSerif", "DejaVuSansMono", "DejaVuSans-Bold", "DejaVuSerif-Italic"]  # where installed
@@ -179,6 +198,7 @@ def measure(run: str, digits, numbers: int, seed: int) -> dict:
     result["not_digits_read_unsure"] = read_unsure  # by `read`, as a number: every digit "?" (or none found)
     result["font_letters_unsure"] = font_letters(recognizer)
     result["printed"] = printed(recognizer, rng, numbers)
+    result["forms"] = form_accuracy(recognizer, digits, numbers // 3, rng)
     result["seconds"] = round(time.perf_counter() - started, 1)
     return result
 
@@ -200,6 +220,9 @@ def table(result: dict) -> str:
     ink = result["printed"]
     rows.append(f"| printed (never trained on), {ink['fonts']} fonts: the ten digits alone, shown and right / "
                 f"{ink['numbers']} numbers of 3-8 digits, whole | {ink['digits_shown_right']:.1%} / {ink['numbers_whole']:.1%} |")
+    forms = result["forms"]
+    rows.append(f"| dev.json numbers of 3-6 digits on a form, whole string: {' / '.join(forms)} "
+                f"| {' / '.join(f'{v:.0%}' for v in forms.values())} |")
     rows += ["", "Page style by site: " + ", ".join(f"{k} {v:.1%}" for k, v in result["page_by_site"].items()),
              "By class: " + ", ".join(f"{k} {v:.0%}" for k, v in result["page_by_class"].items()), ""]
     return "\n".join(rows)

@@ -30,6 +30,7 @@ from digitlab.evaluation.calibration import apply_temperature
 from digitlab.images.batch import prepared_chunks
 from digitlab.images.prepare import ink_mask, to_mnist
 from digitlab.images.read import IMAGE_SUFFIXES, open_image, to_ink
+from digitlab.images.rulings import remove_rulings
 from digitlab.images.segment import digit_candidates, segment
 from digitlab.models import get_preset
 from digitlab.models.backend import select_backend
@@ -327,7 +328,7 @@ def read_number(recognizer: Recognizer, image, name: str = "image", *, deadline:
     in_time("decoding the image")
     ink = to_ink(picture, name=name)
     in_time("finding the ink")
-    pieces = segment(ink_mask(ink, FAINT), name)
+    pieces = segment(remove_rulings(ink_mask(ink, FAINT)), name)  # underlines, boxes: not digits
     if not pieces:
         raise ImageError(f"{name}: the image is blank after thresholding; no digits found.")
     candidates, images = {}, []

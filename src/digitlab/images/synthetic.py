@@ -3,7 +3,8 @@
 `render_digit` turns a 28 x 28 MNIST digit into an image file a user might produce (dark ink on
 paper, colours, transparency, large and off-centre, thick strokes, JPEG, uneven light);
 `compose_number` lays several digits out as a handwritten number with random spacing, size and
-vertical jitter, some pairs touching.
+vertical jitter, some pairs touching; `on_form` puts a number on a form (underlined, framed, in
+boxes, on ruled paper).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import io
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image, ImageDraw, ImageFilter
 
 STYLES = ("inverted", "paper", "rgb-background", "transparent", "large-offcentre", "thick", "jpeg", "uneven-light")
 
@@ -91,6 +92,42 @@ def compose_number(digits: list[np.ndarray], rng: np.random.Generator, touch_pro
         x += w + int(gap * scale)
     canvas = canvas[:, : x + int(10 * scale)]
     return Image.fromarray(np.uint8(255 - np.clip(canvas, 0, 255)))
+
+
+FORMS = ("underline", "tilted underline", "frame", "boxes", "comb", "ruled paper")
+
+
+def on_form(number: np.ndarray, digits: int, form: str) -> Image.Image:
+    """A number as `digitlab.images.strokes.draw_number` writes it (dark on white, `digits` digits
+    in slots of equal width) on a form: underlined (level, or 2.6 degrees off), framed, in a box a
+    digit (close-set, so that a digit wider than its box touches it), in a comb (one row of
+    boxes sharing their lines), or on ruled paper (thin blue lines through the digits)."""
+    image = Image.fromarray(number).convert("RGB")
+    draw = ImageDraw.Draw(image)
+    width, height = image.size
+    slot = width / (digits + 0.5)
+    top, bottom = 0.08 * height, 0.92 * height
+    if form == "underline":
+        draw.line([(0.02 * width, 0.9 * height), (0.98 * width, 0.9 * height)], fill=0, width=max(2, height // 40))
+    elif form == "tilted underline":
+        y = 0.84 * height
+        draw.line([(0.02 * width, y), (0.98 * width, y + 0.96 * width * 0.045)], fill=0, width=max(2, height // 40))
+    elif form == "frame":
+        draw.rectangle([4, 4, width - 5, height - 5], outline=0, width=max(2, height // 50))
+    elif form == "boxes":
+        for j in range(digits):
+            draw.rectangle([slot * (j + 0.25), top, slot * (j + 1.25) - 2, bottom], outline=0, width=max(2, height // 80))
+    elif form == "comb":
+        for y in (top, bottom):
+            draw.line([(slot * 0.25, y), (slot * (digits + 0.25), y)], fill=0, width=max(2, height // 80))
+        for j in range(digits + 1):
+            draw.line([(slot * (j + 0.25), top), (slot * (j + 0.25), bottom)], fill=0, width=max(2, height // 80))
+    elif form == "ruled paper":
+        for y in np.arange(0.125, 1, 0.23) * height:
+            draw.line([(0, y), (width, y)], fill=(120, 150, 230), width=max(1, height // 120))
+    else:
+        raise ValueError(f"unknown form {form!r}; forms: {', '.join(FORMS)}")
+    return image
 
 
 def rendered_accuracy(recognizer, images: np.ndarray, labels: np.ndarray, folder, rng: np.random.Generator) -> dict:

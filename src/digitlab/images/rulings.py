@@ -1,0 +1,166 @@
+"""Form lines around a written number: underlines, ruled paper, a frame, boxes; found and taken out.
+
+A number written on a form sits on a line or in boxes, and a line that runs under or around its
+digits joins them into one piece of ink: `read` saw a single shape and answered "?". Form lines
+are long and straight and digits' strokes are not, so before the number is cut into digits:
+
+- a horizontal run of ink (within a few degrees of level) that spans most of the ink's width and
+  is longer than RULE_LENGTH digits are tall is a rule, and its pixels are taken out (a stroke
+  that crossed it keeps a gap no wider than the line, which `segment` merges back);
+- a plumb line that runs from one such rule to another (the sides of a frame or of a row of
+  boxes) goes with them, and a digit that touched it stays;
+- a piece of ink that encloses another and is made of straight lines (a box drawn around a digit,
+  a row of boxes, a frame that touches no digit) goes too.
+
+Hand-written rather than a Hough transform (scikit-image): axis-near lines are all a form has,
+and the import would cost a cold `read` more than this whole step.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from digitlab.images.components import dilate_cross, pieces, runs
+
+RULE_SPAN = 0.75  # a rule spans at least this share of the ink's width ...
+RULE_LENGTH = 1.5  # ... and is at least this many times as long as the writing left is tall ...
+RULE_THIN = 0.6  # ... and at most this many times as thick as their strokes (a pen's stroke is no rule)
+TILTS = np.radians(np.arange(-5.25, 5.26, 0.375))  # degrees off level a rule may run (a scan, a photo)
+POOL = 8  # columns looked at as one while looking for rules
+MAX_BOXES = 20  # a box a digit and a frame: a number has at most 16 digits
+MAX_PIECES = 200  # more pieces of ink than a number has (`segment` refuses 48): no boxes looked for
+SIDE_SPAN = 0.9  # a side of a frame or box runs this share of the way from rule to rule ...
+SIDE_THICK = 1.5  # ... and is at most this many times as thick as the rules
+BOX_STRAIGHT = 0.9  # a box: at least this share of its ink on straight lines ...
+BOXED_HEIGHT = 0.4  # ... around a piece at least this share of its height (a digit, not a dot)
+
+
+def remove_rulings(mask: np.ndarray) -> np.ndarray:
+    """The ink mask without its form lines (see the module's docstring); unchanged if it has none."""
+    if not mask.any():
+        return mask
+    cols = np.flatnonzero(mask.any(axis=0))
+    span = cols[-1] - cols[0] + 1
+    rules = _level_runs(mask, max(RULE_SPAN * span, 8))
+    if rules.any():
+        rest = mask & ~rules
+        rows = np.flatnonzero(rest.any(axis=1))  # how tall the writing is, without the rules
+        labels, boxes = pieces(rest)
+        if (len(rows) and len(boxes) and len(boxes) <= MAX_PIECES and _longest_run(rules) >= RULE_LENGTH * (rows[-1] - rows[0] + 1)
+                and _thickness(rules) <= RULE_THIN * _pen(labels, boxes)):
+            mask = rest & ~_between(labels, boxes, rules)
+    return mask & ~_boxes(mask)
+
+
+def _level_runs(mask: np.ndarray, length: float, pool: int = POOL) -> np.ndarray:
+    """Pixels of the mask on straight runs at least `length` long, level or tilted by one of TILTS:
+    each tilt shears the columns level (a cell is ink give or take a row, for the tilts between). The
+    columns are pooled `pool` at a time first: a rule is long, and found as well at a fraction of the work."""
+    h, w = mask.shape
+    cells = -(-w // pool)
+    # A cell is ink where all its columns are, give or take a row: a gap between two digits' strokes
+    # breaks a run as it does unpooled, and a thin line stepping a row inside a cell does not.
+    thick = mask.copy()
+    thick[1:] |= mask[:-1]
+    thick[:-1] |= mask[1:]
+    pooled = np.zeros((h, cells * pool), bool)
+    pooled[:, :w] = thick
+    pooled = pooled.reshape(h, cells, pool).all(axis=2)
+    x = (np.arange(cells) - (cells - 1) / 2) * pool  # each cell's centre, from the middle
+    pad = int(math.ceil(w / 2 * math.tan(float(np.abs(TILTS).max())))) + 2
+    found = np.zeros((h, cells), bool)
+    for tilt in TILTS:
+        rows_at = pad - np.rint(x * math.tan(float(tilt))).astype(int)[None, :] + np.arange(h)[:, None]
+        sheared = np.zeros((h + 2 * pad, cells), bool)
+        sheared[rows_at, np.arange(cells)[None, :]] = pooled
+        band = sheared  # the cells' row or two of slack takes up the tilts between
+        rows, starts, ends = runs(band)
+        keep = ends - starts >= length / pool
+        if not keep.any():
+            continue
+        marks = np.zeros((band.shape[0], cells + 1), np.int32)  # +1 where a long run starts, -1 past its end
+        np.add.at(marks, (rows[keep], starts[keep]), 1)
+        np.add.at(marks, (rows[keep], ends[keep]), -1)
+        found |= (np.cumsum(marks[:, :cells], axis=1) > 0)[rows_at, np.arange(cells)[None, :]]
+    found[:, 1:] |= found[:, :-1].copy()  # and the partial cells at a rule's ends
+    found[:, :-1] |= found[:, 1:].copy()
+    return np.repeat(found, pool, axis=1)[:, :w] & mask
+
+
+def _thickness(rules: np.ndarray) -> float:
+    """How thick the rules are: their runs down the columns, of the thinner quarter (where no digit's
+    stroke runs into them)."""
+    _, starts, ends = runs(rules.T)
+    return float(np.percentile(ends - starts, 25)) if len(starts) else 0.0
+
+
+def _pen(labels: np.ndarray, boxes: list) -> float:
+    """How wide the writing's strokes are: of its pieces' widths, the upper quartile (the sides of
+    boxes, thin lines, are pieces too)."""
+    return float(np.percentile([_width(labels[t:b, left:r] == i) for i, (t, left, b, r) in enumerate(boxes, start=1)], 75))
+
+
+def _width(mask: np.ndarray) -> float:
+    """How wide the mask's strokes are: twice their area over their outline (a stroke of width w
+    and length l has area w * l and an outline of about 2 * l)."""
+    mask = np.pad(mask, 1)  # ink at the edge has its outline there
+    inner = mask.copy()
+    inner[1:] &= mask[:-1]
+    inner[:-1] &= mask[1:]
+    inner[:, 1:] &= mask[:, :-1]
+    inner[:, :-1] &= mask[:, 1:]
+    outline = int((mask & ~inner).sum())
+    return 2 * int(mask.sum()) / outline if outline else 0.0
+
+
+def _median_run(mask: np.ndarray) -> float:
+    """The median length of the mask's horizontal runs (of a plumb line: its thickness)."""
+    _, starts, ends = runs(mask)
+    return float(np.median(ends - starts)) if len(starts) else 0.0
+
+
+def _longest_run(rules: np.ndarray) -> int:
+    cols = np.flatnonzero(rules.any(axis=0))
+    return int(cols[-1] - cols[0] + 1) if len(cols) else 0
+
+
+def _between(labels: np.ndarray, boxes: list, rules: np.ndarray) -> np.ndarray:
+    """Of the pieces that touch a rule at their top and at their bottom, the plumb lines that run
+    (nearly) from one to the other: the sides of a frame or of boxes, without a digit that touches them."""
+    near = dilate_cross(rules, iterations=2)
+    thickness = _median_run(rules.T)  # the rules' own, down
+    out = np.zeros(rules.shape, bool)
+    for i, (top, left, bottom, right) in enumerate(boxes, start=1):
+        piece = labels[top:bottom, left:right] == i
+        edge = max(2, (bottom - top) // 10)
+        if (piece[:edge] & near[top : top + edge, left:right]).any() and \
+                (piece[-edge:] & near[bottom - edge : bottom, left:right]).any():
+            side = _level_runs(piece.T, SIDE_SPAN * (bottom - top)).T
+            if side.any() and _median_run(side) <= SIDE_THICK * thickness:  # not a digit's stroke
+                out[top:bottom, left:right] |= side
+    return out
+
+
+def _boxes(mask: np.ndarray) -> np.ndarray:
+    """Pieces that enclose another piece's box (at least BOXED_HEIGHT as tall) and are made of
+    straight lines (level or plumb, at least half their own box's shorter side long): a box, or a
+    row of boxes."""
+    labels, boxes = pieces(mask)
+    out = np.zeros(mask.shape, bool)
+    if len(boxes) > MAX_PIECES:  # no number; `segment` refuses it, and the work here grows with its square
+        return out
+    enclosing = [i for i, (top, left, bottom, right) in enumerate(boxes, start=1)
+                 if any(j != i and b[0] >= top and b[1] >= left and b[2] <= bottom and b[3] <= right
+                        and b[2] - b[0] >= BOXED_HEIGHT * (bottom - top) for j, b in enumerate(boxes, start=1))]
+    if len(enclosing) > MAX_BOXES:  # boxes in boxes: no form of a number; each costs a look at its whole box
+        return out
+    for i in enclosing:  # (pieces with nothing inside, or only a dot, as a monospace font's "0", are none)
+        top, left, bottom, right = boxes[i - 1]
+        piece = labels[top:bottom, left:right] == i
+        length = max(8, min(bottom - top, right - left) / 2)
+        straight = _level_runs(piece, length) | _level_runs(piece.T, length).T
+        if straight.sum() >= BOX_STRAIGHT * piece.sum():
+            out[top:bottom, left:right] |= piece
+    return out
