@@ -126,3 +126,26 @@ def test_a_number_on_a_form_reads_as_it_does_plain(train_digits, form):
         truth = "".join(str(d.label) for d in picked)
         if reader.read(plain).text == truth:
             assert reader.read(on_form(plain, len(picked), form)).text == truth
+
+
+@pytest.mark.parametrize("page", ["nested squares", "grid"])
+def test_a_page_of_boxes_or_a_grid_reads_as_no_number(page):
+    """Attacker's pages: boxes in boxes, a grid of lines. No digit comes out, and no traceback."""
+    from PIL import Image, ImageDraw
+
+    from digitlab.errors import ImageError
+    from digitlab.recognize import Recognizer
+
+    image = Image.new("L", (512, 512), 255)
+    draw = ImageDraw.Draw(image)
+    for k in range(0, 250, 6) if page == "nested squares" else range(0, 512, 12):
+        if page == "nested squares":
+            draw.rectangle([k, k, 511 - k, 511 - k], outline=0, width=2)
+        else:
+            draw.line([(0, 2 * k), (511, 2 * k)], fill=0, width=2)
+            draw.line([(2 * k, 0), (2 * k, 511)], fill=0, width=2)
+    try:
+        text = Recognizer.load("reader").read(image).text
+    except ImageError:
+        return
+    assert set(text) <= {"?"}
