@@ -185,7 +185,8 @@ def test_pieces_each_as_tall_as_the_number_are_never_read_as_one_digit(monkeypat
 
     tall = segment(blobs((5, 10, 35, 20), (5, 22, 35, 40), (6, 42, 34, 60)))  # 30, 30 and 28 rows: 3 digits
     broken = segment(blobs((5, 10, 22, 20), (5, 22, 35, 40)))  # a short piece beside: may be one digit
-    assert groups(tall) == [1, 1, 1] and 2 in groups(broken)
+    arcs = segment(blobs((5, 10, 35, 16), (5, 22, 35, 28)))  # a "0" as two arcs, "( )": narrower than tall
+    assert groups(tall) == [1, 1, 1] and 2 in groups(broken) and 2 in groups(arcs)
     monkeypatch.setattr(segmentation, "WHOLE_DIGIT_HEIGHT", 10.0)  # the bound is what keeps them apart
     assert 2 in groups(tall)
 

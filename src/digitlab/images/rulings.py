@@ -6,11 +6,11 @@ are long and straight and digits' strokes are not, so before the number is cut i
 
 - a horizontal run of ink (within a few degrees of level) that spans most of the ink's width and
   is longer than RULE_LENGTH digits are tall is a rule, and its pixels are taken out (a stroke
-  that crossed it keeps a gap no wider than the line, which `segment` merges back);
+  that crossed it keeps a gap of the line and a row either side, which `segment` merges back);
 - a plumb line that runs from one such rule to another (the sides of a frame or of a row of
   boxes) goes with them, and a digit that touched it stays;
-- a piece of ink that encloses another and is made of straight lines (a box drawn around a digit,
-  a row of boxes, a frame that touches no digit) goes too.
+- a piece of ink that holds a digit on four sides and is made of straight lines across its whole
+  box (a box drawn around a digit, a row of boxes, a frame) goes too.
 
 Hand-written rather than a Hough transform (scikit-image): axis-near lines are all a form has,
 and the import would cost a cold `read` more than this whole step.
@@ -48,7 +48,7 @@ def remove_rulings(mask: np.ndarray) -> np.ndarray:
         rest = mask & ~rules
         rows = np.flatnonzero(rest.any(axis=1))  # how tall the writing is, without the rules
         labels, boxes = pieces(rest)
-        if (len(rows) and len(boxes) and len(boxes) <= MAX_PIECES and _longest_run(rules) >= RULE_LENGTH * (rows[-1] - rows[0] + 1)
+        if (len(rows) and len(boxes) and len(boxes) <= MAX_PIECES and _rule_extent(rules) >= RULE_LENGTH * (rows[-1] - rows[0] + 1)
                 and _thickness(rules) <= RULE_THIN * _pen(labels, boxes)):
             mask = rest & ~_between(labels, boxes, rules)
     return mask & ~_boxes(mask)
@@ -77,7 +77,7 @@ def _level_runs(mask: np.ndarray, length: float, pool: int = POOL) -> np.ndarray
         sheared[rows_at, np.arange(cells)[None, :]] = pooled
         band = sheared  # the cells' row or two of slack takes up the tilts between
         rows, starts, ends = runs(band)
-        keep = ends - starts >= length / pool
+        keep = (ends - starts + 1) * pool >= length  # a cell more: the partial cells at a line's ends
         if not keep.any():
             continue
         marks = np.zeros((band.shape[0], cells + 1), np.int32)  # +1 where a long run starts, -1 past its end
@@ -121,7 +121,7 @@ def _median_run(mask: np.ndarray) -> float:
     return float(np.median(ends - starts)) if len(starts) else 0.0
 
 
-def _longest_run(rules: np.ndarray) -> int:
+def _rule_extent(rules: np.ndarray) -> int:
     cols = np.flatnonzero(rules.any(axis=0))
     return int(cols[-1] - cols[0] + 1) if len(cols) else 0
 
@@ -144,23 +144,33 @@ def _between(labels: np.ndarray, boxes: list, rules: np.ndarray) -> np.ndarray:
 
 
 def _boxes(mask: np.ndarray) -> np.ndarray:
-    """Pieces that enclose another piece's box (at least BOXED_HEIGHT as tall) and are made of
-    straight lines (level or plumb, at least half their own box's shorter side long): a box, or a
-    row of boxes."""
+    """The lines of pieces that hold another piece (at least BOXED_HEIGHT as tall) on four sides and
+    are made of straight lines (level or plumb, across nearly their whole box): a box, or a row of
+    boxes; a digit that touches them stays."""
     labels, boxes = pieces(mask)
     out = np.zeros(mask.shape, bool)
     if len(boxes) > MAX_PIECES:  # no number; `segment` refuses it, and the work here grows with its square
         return out
-    enclosing = [i for i, (top, left, bottom, right) in enumerate(boxes, start=1)
-                 if any(j != i and b[0] >= top and b[1] >= left and b[2] <= bottom and b[3] <= right
-                        and b[2] - b[0] >= BOXED_HEIGHT * (bottom - top) for j, b in enumerate(boxes, start=1))]
+    inside = {i: [b for j, b in enumerate(boxes, start=1) if j != i and b[0] >= t and b[1] >= left and b[2] <= bottom
+                  and b[3] <= r and b[2] - b[0] >= BOXED_HEIGHT * (bottom - t)]
+              for i, (t, left, bottom, r) in enumerate(boxes, start=1)}
+    enclosing = [i for i, found in inside.items() if found]
     if len(enclosing) > MAX_BOXES:  # boxes in boxes: no form of a number; each costs a look at its whole box
         return out
     for i in enclosing:  # (pieces with nothing inside, or only a dot, as a monospace font's "0", are none)
         top, left, bottom, right = boxes[i - 1]
         piece = labels[top:bottom, left:right] == i
-        length = max(8, min(bottom - top, right - left) / 2)
-        straight = _level_runs(piece, length) | _level_runs(piece.T, length).T
+        if not any(_around(piece, (b[0] - top, b[1] - left, b[2] - top, b[3] - left)) for b in inside[i]):
+            continue  # a "7" whose bar overhangs a "1" holds it on two sides, not four
+        # its lines run (nearly) its whole width or height: a "1" that touches its box is shorter
+        straight = _level_runs(piece, SIDE_SPAN * (right - left)) | _level_runs(piece.T, SIDE_SPAN * (bottom - top)).T
         if straight.sum() >= BOX_STRAIGHT * piece.sum():
-            out[top:bottom, left:right] |= piece
+            out[top:bottom, left:right] |= straight  # a digit that touches the box stays
     return out
+
+
+def _around(piece: np.ndarray, box) -> bool:
+    """Whether the piece has ink above, below, left and right of the box (top, left, bottom, right)."""
+    top, left, bottom, right = box
+    return bool(piece[:top, left:right].any() and piece[bottom:, left:right].any()
+                and piece[top:bottom, :left].any() and piece[top:bottom, right:].any())

@@ -37,7 +37,8 @@ MAX_BROKEN_WIDTH = 1.6  # ... spanning at most this many times the number's heig
 # one digit it was sure enough of: "41" as a "4" at 78%, two digits at 98% losing by DIGIT_COST.
 # Chosen on printed numbers in the Liberation fonts (76% -> 98% whole; 0.6-0.95 about as good, 0.9
 # for a digit a little shorter than the rest), with numbers of train.json's pen digits and MNIST's
-# training digits unchanged (96.3% and 95.8%; at 0.6, 95.7% and 95.8%).
+# training digits unchanged (96.3% and 95.8%; at 0.6, 95.7% and 95.8%). Only for a group at least as
+# wide as the number is tall: a "0" drawn as two full-height arcs, "( )", is narrower, and one digit.
 WHOLE_DIGIT_HEIGHT = 0.9
 
 
@@ -150,8 +151,9 @@ def digit_candidates(pieces: list[Segment]) -> Iterator[tuple[tuple[int, int, in
                 break
             if end - start > 1 and widest_gap(boxes) > MAX_GAP_IN_DIGIT * height:
                 continue  # pieces this far apart are two digits (a wider group keeps the gap, unless a piece fills it)
-            if end - start > 1 and min(b[2] - b[0] for b in boxes) >= WHOLE_DIGIT_HEIGHT * height:
-                continue  # each piece as tall as the number: whole digits side by side
+            if end - start > 1 and min(b[2] - b[0] for b in boxes) >= WHOLE_DIGIT_HEIGHT * height \
+                    and merged.box[3] - merged.box[1] >= height:
+                continue  # each piece as tall as the number, and wide together: whole digits side by side
             for k in split_counts(merged, height):
                 parts = [s for s in split(merged, k) if s.mask.any()]
                 if parts:
