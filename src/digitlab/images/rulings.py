@@ -4,9 +4,10 @@ A number written on a form sits on a line or in boxes, and a line that runs unde
 digits joins them into one piece of ink: `read` saw a single shape and answered "?". Form lines
 are long and straight and digits' strokes are not, so before the number is cut into digits:
 
-- a horizontal run of ink (within a few degrees of level) that spans most of the ink's width and
-  is longer than RULE_LENGTH digits are tall is a rule, and its pixels are taken out (a stroke
-  that crossed it keeps a gap of the line and a row either side, which `segment` merges back);
+- a straight run of ink (within about 5 degrees of level) that spans most of the ink's width, is
+  RULE_LENGTH times as long as the writing is tall and thinner than its strokes (RULE_THIN) is a
+  rule, and its pixels are taken out (a stroke that crossed it keeps a gap of the line and a row
+  either side, which `segment` merges back);
 - a plumb line that runs from one such rule to another (the sides of a frame or of a row of
   boxes) goes with them, and a digit that touched it stays;
 - a piece of ink that holds a digit on four sides and is made of straight lines across its whole
@@ -48,7 +49,8 @@ def remove_rulings(mask: np.ndarray) -> np.ndarray:
         rest = mask & ~rules
         rows = np.flatnonzero(rest.any(axis=1))  # how tall the writing is, without the rules
         labels, boxes = pieces(rest)
-        if (len(rows) and len(boxes) and len(boxes) <= MAX_PIECES and _rule_extent(rules) >= RULE_LENGTH * (rows[-1] - rows[0] + 1)
+        if (len(rows) and 0 < len(boxes) <= MAX_PIECES
+                and _rule_extent(rules) >= RULE_LENGTH * (rows[-1] - rows[0] + 1)
                 and _thickness(rules) <= RULE_THIN * _pen(labels, boxes)):
             mask = rest & ~_between(labels, boxes, rules)
     return mask & ~_boxes(mask)
