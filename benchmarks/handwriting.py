@@ -59,6 +59,14 @@ def read_as_no_digits(recognizer: Recognizer, image: np.ndarray) -> bool:
         return True
 
 
+def reads_as(recognizer: Recognizer, image, text: str, name: str = "image") -> bool:
+    """Whether `read` reads the number in `image` as `text`; a number it cannot read is wrong."""
+    try:
+        return recognizer.read(image, name).text == text
+    except ImageError:
+        return False
+
+
 def digit_accuracy(recognizer: Recognizer, digits, style: dict) -> tuple[float, np.ndarray, np.ndarray]:
     """The share of best guesses right (sure or not), and per digit: best guess right; answer shown
     (sure enough, not "unsure") and right."""
@@ -97,11 +105,7 @@ def form_accuracy(recognizer: Recognizer, digits, count: int, rng: np.random.Gen
         number = draw_number([digits[i].strokes for i in idx], rng)
         truth = "".join(recognizer.class_names[digits[i].label] for i in idx)
         for form in ("plain", *FORMS):
-            image = number if form == "plain" else on_form(number, len(idx), form)
-            try:
-                right[form] += recognizer.read(image, form).text == truth
-            except ImageError:  # a number it cannot read counts as wrong
-                pass
+            right[form] += reads_as(recognizer, number if form == "plain" else on_form(number, len(idx), form), truth, form)
     return {form: right[form] / count for form in ("plain", *FORMS)}
 
 
@@ -149,10 +153,7 @@ def printed(recognizer: Recognizer, rng: np.random.Generator, count: int) -> dic
         left, top, width, bottom = font.getbbox(text)
         im = Image.new("L", (width + 60, bottom + 60), 255)
         ImageDraw.Draw(im).text((30, 30), text, fill=0, font=font)
-        try:
-            right += recognizer.read(np.asarray(im) if rng.random() < 0.5 else 255 - np.asarray(im)).text == text
-        except ImageError:  # a number it cannot read counts as wrong
-            pass
+        right += reads_as(recognizer, np.asarray(im) if rng.random() < 0.5 else 255 - np.asarray(im), text)
     return {"fonts": len(fonts), "digits_shown_right": float(digits_right), "numbers": count,
             "numbers_whole": right / count}
 

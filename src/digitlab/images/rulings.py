@@ -77,12 +77,11 @@ def _level_runs(mask: np.ndarray, length: float, pool: int = POOL) -> np.ndarray
         rows_at = pad - np.rint(x * math.tan(float(tilt))).astype(int)[None, :] + np.arange(h)[:, None]
         sheared = np.zeros((h + 2 * pad, cells), bool)
         sheared[rows_at, np.arange(cells)[None, :]] = pooled
-        band = sheared  # the cells' row or two of slack takes up the tilts between
-        rows, starts, ends = runs(band)
+        rows, starts, ends = runs(sheared)
         keep = (ends - starts + 1) * pool >= length  # a cell more: the partial cells at a line's ends
         if not keep.any():
             continue
-        marks = np.zeros((band.shape[0], cells + 1), np.int32)  # +1 where a long run starts, -1 past its end
+        marks = np.zeros((sheared.shape[0], cells + 1), np.int32)  # +1 where a long run starts, -1 past its end
         np.add.at(marks, (rows[keep], starts[keep]), 1)
         np.add.at(marks, (rows[keep], ends[keep]), -1)
         found |= (np.cumsum(marks[:, :cells], axis=1) > 0)[rows_at, np.arange(cells)[None, :]]

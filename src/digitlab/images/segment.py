@@ -145,15 +145,16 @@ def digit_candidates(pieces: list[Segment]) -> Iterator[tuple[tuple[int, int, in
                 (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes)),
                 np.logical_or.reduce([g.mask for g in pieces[start:end]]),
             )
-            # Too wide to be one broken digit. 1.6 heights, not 1.2: a pen's "5" whose bar lifts off
-            # to the right is that wide (dev.json numbers: 86% whole, against 83%; MNIST's unchanged).
-            if end - start > 1 and merged.box[3] - merged.box[1] > MAX_BROKEN_WIDTH * height:
-                break
-            if end - start > 1 and widest_gap(boxes) > MAX_GAP_IN_DIGIT * height:
-                continue  # pieces this far apart are two digits (a wider group keeps the gap, unless a piece fills it)
-            if end - start > 1 and min(b[2] - b[0] for b in boxes) >= WHOLE_DIGIT_HEIGHT * height \
-                    and merged.box[3] - merged.box[1] >= height:
-                continue  # each piece as tall as the number, and wide together: whole digits side by side
+            if end - start > 1:
+                width = merged.box[3] - merged.box[1]
+                # Too wide to be one broken digit. 1.6 heights, not 1.2: a pen's "5" whose bar lifts off
+                # to the right is that wide (dev.json numbers: 86% whole, against 83%; MNIST's unchanged).
+                if width > MAX_BROKEN_WIDTH * height:
+                    break
+                if widest_gap(boxes) > MAX_GAP_IN_DIGIT * height:
+                    continue  # pieces this far apart are two digits (a wider group keeps the gap, unless a piece fills it)
+                if min(b[2] - b[0] for b in boxes) >= WHOLE_DIGIT_HEIGHT * height and width >= height:
+                    continue  # each piece as tall as the number, and wide together: whole digits side by side
             for k in split_counts(merged, height):
                 parts = [s for s in split(merged, k) if s.mask.any()]
                 if parts:

@@ -107,6 +107,7 @@ def on_form(number: np.ndarray, digits: int, form: str) -> Image.Image:
     width, height = image.size
     slot = width / (digits + 0.5)
     top, bottom = 0.08 * height, 0.92 * height
+    box_line = max(2, height // 80)
     if form == "underline":
         draw.line([(0.02 * width, 0.9 * height), (0.98 * width, 0.9 * height)], fill=0, width=max(2, height // 40))
     elif form == "tilted underline":
@@ -116,12 +117,12 @@ def on_form(number: np.ndarray, digits: int, form: str) -> Image.Image:
         draw.rectangle([4, 4, width - 5, height - 5], outline=0, width=max(2, height // 50))
     elif form == "boxes":
         for j in range(digits):
-            draw.rectangle([slot * (j + 0.25), top, slot * (j + 1.25) - 2, bottom], outline=0, width=max(2, height // 80))
+            draw.rectangle([slot * (j + 0.25), top, slot * (j + 1.25) - 2, bottom], outline=0, width=box_line)
     elif form == "comb":
         for y in (top, bottom):
-            draw.line([(slot * 0.25, y), (slot * (digits + 0.25), y)], fill=0, width=max(2, height // 80))
+            draw.line([(slot * 0.25, y), (slot * (digits + 0.25), y)], fill=0, width=box_line)
         for j in range(digits + 1):
-            draw.line([(slot * (j + 0.25), top), (slot * (j + 0.25), bottom)], fill=0, width=max(2, height // 80))
+            draw.line([(slot * (j + 0.25), top), (slot * (j + 0.25), bottom)], fill=0, width=box_line)
     elif form == "ruled paper":
         for y in np.arange(0.125, 1, 0.23) * height:
             draw.line([(0, y), (width, y)], fill=(120, 150, 230), width=max(1, height // 120))
