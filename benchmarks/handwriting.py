@@ -14,7 +14,8 @@ share that did is reported, and the share that `read` reads as a number without 
 sure of (all "?"); so is the share of 52 letters in Pillow's font and each DejaVu font
 installed, all and leaving out the digit-shaped (B, G, I, O, S, Z, ...). Printed digits, which no
 preset trains on, in the same fonts: alone, and as numbers read whole; and dev numbers written on
-forms (underlined, framed, in boxes, on ruled paper). MNIST test accuracy is the run's own
+forms (underlined, framed, in boxes, on ruled paper); each dev digit alone in a box, in a box it runs
+into, in a form's cell cut a little wide, above a line. MNIST test accuracy is the run's own
 (metrics.json).
 """
 
@@ -34,7 +35,7 @@ from PIL import Image, ImageDraw, ImageFont
 from digitlab.data.pen import load_pen_digits
 from digitlab.errors import ImageError
 from digitlab.images.strokes import draw_number, draw_strokes
-from digitlab.images.synthetic import FORMS, on_form
+from digitlab.images.synthetic import CELLS, FORMS, in_cell, on_form
 from digitlab.recognize import Recognizer
 from digitlab.runs import METRICS_FILE
 
@@ -107,6 +108,18 @@ def form_accuracy(recognizer: Recognizer, digits, count: int, rng: np.random.Gen
         for form in ("plain", *FORMS):
             right[form] += reads_as(recognizer, number if form == "plain" else on_form(number, len(idx), form), truth, form)
     return {form: right[form] / count for form in ("plain", *FORMS)}
+
+
+def cell_accuracy(recognizer: Recognizer, digits) -> dict[str, float]:
+    """The share of digits answered (shown, sure) right alone, page style, and in each of
+    `synthetic.CELLS` (a box, a form's cell, a line under it)."""
+    truth = [recognizer.class_names[d.label] for d in digits]
+    images = [draw_strokes(d.strokes) for d in digits]
+    result = {}
+    for cell in ("plain", *CELLS):
+        preds = answers(recognizer, images if cell == "plain" else [in_cell(im, cell) for im in images])
+        result[cell] = float(np.mean([p.digit == t for p, t in zip(preds, truth)]))
+    return result
 
 
 FONTS = ["DejaVuSans", "DejaVuSerif", "DejaVuSansMono", "DejaVuSans-Bold", "DejaVuSerif-Italic"]  # where installed
@@ -204,6 +217,7 @@ def measure(run: str, digits, numbers: int, seed: int) -> dict:
     result["font_letters_unsure"] = font_letters(recognizer)
     result["printed"] = printed(recognizer, rng, numbers)
     result["forms"] = form_accuracy(recognizer, digits, numbers // 3, rng)
+    result["cells"] = cell_accuracy(recognizer, digits)
     result["seconds"] = round(time.perf_counter() - started, 1)
     return result
 
@@ -228,6 +242,9 @@ def table(result: dict) -> str:
     forms = result["forms"]
     rows.append(f"| dev.json numbers of 3-6 digits on a form, whole string: {' / '.join(forms)} "
                 f"| {' / '.join(f'{v:.0%}' for v in forms.values())} |")
+    cells = result["cells"]
+    rows.append(f"| dev.json digits alone, page, shown and right: {' / '.join(cells)} "
+                f"| {' / '.join(f'{v:.1%}' for v in cells.values())} |")
     rows += ["", "Page style by site: " + ", ".join(f"{k} {v:.1%}" for k, v in result["page_by_site"].items()),
              "By class: " + ", ".join(f"{k} {v:.0%}" for k, v in result["page_by_class"].items()), ""]
     return "\n".join(rows)

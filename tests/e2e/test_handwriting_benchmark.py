@@ -18,6 +18,7 @@ def test_the_handwriting_benchmark_measures_a_few_dev_digits_end_to_end():
     assert 0 <= result["dev_numbers_alone"] <= 1
     assert "52 letters x" in handwriting.table(result)
     assert result["not_digits_read_unsure"]["noise"] == 1.0 and "read as a number" in handwriting.table(result)
+    assert set(result["cells"]) == {"plain", *handwriting.CELLS} and "digits alone, page" in handwriting.table(result)
 
 
 def test_letters_of_any_font_that_look_like_no_digit_are_mostly_not_digits():

@@ -25,8 +25,9 @@ from PIL import Image
 
 from digitlab.errors import ImageError
 from digitlab.images.components import dilate_cross, zoom_linear
-from digitlab.images.prepare import SPECK_SHARE, blank_error, boxed, mass_centred, to_mnist
+from digitlab.images.prepare import SPECK_SHARE, blank_error, boxed, digit_mask, mass_centred, to_mnist
 from digitlab.images.read import WORK_SIDE, ink_of_gray, open_image, to_gray
+from digitlab.images.rulings import MIN_LINE
 
 MIN_STACK = 16  # fewer images of a size than this go one by one (SciPy's import is not worth it)
 OTSU_BINS = 256
@@ -133,6 +134,8 @@ def prepare_stack(grays: np.ndarray, names: Sequence[str]) -> list[np.ndarray | 
     """`to_mnist(ink_of_gray(g))` for each of a stack of grey images (n, h, w), float32 in [0, 1]."""
     ink = inks(grays)
     mask = ink_masks(ink)
+    if max(mask.shape[1:]) >= MIN_LINE:  # one by one: the lines of a box or cell around a digit (to_mnist's)
+        mask = np.stack([digit_mask(m) for m in mask])
     blank = ~mask.any(axis=(1, 2))
     rows, cols = mask.any(axis=2), mask.any(axis=1)
     top, left = rows.argmax(axis=1), cols.argmax(axis=1)

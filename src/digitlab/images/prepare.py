@@ -18,6 +18,7 @@ from digitlab.images.components import (
     pieces,
     shift_whole,
 )
+from digitlab.images.rulings import cell_lines
 
 BOX = 20
 FRAME = 28
@@ -47,6 +48,13 @@ def ink_mask(ink: np.ndarray, faint: float = 1.0) -> np.ndarray:
     return large_pieces(joined[labels] | strong, SPECK_SHARE)
 
 
+def digit_mask(mask: np.ndarray) -> np.ndarray:
+    """One digit's ink without the lines of a box or form cell around it (`rulings.cell_lines`)
+    and the specks of them left."""
+    lines = cell_lines(mask)
+    return large_pieces(mask & ~lines, SPECK_SHARE) if lines.any() else mask
+
+
 def otsu(values: np.ndarray, bins: int = 256) -> float:
     """Otsu's threshold: the cut that best separates the two classes of a histogram."""
     hist, edges = np.histogram(values, bins=bins, range=(0.0, float(values.max()) or 1.0))
@@ -64,7 +72,7 @@ def otsu(values: np.ndarray, bins: int = 256) -> float:
 def to_mnist(ink: np.ndarray, *, name: str = "image", mask: np.ndarray | None = None) -> np.ndarray:
     """A (28, 28) float32 image in [0, 1] prepared like MNIST from an (h, w) ink map."""
     if mask is None:
-        mask = ink_mask(ink)
+        mask = digit_mask(ink_mask(ink))
     if not mask.any():
         raise blank_error(name)
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))

@@ -4,7 +4,7 @@
 paper, colours, transparency, large and off-centre, thick strokes, JPEG, uneven light);
 `compose_number` lays several digits out as a handwritten number with random spacing, size and
 vertical jitter, some pairs touching; `on_form` puts a number on a form (underlined, framed, in
-boxes, on ruled paper).
+boxes, on ruled paper), `in_cell` one digit in a box or a form's cell.
 """
 
 from __future__ import annotations
@@ -128,6 +128,31 @@ def on_form(number: np.ndarray, digits: int, form: str) -> Image.Image:
             draw.line([(0, y), (width, y)], fill=(120, 150, 230), width=max(1, height // 120))
     else:
         raise ValueError(f"unknown form {form!r}; forms: {', '.join(FORMS)}")
+    return image
+
+
+CELLS = ("box", "box touching", "cell edges", "line below")
+
+
+def in_cell(digit: np.ndarray, cell: str) -> Image.Image:
+    """One digit as `digitlab.images.strokes.draw_strokes` draws it (dark on white, 280 x 280, its
+    strokes about 20 px) with thin lines as a form gives a digit alone: a box around it, a box it
+    runs into, two sides of the form cell it was cut from (at the image's edges), a line under it."""
+    image = Image.fromarray(digit)
+    draw = ImageDraw.Draw(image)
+    width, height = image.size
+    line = max(3, height // 70)
+    if cell == "box":
+        draw.rectangle([width // 28, height // 28, width - 1 - width // 28, height - 1 - height // 28], outline=0, width=line)
+    elif cell == "box touching":
+        draw.rectangle([0.21 * width, 0.14 * height, 0.79 * width, 0.86 * height], outline=0, width=line)
+    elif cell == "cell edges":
+        draw.line([(0, height // 45), (width - 1, height // 45)], fill=0, width=line)
+        draw.line([(width // 45, 0), (width // 45, height - 1)], fill=0, width=line)
+    elif cell == "line below":
+        draw.line([(0, 0.965 * height), (width - 1, 0.965 * height)], fill=0, width=line)
+    else:
+        raise ValueError(f"unknown cell {cell!r}; cells: {', '.join(CELLS)}")
     return image
 
 
