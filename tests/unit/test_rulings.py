@@ -114,7 +114,7 @@ def test_a_digit_alone_is_never_changed(train_digits):
             assert (remove_rulings(mask) == mask).all()
 
 
-@pytest.mark.parametrize("form", ["underline", "tilted underline", "frame", "comb", "ruled paper"])
+@pytest.mark.parametrize("form", ["underline", "tilted underline", "frame", "boxes", "comb", "ruled paper"])
 def test_a_number_on_a_form_reads_as_it_does_plain(train_digits, form):
     """Issue 25: a line under or around a number joined its digits into one piece, read "?"."""
     from digitlab.images.strokes import draw_number
@@ -244,7 +244,7 @@ def test_a_thin_box_touching_a_digit_goes_and_the_digit_stays():
     from digitlab.images.prepare import digit_mask
 
     out = digit_mask(boxed)
-    assert (out & digit).sum() >= 0.99 * digit.sum()  # where the 0 touches the box, its ink stays
+    assert (out & digit).sum() >= 0.97 * digit.sum()  # the 0 loses only its ink on the box lines
     near = np.zeros_like(digit)
     for dy, dx in np.ndindex(9, 9):
         near |= np.roll(digit, (dy - 4, dx - 4), axis=(0, 1))
@@ -297,3 +297,28 @@ def test_a_page_of_lines_alone_is_no_digit_to_predict(page):
             draw.line([(0, k), (511, k)], fill=0, width=1)
     (answer,) = Recognizer.load("reader").predict([image])
     assert answer.status == "unsure", answer
+
+
+def test_a_thin_crossbar_through_a_digit_is_no_line():
+    """A serif font's "4": its crossbar is thin and spans the digit, but runs through it (ink on
+    both sides), not beside it. Without ONE_SIDE, `read` took "72534663" for "72531663"."""
+    four = np.zeros((120, 100), bool)
+    for y in range(10, 80):  # the diagonal, 10 px wide
+        x = 70 - (y - 10) * 60 // 70
+        four[y, max(x - 5, 0) : x + 5] = True
+    four[10:115, 62:74] = True  # the stem, 12 px
+    four[78:82, 5:98] = True  # the crossbar, 4 px, the full width
+    four[108:112, 50:86] = True  # a serif foot under the stem
+    assert not rulings.cell_lines(four)[78:82].any()
+
+
+def test_a_stroke_crossing_a_line_keeps_its_ink_and_one_touching_it_loses_only_the_line():
+    mask = np.zeros((160, 160), bool)
+    mask[140:143, 5:155] = True  # a thin line under the digit
+    mask[20:155, 40:52] = True  # a stroke that crosses it
+    mask[30:140, 100:112] = True  # a stroke that ends on it
+    mask[20:32, 40:112] = True  # joined at the top (one digit)
+    lines = rulings.cell_lines(mask)
+    assert lines[140:143, 5:35].all() and lines[140:143, 60:95].all()  # the line goes
+    assert not lines[140:143, 41:51].any()  # where the first stroke crosses it, its ink stays
+    assert not lines[:139].any()  # and of the strokes above it, a row next to it at most

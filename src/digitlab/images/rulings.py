@@ -16,8 +16,10 @@ are long and straight and digits' strokes are not, so before the number is cut i
 One digit (`predict`) has lines of its own: a box drawn around it that it runs into, the lines of
 the form cell it was cut from, a line under it. `cell_lines` finds those: straight runs, level or
 plumb, across EDGE_SPAN of the ink and at least MIN_LINE pixels long, RULE_THIN as thick as the
-digit's strokes (PEN_QUANTILE of their width) or thinner; if they leave less than REST_SHARE of
-the ink, they are the drawing and stay.
+digit's strokes (PEN_QUANTILE of their width) or thinner, a level one beside the digit rather than
+through it (ONE_SIDE); if they leave less than REST_SHARE of the ink, they are the drawing and
+stay. `remove_rulings` applies it last to each piece of ink: a box a digit runs into, or a row of
+boxes joined by the digits that touch them.
 
 Hand-written rather than a Hough transform (scikit-image): axis-near lines are all a form has,
 and the import would cost a cold `read` more than this whole step.
@@ -45,6 +47,7 @@ BOXED_HEIGHT = 0.4  # ... around a piece at least this share of its height (a di
 EDGE_SPAN = 0.85  # a line of one digit's box or cell runs this share of the ink's width or height ...
 MIN_LINE = 48  # ... and at least this many pixels: in a smaller image a line and a stroke look alike ...
 REST_SHARE = 0.2  # ... and leaves this share of the ink (else the lines are the drawing: a "1", a "+")
+ONE_SIDE = 0.1  # ... and, level, has at most this share of the ink on one side (it is beside the digit)
 PEN_QUANTILE = 15  # a digit's strokes are as wide as this percentile of its ink's runs across: MNIST's
 # blots and thin tails (a "9" blown up 4x) keep their tails; at the median, 9 of 2,000 lost ink
 
@@ -64,48 +67,76 @@ def remove_rulings(mask: np.ndarray) -> np.ndarray:
                 and _rule_extent(rules) >= RULE_LENGTH * (rows[-1] - rows[0] + 1)
                 and _thickness(rules) <= RULE_THIN * _pen(labels, boxes)):
             mask = rest & ~_between(labels, boxes, rules)
-    return mask & ~_boxes(mask)
+    mask = mask & ~_boxes(mask)
+    return mask & ~_boxed_digits(mask)
 
 
-def cell_lines(mask: np.ndarray) -> np.ndarray:
+def _boxed_digits(mask: np.ndarray) -> np.ndarray:
+    """The lines of a box a digit runs into, a box of its own (`cell_lines` of each piece of ink)."""
+    labels, boxes = pieces(mask)
+    out = np.zeros(mask.shape, bool)
+    if len(boxes) > MAX_PIECES:
+        return out
+    for i, (top, left, bottom, right) in enumerate(boxes, start=1):
+        if max(bottom - top, right - left) >= MIN_LINE:
+            out[top:bottom, left:right] |= cell_lines(labels[top:bottom, left:right] == i, bridge=True)
+    return out
+
+
+def cell_lines(mask: np.ndarray, *, bridge: bool = False) -> np.ndarray:
     """The pixels of the lines around one digit (a box, a form cell's sides, a line under it): the
     straight runs of ink, level or plumb within about 5 degrees, across EDGE_SPAN of the ink's width
-    or height and at most RULE_THIN as thick as the digit's strokes. Thickness is the ink's run across the line: a digit's stroke a line finds
-    in it is as thick as the stroke, and where a stroke crosses a line the ink stays."""
+    or height and at most RULE_THIN as thick as the digit's strokes. Thickness is the ink's run
+    across the line: a digit's stroke a line finds in it is as thick as the stroke, and where a
+    stroke crosses a line the ink stays. With `bridge`, a gap of a pixel or two does not break a
+    line (boxes side by side in a row; `predict` leaves it off: noise would be lines)."""
     lines = np.zeros(mask.shape, bool)
     if max(mask.shape) < MIN_LINE or not mask.any():
         return lines
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     height, width = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
-    down, along = _run_lengths(mask.T).T, _run_lengths(mask)  # each pixel's run of ink down its column, along its row
+    (down_start, down_end), (along_start, along_end) = (b.T for b in _run_bounds(mask.T)), _run_bounds(mask)
+    down, along = down_end - down_start, along_end - along_start  # each pixel's run of ink down its column, along its row
     pen = min(float(np.median(down[mask])), float(np.median(along[mask])))
     found = []
-    for across, span, flip in ((down, width, False), (along, height, True)):
+    for across, span, flip, bounds in ((down, width, False, (down_start, down_end)), (along, height, True, (along_start, along_end))):
         # A line's thin pixels cover at least that many columns in a band as high as its tilt: few
         # digits' do (the search for lines costs milliseconds, this test a tenth of that).
         thin = mask & (across <= RULE_THIN * pen)
         if span >= MIN_LINE and _band_most(thin.T if flip else thin, span) >= EDGE_SPAN * span / 2:
-            level = _level_runs(mask.T if flip else mask, EDGE_SPAN * span)
-            found.append((level.T if flip else level, across))
-    candidates = []  # each straight piece: its box, its pixels there, the ink's runs across it, its thickness
-    for level, across in found:
+            turned = mask.T if flip else mask
+            level = _level_runs(_bridged(turned) if bridge else turned, EDGE_SPAN * span) & turned
+            found.append((level.T if flip else level, across, flip, bounds))
+    candidates = []  # each straight piece: its box, its pixels there, where strokes cross it, its thickness
+    for level, across, flip, (start, end) in found:
         labels, boxes = pieces(level)
+        before = np.concatenate([[0], np.cumsum(mask.sum(axis=1))])  # the ink in the rows before each
         for i, (top, left, bottom, right) in enumerate(boxes, start=1):
             line, runs_across = labels[top:bottom, left:right] == i, across[top:bottom, left:right]
-            candidates.append(((slice(top, bottom), slice(left, right)), line, runs_across, float(np.median(runs_across[line]))))
+            # A level line runs above or below the digit, not through it: little ink on one side (a
+            # serif font's thin crossbar of a "4" has much on both). A plumb one may be the side two
+            # boxes share, a digit on each side of it (fonts' plumb strokes are their thick ones).
+            at, reach = top + int(np.median(np.nonzero(line)[0])), (bottom - top) // 2 + 1
+            beside = flip or min(before[max(at - reach, 0)], before[-1] - before[min(at + reach + 1, len(before) - 1)]) \
+                <= ONE_SIDE * before[-1]
+            where = slice(top, bottom), slice(left, right)
+            first = left if flip else top  # the runs' bounds, from the piece's box
+            crossed = (_crossing(line.T, (start[where] - first).T, (end[where] - first).T).T if flip
+                       else _crossing(line, start[where] - first, end[where] - first))
+            candidates.append((where, line, crossed, float(np.median(runs_across[line])), beside))
     if not candidates:
         return lines
     # The strokes' width: the ink's shorter run, down or along, where it is not straight (a sliver
     # a line cut off a slanted "1" has the whole stroke's runs), of the thinner strokes (PEN_QUANTILE);
     # in a digit made mostly of straight strokes (a "1", a "4" in a box), the thickest straight piece.
-    rest = mask & ~np.any([f for f, _ in found], axis=0)
+    rest = mask & ~np.any([f[0] for f in found], axis=0)
     if rest.sum() >= REST_SHARE * mask.sum():
         pen = float(np.percentile(np.minimum(down, along)[rest], PEN_QUANTILE))
     else:
         pen = max(c[3] for c in candidates)
-    for where, line, runs_across, thick in candidates:
-        if thick <= RULE_THIN * pen:  # only where the ink across is thin: a stroke crossing the line stays
-            lines[where] |= line & (runs_across <= RULE_THIN * pen)
+    for where, line, crossed, thick, beside in candidates:
+        if beside and thick <= RULE_THIN * pen:
+            lines[where] |= line & ~crossed  # a stroke that crosses the line keeps its ink there
     if (mask & ~lines).sum() < REST_SHARE * mask.sum():
         return np.zeros(mask.shape, bool)  # lines and little else: the lines are the drawing
     return lines
@@ -120,14 +151,34 @@ def _band_most(mask: np.ndarray, span: float) -> int:
     return int(((counts[high:] - counts[:-high]) > 0).sum(axis=1).max())
 
 
-def _run_lengths(mask: np.ndarray) -> np.ndarray:
-    """For each pixel of ink, the length of its horizontal run of ink (0 off the ink)."""
+def _run_bounds(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each pixel of ink, where its horizontal run of ink starts and ends (one past; 0 off the ink)."""
     rows, starts, ends = runs(mask)
     n = ends - starts
-    out = np.zeros(mask.shape, np.int32)
+    start, end = np.zeros(mask.shape, np.int32), np.zeros(mask.shape, np.int32)
     first = np.repeat(np.cumsum(n) - n, n)  # each pixel's run's first place in the flat list
-    out[np.repeat(rows, n), np.repeat(starts, n) + np.arange(int(n.sum())) - first] = np.repeat(n, n)
+    where = np.repeat(rows, n), np.repeat(starts, n) + np.arange(int(n.sum())) - first
+    start[where], end[where] = np.repeat(starts, n), np.repeat(ends, n)
+    return start, end
+
+
+def _bridged(mask: np.ndarray) -> np.ndarray:
+    """The mask with gaps of one or two pixels along its rows filled: a line broken by a scan, or
+    where two boxes side by side almost meet, is one line."""
+    out = mask.copy()
+    out[:, 1:-1] |= mask[:, :-2] & mask[:, 2:]
+    out[:, 1:-2] |= mask[:, :-3] & mask[:, 3:]
+    out[:, 2:-1] |= mask[:, :-3] & mask[:, 3:]
     return out
+
+
+def _crossing(line: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """The pixels of a level line (in its box) where the ink runs on through it, down its columns
+    from `start` to `end`, at least two pixels past it on both sides: a stroke that crosses it."""
+    at = np.arange(line.shape[0])[:, None]
+    top = np.where(line, at, line.shape[0]).min(axis=0)
+    bottom = np.where(line, at, -1).max(axis=0)
+    return line & (start < top - 1) & (end > bottom + 2)
 
 
 def _level_runs(mask: np.ndarray, length: float, pool: int = POOL) -> np.ndarray:
