@@ -108,9 +108,9 @@ def cell_lines(mask: np.ndarray, *, bridge: bool = False) -> np.ndarray:
             level = _level_runs(_bridged(turned) if bridge else turned, EDGE_SPAN * span) & turned
             found.append((level.T if flip else level, across, flip, bounds))
     candidates = []  # each straight piece: its box, its pixels there, where strokes cross it, its thickness
+    before = np.concatenate([[0], np.cumsum(mask.sum(axis=1))])  # the ink in the rows before each
     for level, across, flip, (start, end) in found:
         labels, boxes = pieces(level)
-        before = np.concatenate([[0], np.cumsum(mask.sum(axis=1))])  # the ink in the rows before each
         for i, (top, left, bottom, right) in enumerate(boxes, start=1):
             line, runs_across = labels[top:bottom, left:right] == i, across[top:bottom, left:right]
             # A level line runs above or below the digit, not through it: little ink on one side (a
