@@ -188,7 +188,7 @@ def drawn(strokes, cell: str | None):
     from digitlab.images.strokes import draw_strokes
     from digitlab.images.synthetic import in_cell
 
-    digit = draw_strokes(strokes, (280, 280), pen_width=20, height_share=0.7)
+    digit = draw_strokes(strokes)  # 280 x 280, pen 20 px, 0.7 of the height: the page's
     return in_cell(digit, cell) if cell else Image.fromarray(digit)
 
 
@@ -199,7 +199,7 @@ def test_one_digit_in_a_box_or_cell_reads_as_it_does_plain(train_digits, lines):
     from digitlab.recognize import Recognizer
 
     reader = Recognizer.load("reader")
-    picked = [d for d in train_digits[:400:10]]
+    picked = train_digits[:400:10]
     plain = [p.digit for p in reader.predict([drawn(d.strokes, None) for d in picked[:15]])]  # < MIN_STACK: one by one
     lined = [p.digit for p in reader.predict([drawn(d.strokes, lines) for d in picked[:15]])]
     agree = sum(a == b for a, b in zip(plain, lined))
@@ -235,14 +235,14 @@ def test_strokes_drawn_with_the_pen_are_no_lines():
 
 
 def test_a_thin_box_touching_a_digit_goes_and_the_digit_stays():
+    from digitlab.images.prepare import digit_mask
+
     y, x = np.mgrid[:200, :200]
     r = np.hypot((y - 99) / 68, (x - 99) / 40)
     digit = (r <= 1) & (r >= 0.75)  # a "0", its stroke 10-17 px wide
     boxed = digit.copy()
     boxed[30:33, 20:180] = boxed[165:168, 20:180] = True  # the box's sides touch the 0's top and bottom
     boxed[30:168, 20:23] = boxed[30:168, 177:180] = True
-    from digitlab.images.prepare import digit_mask
-
     out = digit_mask(boxed)
     assert (out & digit).sum() >= 0.97 * digit.sum()  # the 0 loses only its ink on the box lines
     near = np.zeros_like(digit)

@@ -97,12 +97,12 @@ def cell_lines(mask: np.ndarray, *, bridge: bool = False) -> np.ndarray:
     height, width = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
     (down_start, down_end), (along_start, along_end) = (b.T for b in _run_bounds(mask.T)), _run_bounds(mask)
     down, along = down_end - down_start, along_end - along_start  # each pixel's run of ink down its column, along its row
-    pen = min(float(np.median(down[mask])), float(np.median(along[mask])))
+    rough = min(float(np.median(down[mask])), float(np.median(along[mask])))  # the strokes' width, lines and all
     found = []
     for across, span, flip, bounds in ((down, width, False, (down_start, down_end)), (along, height, True, (along_start, along_end))):
         # A line's thin pixels cover at least that many columns in a band as high as its tilt: few
         # digits' do (the search for lines costs milliseconds, this test a tenth of that).
-        thin = mask & (across <= RULE_THIN * pen)
+        thin = mask & (across <= RULE_THIN * rough)
         if span >= MIN_LINE and _band_most(thin.T if flip else thin, span) >= EDGE_SPAN * span / 2:
             turned = mask.T if flip else mask
             level = _level_runs(_bridged(turned) if bridge else turned, EDGE_SPAN * span) & turned
