@@ -322,3 +322,29 @@ def test_a_stroke_crossing_a_line_keeps_its_ink_and_one_touching_it_loses_only_t
     assert lines[140:143, 5:35].all() and lines[140:143, 60:95].all()  # the line goes
     assert not lines[140:143, 41:51].any()  # where the first stroke crosses it, its ink stays
     assert not lines[:139].any()  # and of the strokes above it, a row next to it at most
+
+
+def test_a_digit_running_out_of_its_box_on_every_side_loses_the_box_and_keeps_its_ink():
+    """A wide "4" in a box too small for it: its bar crosses both sides, its stem the bottom, so
+    the box spans less than EDGE_SPAN of the ink; and its stem runs along the box's left side.
+    The box is found closed (`_closed_box`): its thin pixels go, the strokes' ink stays."""
+    four = np.zeros((240, 240), bool)
+    four[20:230, 60:80] = True  # the stem, 20 px, along the box's left side and out below it
+    four[140:160, 5:235] = True  # the bar, out of the box on both sides
+    four[20:150, 150:170] = True  # the right arm
+    box = np.zeros_like(four)
+    box[40:44, 66:200] = box[200:204, 66:200] = True  # 4 px lines: 134 of 230 columns wide
+    box[40:204, 66:70] = box[40:204, 196:200] = True
+    lines = rulings.cell_lines(four | box)
+    assert not (lines & four).any()  # no ink of the strokes
+    assert (lines | four)[box].mean() >= 0.98  # and the box gone where no stroke covers it
+    assert not rulings.cell_lines(four).any()  # the "4" alone: no box
+
+
+def test_a_square_drawn_with_the_pen_is_no_box():
+    """A closed box needs thin sides: a "0" drawn square with the pen, crossed, stays whole."""
+    square = np.zeros((240, 240), bool)
+    square[40:58, 40:200] = square[182:200, 40:200] = True
+    square[40:200, 40:58] = square[40:200, 182:200] = True
+    square[100:112, 10:230] = True  # a stroke across it, out on both sides
+    assert not rulings.cell_lines(square).any()

@@ -18,7 +18,9 @@ the form cell it was cut from, a line under it. `cell_lines` finds those: straig
 plumb, across EDGE_SPAN of the ink and at least MIN_LINE pixels long, RULE_THIN as thick as the
 digit's strokes (PEN_QUANTILE of their width) or thinner, a level one beside the digit rather than
 through it (ONE_SIDE); if they leave less than REST_SHARE of the ink, they are the drawing and
-stay. `remove_rulings` applies it last to each piece of ink: a box a digit runs into, or a row of
+stay. A digit that runs out of a box on every side leaves the box's lines shorter than EDGE_SPAN:
+four straight runs of BOX_SPAN that close a box, at least THIN_SIDES of them thin, are its lines
+too, and of them only the thin pixels go (a stroke may run along a side). `remove_rulings` applies it last to each piece of ink: a box a digit runs into, or a row of
 boxes joined by the digits that touch them.
 
 Hand-written rather than a Hough transform (scikit-image): axis-near lines are all a form has,
@@ -28,6 +30,7 @@ and the import would cost a cold `read` more than this whole step.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -48,6 +51,10 @@ EDGE_SPAN = 0.85  # a line of one digit's box or cell runs this share of the ink
 MIN_LINE = 48  # ... and at least this many pixels: in a smaller image a line and a stroke look alike ...
 REST_SHARE = 0.2  # ... and leaves this share of the ink (else the lines are the drawing: a "1", a "+")
 ONE_SIDE = 0.1  # ... and, level, has at most this share of the ink on one side (it is beside the digit)
+BOX_SPAN = 0.5  # the four lines of a closed box a digit runs out of on every side run this share ...
+BOX_MEET = 0.05  # ... and reach its corners within this share of the ink's size (and POOL pixels)
+THIN_SIDES = 3  # ... at least this many of them thin (a stroke may run along the fourth) ...
+MAX_SIDES = 8  # straight pieces each way looked at for a box (a form's cell has 2, a comb a few)
 PEN_QUANTILE = 15  # a digit's strokes are as wide as this percentile of its ink's runs across: MNIST's
 # blots and thin tails (a "9" blown up 4x) keep their tails; at the median, 9 of 2,000 lost ink
 
@@ -98,48 +105,113 @@ def cell_lines(mask: np.ndarray, *, bridge: bool = False) -> np.ndarray:
     (down_start, down_end), (along_start, along_end) = (b.T for b in _run_bounds(mask.T)), _run_bounds(mask)
     down, along = down_end - down_start, along_end - along_start  # each pixel's run of ink down its column, along its row
     rough = min(float(np.median(down[mask])), float(np.median(along[mask])))  # the strokes' width, lines and all
-    found = []
+    found, sides = [], []  # (straight runs, across, flip, bounds): across EDGE_SPAN; of BOX_SPAN, for a box
     for across, span, flip, bounds in ((down, width, False, (down_start, down_end)), (along, height, True, (along_start, along_end))):
         # A line's thin pixels cover at least that many columns in a band as high as its tilt: few
         # digits' do (the search for lines costs milliseconds, this test a tenth of that).
         thin = mask & (across <= RULE_THIN * rough)
-        if span >= MIN_LINE and _band_most(thin.T if flip else thin, span) >= EDGE_SPAN * span / 2:
-            turned = mask.T if flip else mask
-            level = _level_runs(_bridged(turned) if bridge else turned, EDGE_SPAN * span) & turned
-            found.append((level.T if flip else level, across, flip, bounds))
-    candidates = []  # each straight piece: its box, its pixels there, where strokes cross it, its thickness
+        most = _band_most(thin.T if flip else thin, span) if span >= MIN_LINE else 0
+        if most < BOX_SPAN * span / 2:
+            continue
+        turned = mask.T if flip else mask
+        searched = _bridged(turned) if bridge else turned
+        for share, length, into in ((EDGE_SPAN, EDGE_SPAN * span, found), (BOX_SPAN, max(BOX_SPAN * span, MIN_LINE), sides)):
+            if most >= share * span / 2:
+                level = _level_runs(searched, length) & turned
+                into.append((level.T if flip else level, across, flip, bounds))
     before = np.concatenate([[0], np.cumsum(mask.sum(axis=1))])  # the ink in the rows before each
-    for level, across, flip, (start, end) in found:
-        labels, boxes = pieces(level)
-        for i, (top, left, bottom, right) in enumerate(boxes, start=1):
-            line, runs_across = labels[top:bottom, left:right] == i, across[top:bottom, left:right]
-            # A level line runs above or below the digit, not through it: little ink on one side (a
-            # serif font's thin crossbar of a "4" has much on both). A plumb one may be the side two
-            # boxes share, a digit on each side of it (fonts' plumb strokes are their thick ones).
-            at, reach = top + int(np.median(np.nonzero(line)[0])), (bottom - top) // 2 + 1
-            beside = flip or min(before[max(at - reach, 0)], before[-1] - before[min(at + reach + 1, len(before) - 1)]) \
-                <= ONE_SIDE * before[-1]
-            where = slice(top, bottom), slice(left, right)
-            first = left if flip else top  # the runs' bounds, from the piece's box
-            crossed = (_crossing(line.T, (start[where] - first).T, (end[where] - first).T).T if flip
-                       else _crossing(line, start[where] - first, end[where] - first))
-            candidates.append((where, line, crossed, float(np.median(runs_across[line])), beside))
-    if not candidates:
+    candidates = [c for f in found for c in _straight_pieces(*f, before)]
+    box = _closed_box([c for f in sides for c in _straight_pieces(*f, before)], RULE_THIN * rough, max(height, width))
+    if not candidates and not box:
         return lines
     # The strokes' width: the ink's shorter run, down or along, where it is not straight (a sliver
     # a line cut off a slanted "1" has the whole stroke's runs), of the thinner strokes (PEN_QUANTILE);
     # in a digit made mostly of straight strokes (a "1", a "4" in a box), the thickest straight piece.
-    rest = mask & ~np.any([f[0] for f in found], axis=0)
+    rest = mask.copy()
+    for level, *_ in found:
+        rest &= ~level
+    for side in box:
+        rest[side.where] &= ~side.line
     if rest.sum() >= REST_SHARE * mask.sum():
         pen = float(np.percentile(np.minimum(down, along)[rest], PEN_QUANTILE))
     else:
-        pen = max(c[3] for c in candidates)
-    for where, line, crossed, thick, beside in candidates:
-        if beside and thick <= RULE_THIN * pen:
-            lines[where] |= line & ~crossed  # a stroke that crosses the line keeps its ink there
+        pen = max(c.thick for c in candidates + box)
+    for c in candidates:
+        if c.beside and c.thick <= RULE_THIN * pen:
+            lines[c.where] |= c.line & ~c.crossed  # a stroke that crosses the line keeps its ink there
+    for side in box:  # of a box's sides, the thin pixels: a stroke along a side or touching it stays
+        lines[side.where] |= side.line & ~side.crossed & (side.across <= RULE_THIN * pen)
     if (mask & ~lines).sum() < REST_SHARE * mask.sum():
         return np.zeros(mask.shape, bool)  # lines and little else: the lines are the drawing
     return lines
+
+
+@dataclass
+class _Straight:
+    """A straight piece of ink in one digit's image: a line of its box or cell, or a stroke."""
+
+    where: tuple  # its box in the image (two slices)
+    line: np.ndarray  # its pixels there
+    crossed: np.ndarray  # of them, where a stroke runs on through it
+    across: np.ndarray  # each pixel's run of ink across the line there
+    beside: bool  # level and beside the digit (little ink on one side), or plumb
+    plumb: bool
+    at: int  # where it runs: its row (level) or column (plumb)
+    first: int  # where it starts and ends along itself
+    last: int
+
+    @property
+    def thick(self) -> float:
+        return float(np.median(self.across[self.line]))
+
+
+def _straight_pieces(level: np.ndarray, across: np.ndarray, flip: bool, bounds, before: np.ndarray) -> list[_Straight]:
+    """Each straight piece of `level` (level lines, or plumb ones with `flip`); `before`: the ink
+    in the rows before each."""
+    start, end = bounds
+    labels, boxes = pieces(level)
+    out = []
+    for i, (top, left, bottom, right) in enumerate(boxes, start=1):
+        line = labels[top:bottom, left:right] == i
+        # A level line runs above or below the digit, not through it: little ink on one side (a
+        # serif font's thin crossbar of a "4" has much on both). A plumb one may be the side two
+        # boxes share, a digit on each side of it (fonts' plumb strokes are their thick ones).
+        at, reach = top + int(np.median(np.nonzero(line)[0])), (bottom - top) // 2 + 1
+        beside = flip or min(before[max(at - reach, 0)], before[-1] - before[min(at + reach + 1, len(before) - 1)]) \
+            <= ONE_SIDE * before[-1]
+        where = slice(top, bottom), slice(left, right)
+        first = left if flip else top  # the runs' bounds, from the piece's box
+        crossed = (_crossing(line.T, (start[where] - first).T, (end[where] - first).T).T if flip
+                   else _crossing(line, start[where] - first, end[where] - first))
+        if flip:
+            out.append(_Straight(where, line, crossed, across[where], True, True,
+                                 left + int(np.median(np.nonzero(line)[1])), top, bottom - 1))
+        else:
+            out.append(_Straight(where, line, crossed, across[where], beside, False, at, left, right - 1))
+    return out
+
+
+def _closed_box(straight: list[_Straight], thin: float, size: int) -> list[_Straight]:
+    """Of the straight pieces, two level and two plumb ones that each run from one of the others
+    to the other (within BOX_MEET of the ink's `size`): a box, at least THIN_SIDES of them at most `thin` thick: a digit that runs out
+    of its box on every side, so that its lines span less than EDGE_SPAN of the ink (a side under a
+    stroke that runs along it is as thick as the stroke). A box's level sides need not be beside
+    the digit: a stroke that runs on below the box's bottom is no crossbar."""
+    level = sorted((p for p in straight if not p.plumb), key=lambda p: p.at)[:MAX_SIDES]
+    plumb = sorted((p for p in straight if p.plumb), key=lambda p: p.at)[:MAX_SIDES]
+    near = BOX_MEET * size + POOL
+    best, most = [], (THIN_SIDES, 0)  # the box with the most thin sides, then the largest
+    for i, top in enumerate(level):
+        for bottom in level[i + 1:]:
+            for j, left in enumerate(plumb):
+                for right in plumb[j + 1:]:
+                    sides = [top, bottom, left, right]
+                    score = (sum(p.thick <= thin for p in sides), (bottom.at - top.at) * (right.at - left.at))
+                    if (bottom.at - top.at >= MIN_LINE and right.at - left.at >= MIN_LINE and score >= most
+                            and all(p.first <= left.at + near and p.last >= right.at - near for p in (top, bottom))
+                            and all(p.first <= top.at + near and p.last >= bottom.at - near for p in (left, right))):
+                        best, most = sides, score
+    return best
 
 
 def _band_most(mask: np.ndarray, span: float) -> int:
