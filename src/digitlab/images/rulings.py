@@ -20,8 +20,9 @@ digit's strokes (PEN_QUANTILE of their width) or thinner, a level one beside the
 through it (ONE_SIDE); if they leave less than REST_SHARE of the ink, they are the drawing and
 stay. A digit that runs out of a box on every side leaves the box's lines shorter than EDGE_SPAN:
 four straight runs of BOX_SPAN that close a box, at least THIN_SIDES of them thin, are its lines
-too, and of them only the thin pixels go (a stroke may run along a side). `remove_rulings` applies it last to each piece of ink: a box a digit runs into, or a row of
-boxes joined by the digits that touch them.
+too, and of them only the thin pixels go (a stroke may run along a side). `remove_rulings`
+applies it last to each piece of ink: a box a digit runs into, or a row of boxes joined by the
+digits that touch them.
 
 Hand-written rather than a Hough transform (scikit-image): axis-near lines are all a form has,
 and the import would cost a cold `read` more than this whole step.
@@ -180,9 +181,9 @@ def _straight_pieces(level: np.ndarray, across: np.ndarray, flip: bool, bounds, 
         beside = flip or min(before[max(at - reach, 0)], before[-1] - before[min(at + reach + 1, len(before) - 1)]) \
             <= ONE_SIDE * before[-1]
         where = slice(top, bottom), slice(left, right)
-        first = left if flip else top  # the runs' bounds, from the piece's box
-        crossed = (_crossing(line.T, (start[where] - first).T, (end[where] - first).T).T if flip
-                   else _crossing(line, start[where] - first, end[where] - first))
+        origin = left if flip else top  # the runs' bounds, from the piece's box
+        crossed = (_crossing(line.T, (start[where] - origin).T, (end[where] - origin).T).T if flip
+                   else _crossing(line, start[where] - origin, end[where] - origin))
         if flip:
             out.append(_Straight(where, line, crossed, across[where], True, True,
                                  left + int(np.median(np.nonzero(line)[1])), top, bottom - 1))
