@@ -348,3 +348,37 @@ def test_a_square_drawn_with_the_pen_is_no_box():
     square[40:200, 40:58] = square[40:200, 182:200] = True
     square[100:112, 10:230] = True  # a stroke across it, out on both sides
     assert not rulings.cell_lines(square).any()
+
+
+def _box(shape, top, left, bottom, right, width) -> np.ndarray:
+    box = np.zeros(shape, bool)
+    box[top:top + width, left:right] = box[bottom - width:bottom, left:right] = True
+    box[top:bottom, left:left + width] = box[top:bottom, right - width:right] = True
+    return box
+
+
+@pytest.mark.parametrize("digit", ["1 under the top side", "7 along the top side", "square 0 across"])
+def test_a_closed_box_takes_no_ink_of_the_digit(digit):
+    """A reviewer's attacks on `_closed_box` (2026-12-06): a thin "1" whose stem stops a pixel
+    under the box's top (its stem went, as the strokes' width came from a sliver of the box), a
+    "7" whose bar lies along the top side and runs on past it (the bar went with the side), a
+    square "0" drawn thinner than a box it crosses (taken for the box). The digit keeps its ink."""
+    shape = (240, 240)
+    ink = np.zeros(shape, bool)
+    if digit.startswith("1"):
+        box = _box(shape, 38, 45, 166, 203, 3)
+        ink[42:200, 115:122] = True
+        for k in range(25):
+            ink[60 + k, 90 + k:100 + k] = True
+        ink[190:200, 90:146] = True
+    elif digit.startswith("7"):
+        box = _box(shape, 20, 12, 162, 168, 3)
+        ink[20:26, 140:205] = True
+        for y in range(21, 230):
+            x = int(205 - (y - 21) * 0.45)
+            ink[y, x - 6:x] = True
+    else:
+        box = _box(shape, 32, 63, 157, 198, 5)
+        ink = _box(shape, 47, 26, 202, 162, 3)
+    lines = rulings.cell_lines(box | ink)
+    assert not (lines & ink & ~box).any()

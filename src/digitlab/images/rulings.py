@@ -20,9 +20,9 @@ digit's strokes (PEN_QUANTILE of their width) or thinner, a level one beside the
 through it (ONE_SIDE); if they leave less than REST_SHARE of the ink, they are the drawing and
 stay. A digit that runs out of a box on every side leaves the box's lines shorter than EDGE_SPAN:
 four straight runs of BOX_SPAN that close a box, at least THIN_SIDES of them thin, are its lines
-too, and of them only the thin pixels go (a stroke may run along a side). `remove_rulings`
-applies it last to each piece of ink: a box a digit runs into, or a row of boxes joined by the
-digits that touch them.
+too (unless the pieces left make a box as well), and of them only the thin pixels go (a stroke
+may run along a side). `remove_rulings` applies it last to each piece of ink: a box a digit runs
+into, or a row of boxes joined by the digits that touch them.
 
 Hand-written rather than a Hough transform (scikit-image): axis-near lines are all a form has,
 and the import would cost a cold `read` more than this whole step.
@@ -131,15 +131,20 @@ def cell_lines(mask: np.ndarray, *, bridge: bool = False) -> np.ndarray:
     rest = mask.copy()
     for level, *_ in found:
         rest &= ~level
-    for side in box:
-        rest[side.where] &= ~side.line
     if rest.sum() >= REST_SHARE * mask.sum():
         pen = float(np.percentile(np.minimum(down, along)[rest], PEN_QUANTILE))
     else:
-        pen = max(c.thick for c in candidates + box)
+        pen = max((c.thick for c in candidates), default=0.0)
     for c in candidates:
         if c.beside and c.thick <= RULE_THIN * pen:
             lines[c.where] |= c.line & ~c.crossed  # a stroke that crosses the line keeps its ink there
+    # A box's sides are measured against the ink without them, straight strokes and all (the
+    # strokes' width above counted its thin sides as strokes); with too little ink left, against that.
+    strokes = mask.copy()
+    for side in box:
+        strokes[side.where] &= ~side.line
+    if box and strokes.sum() >= REST_SHARE * mask.sum():
+        pen = float(np.percentile(np.minimum(down, along)[strokes], PEN_QUANTILE))
     for side in box:  # of a box's sides, the thin pixels: a stroke along a side or touching it stays
         lines[side.where] |= side.line & ~side.crossed & (side.across <= RULE_THIN * pen)
     if (mask & ~lines).sum() < REST_SHARE * mask.sum():
@@ -155,15 +160,12 @@ class _Straight:
     line: np.ndarray  # its pixels there
     crossed: np.ndarray  # of them, where a stroke runs on through it
     across: np.ndarray  # each pixel's run of ink across the line there
+    thick: float  # the median of those runs on the line
     beside: bool  # level and beside the digit (little ink on one side), or plumb
     plumb: bool
     at: int  # where it runs: its row (level) or column (plumb)
     first: int  # where it starts and ends along itself
     last: int
-
-    @property
-    def thick(self) -> float:
-        return float(np.median(self.across[self.line]))
 
 
 def _straight_pieces(level: np.ndarray, across: np.ndarray, flip: bool, bounds, before: np.ndarray) -> list[_Straight]:
@@ -184,24 +186,34 @@ def _straight_pieces(level: np.ndarray, across: np.ndarray, flip: bool, bounds, 
         origin = left if flip else top  # the runs' bounds, from the piece's box
         crossed = (_crossing(line.T, (start[where] - origin).T, (end[where] - origin).T).T if flip
                    else _crossing(line, start[where] - origin, end[where] - origin))
+        runs_across = across[where]
+        thick = float(np.median(runs_across[line]))
         if flip:
-            out.append(_Straight(where, line, crossed, across[where], True, True,
+            out.append(_Straight(where, line, crossed, runs_across, thick, True, True,
                                  left + int(np.median(np.nonzero(line)[1])), top, bottom - 1))
         else:
-            out.append(_Straight(where, line, crossed, across[where], beside, False, at, left, right - 1))
+            out.append(_Straight(where, line, crossed, runs_across, thick, beside, False, at, left, right - 1))
     return out
 
 
 def _closed_box(straight: list[_Straight], thin: float, size: int) -> list[_Straight]:
     """Of the straight pieces, two level and two plumb ones that each run from one of the others
-    to the other (within BOX_MEET of the ink's `size`): a box, at least THIN_SIDES of them at most `thin` thick: a digit that runs out
-    of its box on every side, so that its lines span less than EDGE_SPAN of the ink (a side under a
-    stroke that runs along it is as thick as the stroke). A box's level sides need not be beside
-    the digit: a stroke that runs on below the box's bottom is no crossbar."""
-    level = sorted((p for p in straight if not p.plumb), key=lambda p: p.at)[:MAX_SIDES]
-    plumb = sorted((p for p in straight if p.plumb), key=lambda p: p.at)[:MAX_SIDES]
+    to the other (within BOX_MEET of the ink's `size`), at least THIN_SIDES of them at most `thin`
+    thick: a box a digit runs out of on every side, so that its lines span less than EDGE_SPAN of
+    the ink (a side under a stroke that runs along it is as thick as the stroke). Its level sides
+    need not be beside the digit: a stroke that runs on below the box's bottom is no crossbar.
+    None if the pieces left make a box too (a square "0" drawn across a box: which is the digit?)."""
+    box = _box_of(straight, thin, size, THIN_SIDES)
+    others = [p for p in straight if all(p is not side for side in box)]
+    return [] if box and _box_of(others, thin, size, 0) else box
+
+
+def _box_of(straight: list[_Straight], thin: float, size: int, fewest_thin: int) -> list[_Straight]:
+    """`_closed_box`'s box with at least `fewest_thin` thin sides: the one with the most, then the largest."""
+    level, plumb = (sorted(sorted((p for p in straight if p.plumb == way), key=lambda p: p.first - p.last)[:MAX_SIDES],
+                           key=lambda p: p.at) for way in (False, True))  # the longest each way, in order
     near = BOX_MEET * size + POOL
-    best, most = [], (THIN_SIDES, 0)  # the box with the most thin sides, then the largest
+    best, most = [], (fewest_thin, 0)
     for i, top in enumerate(level):
         for bottom in level[i + 1:]:
             for j, left in enumerate(plumb):
