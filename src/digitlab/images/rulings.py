@@ -106,6 +106,7 @@ def cell_lines(mask: np.ndarray, *, bridge: bool = False) -> np.ndarray:
     (down_start, down_end), (along_start, along_end) = (b.T for b in _run_bounds(mask.T)), _run_bounds(mask)
     down, along = down_end - down_start, along_end - along_start  # each pixel's run of ink down its column, along its row
     rough = min(float(np.median(down[mask])), float(np.median(along[mask])))  # the strokes' width, lines and all
+    narrow = np.minimum(down, along)  # each pixel's shorter run: where a stroke is, its width
     found, sides = [], []  # (straight runs, across, flip, bounds): across EDGE_SPAN; of BOX_SPAN, for a box
     for across, span, flip, bounds in ((down, width, False, (down_start, down_end)), (along, height, True, (along_start, along_end))):
         # A line's thin pixels cover at least that many columns in a band as high as its tilt: few
@@ -132,7 +133,7 @@ def cell_lines(mask: np.ndarray, *, bridge: bool = False) -> np.ndarray:
     for level, *_ in found:
         rest &= ~level
     if rest.sum() >= REST_SHARE * mask.sum():
-        pen = float(np.percentile(np.minimum(down, along)[rest], PEN_QUANTILE))
+        pen = float(np.percentile(narrow[rest], PEN_QUANTILE))
     else:
         pen = max((c.thick for c in candidates), default=0.0)
     for c in candidates:
@@ -144,7 +145,7 @@ def cell_lines(mask: np.ndarray, *, bridge: bool = False) -> np.ndarray:
     for side in box:
         strokes[side.where] &= ~side.line
     if box and strokes.sum() >= REST_SHARE * mask.sum():
-        pen = float(np.percentile(np.minimum(down, along)[strokes], PEN_QUANTILE))
+        pen = float(np.percentile(narrow[strokes], PEN_QUANTILE))
     for side in box:  # of a box's sides, the thin pixels: a stroke along a side or touching it stays
         lines[side.where] |= side.line & ~side.crossed & (side.across <= RULE_THIN * pen)
     if (mask & ~lines).sum() < REST_SHARE * mask.sum():
@@ -186,13 +187,12 @@ def _straight_pieces(level: np.ndarray, across: np.ndarray, flip: bool, bounds, 
         origin = left if flip else top  # the runs' bounds, from the piece's box
         crossed = (_crossing(line.T, (start[where] - origin).T, (end[where] - origin).T).T if flip
                    else _crossing(line, start[where] - origin, end[where] - origin))
+        if flip:  # a plumb line runs at a column
+            at = left + int(np.median(np.nonzero(line)[1]))
+        first, last = (top, bottom - 1) if flip else (left, right - 1)
         runs_across = across[where]
-        thick = float(np.median(runs_across[line]))
-        if flip:
-            out.append(_Straight(where, line, crossed, runs_across, thick, True, True,
-                                 left + int(np.median(np.nonzero(line)[1])), top, bottom - 1))
-        else:
-            out.append(_Straight(where, line, crossed, runs_across, thick, beside, False, at, left, right - 1))
+        out.append(_Straight(where, line, crossed, runs_across, float(np.median(runs_across[line])), beside, flip,
+                             at, first, last))
     return out
 
 
