@@ -12,8 +12,9 @@ canvas and read whole with `Recognizer.read`. Not-digits (uniform noise, random 
 letters drawn from a font, a blank canvas) should come back "unsure" (or, blank, an error): the
 share that did is reported, and the share that `read` reads as a number without a digit it is
 sure of (all "?"); so is the share of 52 letters in Pillow's font and each DejaVu font
-installed, all and leaving out the digit-shaped (B, G, I, O, S, Z, ...). Printed digits, which no
-preset trains on, in the same fonts: alone, and as numbers read whole; and dev numbers written on
+installed, all and leaving out the digit-shaped (B, G, I, O, S, Z, ...). Printed digits in the same
+fonts (the reader trains on print in other fonts, `digitlab.data.printed`; no other preset on print):
+alone, and as numbers read whole; and dev numbers written on
 forms (underlined, framed, in boxes, on ruled paper); each dev digit alone in a box, in a box it runs
 into, in a form's cell cut a little wide, above a line. MNIST test accuracy is the run's own
 (metrics.json).
@@ -152,7 +153,7 @@ def fonts_found(size: int) -> list:
 
 
 def printed(recognizer: Recognizer, rng: np.random.Generator, count: int) -> dict:
-    """Printed digits, which the reader never trained on: the ten digits alone in each font
+    """Printed digits in fonts no preset trains on: the ten digits alone in each font
     (answer shown and right), and `count` numbers of 3-8 digits read whole, in a font, size (30-120
     pixels) and colour scheme picked at random."""
     fonts = fonts_found(160)
@@ -237,7 +238,7 @@ def table(result: dict) -> str:
     rows.append(f"| 52 letters x {fonts['fonts']} fonts, reported unsure: all / not digit-shaped "
                 f"| {fonts['all']:.1%} / {fonts['not_digit_shaped']:.1%} |")
     ink = result["printed"]
-    rows.append(f"| printed (never trained on), {ink['fonts']} fonts: the ten digits alone, shown and right / "
+    rows.append(f"| printed, {ink['fonts']} fonts never trained on: the ten digits alone, shown and right / "
                 f"{ink['numbers']} numbers of 3-8 digits, whole | {ink['digits_shown_right']:.1%} / {ink['numbers_whole']:.1%} |")
     forms = result["forms"]
     rows.append(f"| dev.json numbers of 3-6 digits on a form, whole string: {' / '.join(forms)} "

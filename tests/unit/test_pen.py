@@ -92,16 +92,17 @@ def test_pen_training_images_are_drawn_once_then_taken_from_the_cache(tmp_path, 
     (folder / "train.json").write_text(json.dumps([{"label": 1, "strokes": ONE}, {"label": 7, "strokes": [
         [[0.1, 0.1], [0.9, 0.1], [0.4, 1.0]]]}]))
     cache = tmp_path / "cache"
-    x, y = pen_training_split(tmp_path / "data", renderings=3, not_digits=2, cache_dir=cache)
-    assert x.shape == (8, 28, 28) and x.dtype == np.uint8 and list(y) == [1, 1, 1, 7, 7, 7, 10, 10]
-    assert all(img.max() > 200 for img in x[:6]) and len({img.tobytes() for img in x}) == 8  # all different
+    x, y = pen_training_split(tmp_path / "data", renderings=3, not_digits=2, printed=4, cache_dir=cache)
+    assert x.shape == (12, 28, 28) and x.dtype == np.uint8 and list(y[:8]) == [1, 1, 1, 7, 7, 7, 10, 10]
+    assert list(y[8:]) == [10] * 4  # printed letters: not digits either
+    assert all(img.max() > 200 for img in x[:6]) and len({img.tobytes() for img in x}) == 12  # all different
     (cached,) = cache.iterdir()
     monkeypatch.setattr(pen, "pen_variations", lambda *a: pytest.fail("drawn again instead of read from the cache"))
-    again = pen_training_split(tmp_path / "data", renderings=3, not_digits=2, cache_dir=cache)
+    again = pen_training_split(tmp_path / "data", renderings=3, not_digits=2, printed=4, cache_dir=cache)
     assert (again[0] == x).all()
     monkeypatch.undo()
     cached.write_bytes(b"damaged")
-    repaired = pen_training_split(tmp_path / "data", renderings=3, not_digits=2, cache_dir=cache)
+    repaired = pen_training_split(tmp_path / "data", renderings=3, not_digits=2, printed=4, cache_dir=cache)
     assert (repaired[0] == x).all() and cached.stat().st_size > 1000  # the same seed draws the same images
 
 
