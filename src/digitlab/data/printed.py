@@ -17,7 +17,6 @@ printed digits in other fonts (Pillow's own and DejaVu): what it measures is a f
 from __future__ import annotations
 
 import string
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -41,13 +40,11 @@ def font_paths() -> list[Path]:
     return [folder / name for name in FONT_FILES]
 
 
-@lru_cache(maxsize=512)
-def _font(path: str, size: int) -> ImageFont.FreeTypeFont:
-    return ImageFont.truetype(path, size)
-
-
-def _glyph(ch: str, path: Path, rng: np.random.Generator, size: int = 112) -> np.ndarray:
-    font = _font(str(path), int(rng.integers(40, 90)))
+def _glyph(ch: str, path: Path, rng: np.random.Generator, loaded: dict, size: int = 112) -> np.ndarray:
+    key = (path, int(rng.integers(40, 90)))  # a font file and a size in pixels
+    if key not in loaded:
+        loaded[key] = ImageFont.truetype(str(path), key[1])
+    font = loaded[key]
     image = Image.new("L", (size * 2, size * 2), 0)
     ImageDraw.Draw(image).text((size, size), ch, fill=255, font=font, anchor="mm",
                                stroke_width=int(rng.integers(0, 3)) if rng.random() < 0.4 else 0, stroke_fill=255)
@@ -64,9 +61,9 @@ def printed_letters(count: int, rng: np.random.Generator) -> np.ndarray:
     missing = [str(p) for p in fonts if not p.is_file()]
     if missing:
         raise DataError(f"matplotlib's fonts are missing ({', '.join(missing)}); reinstall matplotlib.")
-    out = []
+    out, loaded = [], {}  # each (font, size) read once
     while len(out) < count:
-        canvas = _glyph(LETTERS[int(rng.integers(len(LETTERS)))], fonts[int(rng.integers(len(fonts)))], rng)
+        canvas = _glyph(LETTERS[int(rng.integers(len(LETTERS)))], fonts[int(rng.integers(len(fonts)))], rng, loaded)
         try:
             out.append(np.uint8(np.rint(255 * to_mnist(to_ink(Image.fromarray(canvas))))))
         except ImageError:  # cut off by the tilt or the crop: drawn again
