@@ -152,7 +152,7 @@ def pen_training_split(data_dir: str | os.PathLike | None = None, *, renderings:
     too (`digitlab.data.printed`): (n, 28, 28) uint8 images and (n,) labels.
 
     Drawing and preparing them takes a minute or two, so the result is kept in the cache folder
-    under a name made of train.json's SHA-256, RENDER_VERSION, `renderings` and `seed`: a changed
+    under a name made of train.json's SHA-256, RENDER_VERSION, the three counts and `seed`: a changed
     file or renderer makes a new one, and the same arguments always give the same images."""
     path = pen_digits_path("train", data_dir)
     if not path.is_file():
