@@ -34,6 +34,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from digitlab.data.pen import load_pen_digits
+from digitlab.data.printed import DIGIT_SHAPED  # letters a font or a hand makes like a digit: the reader's training leaves them out
 from digitlab.errors import ImageError
 from digitlab.images.strokes import draw_number, draw_strokes
 from digitlab.images.synthetic import CELLS, FORMS, in_cell, on_form
@@ -125,7 +126,6 @@ def cell_accuracy(recognizer: Recognizer, digits) -> dict[str, float]:
 
 FONTS = ["DejaVuSans", "DejaVuSerif", "DejaVuSansMono", "DejaVuSans-Bold", "DejaVuSerif-Italic"]  # where installed
 FONT_FOLDER = "/usr/share/fonts/truetype/dejavu"
-DIGIT_SHAPED = set("BGIOSZbgloqsz")  # letters a font or a hand makes like a digit
 
 
 def letter(ch: str, font) -> np.ndarray:

@@ -137,6 +137,13 @@ def _noise(rng: np.random.Generator, size: int = 112) -> np.ndarray:
     return np.asarray(image)
 
 
+def as_training_image(canvas: np.ndarray) -> np.ndarray:
+    """A drawn canvas prepared as `predict` prepares a user's image, as a 28 x 28 uint8 image:
+    how every drawn training image (pen digits, not-digits, printed letters) is made. ImageError
+    if it is blank after thresholding."""
+    return np.uint8(np.rint(255 * to_mnist(to_ink(Image.fromarray(canvas)))))
+
+
 def not_digit_images(count: int, rng: np.random.Generator) -> np.ndarray:
     """`count` prepared (28 x 28 uint8) images that are not digits: half pen letters and signs, a
     quarter scribbles (loops or zigzags), a quarter noise of five kinds. Images that prepare to
@@ -151,7 +158,7 @@ def not_digit_images(count: int, rng: np.random.Generator) -> np.ndarray:
         else:
             canvas = _noise(rng)
         try:
-            out.append(np.uint8(np.rint(255 * to_mnist(to_ink(Image.fromarray(canvas))))))
+            out.append(as_training_image(canvas))
         except ImageError:  # blank after thresholding: not an image a user's "digit" would be
             continue
     return np.stack(out)

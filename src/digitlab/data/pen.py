@@ -16,15 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from digitlab.data.fetch import default_cache_dir
-from digitlab.data.notdigits import NOT_A_DIGIT, not_digit_images
+from digitlab.data.notdigits import NOT_A_DIGIT, as_training_image, not_digit_images
 from digitlab.data.printed import printed_letters
 from digitlab.errors import DataError
 from digitlab.files import atomic_write, sha256_file
-from digitlab.images.prepare import to_mnist
-from digitlab.images.read import to_ink
 from digitlab.images.strokes import draw_strokes
 
 PEN_FOLDER = "pen-digits"
@@ -140,7 +137,7 @@ def pen_variations(digit: PenDigit, rng: np.random.Generator, count: int) -> lis
         canvas = draw_strokes(strokes, (size, size), pen_width=size * rng.uniform(1 / 30, 1 / 8),
                               height_share=rng.uniform(0.45, 0.8),
                               centre=tuple(size / 2 + rng.uniform(-0.1, 0.1, 2) * size), light_on_dark=rng.random() < 0.5)
-        out.append(np.uint8(np.rint(255 * to_mnist(to_ink(Image.fromarray(canvas))))))
+        out.append(as_training_image(canvas))
     return out
 
 

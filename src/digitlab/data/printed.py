@@ -22,11 +22,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from digitlab.data.notdigits import as_training_image
 from digitlab.errors import DataError, ImageError
-from digitlab.images.prepare import to_mnist
-from digitlab.images.read import to_ink
 
-DIGIT_SHAPED = set("BGIOSZbgloqsz")
+DIGIT_SHAPED = set("BGIOSZbgloqsz")  # also what benchmarks/handwriting.py leaves out of its letters
 LETTERS = "".join(ch for ch in string.ascii_letters if ch not in DIGIT_SHAPED)
 FONT_FILES = ("STIXGeneral.ttf", "STIXGeneralBol.ttf", "STIXGeneralItalic.ttf", "STIXGeneralBolIta.ttf",
               "cmr10.ttf", "cmss10.ttf", "cmtt10.ttf", "cmb10.ttf", "cmti10.ttf")
@@ -65,7 +64,7 @@ def printed_letters(count: int, rng: np.random.Generator) -> np.ndarray:
     while len(out) < count:
         canvas = _glyph(LETTERS[int(rng.integers(len(LETTERS)))], fonts[int(rng.integers(len(fonts)))], rng, loaded)
         try:
-            out.append(np.uint8(np.rint(255 * to_mnist(to_ink(Image.fromarray(canvas))))))
+            out.append(as_training_image(canvas))
         except ImageError:  # cut off by the tilt or the crop: drawn again
             continue
     return np.stack(out)
