@@ -21,13 +21,22 @@ def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
     one (Keras' `model.save` wants ".keras", NumPy's `savez` adds ".npz" otherwise).
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}-{secrets.token_hex(4)}.tmp{path.suffix}")
+    # the stem cut short: a legal name of 255 bytes would make a temporary name too long to create
+    tmp = path.with_name(f".{shortened(path.stem, 60)}.{os.getpid()}-{secrets.token_hex(4)}.tmp{path.suffix}")
     try:
         yield tmp
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def shortened(name: str, max_bytes: int) -> str:
+    """`name` cut to at most `max_bytes` bytes as the file system stores it (a CJK character is 3),
+    never inside a character."""
+    while len(os.fsencode(name)) > max_bytes:
+        name = name[:-1]
+    return name
 
 
 def write_json(path: str | os.PathLike, data) -> None:

@@ -20,16 +20,16 @@ from itertools import islice
 from pathlib import Path
 
 import numpy as np
-from PIL import ImageDraw, ImageOps
+from PIL import ImageDraw
 
 from digitlab.config import check_precision
 from digitlab.data.notdigits import NOT_A_DIGIT
 from digitlab.data.userdata import dataset_info
-from digitlab.errors import ConfigError, ImageError
+from digitlab.errors import ConfigError, ImageError, RunError
 from digitlab.evaluation.calibration import apply_temperature
 from digitlab.images.batch import prepared_chunks
 from digitlab.images.prepare import ink_mask, to_mnist
-from digitlab.images.read import IMAGE_SUFFIXES, open_image, to_ink
+from digitlab.images.read import IMAGE_SUFFIXES, open_image, orientation, to_ink, upright
 from digitlab.images.rulings import remove_rulings
 from digitlab.images.segment import digit_candidates, segment
 from digitlab.models import get_preset
@@ -80,16 +80,19 @@ def describe(source, index: int) -> str:
     return f"<{type(source).__name__} #{index}>"
 
 
-def expand(paths: Iterable[str | os.PathLike]) -> Iterator[Path]:
-    """Files as given, and the image files inside folders (recursively, sorted), lazily.
+def expand(paths: Iterable[str | os.PathLike], skip: Iterable[str | os.PathLike] = ()) -> Iterator[Path]:
+    """Files as given, and the image files inside folders (recursively, sorted), lazily; never
+    inside the folders `skip` (where the command writes its own images: read, they would be
+    answered along with the user's, and counted twice over).
 
     A folder with no image file at all is an ImageError naming what it holds instead: silence
     there (a folder of .heic photos) would look like success."""
+    skipped = {Path(s).resolve() for s in skip}
     for p in map(Path, paths):
         if p.is_dir():
             found, others = 0, []
             for root, dirs, files in os.walk(p):
-                dirs.sort()
+                dirs[:] = sorted(d for d in dirs if (Path(root) / d).resolve() not in skipped)
                 for f in sorted(files):
                     if Path(f).suffix.lower() in IMAGE_SUFFIXES:
                         found += 1
@@ -109,6 +112,13 @@ class Recognizer:
 
     def __init__(self, model, class_names: list[str], temperature: float | None = None,
                  threshold: float = DEFAULT_THRESHOLD, run: RunFiles | None = None, second_look_below: float | None = None):
+        if not 0 <= threshold <= 1:  # NaN too: no probability would pass it, and every answer be "unsure"
+            raise ConfigError(f"the threshold is a probability, from 0 to 1, not {threshold}.")
+        outputs = (getattr(model, "output_shape", None) or (None,))[-1]
+        if isinstance(outputs, int) and outputs != len(class_names):
+            where = f"{run.model.parent}: " if run is not None else ""
+            raise RunError(f"{where}the model has {outputs} outputs and {len(class_names)} class names (classes.json); "
+                           "a run's files must come from the same training: train it again.")
         self.model = model
         self.run = run  # where the model came from (Recognizer.load), None for a model given directly
         self.class_names = list(class_names)
@@ -278,7 +288,6 @@ class Reading:
                 "digits": [{**d.to_dict(), "box": list(map(int, b))} for d, b in zip(self.digits, self.boxes)]}
 
 
-EXIF_ORIENTATION = 0x0112  # the EXIF tag that says how a camera held the picture
 # What each digit of a reading costs, in log-probability: of two readings the model is about as
 # sure of, the one with fewer digits wins, so a digit cut in two confident halves ("2" as "93") is
 # not preferred to the digit itself. 0.25 was the best on numbers of train.json's pen digits and of
@@ -368,7 +377,7 @@ def read_number(recognizer: Recognizer, image, name: str = "image", *, deadline:
             segments.append(seg)
             digits.append(pred)
     width, height = picture.size
-    if picture.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8):  # to_ink turned it upright: a quarter turn
+    if orientation(picture) in (5, 6, 7, 8):  # to_ink turned it upright: a quarter turn
         width, height = height, width
     sy, sx = height / ink.shape[0], width / ink.shape[1]  # boxes in the upright picture, as a viewer shows it
     boxes = [(round(t * sy), round(left * sx), round(b * sy), round(r * sx)) for t, left, b, r in (s.box for s in segments)]
@@ -378,7 +387,7 @@ def read_number(recognizer: Recognizer, image, name: str = "image", *, deadline:
 
 def draw_boxes(image, reading: Reading):
     """A copy of the image (RGB) with each digit's box and reading drawn on it."""
-    picture = ImageOps.exif_transpose(open_image(image)).convert("RGB")
+    picture = upright(open_image(image)).convert("RGB")
     draw = ImageDraw.Draw(picture)
     width = max(1, round(max(picture.size) / 300))
     for (top, left, bottom, right), d in zip(reading.boxes, reading.digits):

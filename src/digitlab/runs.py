@@ -71,7 +71,13 @@ def read_json(path: Path):
 
 def is_complete(run_dir: Path) -> bool:
     status = Path(run_dir) / STATUS_FILE
-    return status.is_file() and read_json(status).get("state") == "complete"
+    if not status.is_file():
+        return False
+    data = read_json(status)
+    if not isinstance(data, dict):
+        raise RunError(f"{status}: not a run's status (a JSON object with its \"state\"); the run folder "
+                       f"{run_dir} is damaged: delete it, or move it out of {Path(run_dir).parent}.")
+    return data.get("state") == "complete"
 
 
 def complete_runs(out: str | os.PathLike = "runs") -> list[Path]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+
+from digitlab.cli.options import escape
 
 
 def print_evaluation(out: Console, ev) -> None:

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from digitlab.cli.options import (
+    escape,
     DataDirOption, RunArgument, RunsOption, TrustOption, choice, dataset_arg, err,
     in_range, out,
 )

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape as escape_markup
 
 from digitlab.data import DATASETS
 from digitlab.data.pen import MNIST_PEN
 
-out = Console(soft_wrap=True)  # paths stay whole on one line, for copy and paste
-err = Console(stderr=True)
+# emoji=False: Rich would print a file named "scan:fire:01.png" as "scan🔥01.png"
+out = Console(soft_wrap=True, emoji=False)  # paths stay whole on one line, for copy and paste
+err = Console(stderr=True, emoji=False)
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # but tab and newline
+
+
+def escape(text: str) -> str:
+    """`text` (a file name, a message naming one) to print as it is: Rich's markup escaped, and
+    control characters shown as \\xNN (an ESC in a file name would otherwise drive the terminal)."""
+    return escape_markup(CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text))
 
 
 def choice(kind: str, choices):

@@ -14,14 +14,14 @@ from typing import Optional
 
 import numpy as np
 import typer
-from rich.markup import escape
 
 from digitlab.cli.console import prediction_line, progress
 from digitlab.cli.options import (
+    escape,
     CsvOption, JsonLinesOption, ModelOption, RunsOption, ThresholdOption, TrustOption, err, out,
 )
 from digitlab.errors import ClusterError, WriteError
-from digitlab.files import atomic_write
+from digitlab.files import atomic_write, shortened
 
 
 def predict(
@@ -32,7 +32,7 @@ def predict(
     as_json: bool = JsonLinesOption,
     as_csv: bool = CsvOption,
     save_prepared: Optional[Path] = typer.Option(None, help="Write the 28x28 image the model saw for each file here."),
-    workers: int = typer.Option(0, min=0, help="Processes that decode and prepare the images of a folder "
+    workers: int = typer.Option(0, min=0, max=64, help="Processes that decode and prepare the images of a folder "
                                 "(0: this machine's cores, at most 4; 1: none)."),
     cluster: Optional[str] = typer.Option(None, help="Predict on a Ray cluster: auto, HOST:PORT, ray://HOST:PORT, or "
                                           "local:N (N nodes started here). Needs --out and digitlab[ray]."),
@@ -49,16 +49,17 @@ def predict(
     if cluster is not None or out_file is not None:
         return _predict_on_cluster(files, cluster, out_file, as_json or as_csv or save_prepared is not None,
                                    lambda: load_recognizer(model, runs_dir, threshold, trust_model))
-    if save_prepared is not None:
-        _make_folder(save_prepared, "--save-prepared")
+    skip = _output_folder(save_prepared, files, "--save-prepared")
     recognizer = load_recognizer(model, runs_dir, threshold, trust_model)
-    total = sum(1 for _ in expand(files))
+    if save_prepared is not None:
+        _make_folder(save_prepared, "--save-prepared")  # only once the model loaded: a failed run leaves nothing
+    total = sum(1 for _ in expand(files, skip))
     writer = csv.writer(sys.stdout) if as_csv else None
     if writer:
         writer.writerow(CSV_COLUMNS)
     failed = 0
     with progress(err, total) as advance:
-        for i, pred in enumerate(recognizer.predict_iter(expand(files), keep_prepared=save_prepared is not None,
+        for i, pred in enumerate(recognizer.predict_iter(expand(files, skip), keep_prepared=save_prepared is not None,
                                                                     workers=workers or default_workers())):
             advance()
             failed += pred.status == "error"
@@ -92,16 +93,20 @@ def read(
     from digitlab.recognize import draw_boxes, expand
 
     _one_format(as_json, as_csv)
-    total = sum(1 for _ in expand(files))
-    boxes_for = _boxes_destination(save_boxes, total)
+    as_folder = save_boxes is not None and (not save_boxes.suffix or save_boxes.is_dir())
+    skip = _output_folder(save_boxes if as_folder else None, files, "--save-boxes")
+    paths = list(expand(files, skip))  # once: draw_boxes opens each again, and boxes are written as they go
+    boxes_for = _boxes_destination(save_boxes, paths)
     recognizer = load_recognizer(model, runs_dir, threshold, trust_model)
+    if as_folder:
+        _make_folder(save_boxes, "--save-boxes")  # only once the model loaded: a failed run leaves nothing
+    total = len(paths)
     writer = csv.writer(sys.stdout) if as_csv else None
     if writer:
         writer.writerow(["source", "status", "text", "probabilities", "boxes", "message"])
     failed = 0
     with progress(err, total) as advance:
-        paths = list(expand(files)) if boxes_for is not None else None  # draw_boxes opens each again
-        for i, reading in enumerate(recognizer.read_iter(expand(files))):
+        for i, reading in enumerate(recognizer.read_iter(paths)):
             advance()
             failed += reading.status == "error"
             if boxes_for is not None and reading.status == "ok":
@@ -135,23 +140,36 @@ def load_recognizer(model: Path | None, runs_dir: Path, threshold: float, trust:
     return recognizer
 
 
-def _boxes_destination(save_boxes: Path | None, total: int):
+def _boxes_destination(save_boxes: Path | None, paths: list[Path]):
     """Where `read --save-boxes` writes image i's boxes: the file named, for one image, or a file in
-    the folder named (made if missing). Checked before any model is loaded."""
+    the folder named (made once the model loaded). Checked before any model is loaded."""
     if save_boxes is None:
         return None
     if save_boxes.suffix and not save_boxes.is_dir():
         if image_format(save_boxes) is None:
-            raise typer.BadParameter(f"{save_boxes}: not an image file name; name it .png or .jpg, or give a folder.",
-                                     param_hint="--save-boxes")
-        if total != 1:
-            raise typer.BadParameter(f"{save_boxes} names one file, for {total} images; give a folder.",
+            raise typer.BadParameter(f"{save_boxes}: not an image file name digitlab writes; name it "
+                                     f"{', '.join(sorted(OUTPUT_FORMATS))}, or give a folder.", param_hint="--save-boxes")
+        if len(paths) != 1:
+            raise typer.BadParameter(f"{save_boxes} names one file, for {len(paths)} images; give a folder.",
                                      param_hint="--save-boxes")
         if not save_boxes.parent.is_dir():
             raise typer.BadParameter(f"folder {save_boxes.parent} does not exist.", param_hint="--save-boxes")
+        if save_boxes.exists() and paths[0].exists() and save_boxes.samefile(paths[0]):
+            raise typer.BadParameter(f"{save_boxes} is the image read; name another file, so that it is kept.",
+                                     param_hint="--save-boxes")
         return lambda i, path: save_boxes
-    _make_folder(save_boxes, "--save-boxes")
     return lambda i, path: save_boxes / _numbered_name(i, path)
+
+
+def _output_folder(folder: Path | None, files: list[Path], option: str) -> list[Path]:
+    """The output folder as `expand`'s `skip`, once it is known not to be a folder read: images
+    written among the user's would be read on the next run, and the user's overwritten."""
+    if folder is None:
+        return []
+    if folder.is_dir() and any(f.is_dir() and f.samefile(folder) for f in files):
+        raise typer.BadParameter(f"{folder} is a folder of the images read; name another folder for the output.",
+                                 param_hint=option)
+    return [folder]
 
 
 def _make_folder(folder: Path, option: str) -> None:
@@ -164,15 +182,19 @@ def _make_folder(folder: Path, option: str) -> None:
 
 def _numbered_name(i: int, source: Path) -> str:
     """The file for image i in an output folder: its number keeps the input's order, and its stem is
-    cut to 100 characters (a file system takes 255 bytes a name)."""
-    return f"{i:06d}-{source.stem[:100]}.png"
+    cut to 100 bytes (a file system takes 255 bytes a name)."""
+    return f"{i:06d}-{shortened(source.stem, 100)}.png"
+
+
+# The formats an output image may be named as: Pillow writes dozens more, but some cannot hold an
+# RGB image (XBM, MSP, Palm), some need a plug-in registered first (FITS, HDF5, GRIB, BUFR).
+OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
+                  ".webp": "WEBP", ".gif": "GIF"}
 
 
 def image_format(path: Path) -> str | None:
-    """The Pillow format a file name asks for (".png" -> "PNG"), None for a name Pillow cannot write."""
-    from PIL import Image
-
-    return Image.registered_extensions().get(path.suffix.lower()) if path.suffix else None
+    """The Pillow format a file name asks for (".png" -> "PNG"), None for a name digitlab does not write."""
+    return OUTPUT_FORMATS.get(path.suffix.lower())
 
 
 def save_image(image, path: Path) -> None:

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from digitlab.cli.options import (
+    escape,
     ClusterOption, CpusPerRunOption, DataDirOption, ModelOption, RetriesOption, RunsOption, ThresholdOption,
     TrustOption, choice, dataset_arg, err, out,
 )
@@ -145,17 +145,17 @@ def serve(
     import uvicorn
 
     from digitlab.cli.recognition import load_recognizer
-    from digitlab.serve.app import LOOPBACK_HOSTS, Limits, create_app, model_facts
+    from digitlab.serve.app import Limits, create_app, host_names_answered, model_facts
 
     recognizer = load_recognizer(model, runs_dir, threshold, trust_model)  # says which model, on stderr
     facts = model_facts(recognizer)
     limits = Limits(max_body_bytes=max_body, max_pixels=max_pixels, timeout_s=timeout, workers=workers,
                     read_workers=read_workers)
-    loopback = host in LOOPBACK_HOSTS
-    api = create_app(recognizer, facts, limits, allowed_hosts=LOOPBACK_HOSTS if loopback else None)
+    answered = host_names_answered(host)
+    api = create_app(recognizer, facts, limits, allowed_hosts=answered)
     sock = listening_socket(host, port)  # bound here: a taken port is one line, port 0 gets its real number
     port = sock.getsockname()[1]
-    if not loopback:
+    if answered is None:
         err.print(f"[yellow]warning:[/] serving on {escape(host)}: other machines can reach the API, which has no "
                   "authentication; use --host 127.0.0.1 to serve this machine only.", highlight=False, soft_wrap=True)
     shown = f"[{host}]" if ":" in host else host

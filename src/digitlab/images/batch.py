@@ -26,13 +26,12 @@ from PIL import Image
 from digitlab.errors import ImageError
 from digitlab.images.components import dilate_cross, zoom_linear
 from digitlab.images.prepare import SPECK_SHARE, blank_error, boxed, digit_mask, mass_centred, to_mnist
-from digitlab.images.read import WORK_SIDE, ink_of_gray, open_image, to_gray
+from digitlab.images.read import WORK_SIDE, ink_of_gray, open_image, orientation, to_gray
 from digitlab.images.rulings import MIN_LINE
 
 MIN_STACK = 16  # fewer images of a size than this go one by one (SciPy's import is not worth it)
 OTSU_BINS = 256
 PLAIN_FORMATS = ("PNG", "JPEG", "BMP", "PPM", None)  # None: an image made from an array
-ORIENTATION = 0x0112  # the EXIF tag that ImageOps.exif_transpose follows (values 2-8 turn the image)
 
 
 def prepare_many(images: Sequence, names: Sequence[str]) -> list[np.ndarray | ImageError]:
@@ -124,7 +123,7 @@ def plain_gray(image: Image.Image) -> np.ndarray | None:
     if image.format not in PLAIN_FORMATS or image.mode not in ("L", "RGB") or max(image.size) > WORK_SIDE \
             or 0 in image.size:
         return None
-    if image.getexif().get(ORIENTATION, 1) in range(2, 9):
+    if orientation(image) != 1:
         return None
     gray = image if image.mode == "L" else image.convert("L")
     return np.frombuffer(gray.tobytes(), np.uint8).reshape(gray.height, gray.width)  # np.asarray's bytes, sooner

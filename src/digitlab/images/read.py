@@ -24,14 +24,20 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".ti
 FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF", "PPM")  # Pillow's decoders for those (PPM reads PGM too)
 MAX_PIXELS = 40_000_000  # a 40-megapixel phone photo passes; decompression bombs do not
 WORK_SIDE = 512  # larger images are reduced to this longest side before any analysis
+ORIENTATION = 0x0112  # the EXIF tag that says how a camera held the picture (2-8: turned or mirrored)
 
 
 def open_image(source, *, name: str | None = None, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """A decoded Pillow image from a path, bytes, a PIL image or an array, within the pixel limit."""
     if isinstance(source, Image.Image):
         return source
-    if isinstance(source, np.ndarray):
+    if isinstance(source, (np.ndarray, np.generic)):
         return Image.fromarray(_array_to_uint8(source, name))
+    if isinstance(source, memoryview):
+        source = source.tobytes()
+    if not isinstance(source, (str, os.PathLike, bytes, bytearray)):
+        raise ImageError(f"{name or type(source).__name__}: {type(source).__name__} is not an image; give a file's "
+                         "path, its bytes, a PIL image or an array.")
     label = name or ("<bytes>" if isinstance(source, (bytes, bytearray)) else str(source))
     try:
         stream = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else _open_regular_file(source, label)
@@ -70,6 +76,24 @@ def open_image(source, *, name: str | None = None, max_pixels: int = MAX_PIXELS)
     return image
 
 
+def orientation(image: Image.Image) -> int:
+    """The image's EXIF orientation, 1 (as stored) to 8; 1 where its EXIF block is unreadable: the
+    block is metadata beside sound pixels, which are read as stored, as a browser shows them."""
+    try:
+        value = image.getexif().get(ORIENTATION, 1)
+    except Exception:  # noqa: BLE001 -- Pillow's EXIF parser raises SyntaxError, struct.error, ValueError...
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def upright(image: Image.Image) -> Image.Image:
+    """The image as a viewer shows it: turned by its EXIF orientation (`ImageOps.exif_transpose`),
+    as stored where the EXIF block is unreadable."""
+    if orientation(image) == 1:
+        return image.copy()  # what exif_transpose gives an upright image, without its parsing the block again
+    return ImageOps.exif_transpose(image)
+
+
 def _open_regular_file(path, label: str):
     """Open `path` for reading only if it is a regular file: a FIFO or a device would block or never end.
 
@@ -105,11 +129,19 @@ def _array_to_uint8(array: np.ndarray, name: str | None) -> np.ndarray:
         a = a[:, :, 0]
     if a.dtype == np.uint8:
         return a
-    a = a.astype(np.float64)
+    floats = np.issubdtype(a.dtype, np.floating)
+    try:
+        a = a.astype(np.float64)
+    except (TypeError, ValueError):
+        raise ImageError(f"{name or 'array'}: values of type {a.dtype} are not grey levels.") from None
     if not np.isfinite(a).all():
         raise ImageError(f"{name or 'array'}: contains NaN or infinite values.")
-    scale = 255.0 if a.max(initial=0) <= 1.0 else 1.0  # floats in [0, 1], or already 0-255
-    return np.clip(np.rint(a * scale), 0, 255).astype(np.uint8)
+    low, high = a.min(), a.max()
+    if high <= 1 or (floats and high <= 1.5):  # levels in [0, 1], a rounding error over 1 included
+        a = a * 255
+    elif low < 0 or high > 255:  # 16-bit levels or any other range: stretched, as to_gray stretches a 16-bit image's
+        a = (a - low) * (255 / (high - low))
+    return np.clip(np.rint(a), 0, 255).astype(np.uint8)
 
 
 def to_ink(image: Image.Image, *, name: str = "image") -> np.ndarray:
@@ -127,7 +159,7 @@ def to_gray(image: Image.Image, *, name: str = "image") -> tuple[np.ndarray, boo
     """The image as (h, w) float32 grey levels in [0, 1], upright, at most WORK_SIDE a side, and
     False; or, for an image whose transparent background leaves the opaque part as the stroke,
     that ink map and True. `ink_of_gray` finishes `to_ink` for grey levels."""
-    image = ImageOps.exif_transpose(image)
+    image = upright(image)
     if getattr(image, "n_frames", 1) > 1:
         image.seek(0)  # an animated image: its first frame
     if 0 in image.size:  # a PIL image made in code can be 0 pixels wide or high; no file decodes so

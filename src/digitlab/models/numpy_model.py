@@ -28,6 +28,8 @@ from digitlab.errors import RunError
 from digitlab.files import atomic_write, sha256_file
 
 INFERENCE_FILE = "inference.npz"
+MAX_UNPACKED = 200_000_000  # bytes an inference file's arrays may unpack to (the shipped reader's: 1.7 MB)
+MAX_INPUT = 1 << 18  # values in one input image: 512 x 512 (digitlab's take 28 x 28)
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "softmax", "linear")
 
 
@@ -43,6 +45,11 @@ class NumpyModel:
         x = np.asarray(x, np.float32)
         out = [self._forward(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
         return np.concatenate(out) if out else np.zeros((0, self._classes()), np.float32)
+
+    @property
+    def output_shape(self) -> tuple:
+        """(None, classes), as a Keras model gives it."""
+        return None, self._classes()
 
     def count_params(self) -> int:
         """Trainable and batch-norm parameters, as Keras counts them (BN's four arrays are folded into two)."""
@@ -185,6 +192,11 @@ def load(path: str | os.PathLike) -> NumpyModel:
     """Read an inference file written by `export` (no pickled objects are accepted)."""
     try:
         with np.load(path, allow_pickle=False) as data:
+            # What the arrays unpack to, before any is: a small file of zeros can unpack to gigabytes.
+            unpacked = sum(info.file_size for info in data.zip.infolist())
+            if unpacked > MAX_UNPACKED:
+                raise ValueError(f"its arrays unpack to {unpacked:,} bytes, more than the {MAX_UNPACKED:,} a digit "
+                                 "reader needs")
             meta = json.loads(bytes(data["meta"]).decode())
             layers = []
             for spec in meta["layers"]:
@@ -199,8 +211,12 @@ def load(path: str | os.PathLike) -> NumpyModel:
             if not any("kernel" in layer for layer in layers):
                 raise ValueError("no layer with weights")
             shape = tuple(meta["input_shape"])
-            if not 1 <= len(shape) <= 3 or not all(isinstance(d, int) and 0 < d <= 4096 for d in shape):
-                raise ValueError(f"input shape {list(shape)} is not an image's")
+            if not 1 <= len(shape) <= 3 or not all(isinstance(d, int) and 0 < d <= 4096 for d in shape) \
+                    or math.prod(shape) > MAX_INPUT:
+                raise ValueError(f"input shape {list(shape)} is not an image's (at most {MAX_INPUT:,} values)")
+            if any(layer["kind"] == "maxpool" and not (isinstance(layer.get("size"), int) and 1 <= layer["size"] <= 64)
+                   for layer in layers):
+                raise ValueError("a max-pooling size is not a whole number from 1 to 64")
         model = NumpyModel(layers, (None, *shape))
         # One blank image through it: a file whose layers do not fit together (crafted, or damaged)
         # fails here with one line, not with a traceback in the middle of a prediction.
@@ -208,7 +224,7 @@ def load(path: str | os.PathLike) -> NumpyModel:
         if out.ndim != 2 or out.shape[1] < 1:
             raise ValueError(f"its output has shape {out.shape[1:]}, not one probability a class")
     except (OSError, KeyError, ValueError, TypeError, AttributeError, IndexError, StopIteration,
-            json.JSONDecodeError) as e:
+            ZeroDivisionError, MemoryError, json.JSONDecodeError) as e:
         raise RunError(f"{path}: cannot read the inference file ({type(e).__name__}: {e}); "
                        f"delete it to use model.keras instead.") from None
     return model

@@ -18,6 +18,8 @@ import base64
 import binascii
 import contextlib
 import copy
+import ipaddress
+import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -51,6 +53,17 @@ TYPE_ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg", "image/x
                 "image/x-portable-graymap": "image/x-portable-anymap", "image/x-portable-pixmap": "image/x-portable-anymap",
                 "image/x-portable-bitmap": "image/x-portable-anymap"}
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def host_names_answered(host: str) -> tuple[str, ...] | None:
+    """The Host headers a server listening on `host` answers: its loopback names, and the address
+    itself (127.0.0.2 is this machine too), when `host` is a loopback address; None (every host)
+    for an address other machines reach."""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: not a loopback address
+        loopback = False
+    return tuple(dict.fromkeys((*LOOPBACK_HOSTS, host))) if loopback else None
 
 
 @dataclass(frozen=True)
@@ -209,6 +222,13 @@ def create_app(recognizer: Recognizer, facts: ModelFacts, limits: Limits = Limit
                                      "try again later.") from None
         except ImageError as e:
             raise HTTPException(422, str(e)) from None
+        except HTTPException:
+            raise
+        except Exception:  # noqa: BLE001 -- a bug, not the client's: logged, and answered in JSON with the
+            # security headers (Starlette's own 500 is plain text from outside the middleware)
+            logging.getLogger("digitlab.serve").exception("internal error answering a request")
+            raise HTTPException(500, "internal error: digitlab could not answer this request (the server "
+                                     "logged it); please report it with the image that caused it.") from None
 
     def with_threshold(threshold: float | None) -> Recognizer:
         if threshold is None:
