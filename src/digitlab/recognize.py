@@ -267,7 +267,8 @@ class Recognizer:
             pred.digit = best
         else:
             pred.status = "unsure"
-            pred.message = (f"not sure: the best guess, {best}, has {prob:.0%}, under the threshold of "
+            shown = f"{prob:.0%}" if f"{prob:.0%}" != f"{self.threshold:.0%}" else f"{prob:.4%}"  # not "100%, under 100%"
+            pred.message = (f"not sure: the best guess, {best}, has {shown}, under the threshold of "
                             f"{self.threshold:.0%}; it may not be a digit.")
 
 

@@ -195,6 +195,12 @@ def test_user_errors_exit_1_with_one_line(tmp_path):
     assert "no such run folder or model file" in done.stderr and "Traceback" not in done.stderr
     (tmp_path / "fake.keras").write_text("not a zip")
     done = invoke_cli("evaluate", str(tmp_path / "fake.keras"))
+    assert done.returncode == 1 and "not a Keras model file" in done.stderr and "Traceback" not in done.stderr
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "fake.keras", "w") as z:  # a zip archive, but no model in it
+        z.writestr("notes.txt", "no model here")
+    done = invoke_cli("evaluate", str(tmp_path / "fake.keras"))
     assert done.returncode == 1 and "cannot load the model" in done.stderr and "Traceback" not in done.stderr
     done = invoke_cli("evaluate", "--runs", str(tmp_path))
     assert done.returncode == 1 and "no complete run" in done.stderr

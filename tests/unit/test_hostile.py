@@ -213,7 +213,9 @@ def pool_size(size):
     (pool_size(2.5), None, "max-pooling size"),
     (lambda meta: meta.update(input_shape=[4096, 4096, 4096]), None, "is not an image's"),
     (None, {"padding": np.zeros(300_000_000, np.uint8)}, r"unpack to 30\d,"),  # 300 MB of zeros: 300 kB packed
-], ids=["pool-0", "pool-2.5", "huge-input", "zip-bomb"])
+    (lambda meta: meta["layers"][0].update(arrays="nan"), {"nan_kernel": np.full((3, 3, 1, 32), np.nan, np.float32),
+                                                          "nan_bias": np.zeros(32, np.float32)}, "not all finite"),
+], ids=["pool-0", "pool-2.5", "huge-input", "zip-bomb", "nan-weights"])
 def test_a_crafted_inference_file_is_one_line_before_any_large_work(tmp_path, change, arrays, phrase):
     from digitlab.errors import RunError
     from digitlab.models.numpy_model import load
@@ -257,3 +259,33 @@ def test_a_server_on_any_loopback_address_answers_only_its_own_names():
     with TestClient(create_app(recognizer, facts, allowed_hosts=answered), base_url="http://127.0.0.2:8000") as c:
         assert c.get("/api/v1/health").status_code == 200
         assert c.get("/api/v1/health", headers={"Host": "evil.example"}).status_code == 400
+
+
+@pytest.mark.parametrize("data, kind", [
+    (b"GIF87a\xc8\x00\xc8\x00", "GIF"),  # a GIF cut in its header
+    (b"II*\x00\x8a\x02\x00\x00" + bytes(40), "TIFF"),  # a TIFF whose first directory is past the end
+])
+def test_a_damaged_file_of_a_format_read_here_is_called_damaged_with_no_warning_printed(data, kind, recwarn):
+    from digitlab.errors import ImageError
+
+    with pytest.raises(ImageError, match=f"damaged or truncated \\(a {kind} file"):
+        open_image(data)
+    assert not [w for w in recwarn if "PIL" in w.filename]
+
+
+def test_the_api_says_what_to_send_instead_of_pydantics_words_alone():
+    from digitlab.recognize import Recognizer
+    from digitlab.serve.app import ModelFacts, create_app
+
+    recognizer = Recognizer.load("reader")
+    facts = ModelFacts("reader", None, "mnist+pen", recognizer.class_names, None, None, 0.5, "numpy")
+    png = io.BytesIO()
+    seven().save(png, "PNG")
+    with TestClient(create_app(recognizer, facts)) as client:
+        for path in ("/api/v1/predict", "/api/v1/read"):
+            answer = client.post(path, content=png.getvalue(), headers={"content-type": "image/png"})
+            assert answer.status_code == 422 and f"multipart/form-data to {path}/upload" in answer.text
+        answer = client.post("/api/v1/predict", json={"image": "data:image/png;base64"})
+        assert answer.status_code == 422 and "data URL with no data" in answer.text
+        answer = client.post("/api/v1/predict/upload", data={"file": "not a file part"})
+        assert answer.status_code == 422 and "is not a file: send it as a file part" in answer.text

@@ -54,6 +54,7 @@ def open_image(source, *, name: str | None = None, max_pixels: int = MAX_PIXELS)
         stream.seek(0)
         try:
             with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # Pillow's "Corrupt EXIF data" and the like: the file reads, or gets its line
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 image = Image.open(stream, formats=FORMATS)
                 width, height = image.size
@@ -68,6 +69,9 @@ def open_image(source, *, name: str | None = None, max_pixels: int = MAX_PIXELS)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
             raise ImageError(f"{label}: refused as a possible decompression bomb ({e}); scale the image down first.") from None
         except UnidentifiedImageError:
+            if _known_format(header):  # its decoder refused its header: a damaged file of a format read here
+                raise ImageError(f"{label}: the image is damaged or truncated (a {_known_format(header)} file whose "
+                                 "header cannot be read).") from None
             raise ImageError(f"{label}: not a PNG, JPEG, GIF, BMP, WebP, TIFF or PGM/PPM image{_other_format(header)}; "
                              "save it as PNG or JPEG.") from None
         except Exception as e:  # noqa: BLE001 -- any decoder's failure on a damaged file (Pillow raises
@@ -110,6 +114,18 @@ def _open_regular_file(path, label: str):
     except BaseException:
         os.close(fd)
         raise
+
+
+def _known_format(header: bytes) -> str | None:
+    """The format digitlab reads that a file's first bytes announce, if any."""
+    for magic, what in ((b"\x89PNG", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF8", "GIF"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF")):
+        if header.startswith(magic):
+            return what
+    if header[:4] == b"RIFF" and header[8:12] == b"WEBP":
+        return "WebP"
+    if header[:2] == b"BM" and header[6:10] == bytes(4):  # its reserved bytes are zeros: "BM" alone starts text too
+        return "BMP"
+    return None
 
 
 def _other_format(header: bytes) -> str:

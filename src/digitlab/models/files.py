@@ -7,6 +7,7 @@ scikit-learn baseline, or a run predicted through its NumPy inference file, neve
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 
 from digitlab.errors import RunError
@@ -23,6 +24,10 @@ def load_model(path: str | os.PathLike, *, trust: bool = False):
     """
     if Path(path).suffix == ".skops":
         return load_classic(path)
+    if Path(path).suffix == ".keras" and Path(path).is_file() and not zipfile.is_zipfile(path):
+        # Keras would say "File not found" of a file that is there
+        raise RunError(f"{path}: not a Keras model file (a .keras file is a zip archive; this one is not): "
+                       "damaged, or another kind of file named .keras. Train the run again, or name another model.")
     select_backend()  # no-op if Keras is already imported
     import keras
 

@@ -203,6 +203,9 @@ def load(path: str | os.PathLike) -> NumpyModel:
                 layer = {k: v for k, v in spec.items() if k != "arrays"}
                 if "arrays" in spec:
                     layer["kernel"], layer["bias"] = data[f"{spec['arrays']}_kernel"], data[f"{spec['arrays']}_bias"]
+                    if not all(np.issubdtype(a.dtype, np.floating) and np.isfinite(a).all()
+                               for a in (layer["kernel"], layer["bias"])):
+                        raise ValueError(f"the weights of {spec['arrays']} are not all finite numbers")
                 if layer["kind"] not in ("dense", "conv", "scale", "maxpool", "flatten"):
                     raise ValueError(f"unknown layer kind {layer['kind']!r}")
                 if layer.get("activation", "linear") not in ACTIVATIONS:

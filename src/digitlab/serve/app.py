@@ -244,6 +244,8 @@ def create_app(recognizer: Recognizer, facts: ModelFacts, limits: Limits = Limit
             return np.asarray(body.pixels, dtype=np.float64).round().astype(np.uint8)
         text = body.image
         if text.startswith("data:"):
+            if "," not in text:
+                raise HTTPException(422, "'image' is a data URL with no data: data:image/png;base64,<the base64>.")
             text = text.partition(",")[2]
         try:
             data = base64.b64decode(text, validate=True)
@@ -265,6 +267,13 @@ def create_app(recognizer: Recognizer, facts: ModelFacts, limits: Limits = Limit
         # UTF-8 (found by fuzz/run.py): say where and what, without the input.
         errors = [{"loc": [str(p) for p in err.get("loc", ())], "msg": str(err.get("msg", "")), "type": str(err.get("type", ""))}
                   for err in e.errors()]
+        for err in errors:  # pydantic's words, and what to send instead
+            if err["loc"] == ["body"] and err["type"] in ("model_attributes_type", "dict_type", "json_invalid"):
+                err["msg"] += (f"; send a JSON object, {{\"image\": \"<base64 of the file>\"}} or {{\"pixels\": [[...28 rows]]}}, "
+                               f"as Content-Type: application/json, or upload the file as multipart/form-data to "
+                               f"{request.url.path.rstrip('/')}/upload")
+            elif err["loc"][:2] == ["body", "file"] and "UploadFile" in err["msg"]:
+                err["msg"] = "the field 'file' is not a file: send it as a file part of multipart/form-data, with a filename"
         return JSONResponse({"detail": errors}, status_code=422)
 
     @app.exception_handler(ImageError)
