@@ -139,7 +139,7 @@ class RunConfig:
     def load(cls, path: Path) -> RunConfig:
         try:
             return cls.from_dict(json.loads(Path(path).read_text()))
-        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
             raise ConfigError(f"{path}: cannot read the run configuration ({e}).") from None
         except ConfigError as e:
             raise ConfigError(f"{path}: {e}") from None

@@ -10,6 +10,8 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
+from digitlab.errors import WriteError
+
 
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
@@ -21,6 +23,10 @@ def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
     one (Keras' `model.save` wants ".keras", NumPy's `savez` adds ".npz" otherwise).
     """
     path = Path(path)
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        # os.replace would put the file in place of a device, a pipe or a link (as root, /dev/null itself)
+        raise WriteError(f"{path}: not a regular file (a device, pipe, folder or link); digitlab writes only in place "
+                         "of a file it would replace: name a new file.")
     # the stem cut short: a legal name of 255 bytes would make a temporary name too long to create
     tmp = path.with_name(f".{shortened(path.stem, 60)}.{os.getpid()}-{secrets.token_hex(4)}.tmp{path.suffix}")
     try:

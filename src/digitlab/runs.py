@@ -65,7 +65,7 @@ def new_run_dir(out: str | os.PathLike, model: str, dataset: str) -> Path:
 def read_json(path: Path):
     try:
         return json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as e:
+    except (OSError, ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise RunError(f"{path}: cannot read ({e}).") from None
 
 

@@ -14,21 +14,21 @@ def print_evaluation(out: Console, ev) -> None:
     """Test scores, the confusion matrix as a table, per-class report, calibration, confusions."""
     arithmetic = ", computed in mixed bfloat16" if ev.compute_precision == "mixed_bfloat16" else ""
     out.print(f"Test loss: {ev.loss:.4f}   Test accuracy: {ev.accuracy:.4f} ({ev.accuracy:.2%} of "
-              f"{len(ev.labels):,} {ev.dataset} test images{arithmetic})")
+              f"{len(ev.labels):,} {escape(ev.dataset)} test images{arithmetic})")
     names = ev.class_names
     cm = Table(title="Confusion matrix (rows: true, columns: predicted)", show_lines=False)
     cm.add_column("true \\ pred", style="bold")
     for name in names:
-        cm.add_column(name[:8], justify="right")
+        cm.add_column(escape(name[:8]), justify="right")
     for i, name in enumerate(names):
         cells = [f"[bold green]{c}[/]" if i == j else (f"[red]{c}[/]" if c else "·") for j, c in enumerate(ev.confusion[i])]
-        cm.add_row(name, *cells)
+        cm.add_row(escape(name), *cells)
     out.print(cm)
     report = Table(title="Per-class report")
     for col in ("class", "precision", "recall", "F1", "support"):
         report.add_column(col, justify="left" if col == "class" else "right")
     for r in ev.per_class:
-        report.add_row(r["class"], f"{r['precision']:.4f}", f"{r['recall']:.4f}", f"{r['f1']:.4f}", str(r["support"]))
+        report.add_row(escape(r["class"]), f"{r['precision']:.4f}", f"{r['recall']:.4f}", f"{r['f1']:.4f}", str(r["support"]))
     out.print(report)
     cal = ev.calibration()
     if "temperature" in cal:
@@ -38,7 +38,7 @@ def print_evaluation(out: Console, ev) -> None:
         out.print(f"Calibration (expected calibration error): {cal['ece']:.4f} (no temperature fitted for this model)")
     out.print("Most confused pairs:")
     for p in ev.most_confused():
-        out.print(f"  true {p['true']} taken for {p['predicted']}: {p['count']} times")
+        out.print(f"  true {escape(p['true'])} taken for {escape(p['predicted'])}: {p['count']} times")
 
 
 def print_diagnosis(out: Console, result) -> None:

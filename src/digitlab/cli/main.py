@@ -125,9 +125,9 @@ def train(
     epochs_text = f"{config.epochs} epoch{'s' if config.epochs != 1 else ''}"
     engine_text = " with the NumPy engine" if config.engine == "numpy" else ""
     if PRESETS[config.model].kind == "sklearn":
-        out.print(f"Fitting [bold]{config.model}[/] on {config.dataset} (scikit-learn)")
+        out.print(f"Fitting [bold]{config.model}[/] on {escape(config.dataset)} (scikit-learn)")
     else:
-        out.print(f"Training [bold]{config.model}[/]{engine_text} on {config.dataset}: {epochs_text}, batch "
+        out.print(f"Training [bold]{config.model}[/]{engine_text} on {escape(config.dataset)}: {epochs_text}, batch "
                   f"{config.batch_size}, {config.optimizer}" + (f" lr {config.learning_rate:g}" if config.learning_rate else "")
                   + config.extras_note())
     from digitlab.lab.pipeline import train as train_run  # Keras and JAX (seconds): after the first line

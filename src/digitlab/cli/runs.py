@@ -104,7 +104,7 @@ def compare(
     sets = [dataset_arg(d.strip()) for d in datasets.split(",") if d.strip()]
 
     def show(e):
-        out.print(f"{e.model} on {e.dataset}: {e.test_accuracy:.2%} test accuracy, trained in {e.train_seconds:.1f} s",
+        out.print(f"{e.model} on {escape(e.dataset)}: {e.test_accuracy:.2%} test accuracy, trained in {e.train_seconds:.1f} s",
                   highlight=False)
 
     failures: list[str] = []

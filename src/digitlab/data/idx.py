@@ -133,6 +133,9 @@ def _read_stream(
     if code not in TYPE_CODES:
         known = ", ".join(f"0x{c:02X}" for c in TYPE_CODES)
         raise DataError(f"{name}: unknown IDX type code 0x{code:02X}; the format defines {known}.")
+    if ndim > 64:  # the format allows 255; NumPy holds at most 64, and no image set needs more than 4
+        raise DataError(f"{name}: the header claims {ndim} dimensions; digitlab reads IDX files of at most 64 "
+                        "(images have 3, labels 1).")
     dims_bytes = stream.read(4 * ndim)
     digest.update(dims_bytes)
     if len(dims_bytes) < 4 * ndim:

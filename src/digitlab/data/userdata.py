@@ -105,6 +105,9 @@ def check_labels(y_train: np.ndarray, y_test: np.ndarray, source) -> None:
         raise DataError(f"{source}: labels run up to {classes - 1}, but {len(missing)} of those classes have no "
                         f"training images ({', '.join(map(str, missing[:8]))}{'...' if len(missing) > 8 else ''}); "
                         "number the classes 0..K-1 without gaps.")
+    if not y_test.size:
+        raise DataError(f"{source}: the test split has no images; add test images (or leave them out, and part of "
+                        "the training images is held out for testing).")
     if y_test.size and int(y_test.max()) >= classes:
         raise DataError(f"{source}: a test label is {int(y_test.max())}, but the training labels only go up to "
                         f"{classes - 1}.")
@@ -151,12 +154,12 @@ def _load_folders(path: Path) -> tuple[Split, Split]:
             extra = sorted(set(_class_folders(path / "test")) - set(classes))
             if extra:
                 raise DataError(f"{path / 'test'}: classes {', '.join(extra)} are not in {path / 'train'}.")
-            return train, _read_folders(path / "test", classes)
+            return train, _read_folders(path / "test", classes, training=False)
         return hold_out(*train)
     return hold_out(*_read_folders(path, _class_folders(path)))
 
 
-def _read_folders(folder: Path, classes: list[str]) -> Split:
+def _read_folders(folder: Path, classes: list[str], training: bool = True) -> Split:
     # Deferred: the image readers (Pillow, SciPy) are needed only for folders of image files
     from digitlab.images.read import IMAGE_SUFFIXES, open_image, to_ink
     from digitlab.images.prepare import to_mnist
@@ -164,6 +167,9 @@ def _read_folders(folder: Path, classes: list[str]) -> Split:
     images, labels = [], []
     for k, name in enumerate(classes):
         files = sorted(p for p in (folder / name).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files and training:  # a class the model would have an output for and never learn
+            raise DataError(f"{folder / name}: the class folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}); "
+                            "add some, or remove the folder.")
         for file in files:
             try:
                 prepared = to_mnist(to_ink(open_image(file, name=str(file)), name=str(file)), name=str(file))
@@ -173,7 +179,7 @@ def _read_folders(folder: Path, classes: list[str]) -> Split:
             labels.append(k)
     if not images:
         raise DataError(f"{folder}: the class folders hold no images ({', '.join(sorted(IMAGE_SUFFIXES))}).")
-    return np.stack(images), np.asarray(labels, np.uint8)
+    return np.stack(images), np.asarray(labels, np.uint8 if len(classes) <= 256 else np.uint16)
 
 
 # ---- CSV (Kaggle's digit-recognizer layout) ----
@@ -200,7 +206,7 @@ def read_csv(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
     """
     path = Path(path)
     try:
-        f = open(path, newline="")
+        f = open(path, newline="", encoding="utf-8-sig")  # -sig: a byte-order mark, as Excel writes, is not the header's
     except OSError as e:
         raise DataError(f"{path}: cannot open ({e.strerror or e}).") from None
     with f:
@@ -237,11 +243,15 @@ def _csv_labels(path: Path) -> np.ndarray:
     files = [path] if path.is_file() else [path / "train.csv", path / "test.csv"]
     labels = []
     for file in (f for f in files if f.is_file()):
-        with open(file, newline="") as f:
-            rows = csv.reader(f)
-            header = next(rows, None) or [""]
-            if header[0].strip().lower() == "label":
-                labels += [int(float(row[0])) for row in rows if row and _is_number(row[0])]
+        try:
+            with open(file, newline="", encoding="utf-8-sig") as f:
+                rows = csv.reader(f)
+                header = next(rows, None) or [""]
+                if header[0].strip().lower() == "label":
+                    labels += [int(float(row[0])) for row in rows if row and _is_number(row[0])]
+        except (OSError, csv.Error, UnicodeDecodeError, ValueError, OverflowError) as e:
+            # the rows' own checks (read_csv) name the line; this quick scan says which file
+            raise DataError(f"{file}: not a CSV file of labels and pixels ({type(e).__name__}: {e}).") from None
     if not labels:
         raise DataError(f"{files[0]}: no labelled rows; the first column must be 'label'.")
     return np.asarray(labels)

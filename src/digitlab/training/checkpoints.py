@@ -10,6 +10,7 @@ complete state file. A run killed at any moment resumes from its last complete e
 from __future__ import annotations
 
 import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,11 +121,28 @@ def save_numpy_state(path: Path, net, optimizer) -> None:
 
 
 def load_numpy_state(path: Path, net, optimizer) -> None:
-    with np.load(path) as data:
-        for i, p in enumerate(net.parameters()):
-            p[...] = data[f"param{i}"]
-        for name in ("_m", "_v", "_velocity", "_momentum"):
-            keys = sorted((k for k in data.files if k.startswith(f"opt{name}") and k[len(f"opt{name}"):].isdigit()),
-                          key=lambda k: int(k[len(f"opt{name}"):]))
-            if keys:
-                setattr(optimizer, name, [data[k].copy() for k in keys])
+    """Put a NumPy-engine checkpoint's parameters and optimiser state into `net` and `optimizer`,
+    every array checked against the network's (a run folder may come from anyone)."""
+    params = list(net.parameters())
+    most = 4 * sum(p.nbytes for p in params) + 1_000_000  # parameters and three optimiser copies, with headers
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            unpacked = sum(info.file_size for info in data.zip.infolist())
+            if unpacked > most:
+                raise ValueError(f"its arrays unpack to {unpacked:,} bytes, more than this network's {most:,}")
+            for i, p in enumerate(params):
+                value = data[f"param{i}"]
+                if value.shape != p.shape or not np.issubdtype(value.dtype, np.floating) or not np.isfinite(value).all():
+                    raise ValueError(f"param{i} is not {p.shape} finite numbers")
+                p[...] = value
+            for name in ("_m", "_v", "_velocity", "_momentum"):
+                keys = sorted((k for k in data.files if k.startswith(f"opt{name}") and k[len(f"opt{name}"):].isdigit()),
+                              key=lambda k: int(k[len(f"opt{name}"):]))
+                if keys:
+                    state = [data[k].copy() for k in keys]
+                    if [a.shape for a in state] != [p.shape for p in params]:
+                        raise ValueError(f"the optimiser's {name[1:]} arrays do not fit the network")
+                    setattr(optimizer, name, state)
+    except (OSError, KeyError, ValueError, TypeError, EOFError, zipfile.BadZipFile) as e:
+        raise RunError(f"{path}: cannot load the checkpoint ({type(e).__name__}: {e}); digitlab did not write it "
+                       "so: start the run again.") from None

@@ -48,6 +48,23 @@ class Splits:
     y_test: np.ndarray
 
 
+
+def _checkpoint_model(path, preset: str, num_classes: int):
+    """The Keras model a checkpoint holds, checked to be the run's preset: a run folder may come
+    from anyone, and a config.json changed to another preset would else describe the model falsely."""
+    import keras
+
+    try:
+        model = keras.saving.load_model(path, safe_mode=True)
+    except Exception as e:  # noqa: BLE001 -- Keras raises ValueError, OSError, zip errors... for a bad file
+        raise RunError(f"{path}: cannot load the checkpoint ({type(e).__name__}: {str(e)[:160]}); digitlab did "
+                       "not write it so: start the run again.") from None
+    builder, outputs = get_preset(preset).builder, model.output_shape[-1] if model.outputs else None
+    if model.name != builder or outputs != num_classes:
+        raise RunError(f"{path}: the checkpoint holds a {model.name} network of {outputs} outputs, not the {preset} "
+                       f"of {num_classes} classes that config.json names; the run folder was changed: start the run again.")
+    return model
+
 def make_splits(config: RunConfig, train: tuple, test: tuple) -> Splits:
     """Apply the config's validation choice to the loaded data set."""
     (x_train, y_train), (x_test, y_test) = train, test
@@ -119,7 +136,7 @@ def fit(
 
     if resume:
         checkpoint = checkpoints.load(run_dir, config.epochs)
-        model = keras.saving.load_model(checkpoint.state_file, safe_mode=True)
+        model = _checkpoint_model(checkpoint.state_file, config.model, num_classes)
         history, start = checkpoint.history, checkpoint.epoch
     else:
         keras.utils.set_random_seed(config.seed)
