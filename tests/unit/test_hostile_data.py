@@ -1,0 +1,154 @@
+"""Attacks of a second outsider's review (2026-12-07), on training, data and run folders, each kept
+as a test: what broke, and now holds. (tests/unit/test_hostile.py: recognition and the server.)"""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import invoke_cli
+from tests.unit.test_hostile import seven
+
+
+def test_an_output_file_is_never_written_in_place_of_a_device_a_pipe_or_a_link(tmp_path):
+    import os
+
+    from digitlab.errors import WriteError
+    from digitlab.files import write_bytes
+
+    target = tmp_path / "target.txt"
+    target.write_text("kept")
+    os.symlink(target, tmp_path / "link.png")
+    os.mkfifo(tmp_path / "fifo.png")
+    for name in ("link.png", "fifo.png"):
+        with pytest.raises(WriteError, match="not a regular file"):
+            write_bytes(tmp_path / name, b"png")
+    assert (tmp_path / "link.png").is_symlink() and target.read_text() == "kept"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo.png", "link.png", "target.txt"]
+    done = invoke_cli("plot", "samples", "-o", str(tmp_path / "fifo.png"))
+    assert done.returncode == 1 and "not a regular file" in done.stderr and "Wrote" not in done.stdout
+
+
+@pytest.mark.parametrize("content", [b'{"state": "complete\xff"}', b"[" * 100_000], ids=["not-utf8", "deep"])
+def test_a_run_file_that_is_not_text_or_nests_too_deep_is_one_line(tmp_path, content):
+    from digitlab.config import RunConfig
+    from digitlab.errors import ConfigError, RunError
+    from digitlab.runs import read_json
+
+    path = tmp_path / "status.json"
+    path.write_bytes(content)
+    with pytest.raises(RunError, match="cannot read"):
+        read_json(path)
+    with pytest.raises(ConfigError, match="cannot read the run configuration"):
+        RunConfig.load(path)
+
+
+def write_idx(path, array, ndim_claimed=None):
+    import gzip
+
+    header = bytes([0, 0, 0x08, ndim_claimed or array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    if ndim_claimed:
+        header += struct.pack(f">{ndim_claimed - array.ndim}I", *[1] * (ndim_claimed - array.ndim))
+    path.write_bytes(gzip.compress(header + array.astype(np.uint8).tobytes()))
+
+
+def test_user_data_mistakes_are_one_line(tmp_path):
+    from digitlab.data.idx import read_idx
+    from digitlab.data.userdata import load_dataset
+    from digitlab.errors import DataError
+
+    write_idx(tmp_path / "dims.gz", np.zeros((1,), np.uint8), ndim_claimed=255)
+    with pytest.raises(DataError, match="claims 255 dimensions"):
+        read_idx(tmp_path / "dims.gz")
+
+    rng = np.random.default_rng(0)
+    idx = tmp_path / "zerotest"
+    idx.mkdir()
+    write_idx(idx / "train-images-idx3-ubyte.gz", rng.integers(0, 255, (20, 28, 28)))
+    write_idx(idx / "train-labels-idx1-ubyte.gz", np.arange(20) % 2)
+    write_idx(idx / "t10k-images-idx3-ubyte.gz", np.zeros((0, 28, 28)))
+    write_idx(idx / "t10k-labels-idx1-ubyte.gz", np.zeros((0,)))
+    with pytest.raises(DataError, match="the test split has no images"):
+        load_dataset(str(idx))
+
+    folders = tmp_path / "folders"
+    for name in ("a", "b", "c"):
+        (folders / name).mkdir(parents=True)
+    for name in ("a", "b"):
+        for i in range(3):
+            seven().save(folders / name / f"{i}.png")
+    with pytest.raises(DataError, match=r"folders/c: the class folder holds no images"):
+        load_dataset(str(folders))
+
+    for bad in ("inf", "nan", "1\xff"):
+        csv_file = tmp_path / "train.csv"
+        csv_file.write_bytes(("label," + ",".join(f"p{i}" for i in range(784)) + "\n").encode()
+                             + f"{bad},".encode("latin-1") + b",".join([b"0"] * 784) + b"\n")
+        with pytest.raises(DataError):
+            load_dataset(str(csv_file))
+
+
+def test_a_csv_saved_with_a_byte_order_mark_reads(tmp_path):
+    from digitlab.data.userdata import read_csv
+
+    rows = ["label," + ",".join(f"pixel{i}" for i in range(784))]
+    rows += [f"{k % 2}," + ",".join(["0"] * 784) for k in range(4)]
+    (tmp_path / "excel.csv").write_text("\ufeff" + "\n".join(rows) + "\n", encoding="utf-8")
+    images, labels = read_csv(tmp_path / "excel.csv")
+    assert images.shape == (4, 28, 28) and labels.tolist() == [0, 1, 0, 1]
+
+
+def test_more_than_256_class_folders_keep_their_labels(tmp_path):
+    from digitlab.data.userdata import _read_folders
+
+    small = Image.fromarray(np.asarray(seven(28)))
+    classes = [f"c{k:03d}" for k in range(300)]
+    for name in classes:
+        (tmp_path / name).mkdir()
+        small.save(tmp_path / name / "0.png")
+    _, labels = _read_folders(tmp_path, classes)
+    assert labels.tolist() == list(range(300))
+
+
+def test_a_resumed_checkpoint_must_hold_the_runs_network(tmp_path):
+    from digitlab.errors import RunError
+    from digitlab.models import build_model
+    from digitlab.training.fit import _checkpoint_model
+
+    path = tmp_path / "checkpoint-epoch1.keras"
+    build_model("softmax", (28, 28), 10).save(path)
+    assert _checkpoint_model(path, "softmax", 10).count_params() == 7850
+    with pytest.raises(RunError, match="not the mlp of 10 classes that config.json names"):
+        _checkpoint_model(path, "mlp", 10)
+    with pytest.raises(RunError, match="of 10 outputs, not the softmax of 3 classes"):
+        _checkpoint_model(path, "softmax", 3)
+    path.write_bytes(b"garbage")
+    with pytest.raises(RunError, match="cannot load the checkpoint"):
+        _checkpoint_model(path, "softmax", 10)
+
+
+def test_brackets_and_control_characters_in_names_print_as_they_are():
+    from rich.console import Console
+
+    from digitlab.cli.console import print_evaluation
+
+    class Evaluation:  # what print_evaluation reads of digitlab.evaluation.evaluate's result
+        loss, accuracy, compute_precision, dataset = 0.1, 0.5, "float32", "/data/br[/]ack"
+        labels = np.zeros(4)
+        class_names = ["[bold]b[", "e\x1b[31mred"]
+        confusion = np.array([[1, 1], [0, 2]])
+        per_class = [{"class": n, "precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 2} for n in class_names]
+
+        def calibration(self):
+            return {"ece": 0.1}
+
+        def most_confused(self):
+            return [{"true": "[bold]b[", "predicted": "e\x1b[31mred", "count": 1}]
+
+    console = Console(record=True, width=200, emoji=False)
+    print_evaluation(console, Evaluation())
+    text = console.export_text()
+    assert "/data/br[/]ack" in text and "[bold]b[" in text and "e\\x1b[31mred" in text and "\x1b" not in text
