@@ -202,6 +202,8 @@ def save_image(image, path: Path) -> None:
     try:
         with atomic_write(path) as tmp:
             image.save(tmp, format=image_format(path) or "PNG")
+    except WriteError:  # atomic_write's own line (a device or a link in the way)
+        raise
     except OSError as e:
         raise WriteError(f"{path}: cannot write the image ({e.strerror or e}); check that the folder exists, is "
                          "writable and has space.") from None

@@ -271,6 +271,8 @@ def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 110) -> Path:
     try:
         with atomic_write(path) as tmp:
             fig.savefig(tmp, dpi=dpi, format=kind)
+    except WriteError:  # atomic_write's own line (a device or a link in the way)
+        raise
     except OSError as e:
         raise WriteError(f"{path}: cannot write the figure ({e.strerror or e}); check that the folder exists, "
                          "is writable and has space.") from None
