@@ -141,7 +141,11 @@ class RunFiles:
         """One of the run folder's JSON files (HISTORY_JSON, METRICS_FILE...), None if there is none."""
         if self.folder is None or not (self.folder / name).is_file():
             return None
-        return read_json(self.folder / name)
+        data = read_json(self.folder / name)
+        if name == HISTORY_JSON and not _is_history(data):
+            raise RunError(f"{self.folder / name}: not a training history (metric names, each with one number an "
+                           "epoch, all as long); digitlab did not write it so. Delete it to go without the curves.")
+        return data
 
     @property
     def temperature(self) -> float | None:
@@ -183,8 +187,21 @@ def run_temperature(run_dir: Path | None) -> float | None:
     return float(temperature)
 
 
+def _is_history(data) -> bool:
+    """Whether `data` is what write_history writes: names, each with as many numbers (or nulls) as epochs."""
+    if not isinstance(data, dict):
+        return False
+    values = list(data.values())
+    return all(isinstance(v, list) and len(v) == len(values[0]) and
+               all(x is None or (type(x) in (int, float)) for x in v) for v in values)
+
+
 def write_history(run_dir: Path, history: dict) -> None:
     """history.json and history.csv (one row per epoch) in the run folder."""
+    if not _is_history(history):  # a resumed checkpoint's history with metrics this training does not record
+        raise RunError(f"{run_dir}: the history resumed from {run_dir / 'checkpoint.json'} has metrics this run does "
+                       f"not record ({', '.join(f'{k}: {len(v)}' for k, v in history.items())} epochs); digitlab did "
+                       "not write it so: start the run again.")
     write_json(run_dir / HISTORY_JSON, history)
     keys = list(history)
     with atomic_write(run_dir / HISTORY_CSV) as tmp, open(tmp, "w", newline="") as f:

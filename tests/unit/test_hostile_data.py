@@ -153,3 +153,28 @@ def test_brackets_and_control_characters_in_names_print_as_they_are():
     print_evaluation(console, Evaluation())
     text = console.export_text()
     assert "/data/br[/]ack" in text and "[bold]b[" in text and "e\\x1b[31mred" in text and "\x1b" not in text
+
+
+@pytest.mark.parametrize("history", [[], {"loss": "abc"}, {"loss": [0.5, 0.4], "accuracy": [0.9]},
+                                     {"grad_norm/dense_1": [1, "x"]}], ids=["list", "string", "ragged", "text"])
+def test_a_history_that_is_not_one_is_one_line_for_plots_and_diagnose(tmp_path, history):
+    import json
+
+    from digitlab.errors import RunError
+    from digitlab.runs import HISTORY_JSON, RunFiles
+
+    (tmp_path / HISTORY_JSON).write_text(json.dumps(history))
+    run = RunFiles(tmp_path / "model.keras", tmp_path, None)
+    with pytest.raises(RunError, match="not a training history"):
+        run.read(HISTORY_JSON)
+    (tmp_path / HISTORY_JSON).write_text(json.dumps({"loss": [0.5, None], "accuracy": [0.9, 0.95]}))
+    assert run.read(HISTORY_JSON)["accuracy"] == [0.9, 0.95]
+
+
+def test_a_history_with_metrics_the_run_does_not_record_is_not_written(tmp_path):
+    from digitlab.errors import RunError
+    from digitlab.runs import write_history
+
+    with pytest.raises(RunError, match="has metrics this run does not record"):
+        write_history(tmp_path, {"loss": [0.5, 0.4], "bogus": [1.0]})
+    assert list(tmp_path.iterdir()) == []
