@@ -23,6 +23,8 @@ def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
     one (Keras' `model.save` wants ".keras", NumPy's `savez` adds ".npz" otherwise).
     """
     path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        raise WriteError(f"{path}: is a folder; name a file to write, such as {path / ('result' + (path.suffix or '.png'))}.")
     if path.is_symlink() or (path.exists() and not path.is_file()):
         # os.replace would put the file in place of a device, a pipe or a link (as root, /dev/null itself)
         raise WriteError(f"{path}: not a regular file (a device, pipe, folder or link); digitlab writes only in place "

@@ -18,7 +18,7 @@ def test_a_figure_that_cannot_be_written_is_one_line(tmp_path):
     folder = tmp_path / "figures"
     folder.mkdir()
     done = invoke_cli("plot", "samples", "--output", str(folder))
-    assert done.returncode == 1 and "cannot write the figure" in done.stderr and "Traceback" not in done.stderr
+    assert done.returncode == 1 and "is a folder; name a file" in done.stderr and "Traceback" not in done.stderr
     assert list(folder.iterdir()) == [] and [p.name for p in tmp_path.iterdir()] == ["figures"]
 
 

@@ -164,6 +164,8 @@ def test_arrays_of_any_range_and_things_that_are_not_images_in_the_python_api():
     for array in (np.where(ink, 500, 3000).astype(np.uint16), np.where(ink, 0.0, 1.0001), ink,
                   np.where(ink, 0, 255).astype(np.int64), np.where(ink, -1.0, 1.0)):
         assert recognizer.predict(array)[0].digit == "7", array.dtype
+    flat = recognizer.predict(np.full((40, 40), 3000, np.uint16))[0]  # one level out of 0-255: blank, no warning
+    assert flat.status == "error" and "blank" in flat.message
     png_bytes = io.BytesIO()
     seven().save(png_bytes, "PNG")
     assert recognizer.predict(memoryview(png_bytes.getvalue()))[0].digit == "7"

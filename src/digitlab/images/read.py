@@ -156,7 +156,7 @@ def _array_to_uint8(array: np.ndarray, name: str | None) -> np.ndarray:
     if high <= 1 or (floats and high <= 1.5):  # levels in [0, 1], a rounding error over 1 included
         a = a * 255
     elif low < 0 or high > 255:  # 16-bit levels or any other range: stretched, as to_gray stretches a 16-bit image's
-        a = (a - low) * (255 / (high - low))
+        a = (a - low) * (255 / (high - low)) if high > low else np.zeros_like(a)
     return np.clip(np.rint(a), 0, 255).astype(np.uint8)
 
 
