@@ -27,8 +27,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):
         kind = self.path.strip("/").split("/")[0]
-        if kind not in ("good", "corrupt", "cut") or not self.path.endswith(FILE.filename):
+        if kind not in ("good", "corrupt", "cut", "endless") or not self.path.endswith(FILE.filename):
             self.send_error(404)
+            return
+        if kind == "endless":  # no Content-Length, and bytes for as long as the client reads
+            self.server.hits.append(kind)
+            self.send_response(200)
+            self.end_headers()
+            try:
+                for _ in range(10_000):  # 10 GB at most, should the client never stop
+                    self.wfile.write(bytes(1 << 20))
+            except OSError:
+                pass
             return
         body = GZ if kind != "corrupt" else GZ[:20] + bytes(b ^ 0x55 for b in GZ[20:60]) + GZ[60:]
         self.server.hits.append(kind)  # before the answer: the client may go on as soon as it has it
@@ -74,7 +84,7 @@ def test_download_verifies_and_caches(server, tmp_path):
     assert httpd.hits == ["good"], "a verified cached copy must not be downloaded again"
 
 
-@pytest.mark.parametrize("bad", ["corrupt", "cut", "missing"])
+@pytest.mark.parametrize("bad", ["corrupt", "cut", "missing", "endless"])
 def test_a_bad_mirror_falls_through_to_the_next(server, tmp_path, bad):
     httpd, base = server
     path = fetch_file(TINY, FILE, cache_dir=tmp_path, mirrors=[f"{base}/{bad}/", f"{base}/good/"], progress=False)
@@ -165,8 +175,8 @@ def test_a_full_disk_is_named_with_what_to_do_and_leaves_nothing(server, tmp_pat
         raise OSError(errno.ENOSPC, "No space left on device")
 
     def download_then_full(self, url, output_file, *args, **kwargs):
-        with open(output_file, "wb") as out:
-            out.write(GZ[: len(GZ) // 2])
+        output_file.write(GZ[: len(GZ) // 2])  # digitlab hands pooch a file object (capped in size)
+        output_file.flush()
         raise OSError(errno.ENOSPC, "No space left on device")
 
     mirror = tmp_path / "mirror"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -156,7 +157,7 @@ def _fetch_from(mirror: str, datafile: DataFile, target: Path, progress: bool) -
             known_hash=f"sha256:{datafile.gz_sha256}",
             fname=target.name,
             path=staging,
-            downloader=pooch.HTTPDownloader(progressbar=progress, timeout=TIMEOUT_S),
+            downloader=_capped(pooch.HTTPDownloader(progressbar=progress, timeout=TIMEOUT_S), _most_bytes(datafile)),
         )
         os.replace(fetched, target)
     except ValueError as e:
@@ -168,6 +169,38 @@ def _fetch_from(mirror: str, datafile: DataFile, target: Path, progress: bool) -
         raise _MirrorFailed(f"{type(e).__name__}: {_first_line(e)}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _most_bytes(datafile: DataFile) -> int:
+    """The most bytes the published .gz of `datafile` can take: its IDX contents (known from its
+    shape) stored, with gzip's overhead for data it cannot compress, and a margin."""
+    idx = 4 + 4 * len(datafile.shape) + math.prod(datafile.shape)
+    return idx + idx // 100 + 65_536
+
+
+class _Capped:
+    """A file that takes at most `limit` bytes. pooch streams what a mirror sends for as long as it
+    sends it, so a mirror streaming without end (no Content-Length) would fill the cache's disk."""
+
+    def __init__(self, file, limit: int):
+        self.file, self.limit, self.written = file, limit, 0
+
+    def write(self, data: bytes) -> int:
+        self.written += len(data)
+        if self.written > self.limit:
+            raise ValueError(f"the mirror sent over {self.limit:,} bytes, more than the file can be; stopped")
+        return self.file.write(data)
+
+    def flush(self) -> None:
+        self.file.flush()
+
+
+def _capped(downloader, limit: int):
+    """pooch's `downloader`, writing through `_Capped` (pooch's downloaders take a file object)."""
+    def download(url, output_file, pooch_instance, **kwargs):
+        with open(output_file, "w+b") as f:
+            downloader(url, _Capped(f, limit), pooch_instance, **kwargs)
+    return download
 
 
 def _copy_from_folder(folder: Path, datafile: DataFile, target: Path) -> None:
