@@ -192,11 +192,7 @@ def load(path: str | os.PathLike) -> NumpyModel:
     """Read an inference file written by `export` (no pickled objects are accepted)."""
     try:
         with np.load(path, allow_pickle=False) as data:
-            # What the arrays unpack to, before any is: a small file of zeros can unpack to gigabytes.
-            unpacked = sum(info.file_size for info in data.zip.infolist())
-            if unpacked > MAX_UNPACKED:
-                raise ValueError(f"its arrays unpack to {unpacked:,} bytes, more than the {MAX_UNPACKED:,} a digit "
-                                 "reader needs")
+            check_unpacked(data, MAX_UNPACKED, f"the {MAX_UNPACKED:,} a digit reader needs")
             meta = json.loads(bytes(data["meta"]).decode())
             layers = []
             for spec in meta["layers"]:
@@ -231,6 +227,15 @@ def load(path: str | os.PathLike) -> NumpyModel:
         raise RunError(f"{path}: cannot read the inference file ({type(e).__name__}: {e}); "
                        f"delete it to use model.keras instead.") from None
     return model
+
+
+def check_unpacked(npz, most: int, what: str) -> None:
+    """A ValueError if the arrays of an open .npz file unpack to more than `most` bytes (`what`
+    says whose limit), read from the zip's directory before any array is: a small file of
+    zeros can unpack to gigabytes."""
+    unpacked = sum(info.file_size for info in npz.zip.infolist())
+    if unpacked > most:
+        raise ValueError(f"its arrays unpack to {unpacked:,} bytes, more than {what}")
 
 
 def _activate(z: np.ndarray, name: str) -> np.ndarray:

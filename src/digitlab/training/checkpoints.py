@@ -18,6 +18,7 @@ import numpy as np
 
 from digitlab.errors import RunError
 from digitlab.files import atomic_write
+from digitlab.models.numpy_model import check_unpacked
 from digitlab.runs import read_json, write_json
 
 CHECKPOINT_JSON = "checkpoint.json"
@@ -127,9 +128,7 @@ def load_numpy_state(path: Path, net, optimizer) -> None:
     most = 4 * sum(p.nbytes for p in params) + 1_000_000  # parameters and three optimiser copies, with headers
     try:
         with np.load(path, allow_pickle=False) as data:
-            unpacked = sum(info.file_size for info in data.zip.infolist())
-            if unpacked > most:
-                raise ValueError(f"its arrays unpack to {unpacked:,} bytes, more than this network's {most:,}")
+            check_unpacked(data, most, f"this network's {most:,}")
             for i, p in enumerate(params):
                 value = data[f"param{i}"]
                 if value.shape != p.shape or not np.issubdtype(value.dtype, np.floating) or not np.isfinite(value).all():
