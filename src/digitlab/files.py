@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -30,13 +31,25 @@ def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
         raise WriteError(f"{path}: not a regular file (a device, pipe, folder or link); digitlab writes only in place "
                          "of a file it would replace: name a new file.")
     # the stem cut short: a legal name of 255 bytes would make a temporary name too long to create
-    tmp = path.with_name(f".{shortened(path.stem, 60)}.{os.getpid()}-{secrets.token_hex(4)}.tmp{path.suffix}")
+    tmp = path.with_name(f".{_temporary_stem(path)}.{os.getpid()}-{secrets.token_hex(4)}.tmp{path.suffix}")
     try:
         yield tmp
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _temporary_stem(path: Path) -> str:
+    return shortened(path.stem, 60)
+
+
+def temporaries(path: str | os.PathLike) -> list[Path]:
+    """atomic_write's temporary files for `path` that are there: left behind only by a process
+    killed mid-write (SIGKILL, power cut), when no process is writing `path` now."""
+    path = Path(path)
+    return [p for p in path.parent.glob(f".{glob.escape(_temporary_stem(path))}.*.tmp{glob.escape(path.suffix)}")
+            if p.is_file() and not p.is_symlink()]
 
 
 def shortened(name: str, max_bytes: int) -> str:

@@ -27,7 +27,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):
         kind = self.path.strip("/").split("/")[0]
-        if kind not in ("good", "corrupt", "cut", "endless") or not self.path.endswith(FILE.filename):
+        if kind not in ("good", "corrupt", "cut", "endless", "stall") or not self.path.endswith(FILE.filename):
             self.send_error(404)
             return
         if kind == "endless":  # no Content-Length, and bytes for as long as the client reads
@@ -39,6 +39,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     self.wfile.write(bytes(1 << 20))
             except OSError:
                 pass
+            return
+        if kind == "stall":  # half the file, then nothing for longer than any test waits
+            self.server.hits.append(kind)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(GZ)))
+            self.end_headers()
+            self.wfile.write(GZ[: len(GZ) // 2])
+            self.wfile.flush()
+            self.server.stop.wait(60)
             return
         body = GZ if kind != "corrupt" else GZ[:20] + bytes(b ^ 0x55 for b in GZ[20:60]) + GZ[60:]
         self.server.hits.append(kind)  # before the answer: the client may go on as soon as it has it
@@ -54,10 +63,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def server():
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.hits = []
+    httpd.hits, httpd.stop = [], threading.Event()
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield httpd, f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.stop.set()
     httpd.shutdown()
     httpd.server_close()
 
@@ -91,6 +101,33 @@ def test_a_bad_mirror_falls_through_to_the_next(server, tmp_path, bad):
     assert path.read_bytes() == GZ
     assert httpd.hits[-1] == "good"
     assert leftovers(tmp_path) == []
+
+
+def test_what_a_killed_download_left_in_the_cache_is_cleared_by_the_next_fetch(server, tmp_path):
+    """A fetch SIGKILLed mid-download (or mid-copy from a folder mirror) leaves its hidden staging
+    folder or temporary copy; the next fetch of that file, under its lock, deletes them. Another
+    file's staging folder, possibly a living download's, is left alone."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    _, base = server
+    folder = tmp_path / "tiny"
+    code = ("from tests.unit.test_fetch import TINY, FILE; from digitlab.data.fetch import fetch_file; "
+            f"fetch_file(TINY, FILE, cache_dir={str(tmp_path)!r}, mirrors=[{base + '/stall/'!r}], progress=False)")
+    process = subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).parents[2])
+    deadline = time.monotonic() + 60
+    while not any(folder.glob(".download-*/*")) and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert [p.name.startswith(f".download-{FILE.filename}-") for p in folder.glob(".download-*")] == [True]
+    (folder / ".tiny-idx.123-abcd1234.tmp.gz").write_bytes(GZ[:10])  # atomic_write's, killed mid-copy
+    (folder / ".download-other-idx.gz-x").mkdir()
+    fetch_file(TINY, FILE, cache_dir=tmp_path, mirrors=[f"{base}/good/"], progress=False)
+    assert leftovers(tmp_path) == ["tiny/.download-other-idx.gz-x"]
 
 
 def test_all_mirrors_failing_says_what_was_tried_and_what_to_do(server, tmp_path):

@@ -9,6 +9,7 @@ that say what was tried and what to do.
 from __future__ import annotations
 
 import errno
+import glob
 import logging
 import math
 import os
@@ -20,7 +21,7 @@ import platformdirs
 
 from digitlab.data.registry import DataFile, Dataset
 from digitlab.errors import FetchError
-from digitlab.files import atomic_write, sha256_file
+from digitlab.files import atomic_write, sha256_file, temporaries
 
 CACHE_ENV = "DIGITLAB_CACHE"  # overrides the cache folder
 MIRROR_ENV = "DIGITLAB_MIRROR"  # comma-separated URLs or folders laid out as <base>/<dataset>/<file>
@@ -76,6 +77,7 @@ def fetch_file(
         # Another process may have fetched it while we waited for the lock.
         if not force and _verified(target, datafile):
             return target
+        _remove_leftovers(target)
         failures = []
         for mirror in mirrors if mirrors is not None else mirrors_for(dataset):
             try:
@@ -94,6 +96,16 @@ def fetch_file(
         )
     finally:
         lock.release()
+
+
+def _remove_leftovers(target: Path) -> None:
+    """Delete what a fetch of `target` killed mid-way (SIGKILL, power cut) left beside it: its
+    staging folders and atomic_write's temporary copies. The caller holds `target`'s lock, so no
+    living process is writing them; without this they would pile up in the cache, unseen (hidden names)."""
+    for leftover in target.parent.glob(f".download-{glob.escape(target.name)}-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    for leftover in temporaries(target):
+        leftover.unlink(missing_ok=True)
 
 
 class _MirrorFailed(Exception):
@@ -147,7 +159,7 @@ def _fetch_from(mirror: str, datafile: DataFile, target: Path, progress: bool) -
     # staging folder beside the cache file, so that a forced re-download replaces the cached
     # copy only once the new one is verified.
     try:
-        staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".download-"))
+        staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".download-{target.name}-"))
     except OSError as e:
         _check_write_error(e)
         raise _MirrorFailed(f"cannot create a temporary folder in {target.parent}: {e}") from None

@@ -94,6 +94,22 @@ def read_idx(
     `source` is a path or the file's bytes. With `sha256`, the decompressed bytes must have
     that digest. Raises `DataError` naming the file and the problem for any malformed input.
     """
+    return _with_stream(source, lambda stream, name, compressed: _read_stream(stream, name, compressed, sha256, max_bytes))
+
+
+def read_idx_header(source: str | os.PathLike | bytes) -> tuple[tuple[int, ...], np.dtype]:
+    """The shape and (native-endian) dtype an IDX file's header claims, read without its data.
+
+    Lets a caller bound one file by another before reading either: a labels file that claims a
+    billion labels for 60,000 images is refused at once, not after decompressing a gigabyte.
+    """
+    def header(stream, name, compressed):
+        dtype, shape, _ = _read_header(stream, name)
+        return shape, dtype.newbyteorder("=")
+    return _with_stream(source, header)
+
+
+def _with_stream(source, read):
     if not isinstance(source, (str, os.PathLike, bytes, bytearray)):
         raise TypeError(f"read_idx takes a path or bytes, not {type(source).__name__}")
     name = "<bytes>" if isinstance(source, (bytes, bytearray)) else str(source)
@@ -108,7 +124,7 @@ def read_idx(
         raw.seek(0)
         stream = Gunzip(raw) if compressed else raw
         try:
-            return _read_stream(stream, name, compressed, sha256, max_bytes)
+            return read(stream, name, compressed)
         except (OSError, EOFError, zlib.error) as e:
             # gzip.BadGzipFile is an OSError; a cut-off gzip stream raises EOFError.
             if compressed:
@@ -116,12 +132,9 @@ def read_idx(
             raise DataError(f"{name}: cannot read ({e}).") from None
 
 
-def _read_stream(
-    stream: BinaryIO, name: str, compressed: bool, sha256: str | None, max_bytes: int
-) -> np.ndarray:
-    digest = hashlib.sha256()
+def _read_header(stream: BinaryIO, name: str) -> tuple[np.dtype, tuple[int, ...], bytes]:
+    """The big-endian dtype, the shape and the raw bytes of an IDX header, every field checked."""
     magic = stream.read(4)
-    digest.update(magic)
     if len(magic) < 4:
         raise DataError(f"{name}: only {len(magic)} bytes; an IDX file starts with a 4-byte magic number.")
     if magic[0] != 0 or magic[1] != 0:
@@ -137,16 +150,21 @@ def _read_stream(
         raise DataError(f"{name}: the header claims {ndim} dimensions; digitlab reads IDX files of at most 64 "
                         "(images have 3, labels 1).")
     dims_bytes = stream.read(4 * ndim)
-    digest.update(dims_bytes)
     if len(dims_bytes) < 4 * ndim:
         raise DataError(
             f"{name}: truncated header: {ndim} dimensions need {4 * ndim} bytes of sizes, "
             f"only {len(dims_bytes)} follow the magic number."
         )
-    shape = struct.unpack(f">{ndim}I", dims_bytes)
-    dtype = TYPE_CODES[code]
+    return TYPE_CODES[code], struct.unpack(f">{ndim}I", dims_bytes), magic + dims_bytes
+
+
+def _read_stream(
+    stream: BinaryIO, name: str, compressed: bool, sha256: str | None, max_bytes: int
+) -> np.ndarray:
+    dtype, shape, header = _read_header(stream, name)
+    digest = hashlib.sha256(header)
     expected = int(np.prod(shape, dtype=object)) * dtype.itemsize
-    header_len = 4 + 4 * ndim
+    header_len = len(header)
     shape_text = "x".join(map(str, shape)) or "scalar"
     # A zero-sized array may still claim huge other dimensions (0 x 4294967295 x ...): NumPy cannot
     # even describe it. Every dimension counts here as at least 1.

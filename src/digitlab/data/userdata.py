@@ -16,6 +16,7 @@ the test set. A bad file or row stops the load with a `DataError` naming the fil
 from __future__ import annotations
 
 import csv
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from digitlab.data import DATASETS, get_dataset, read_idx
+from digitlab.data.idx import MAX_BYTES, read_idx_header
 from digitlab.data import load_dataset as load_registered
 from digitlab.data.pen import MNIST_PEN, MNIST_PEN_CLASSES, MNIST_PEN_DESCRIPTION, pen_training_split
 from digitlab.errors import DataError, ImageError
@@ -258,11 +260,8 @@ def _csv_labels(path: Path) -> np.ndarray:
 
 
 def _idx_labels(path: Path) -> np.ndarray:
-    files = [path / n for n in (IDX_NAMES["train_labels"], IDX_NAMES["test_labels"])]
-    found = [next((f for f in (p, p.with_name(p.name + ".gz")) if f.is_file()), None) for p in files]
-    if None in found:
-        raise DataError(f"{path}: an IDX data set needs all four MNIST-named files ({', '.join(IDX_NAMES.values())}).")
-    return np.concatenate([read_idx(f).ravel() for f in found])
+    files, sizes = _idx_files(path)
+    return np.concatenate([read_idx(files[role], max_bytes=sizes[role]).ravel() for role in ("train_labels", "test_labels")])
 
 
 def _parse_row(row: list[str], width: int, has_label: bool, path: Path, line: int) -> np.ndarray:
@@ -293,19 +292,30 @@ def _is_number(text: str) -> bool:
 # ---- IDX ----
 
 def _load_idx(path: Path) -> tuple[Split, Split]:
-    arrays = {}
+    files, sizes = _idx_files(path)
+    arrays = {role: read_idx(file, max_bytes=sizes[role]) for role, file in files.items()}
+    return (arrays["train_images"], arrays["train_labels"]), (arrays["test_images"], arrays["test_labels"])
+
+
+def _idx_files(path: Path) -> tuple[dict[str, Path], dict[str, int]]:
+    """The four IDX files of the folder, and the bytes each header claims, once the headers agree.
+
+    Only headers are read here: a gzip labels file that claims a billion labels for 60,000 images
+    is refused at once, not after decompressing a gigabyte to count them.
+    """
+    files, headers = {}, {}
     for role, name in IDX_NAMES.items():
         file = next((f for f in (path / name, path / f"{name}.gz") if f.is_file()), None)
         if file is None:
             raise DataError(f"{path}: {name}[.gz] is missing; an IDX data set needs all four MNIST-named files.")
-        arrays[role] = read_idx(file)
+        files[role], headers[role] = file, read_idx_header(file)
     for split in ("train", "test"):
-        x, y = arrays[f"{split}_images"], arrays[f"{split}_labels"]
-        if x.ndim != 3 or x.shape[1:] != (28, 28) or x.dtype != np.uint8:
-            raise DataError(f"{path}: {split} images must be uint8 of shape (n, 28, 28), not {x.dtype} {x.shape}.")
-        if y.shape != (len(x),):
-            raise DataError(f"{path}: {len(x)} {split} images but labels of shape {y.shape}.")
-    return (arrays["train_images"], arrays["train_labels"]), (arrays["test_images"], arrays["test_labels"])
+        (shape, dtype), (labels_shape, _) = headers[f"{split}_images"], headers[f"{split}_labels"]
+        if len(shape) != 3 or shape[1:] != (28, 28) or dtype != np.uint8:
+            raise DataError(f"{path}: {split} images must be uint8 of shape (n, 28, 28), not {dtype} {shape}.")
+        if labels_shape != shape[:1]:
+            raise DataError(f"{path}: {shape[0]} {split} images but labels of shape {labels_shape}.")
+    return files, {role: min(math.prod(shape) * dtype.itemsize, MAX_BYTES) for role, (shape, dtype) in headers.items()}
 
 
 def hold_out(x: np.ndarray, y: np.ndarray, share: float = TEST_SHARE) -> tuple[Split, Split]:
