@@ -27,7 +27,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):
         kind = self.path.strip("/").split("/")[0]
-        if kind not in ("good", "corrupt", "cut", "endless", "stall") or not self.path.endswith(FILE.filename):
+        if kind not in ("good", "corrupt", "cut", "endless", "stall", "trickle") or not self.path.endswith(FILE.filename):
             self.send_error(404)
             return
         if kind == "endless":  # no Content-Length, and bytes for as long as the client reads
@@ -37,6 +37,20 @@ class Handler(http.server.BaseHTTPRequestHandler):
             try:
                 for _ in range(10_000):  # 10 GB at most, should the client never stop
                     self.wfile.write(bytes(1 << 20))
+            except OSError:
+                pass
+            return
+        if kind == "trickle":  # a byte every 50 ms: no read ever times out
+            self.server.hits.append(kind)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(GZ)))
+            self.end_headers()
+            try:
+                for byte in GZ:
+                    if self.server.stop.wait(0.05):
+                        break
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
             except OSError:
                 pass
             return
@@ -128,6 +142,25 @@ def test_what_a_killed_download_left_in_the_cache_is_cleared_by_the_next_fetch(s
     (folder / ".download-other-idx.gz-x").mkdir()
     fetch_file(TINY, FILE, cache_dir=tmp_path, mirrors=[f"{base}/good/"], progress=False)
     assert leftovers(tmp_path) == ["tiny/.download-other-idx.gz-x"]
+
+
+def test_a_mirror_trickling_bytes_is_stopped_at_its_deadline_and_the_next_one_tried(server, tmp_path, monkeypatch):
+    """requests' timeout is per read: a mirror sending a byte every 50 ms (5 s a byte in the review)
+    never trips it, and held `fetch` for as long as it went on. The whole file has a deadline."""
+    import time
+
+    from digitlab.data import fetch
+
+    monkeypatch.setattr(fetch, "DEADLINE_BASE_S", 1.0)
+    monkeypatch.setattr(fetch, "MIN_BYTES_PER_S", 10**9)  # 1 s for the whole file
+    httpd, base = server
+    started = time.monotonic()
+    with pytest.raises(FetchError, match=r"trickle/tiny-idx.gz: too slow: the file was not complete after 1 s"):
+        fetch_file(TINY, FILE, cache_dir=tmp_path, mirrors=[f"{base}/trickle/"], progress=False)
+    assert time.monotonic() - started < 10  # the whole file takes 25 s
+    assert leftovers(tmp_path) == []
+    path = fetch_file(TINY, FILE, cache_dir=tmp_path, mirrors=[f"{base}/trickle/", f"{base}/good/"], progress=False)
+    assert path.read_bytes() == GZ and httpd.hits == ["trickle", "trickle", "good"]
 
 
 def test_all_mirrors_failing_says_what_was_tried_and_what_to_do(server, tmp_path):

@@ -8,6 +8,7 @@ that say what was tried and what to do.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import glob
 import logging
@@ -15,6 +16,7 @@ import math
 import os
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 
 import platformdirs
@@ -25,7 +27,11 @@ from digitlab.files import atomic_write, sha256_file, temporaries
 
 CACHE_ENV = "DIGITLAB_CACHE"  # overrides the cache folder
 MIRROR_ENV = "DIGITLAB_MIRROR"  # comma-separated URLs or folders laid out as <base>/<dataset>/<file>
-TIMEOUT_S = 30
+TIMEOUT_S = 30  # per read: connecting, and each wait for more bytes
+# The whole file must arrive at MIN_BYTES_PER_S on average, after DEADLINE_BASE_S of grace: 40 minutes
+# for MNIST's largest file (47 MB at most; 9.9 MB as published), a minute for a labels file.
+MIN_BYTES_PER_S = 20_000
+DEADLINE_BASE_S = 60
 LOCK_TIMEOUT_S = 600
 # Errors of the cache folder, not of a mirror: trying the next mirror cannot help.
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
@@ -163,14 +169,18 @@ def _fetch_from(mirror: str, datafile: DataFile, target: Path, progress: bool) -
     except OSError as e:
         _check_write_error(e)
         raise _MirrorFailed(f"cannot create a temporary folder in {target.parent}: {e}") from None
+    limit = _most_bytes(datafile)
+    deadline = _Deadline(DEADLINE_BASE_S + limit / MIN_BYTES_PER_S)
+    downloader = pooch.HTTPDownloader(progressbar=progress, timeout=TIMEOUT_S, hooks={"response": deadline.watch})
     try:
-        fetched = pooch.retrieve(
-            url,
-            known_hash=f"sha256:{datafile.gz_sha256}",
-            fname=target.name,
-            path=staging,
-            downloader=_capped(pooch.HTTPDownloader(progressbar=progress, timeout=TIMEOUT_S), _most_bytes(datafile)),
-        )
+        with deadline:
+            fetched = pooch.retrieve(
+                url,
+                known_hash=f"sha256:{datafile.gz_sha256}",
+                fname=target.name,
+                path=staging,
+                downloader=_capped(downloader, limit),
+            )
         os.replace(fetched, target)
     except ValueError as e:
         if "hash" in str(e):  # pooch's checksum mismatch
@@ -178,9 +188,43 @@ def _fetch_from(mirror: str, datafile: DataFile, target: Path, progress: bool) -
         raise _MirrorFailed(f"{type(e).__name__}: {_first_line(e)}") from None  # e.g. an invalid URL
     except Exception as e:  # requests' connection, HTTP and truncation errors
         _check_write_error(e)
+        if deadline.expired:
+            raise _MirrorFailed(f"too slow: the file was not complete after {deadline.seconds:.0f} s "
+                                f"(under {MIN_BYTES_PER_S // 1000} KB/s); stopped") from None
         raise _MirrorFailed(f"{type(e).__name__}: {_first_line(e)}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+class _Deadline:
+    """Stops a download still running after `seconds`. requests' timeout is per read, so a mirror
+    sending a byte every few seconds would hold `fetch` for ever; urllib3's `HTTPResponse.shutdown`
+    (made for this) ends the blocked read at once, and the mirror fails like a cut-off one."""
+
+    def __init__(self, seconds: float):
+        self.seconds, self.expired, self.response = seconds, False, None
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def watch(self, response, **kwargs):
+        """requests' response hook: remember the response whose body is being read."""
+        self.response = response
+        if self.expired:
+            self._expire()
+        return response
+
+    def _expire(self) -> None:
+        self.expired = True
+        if self.response is not None:
+            with contextlib.suppress(Exception):  # the body may be complete and its connection released
+                self.response.raw.shutdown()
+
+    def __enter__(self):
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._timer.cancel()
 
 
 def _most_bytes(datafile: DataFile) -> int:
