@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,14 +82,14 @@ class RunConfig:
             problems.append(f"batch_size must be at least 1, got {self.batch_size}")
         if self.optimizer not in OPTIMIZERS:
             problems.append(f'optimizer "{self.optimizer}" is not one of {", ".join(OPTIMIZERS)}')
-        if self.learning_rate is not None and not self.learning_rate > 0:
-            problems.append(f"learning_rate must be positive, got {self.learning_rate}")
+        if self.learning_rate is not None and not 0 < self.learning_rate < math.inf:
+            problems.append(f"learning_rate must be a positive number, got {self.learning_rate}")
         if self.engine not in ENGINES:
             problems.append(f'engine "{self.engine}" is not one of {", ".join(ENGINES)}')
         if self.init not in INITS:
             problems.append(f'init "{self.init}" is not one of {", ".join(INITS)}')
-        if not self.init_std > 0:
-            problems.append(f"init_std must be positive, got {self.init_std}")
+        if not 0 < self.init_std < math.inf:
+            problems.append(f"init_std must be a positive number, got {self.init_std}")
         if self.lr_schedule not in LR_SCHEDULES:
             problems.append(f'lr_schedule "{self.lr_schedule}" is not one of {", ".join(LR_SCHEDULES)}')
         if self.validation not in VALIDATION_MODES:

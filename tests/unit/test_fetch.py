@@ -428,3 +428,15 @@ def test_fetch_command_with_an_unusable_cache_prints_one_line(tmp_path):
     assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
     assert lines[0].startswith("error: cannot write to the cache folder " + str(blocker / "cache" / "mnist"))
     assert "set DIGITLAB_CACHE to a folder you can write to" in lines[0]
+
+
+@pytest.mark.parametrize("name", [FILE.filename, FILE.filename + ".lock"])
+def test_a_folder_where_the_cache_keeps_a_file_is_named_with_what_to_do(tmp_path, name):
+    """It was "cannot write to the cache folder (Is a directory). Make it writable", or a copy error
+    suggesting a file inside it."""
+    (tmp_path / "tiny" / name).mkdir(parents=True)
+    (tmp_path / "mirror").mkdir()
+    (tmp_path / "mirror" / FILE.filename).write_bytes(GZ)
+    with pytest.raises(FetchError, match=rf"tiny/{name}: not a file, where the cache keeps one. Delete it") as info:
+        fetch_file(TINY, FILE, cache_dir=tmp_path, mirrors=[str(tmp_path / "mirror")])
+    assert "writable" not in str(info.value) and (tmp_path / "tiny" / name).is_dir()

@@ -200,3 +200,12 @@ def test_a_labels_file_claiming_a_billion_labels_is_refused_from_its_header(tmp_
         with pytest.raises(DataError, match=r"20 train images but labels of shape \(1000000000,\)"):
             load(str(tmp_path))
     assert bodies_read == []
+
+
+@pytest.mark.parametrize("option", ["--init-std", "--validation-split", "--learning-rate"])
+@pytest.mark.parametrize("value", ["inf", "nan"])
+def test_a_number_option_that_is_not_finite_is_refused_before_training(tmp_path, option, value):
+    """`--init-std inf` trained, and its NaN loss was blamed on the learning rate; NaN passed every bound."""
+    done = invoke_cli("train", option, value, "--out", str(tmp_path))
+    assert done.returncode == 2 and "must be a finite number" in done.stderr, done.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -58,6 +59,8 @@ def in_range(flag: str, low: float, high: float | None, low_closed: bool = False
     def check(value):
         if value is None:
             return value
+        if not math.isfinite(value):  # NaN passes every comparison below; infinity the open upper bound
+            raise typer.BadParameter(f"{value} is not a number digitlab can use; {flag} must be a finite number.")
         if (value < low if low_closed else value <= low) or (high is not None and value >= high):
             bounds = f"{'[' if low_closed else '('}{low:g}, {high:g})" if high is not None else f"greater than {low:g}"
             raise typer.BadParameter(f"{value:g} is out of range; {flag} must be {'in ' if high is not None else ''}{bounds}.")

@@ -69,6 +69,10 @@ def fetch_file(
     import filelock  # here, not at the top: `digitlab predict` never fetches, and starts sooner without it
 
     lock = filelock.FileLock(str(target) + ".lock")
+    for path in (target, Path(lock.lock_file)):
+        if path.is_symlink() or (path.exists() and not path.is_file()):  # a folder: "make it writable" would mislead
+            raise FetchError(f"{path}: not a file, where the cache keeps one. Delete it (it holds nothing digitlab "
+                             f"made), or set {CACHE_ENV} to another folder.")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         lock.acquire(timeout=LOCK_TIMEOUT_S)
