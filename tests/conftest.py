@@ -12,7 +12,9 @@ import tempfile
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 from typer.testing import CliRunner
 
 from digitlab.data.load import DATA_ENV
@@ -139,3 +141,13 @@ def mlp_run(tmp_path_factory, worker_id) -> Path:
             assert done.returncode == 0, done.stderr
         (run,) = complete_runs(out)
     return run
+
+
+def seven(size: int = 120) -> Image.Image:
+    """A dark "7" on white paper."""
+    a = np.full((size, size), 255, np.uint8)
+    a[size // 5: size // 5 + size // 12, size // 4: 3 * size // 4] = 0
+    for i in range(size // 5, 4 * size // 5):
+        x = 3 * size // 4 - (i - size // 5) // 2
+        a[i, x - size // 24: x + size // 24] = 0
+    return Image.fromarray(a)

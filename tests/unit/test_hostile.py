@@ -12,22 +12,12 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from digitlab.images.read import open_image, orientation, to_ink
-from tests.conftest import invoke_cli
+from tests.conftest import invoke_cli, seven
 
 
 def said(done) -> str:
     """What a command printed on standard error, as one line (Rich boxes and wraps usage errors)."""
     return " ".join(done.stderr.replace("│", " ").split())
-
-
-def seven(size: int = 120) -> Image.Image:
-    """A dark "7" on white paper."""
-    a = np.full((size, size), 255, np.uint8)
-    a[size // 5: size // 5 + size // 12, size // 4: 3 * size // 4] = 0
-    for i in range(size // 5, 4 * size // 5):
-        x = 3 * size // 4 - (i - size // 5) // 2
-        a[i, x - size // 24: x + size // 24] = 0
-    return Image.fromarray(a)
 
 
 def with_junk_exif(fmt: str) -> bytes:

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import invoke_cli
-from tests.unit.test_hostile import seven
+from tests.conftest import invoke_cli, seven
 
 
 def test_an_output_file_is_never_written_in_place_of_a_device_a_pipe_or_a_link(tmp_path):
