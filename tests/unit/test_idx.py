@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from digitlab.data.idx import TYPE_CODES, Gunzip, idx_bytes, read_idx, write_idx
+from digitlab.data.idx import TYPE_CODES, Gunzip, idx_bytes, read_idx, read_idx_header, write_idx
 from digitlab.errors import DataError
 
 DTYPES = [dt.newbyteorder("=") for dt in TYPE_CODES.values()]
@@ -34,6 +34,7 @@ def test_round_trip_every_type_code(tmp_path_factory, array, compress):
     assert back.dtype == array.dtype and back.shape == array.shape
     np.testing.assert_array_equal(back, array)  # NaNs compare equal here
     assert read_idx(path.read_bytes()).shape == array.shape
+    assert read_idx_header(path) == (array.shape, array.dtype)
 
 
 def test_header_layout_is_big_endian():
@@ -143,6 +144,25 @@ def test_random_bytes_give_an_array_or_a_data_error(blob):
         read_idx(blob)
     except DataError:
         pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200), st.booleans())
+def test_a_header_read_alone_is_what_the_whole_read_finds_or_a_data_error(blob, compress):
+    """read_idx_header never reads the data, so it may accept a file read_idx refuses (cut off,
+    trailing bytes); whatever both accept, they agree on."""
+    payload = gzip.compress(blob) if compress else blob
+    try:
+        shape, dtype = read_idx_header(payload)
+    except DataError:
+        with pytest.raises(DataError):
+            read_idx(payload)
+        return
+    try:
+        array = read_idx(payload)
+    except DataError:
+        return
+    assert (array.shape, array.dtype) == (shape, dtype)
 
 
 @settings(max_examples=200, deadline=None)
