@@ -13,11 +13,13 @@ A run folder is self-describing:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +38,34 @@ METRICS_FILE = "metrics.json"
 CONFUSION_FILE = "confusion.csv"
 CALIBRATION_FILE = "calibration.json"
 CLASSES_FILE = "classes.json"  # the class names the model's outputs stand for, in order
+
+
+@contextlib.contextmanager
+def training_lock(run_dir: Path) -> Iterator[None]:
+    """Held while a process trains `run_dir`: a second `train --resume` of it, or a resume of a run
+    that is still training, is refused instead of writing the same checkpoints at once.
+
+    An flock on the run's own config.json (written once, before): the kernel releases it when the
+    process ends, even by SIGKILL, and no lock file is left in the folder, as filelock's would be.
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows has no flock: runs are not locked there
+        yield
+        return
+    try:
+        fd = os.open(run_dir / CONFIG_FILE, os.O_RDONLY)
+    except OSError as e:
+        raise RunError(f"{run_dir / CONFIG_FILE}: cannot open ({e.strerror or e}).") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunError(f"{run_dir}: another digitlab process is training this run now. Wait for it to end, "
+                           "or stop it (Ctrl-C keeps its epochs) and resume then.") from None
+        yield
+    finally:
+        os.close(fd)
 
 
 def dataset_label(dataset: str) -> str:

@@ -111,3 +111,41 @@ def test_a_tampered_calibration_is_refused_not_applied(tmp_path, temperature):
         run_temperature(tmp_path)
     write_json(tmp_path / "calibration.json", {"temperature": 1.3})
     assert run_temperature(tmp_path) == 1.3
+
+
+def test_a_run_being_trained_cannot_be_resumed_by_a_second_process_until_the_first_dies(tmp_path):
+    """Two `train --resume` of one run (or a resume of a run still training) both trained it, writing
+    the same checkpoints at once; the lock is the kernel's, so a SIGKILLed trainer leaves none."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from digitlab.config import RunConfig
+    from digitlab.errors import RunError
+    from digitlab.lab.pipeline import resume
+    from digitlab.runs import training_lock
+
+    run = tmp_path / "run"
+    run.mkdir()
+    RunConfig(epochs=2).save(run / "config.json")
+    code = (f"import time; from pathlib import Path; from digitlab.runs import training_lock\n"
+            f"with training_lock(Path({str(run)!r})):\n    print('held', flush=True); time.sleep(120)")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(RunError, match="another digitlab process is training this run now"):
+            resume(run)
+        with pytest.raises(RunError, match="another digitlab process"):
+            with training_lock(run):
+                pass
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait()
+    time.sleep(0.1)
+    with training_lock(run):  # released by the kernel with the killed process
+        pass
+    with pytest.raises(RunError, match="no checkpoint"):  # past the lock, to the run's own state
+        resume(run)
+    assert sorted(p.name for p in run.iterdir()) == ["config.json"]

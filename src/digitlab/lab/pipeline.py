@@ -39,6 +39,7 @@ from digitlab.runs import (
     RunFiles,
     is_complete,
     new_run_dir,
+    training_lock,
     write_history,
     write_json,
 )
@@ -130,8 +131,9 @@ def _start(config: RunConfig, data_dir, verbose, plots_enabled: bool, on_result:
             except KeyboardInterrupt:
                 raise Interrupted(f"interrupted; {distributed.NO_CHECKPOINTS}") from None
             return None
-    return _fit_and_finish(config, splits, run_dir, verbose, plots_enabled, resume=False, on_result=on_result,
-                           job=job, helpers=helpers)
+    with training_lock(run_dir):
+        return _fit_and_finish(config, splits, run_dir, verbose, plots_enabled, resume=False, on_result=on_result,
+                               job=job, helpers=helpers)
 
 
 def resume(
@@ -146,6 +148,11 @@ def resume(
     run_dir = Path(run_dir)
     if not (run_dir / CONFIG_FILE).is_file():
         raise RunError(f"{run_dir}: not a run folder (no {CONFIG_FILE}).")
+    with training_lock(run_dir):
+        return _resume(run_dir, data_dir, verbose, plots_enabled, on_result)
+
+
+def _resume(run_dir: Path, data_dir, verbose, plots_enabled: bool, on_result: Callable[[dict], None] | None) -> Run:
     if is_complete(run_dir):
         raise RunError(f"{run_dir}: the run is already complete; nothing to resume.")
     config = RunConfig.load(run_dir / CONFIG_FILE)
