@@ -65,8 +65,23 @@ def test_a_model_evaluated_on_a_data_set_with_other_classes_gets_one_line(animal
     from digitlab.evaluation.evaluate import evaluate
 
     run, _, _ = animal_run
-    with pytest.raises(ConfigError, match="the model has 2 outputs, but mnist has 10 classes"):
+    with pytest.raises(ConfigError, match=r"answers the classes cat, dog; mnist's are 0, 1, .*Evaluate the run on animals"):
         evaluate(run, dataset="mnist", data_dir=data_dir)
+
+
+def test_a_model_evaluated_on_other_data_with_its_classes_is_evaluated_and_with_other_names_refused(animal_run, tmp_path):
+    """An MNIST run evaluated on Fashion-MNIST (ten classes too) printed its digits' answers under
+    the names "Dress", "Shirt"...: a table that looked like an evaluation and was none."""
+    from digitlab.evaluation.evaluate import evaluate
+
+    run, data, x = animal_run
+    same = tmp_path / "more-animals"
+    class_folders(same, ["cat", "dog"], x[6:])
+    assert evaluate(run, dataset=str(same)).class_names == ["cat", "dog"]
+    other = tmp_path / "pets"
+    class_folders(other, ["bird", "fish"], x[6:])
+    with pytest.raises(ConfigError, match="answers the classes cat, dog; pets's are bird, fish"):
+        evaluate(run, dataset=str(other))
 
 
 @pytest.mark.parametrize("content", ['{"classes": "cat"}', '{"classes": []}', '{"classes": [1, 2]}', "[]"])
