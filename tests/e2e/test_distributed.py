@@ -113,3 +113,26 @@ def test_ctrl_c_while_waiting_for_the_other_processes_stops_at_once_and_says_so(
             assert json.loads((run / "status.json").read_text())["state"] == "failed"
         else:
             assert not out.exists() or not list(out.iterdir())
+
+
+def test_a_job_whose_other_processes_never_come_ends_with_one_line_before_jax_aborts(tmp_path):
+    """JAX waits 300 s for the other processes, then ends process 0 from C++: SIGABRT, a native stack
+    trace, and a run folder with no status. digitlab stops waiting first (JOIN_TIMEOUT_S, 270 s; 5 s
+    here) with one line, and the folder says failed."""
+    import sys
+
+    require_real_data("mnist")
+    out, port = tmp_path / "p0", free_port()
+    code = ("import sys; from digitlab.training import distributed; distributed.JOIN_TIMEOUT_S = 5; "
+            "from digitlab.cli.main import run; sys.argv[0] = 'digitlab'; run()")
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"} | {"DIGITLAB_DATA": str(DATA_DIR)}
+    done = subprocess.run([sys.executable, "-c", code, "train", *ARGS, "--out", str(out), "--coordinator",
+                           f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", "0"],
+                          env=env, capture_output=True, text=True, timeout=200)
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines() == [
+        f"error: process 0 waited 5 s at 127.0.0.1:{port} and the other 1 did not all come; start every process "
+        "with the same --coordinator and --num-processes, within a few minutes of each other, process 0 on the "
+        "coordinator's machine."], done.stderr[-2000:]
+    (run,) = out.iterdir()
+    assert json.loads((run / "status.json").read_text())["state"] == "failed"

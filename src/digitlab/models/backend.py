@@ -20,6 +20,7 @@ import os
 import platform
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -62,8 +63,12 @@ def in_thread(call: Callable[[], T], name: str) -> Callable[[], T]:
     thread = threading.Thread(target=work, name=name, daemon=True)
     thread.start()
 
-    def wait() -> T:
+    def wait(timeout: float | None = None) -> T:
+        """The call's result; TimeoutError if it is still running after `timeout` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         while thread.is_alive():
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"{name} still running after {timeout:g} s")
             thread.join(0.1)
         if "error" in outcome:
             raise outcome["error"]

@@ -99,6 +99,11 @@ def check_splits(config: RunConfig, splits, job: Job) -> None:
                           "give a larger --validation-split, or more images (--limit).")
 
 
+# JAX waits 300 s for the other processes and then ends the process from C++ (SIGABRT and a stack
+# trace, the run folder left without a status): digitlab stops waiting first, with one line.
+JOIN_TIMEOUT_S = 270
+
+
 def initialize(job: Job) -> None:
     """Join the job (blocks until all N processes have), before JAX computes anything."""
     from digitlab.models.backend import select_backend
@@ -111,10 +116,10 @@ def initialize(job: Job) -> None:
 
     jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU processes sum gradients over gloo
     if job.num_processes > 1:
-        try:  # JAX waits 5 minutes for the other processes
+        try:
             _interruptible(lambda: keras.distribution.initialize(
                 job_addresses=job.coordinator, num_processes=job.num_processes, process_id=job.process_id))
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, TimeoutError) as stop:
             # Leave the job now, not at exit: the coordination service's C++ logs a page about the
             # tasks that never came, which would bury the one line that says what happened. (It
             # takes a few seconds; whatever it raises, the interruption is what to report.)
@@ -122,7 +127,12 @@ def initialize(job: Job) -> None:
 
             with stderr_muted(), contextlib.suppress(Exception):
                 jax.distributed.shutdown()
-            raise
+            if isinstance(stop, KeyboardInterrupt):
+                raise
+            raise ClusterError(f"process {job.process_id} waited {JOIN_TIMEOUT_S:g} s at {job.coordinator} and the other "
+                               f"{job.num_processes - 1} did not all come; start every process with the same --coordinator "
+                               "and --num-processes, within a few minutes of each other, process 0 on the coordinator's "
+                               "machine.") from None
         except Exception as e:  # noqa: BLE001 -- JAX's runtime errors have no narrower public class here
             raise ClusterError(f"process {job.process_id} could not meet the other {job.num_processes - 1} at "
                                f"{job.coordinator} ({first_line(e)}); start every process with the same "
@@ -132,13 +142,14 @@ def initialize(job: Job) -> None:
 def _interruptible(call) -> None:
     """call(), waited for where Ctrl-C is heard (`digitlab.models.backend.in_thread`): JAX's
     initialize waits for the other processes inside C++, where Python sees no signal, and Ctrl-C
-    did nothing for up to its 5 minutes. An interrupted call's thread is left behind, still
+    did nothing for up to its 5 minutes; digitlab stops waiting at JOIN_TIMEOUT_S. An interrupted or
+    timed-out call's thread is left behind, still
     waiting inside JAX, which ends the whole process when its wait runs out: after an interrupted
     join, the process must end (the CLI does at once; from Python, restart the interpreter before
     joining another job)."""
     from digitlab.models.backend import in_thread
 
-    in_thread(call, "digitlab-join-job")()
+    in_thread(call, "digitlab-join-job")(timeout=JOIN_TIMEOUT_S)
 
 
 def first_line(error: BaseException) -> str:
