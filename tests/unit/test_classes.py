@@ -78,6 +78,9 @@ def test_a_model_evaluated_on_other_data_with_its_classes_is_evaluated_and_with_
     same = tmp_path / "more-animals"
     class_folders(same, ["cat", "dog"], x[6:])
     assert evaluate(run, dataset=str(same)).class_names == ["cat", "dog"]
+    cats = tmp_path / "cats"  # the first of the run's classes: each label means the run's output
+    class_folders(cats, ["cat"], x[6:])
+    assert recorded_classes(open_run(run), str(cats)) == ["cat", "dog"]
     other = tmp_path / "pets"
     class_folders(other, ["bird", "fish"], x[6:])
     with pytest.raises(ConfigError, match="answers the classes cat, dog; pets's are bird, fish"):

@@ -145,13 +145,15 @@ def recorded_classes(run: RunFiles, dataset: str | None = None) -> list[str] | N
     data set it trained on: labels read from a class folder added or removed since would be
     counted against the wrong outputs. None where the run recorded none."""
     names = run.class_names
-    if dataset is not None and dataset != run.dataset:  # another data set: its own names, if they are the run's
+    if dataset is not None and dataset != run.dataset:
+        # Another data set: its label k must mean the run's output k. Its classes may be the first
+        # of the run's (your own digits 0-4 against an MNIST run), not other names (Fashion's).
         other = list(dataset_info(dataset).class_names)
-        if names is not None and other != names:
+        if names is not None and other != names[:len(other)]:
             raise ConfigError(f"{run.folder} answers the classes {', '.join(names[:12])}; {dataset_label(dataset)}'s are "
                               f"{', '.join(other[:12])}: its labels would be counted against outputs that mean other "
                               f"things. Evaluate the run on {dataset_label(run.dataset)}, or on data with its classes.")
-        return None
+        return names
     if names is not None:
         now = list(dataset_info(run.dataset).class_names)
         if now != names:
