@@ -282,3 +282,42 @@ def test_the_api_says_what_to_send_instead_of_pydantics_words_alone():
         answer = client.post("/api/v1/predict/upload", data={"file": "not a file part"})
         assert answer.status_code == 422 and "is not a file: send it as a file part" in answer.text
 
+
+
+def test_a_server_on_ipv6_loopback_answers_its_clients_and_refuses_other_hosts_in_json(tmp_path):
+    """`serve --host ::1` answered every real client "Invalid host header": they send "[::1]:PORT",
+    whose host is "[::1]", and only "::1" was allowed. The refusal was plain text without the
+    security headers; it is JSON with them now, as every other error of the API."""
+    import http.client
+    import json
+    import re
+    import subprocess
+    import time
+
+    from tests.conftest import digitlab_command
+
+    log = tmp_path / "serve.log"
+    with open(log, "w") as out:
+        server = subprocess.Popen([*digitlab_command(), "serve", "--model", "reader", "--host", "::1", "--port", "0"],
+                                  stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while not (found := re.search(r"http://\[::1\]:(\d+)", log.read_text())):
+            assert server.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        port = int(found.group(1))
+
+        def get(host: str | None = None):
+            connection = http.client.HTTPConnection("::1", port, timeout=30)
+            connection.request("GET", "/api/v1/health", headers={"Host": host} if host else {})
+            response = connection.getresponse()
+            return response.status, response.getheader("x-content-type-options"), response.read()
+
+        assert get()[0] == 200  # http.client sends "[::1]:PORT", as browsers and curl do
+        assert get(f"localhost:{port}")[0] == 200
+        status, nosniff, body = get("attacker.example")
+        assert (status, nosniff) == (400, "nosniff")
+        assert "answers requests for" in json.loads(body)["detail"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

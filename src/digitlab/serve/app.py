@@ -34,7 +34,6 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from digitlab.errors import ImageError
 from digitlab.images.read import open_image
@@ -42,7 +41,7 @@ from digitlab.models.numpy_model import NumpyModel
 from digitlab.models.shipped import model_name
 from digitlab.recognize import Prediction, Reading, Recognizer
 from digitlab.runs import METRICS_FILE
-from digitlab.serve.middleware import BodyLimit, SecurityHeaders
+from digitlab.serve.middleware import AllowedHosts, BodyLimit, SecurityHeaders
 
 API = "/api/v1"
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/bmp", "image/webp", "image/tiff",
@@ -63,7 +62,10 @@ def host_names_answered(host: str) -> tuple[str, ...] | None:
         loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:  # a host name: not a loopback address
         loopback = False
-    return tuple(dict.fromkeys((*LOOPBACK_HOSTS, host))) if loopback else None
+    if not loopback:
+        return None
+    # As a Host header carries them: an IPv6 address in brackets ("[::1]:8000"), as the host parser gives it.
+    return tuple(dict.fromkeys(f"[{h}]" if ":" in h else h for h in (*LOOPBACK_HOSTS, host)))
 
 
 @dataclass(frozen=True)
@@ -207,9 +209,9 @@ def create_app(recognizer: Recognizer, facts: ModelFacts, limits: Limits = Limit
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes,
                        max_buffered=max(limits.max_buffered_bytes, limits.max_body_bytes),  # one body always fits
                        timeout_s=limits.body_timeout_s)
+    if allowed_hosts is not None:  # inside SecurityHeaders: its 400 has the headers too
+        app.add_middleware(AllowedHosts, names=allowed_hosts)
     app.add_middleware(SecurityHeaders)
-    if allowed_hosts is not None:
-        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
 
     async def run(fn, lane: ThreadPoolExecutor = pool):
         """Run blocking work on a thread of `lane`, within the timeout."""

@@ -1,9 +1,32 @@
-"""ASGI middleware of the HTTP service: security headers on every answer, bounded request bodies."""
+"""ASGI middleware of the HTTP service: security headers on every answer, bounded request bodies,
+only the server's own host names answered."""
 
 from __future__ import annotations
 
 import anyio
 from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers
+from starlette.middleware.trustedhost import parse_host_header
+
+
+class AllowedHosts:
+    """ASGI middleware: a request whose Host header is not one of `names` gets 400 (DNS rebinding: a
+    page whose domain resolves to 127.0.0.1 sends its own name). Starlette's TrustedHostMiddleware
+    decides the same way, with its own host parser, but answers in plain text; every other error of
+    the API is JSON with a `detail`."""
+
+    def __init__(self, app, names: tuple[str, ...]):
+        self.app, self.names = app, {n.lower() for n in names}
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        parsed = parse_host_header(Headers(scope=scope).get("host"))
+        if parsed is None or parsed.host.lower() not in self.names:
+            detail = (f"this server answers requests for {', '.join(sorted(self.names))} only (the Host header); "
+                      "open it by one of those names.")
+            return await JSONResponse({"detail": detail}, status_code=400)(scope, receive, send)
+        await self.app(scope, receive, send)
 
 
 class SecurityHeaders:
