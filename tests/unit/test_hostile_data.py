@@ -208,3 +208,12 @@ def test_a_number_option_that_is_not_finite_is_refused_before_training(tmp_path,
     done = invoke_cli("train", option, value, "--out", str(tmp_path))
     assert done.returncode == 2 and "must be a finite number" in done.stderr, done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_markdown_table_that_cannot_be_written_is_refused_before_any_training(tmp_path):
+    """`reproduce --markdown missing/table.md` trained every preset (hours, by default) and then died
+    with a FileNotFoundError traceback (third review)."""
+    for markdown, says in ((tmp_path / "missing" / "table.md", "does not exist"), (tmp_path, "is a folder")):
+        done = invoke_cli("reproduce", "--presets", "softmax", "--out", str(tmp_path / "runs"), "--markdown", str(markdown))
+        assert done.returncode == 2 and says in done.stderr, done.stderr
+        assert not (tmp_path / "runs").exists()

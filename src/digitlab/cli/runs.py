@@ -22,7 +22,7 @@ from digitlab.cli.options import (
     TrustOption, choice, dataset_arg, err, out,
 )
 from digitlab.cli.options import names as split_names
-from digitlab.errors import ServeError
+from digitlab.errors import ServeError, WriteError
 from digitlab.files import write_text
 from digitlab.models.presets import PRESETS
 
@@ -44,6 +44,11 @@ def reproduce(
     names = [p.strip() for p in presets.split(",")] if presets else None
     for name in names or []:
         choice("preset", PRESETS)(name)
+    if markdown is not None and not markdown.parent.is_dir():  # now, not after hours of training
+        raise typer.BadParameter(f"folder {markdown.parent} does not exist.", param_hint="--markdown")
+    if markdown is not None and markdown.is_dir():
+        raise typer.BadParameter(f"{markdown} is a folder; name a file, such as {markdown / 'reproduce.md'}.",
+                                 param_hint="--markdown")
     table = Table(title=f"Tutorial presets, {seeds} seed(s) each")
     for col in ("preset", "recipe", "tutorial reported", "we got", "meets"):
         table.add_column(col)
@@ -61,7 +66,11 @@ def reproduce(
     show_failures(failures)
     out.print(table)
     if markdown is not None:
-        write_text(markdown, markdown_table(results) + "\n")
+        try:
+            write_text(markdown, markdown_table(results) + "\n")
+        except OSError as e:  # a full disk: the runs and the table printed above are kept
+            raise WriteError(f"{markdown}: cannot write the table ({e.strerror or e}); the runs are kept in "
+                             f"{out_dir}.") from None
         out.print(f"Wrote {escape(str(markdown))}")
     if failures:
         raise typer.Exit(1)
