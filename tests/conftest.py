@@ -151,3 +151,8 @@ def seven(size: int = 120) -> Image.Image:
         x = 3 * size // 4 - (i - size // 5) // 2
         a[i, x - size // 24: x + size // 24] = 0
     return Image.fromarray(a)
+
+
+def said(done) -> str:
+    """What a command printed on standard error, as one line (Rich boxes and wraps usage errors)."""
+    return " ".join(done.stderr.replace("│", " ").split())

@@ -12,12 +12,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from digitlab.images.read import open_image, orientation, to_ink
-from tests.conftest import invoke_cli, seven
-
-
-def said(done) -> str:
-    """What a command printed on standard error, as one line (Rich boxes and wraps usage errors)."""
-    return " ".join(done.stderr.replace("│", " ").split())
+from tests.conftest import invoke_cli, said, seven
 
 
 def with_junk_exif(fmt: str) -> bytes:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import invoke_cli, seven
+from tests.conftest import invoke_cli, said, seven
 
 
 def test_an_output_file_is_never_written_in_place_of_a_device_a_pipe_or_a_link(tmp_path):
@@ -215,5 +215,5 @@ def test_a_markdown_table_that_cannot_be_written_is_refused_before_any_training(
     with a FileNotFoundError traceback (third review)."""
     for markdown, says in ((tmp_path / "missing" / "table.md", "does not exist"), (tmp_path, "is a folder")):
         done = invoke_cli("reproduce", "--presets", "softmax", "--out", str(tmp_path / "runs"), "--markdown", str(markdown))
-        assert done.returncode == 2 and says in done.stderr, done.stderr
+        assert done.returncode == 2 and says in said(done), done.stderr
         assert not (tmp_path / "runs").exists()
