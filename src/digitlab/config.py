@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import numbers
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,6 +77,23 @@ class RunConfig:
     out: str = "runs"  # parent folder of the run folders
 
     def __post_init__(self) -> None:
+        # Types first, as config.json's are checked (a notebook's `epochs=True` trained and wrote a run
+        # digitlab could not read back; `epochs=1.5` failed deep in Keras). NumPy's numbers and paths
+        # are taken as the plain values they stand for, which JSON can hold.
+        wrong = []
+        for name, kind in _field_kinds().items():
+            value = getattr(self, name)
+            if kind.rstrip("?") == "str" and isinstance(value, os.PathLike):
+                value = os.fspath(value)
+            elif kind.rstrip("?") == "int" and isinstance(value, numbers.Integral) and not isinstance(value, bool):
+                value = int(value)
+            elif kind.rstrip("?") == "float" and isinstance(value, numbers.Real) and not isinstance(value, bool):
+                value = float(value) if not isinstance(value, int) else value
+            if not _is_kind(value, kind):
+                wrong.append(f"{name} must be {_KINDS[kind.rstrip('?')][1]}, not {value!r}")
+            object.__setattr__(self, name, value)
+        if wrong:
+            raise ConfigError("invalid run configuration: " + "; ".join(wrong) + ".")
         problems = []
         if self.epochs < 1:
             problems.append(f"epochs must be at least 1, got {self.epochs}")
@@ -126,11 +145,7 @@ class RunConfig:
         if not isinstance(data, dict):
             raise ConfigError(f"a run configuration is a JSON object of fields, not {type(data).__name__}.")
         reject_unknown_fields(data)
-        wrong = [f"{name} must be {_KINDS[kind.rstrip('?')][1]}, not {data[name]!r}" for name, kind in _field_kinds().items()
-                 if name in data and not _is_kind(data[name], kind)]
-        if wrong:
-            raise ConfigError("invalid run configuration: " + "; ".join(wrong) + ".")
-        return cls(**data)
+        return cls(**data)  # the types are checked as any RunConfig's
 
     def save(self, path: Path) -> None:
         with atomic_write(path) as tmp:

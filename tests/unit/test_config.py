@@ -72,3 +72,25 @@ def test_a_tampered_config_json_gets_one_line_naming_the_file_and_field(tmp_path
         return
     with pytest.raises(ConfigError, match=f"^{path}: .*{phrase}"):
         RunConfig.load(path)
+
+
+@pytest.mark.parametrize("field, value", [("epochs", True), ("epochs", 1.5), ("batch_size", 32.0), ("dataset", 5),
+                                          ("out", 5), ("learning_rate", "0.1"), ("seed", 2.0)])
+def test_a_config_built_in_python_has_its_types_checked_as_config_json_has(field, value):
+    """`config_for("mlp", epochs=True)` trained to "complete" and wrote a config.json that digitlab
+    then refused to read; `epochs=1.5` failed inside Keras with a TypeError (third review)."""
+    from digitlab.models import config_for
+
+    with pytest.raises(ConfigError, match=f"{field} must be a"):
+        config_for("mlp", **{field: value})
+
+
+def test_numpy_numbers_and_paths_are_taken_as_the_values_they_stand_for():
+    from pathlib import Path
+
+    import numpy as np
+
+    config = RunConfig(epochs=np.int64(3), learning_rate=np.float32(0.5), dataset=Path("digits"))
+    assert (config.epochs, config.learning_rate, config.dataset) == (3, 0.5, "digits")
+    assert type(config.epochs) is int and type(config.learning_rate) is float
+    assert RunConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
