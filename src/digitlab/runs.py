@@ -175,6 +175,9 @@ class RunFiles:
         if name == HISTORY_JSON and not _is_history(data):
             raise RunError(f"{self.folder / name}: not a training history (metric names, each with one number an "
                            "epoch, all as long); digitlab did not write it so. Delete it to go without the curves.")
+        if name == METRICS_FILE and not _is_metrics(data):
+            raise RunError(f"{self.folder / name}: not the run's metrics (an object whose test_accuracy is a number "
+                           "from 0 to 1); digitlab did not write it so. Delete it (the test accuracy is then not shown), or train the run again.")
         return data
 
     @property
@@ -224,6 +227,11 @@ def _is_history(data) -> bool:
     values = list(data.values())
     return all(isinstance(v, list) and len(v) == len(values[0]) and
                all(x is None or (type(x) in (int, float)) for x in v) for v in values)
+
+
+def _is_metrics(data) -> bool:
+    accuracy = data.get("test_accuracy", 0) if isinstance(data, dict) else None
+    return type(accuracy) in (int, float) and 0 <= accuracy <= 1
 
 
 def write_history(run_dir: Path, history: dict) -> None:

@@ -217,3 +217,18 @@ def test_a_markdown_table_that_cannot_be_written_is_refused_before_any_training(
         done = invoke_cli("reproduce", "--presets", "softmax", "--out", str(tmp_path / "runs"), "--markdown", str(markdown))
         assert done.returncode == 2 and says in said(done), done.stderr
         assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("content", ["[1]", '"abc"', '{"test_accuracy": "lots"}', '{"test_accuracy": 1.5}'])
+def test_a_tampered_metrics_file_is_one_line_where_serve_reads_it(tmp_path, content):
+    """A metrics.json of [1] stopped `digitlab serve` with an AttributeError; "lots" was served as
+    the model's test accuracy (third review)."""
+    from digitlab.errors import RunError
+    from digitlab.runs import METRICS_FILE, RunFiles
+
+    run = RunFiles(tmp_path / "model.keras", tmp_path, None)
+    (tmp_path / METRICS_FILE).write_text('{"test_accuracy": 0.98, "per_class": {}}')
+    assert run.read(METRICS_FILE)["test_accuracy"] == 0.98
+    (tmp_path / METRICS_FILE).write_text(content)
+    with pytest.raises(RunError, match="metrics.json: not the run's metrics"):
+        run.read(METRICS_FILE)
