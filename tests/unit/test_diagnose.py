@@ -44,6 +44,27 @@ def test_a_layer_whose_gradient_is_tiny_is_reported_vanishing(mnist):
     assert first.update_ratio == 0.0001 and second.verdict == "healthy"
 
 
+def test_a_last_epoch_whose_norms_are_not_numbers_gives_no_gradient_verdict(mnist):
+    """A null (history.json allows them) raised a TypeError; a diverged epoch's NaN called every layer's
+    gradients vanishing (third review)."""
+    net = mlp([784, 32, 32, 10], "relu", rng=np.random.default_rng(0))
+    for bad in (None, float("nan"), float("inf")):
+        history = {"grad_norm/dense_1": [0.5, bad], "grad_norm/dense_2": [0.5, 0.3], "grad_norm/dense_3": [0.5, 0.4]}
+        result = diagnose_network(net, images(mnist, 300), history)
+        assert not result.history_used and all(r.verdict == "healthy" and r.grad_norm is None for r in result.layers)
+
+
+def test_a_network_without_hidden_layers_says_so(mnist):
+    from rich.console import Console
+
+    from digitlab.cli.console import print_diagnosis
+
+    result = diagnose_network(mlp([784, 10], "relu", rng=np.random.default_rng(0)), images(mnist, 300))
+    console = Console(record=True, width=200)
+    print_diagnosis(console, result)
+    assert result.layers == [] and console.export_text().startswith("No hidden layers")
+
+
 def test_a_healthy_trained_preset_is_reported_healthy(tmp_path, data_dir):
     import digitlab
 

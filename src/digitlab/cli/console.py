@@ -43,6 +43,10 @@ def print_evaluation(out: Console, ev) -> None:
 
 def print_diagnosis(out: Console, result) -> None:
     """One line per hidden layer with its verdict, then the thresholds behind the verdicts."""
+    if not result.layers:
+        out.print("No hidden layers: the network maps the pixels straight to the classes, so there is nothing "
+                  "inside it to diagnose. Try a preset with hidden layers, such as mlp-deep-sigmoid.")
+        return
     out.print(f"Hidden layers over {result.images:,} training images:")
 
     def num(v):
@@ -61,7 +65,8 @@ def print_diagnosis(out: Console, result) -> None:
               f"saturated = within {t['saturation_margin']} of the bounds on > {t['saturated_unit_share_of_images']:.0%} of images, "
               f"reported at >= {t['saturated_layer_share']:.0%}; vanishing = gradient norm < {t['vanishing_ratio']:g} x the largest layer's.")
     if not result.history_used:
-        out.print("No per-layer gradient history (a bare model file, or a run without one): activation checks only.")
+        out.print("No per-layer gradient history (a bare model file, a run without one, or one whose last epoch's "
+                  "norms are not all finite numbers): activation checks only.")
 
 
 def prediction_line(pred) -> str:

@@ -9,6 +9,7 @@ recorded in the run's history during training.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict, dataclass, field
 
@@ -110,6 +111,8 @@ def diagnose_network(net: Network, x: np.ndarray, history: dict | None = None) -
     stats = activation_stats(net, x)
     last = {k.split("/", 1)[1]: v[-1] for k, v in (history or {}).items() if k.startswith("grad_norm/") and v}
     moved = {k.split("/", 1)[1]: v[-1] for k, v in (history or {}).items() if k.startswith("update_ratio/") and v}
+    if not all(type(v) in (int, float) and math.isfinite(v) for v in last.values()):
+        last = {}  # a diverged epoch's NaN (or a null) would call every layer's gradients vanishing: none are used
     largest = max(last.values(), default=0.0)
     reports = []
     for dense, act in hidden_layers(net):
