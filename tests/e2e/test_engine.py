@@ -71,7 +71,7 @@ def test_diagnose_cli_on_a_model_the_engine_cannot_run(tmp_path):
     assert done.returncode == 1 and "Conv2D is not supported" in done.stderr
 
 
-@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning", "ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # NumPy's overflow warnings printed 4 lines before the one
 def test_a_diverging_run_stops_with_the_epoch_and_batch(tmp_path):
     done = invoke_cli("train", "--engine", "numpy", "--optimizer", "sgd", "--learning-rate", "1e6",
                    "--limit", "3000", "--out", str(tmp_path), "--no-plots")

@@ -18,7 +18,8 @@ def train_epoch(net: Network, optimizer, x: np.ndarray, labels: np.ndarray, batc
     for batch, start in enumerate(range(0, len(x), batch_size), 1):
         idx = order[start : start + batch_size]
         xb, yb = x[idx], labels[idx]
-        loss = net.train_batch(xb, yb, optimizer)
+        with np.errstate(over="ignore", invalid="ignore"):  # a diverging batch is reported once, below, not
+            loss = net.train_batch(xb, yb, optimizer)       # as NumPy's overflow warnings before it
         if not np.isfinite(loss):
             raise TrainingDiverged(
                 f"the loss became {loss} in epoch {epoch}, batch {batch}: training diverged. "
