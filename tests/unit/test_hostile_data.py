@@ -232,3 +232,27 @@ def test_a_tampered_metrics_file_is_one_line_where_serve_reads_it(tmp_path, cont
     (tmp_path / METRICS_FILE).write_text(content)
     with pytest.raises(RunError, match="metrics.json: not the run's metrics"):
         run.read(METRICS_FILE)
+
+
+def test_an_empty_data_set_name_a_device_or_a_pipe_is_one_line_not_the_current_folder(tmp_path, monkeypatch):
+    """`--dataset ""` (an unset "$DS") trained on the current folder's sub-folders as classes; a
+    device or a FIFO as the data set gave a NotADirectoryError traceback (third review)."""
+    import os
+
+    import digitlab
+    from digitlab.errors import DataError
+
+    for name in ("photos", "scans"):
+        (tmp_path / name).mkdir()
+        seven(28).save(tmp_path / name / "0.png")
+        seven(28).save(tmp_path / name / "1.png")
+    monkeypatch.chdir(tmp_path)
+    done = invoke_cli("train", "--dataset", "", "--epochs", "1", "--out", str(tmp_path / "runs"))
+    assert done.returncode == 2 and "is empty" in said(done) and not (tmp_path / "runs").exists()
+    os.mkfifo(tmp_path / "pipe.csv")
+    for name, says in (("", "the data set name is empty"), ("/dev/null", "not a file or folder"),
+                       (str(tmp_path / "pipe.csv"), "not a file or folder"), (5, "not int 5")):
+        with pytest.raises(DataError, match=says):
+            digitlab.load_dataset(name)
+    done = invoke_cli("train", "--dataset", str(tmp_path / "pipe.csv"), "--epochs", "1", "--out", str(tmp_path / "runs"))
+    assert done.returncode == 1 and "not a file or folder (a device, pipe or socket)" in done.stderr

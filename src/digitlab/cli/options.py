@@ -40,6 +40,9 @@ def dataset_arg(value):
     """A registered data set name, or a path to your own data (checked when it is loaded)."""
     if value is None or value in DATASETS or value == MNIST_PEN:
         return value
+    if not value.strip():  # Path("") is the current folder: an unset "$DS" would train on whatever is here
+        raise typer.BadParameter(f'is empty; name a data set ({", ".join([*DATASETS, MNIST_PEN])}) or the path to '
+                                 "your own data (\".\" for the current folder).")
     path = Path(value).expanduser()
     if not path.exists():
         raise typer.BadParameter(f'"{value}" is not a data set ({", ".join([*DATASETS, MNIST_PEN])}) nor an existing '

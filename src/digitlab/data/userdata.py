@@ -60,6 +60,7 @@ def is_user_data(name: str) -> bool:
 
 def dataset_info(name: str):
     """The registry record of a known data set, or a `UserDataset` for a path."""
+    name = _name(name)
     if name == MNIST_PEN:
         return UserDataset(MNIST_PEN, MNIST_PEN_CLASSES, description=MNIST_PEN_DESCRIPTION)
     if not is_user_data(name):
@@ -76,6 +77,7 @@ def dataset_info(name: str):
 def load_dataset(name: str = "mnist", *, data_dir: str | os.PathLike | None = None, **options) -> tuple[Split, Split]:
     """`((x_train, y_train), (x_test, y_test))`, uint8 (n, 28, 28) and (n,), for a registered data set
     name (see `digitlab.data.load_dataset`) or a path to your own data in one of the three layouts."""
+    name = _name(name)
     if name == MNIST_PEN:
         (x, y), test = load_registered("mnist", data_dir=data_dir, **options)
         x_pen, y_pen = pen_training_split(data_dir, cache_dir=options.get("cache_dir"))
@@ -124,7 +126,20 @@ def _check_label_values(labels: np.ndarray, source) -> None:
                         f"{MAX_CLASSES - 1}.")
 
 
+def _name(name) -> str:
+    """A data set's name or path as a string (a notebook's Path is one)."""
+    if isinstance(name, os.PathLike):
+        return os.fspath(name)
+    if not isinstance(name, str):
+        raise DataError(f"a data set is named by a string ({', '.join(DATASETS)}) or the path to your own data, "
+                        f"not {type(name).__name__} {name!r}"[:300] + ".")
+    return name
+
+
 def _layout(name: str) -> tuple[str, Path]:
+    if not name.strip():  # Path("") is the current folder, which no one meant by an empty name
+        raise DataError(f'the data set name is empty; choose one of: {", ".join(DATASETS)}, or give the path to your '
+                        'own data (".", for the current folder).')
     path = Path(name).expanduser()
     if not path.exists():
         raise DataError(f'"{name}" is not a known data set nor an existing file or folder. '
@@ -133,6 +148,8 @@ def _layout(name: str) -> tuple[str, Path]:
         if path.suffix.lower() == ".csv":
             return "csv", path
         raise DataError(f"{path}: a data set file must be CSV; expected {LAYOUTS}.")
+    if not path.is_dir():  # a device, a FIFO, a socket
+        raise DataError(f"{path}: not a file or folder (a device, pipe or socket); expected {LAYOUTS}.")
     if (path / "train.csv").is_file():
         return "csv", path
     if any((path / n).is_file() or (path / f"{n}.gz").is_file() for n in IDX_NAMES.values()):
