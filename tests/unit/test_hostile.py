@@ -132,10 +132,13 @@ def test_file_names_are_printed_as_they_are(tmp_path):
     folder.mkdir()
     seven().save(folder / "scan:fire:01.png")
     seven().save(folder / "e\x1b[31mred.png")
+    Image.new("L", (60, 60), 255).save(folder / "blank\nplanted.png: 3 (99.9%)  top 3: 3 99.9%\n.png")  # third review
     for command in ("predict", "read"):
         done = invoke_cli(command, str(folder), "--model", "reader")
         assert "scan:fire:01.png" in done.stdout and "\U0001f525" not in done.stdout
         assert "\x1b" not in done.stdout and "e\\x1b[31mred.png" in done.stdout
+        assert not any(line.startswith("planted.png") for line in done.stdout.splitlines()), done.stdout
+        assert "blank\\x0aplanted.png" in done.stdout
     done = invoke_cli("predict", str(tmp_path / "nope:smile:.png"), "--model", "reader")
     assert "nope:smile:.png: no such file" in done.stdout + done.stderr
 

@@ -270,7 +270,7 @@ for command in (predict, read, reproduce, compare, serve):
 def _show_warning(message, category, filename, lineno, file=None, line=None, _default=warnings.showwarning) -> None:
     """digitlab's own warnings as one line on stderr, like its errors; other libraries' as Python shows them."""
     if issubclass(category, UserWarning) and "digitlab" in Path(filename).parts:
-        err.print(f"[yellow]warning:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
+        err.print(f"[yellow]warning:[/] {escape(str(message), lines=True)}", highlight=False, soft_wrap=True)
     else:
         _default(message, category, filename, lineno, file, line)
 
@@ -281,7 +281,7 @@ def main() -> None:
     try:
         app()
     except DigitlabError as e:
-        err.print(f"[red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/] {escape(str(e), lines=True)}", highlight=False, soft_wrap=True)
         sys.exit(130 if isinstance(e, Interrupted) else 1)
 
 

@@ -16,13 +16,16 @@ from digitlab.data.pen import MNIST_PEN
 # emoji=False: Rich would print a file named "scan:fire:01.png" as "scan🔥01.png"
 out = Console(soft_wrap=True, emoji=False)  # paths stay whole on one line, for copy and paste
 err = Console(stderr=True, emoji=False)
-CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # but tab and newline
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+CONTROL_BUT_NEWLINE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
 
 
-def escape(text: str) -> str:
+def escape(text: str, *, lines: bool = False) -> str:
     """`text` (a file name, a message naming one) to print as it is: Rich's markup escaped, and
-    control characters shown as \\xNN (an ESC in a file name would otherwise drive the terminal)."""
-    return escape_markup(CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text))
+    control characters shown as \\xNN: an ESC in a file name would otherwise drive the terminal,
+    and a newline in one would print a line of its own, such as a made-up answer ("seven.png: 7").
+    `lines=True` keeps the newlines of a message written in several lines (an error's)."""
+    return escape_markup((CONTROL_BUT_NEWLINE if lines else CONTROL).sub(lambda m: f"\\x{ord(m.group()):02x}", text))
 
 
 def choice(kind: str, choices):
