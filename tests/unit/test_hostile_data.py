@@ -256,3 +256,12 @@ def test_an_empty_data_set_name_a_device_or_a_pipe_is_one_line_not_the_current_f
             digitlab.load_dataset(name)
     done = invoke_cli("train", "--dataset", str(tmp_path / "pipe.csv"), "--epochs", "1", "--out", str(tmp_path / "runs"))
     assert done.returncode == 1 and "not a file or folder (a device, pipe or socket)" in done.stderr
+
+
+def test_compare_with_no_data_set_or_a_seed_out_of_range_is_a_usage_error(tmp_path):
+    """`--datasets ","` exited 1 printing nothing; `--seed 99999999999` failed in every child training
+    with a usage error about `python -m digitlab train` (third review)."""
+    for option, value, says in (("--datasets", ",", "name at least one data set"), ("--seed", "99999999999", "4294967295")):
+        done = invoke_cli("compare", "--models", "softmax", option, value, "--out", str(tmp_path / "c"))
+        assert done.returncode == 2 and says in said(done), done.stderr
+    assert not (tmp_path / "c").exists()

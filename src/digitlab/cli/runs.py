@@ -100,7 +100,7 @@ def compare(
     datasets: str = typer.Option("mnist", help="Comma-separated data sets, e.g. mnist,fashion-mnist."),
     out_dir: Path = typer.Option(Path("runs/compare"), "--out", help="Where the runs and the leaderboard go."),
     limit: Optional[int] = typer.Option(None, min=1, help="Train on only the first N training images."),
-    seed: int = typer.Option(0, min=0, help="Seed of every run."),
+    seed: int = typer.Option(0, min=0, max=2**32 - 1, help="Seed of every run."),
     data_dir: Optional[Path] = DataDirOption,
     cluster: Optional[str] = ClusterOption,
     cpus_per_run: float = CpusPerRunOption,
@@ -111,6 +111,8 @@ def compare(
 
     names = split_names(models, "preset", PRESETS)
     sets = [dataset_arg(d.strip()) for d in datasets.split(",") if d.strip()]
+    if not sets:  # nothing to train: it exited 1 with nothing printed
+        raise typer.BadParameter(f"name at least one data set, such as mnist; not {datasets!r}.", param_hint="--datasets")
 
     def show(e):
         out.print(f"{e.model} on {escape(e.dataset)}: {e.test_accuracy:.2%} test accuracy, trained in {e.train_seconds:.1f} s",
