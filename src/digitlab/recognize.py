@@ -112,8 +112,8 @@ class Recognizer:
 
     def __init__(self, model, class_names: list[str], temperature: float | None = None,
                  threshold: float = DEFAULT_THRESHOLD, run: RunFiles | None = None, second_look_below: float | None = None):
-        if not 0 <= threshold <= 1:  # NaN too: no probability would pass it, and every answer be "unsure"
-            raise ConfigError(f"the threshold is a probability, from 0 to 1, not {threshold}.")
+        if not (isinstance(threshold, (int, float, np.floating)) and 0 <= threshold <= 1):  # NaN too: all "unsure"
+            raise ConfigError(f"the threshold is a probability, from 0 to 1, not {threshold!r}.")
         outputs = (getattr(model, "output_shape", None) or (None,))[-1]
         if isinstance(outputs, int) and outputs != len(class_names):
             where = f"{run.model.parent}: " if run is not None else ""
@@ -214,6 +214,8 @@ class Recognizer:
         """Predictions in order, prepared and predicted batch by batch: constant memory. With
         `workers` > 1, a stream of more than one batch is decoded and prepared in that many
         processes (the answers are the same; `images.batch.default_workers()` suits this machine)."""
+        if not (isinstance(batch_size, (int, np.integer)) and batch_size >= 1):  # 0 gave no answers, silently
+            raise ConfigError(f"batch_size is a number of images, at least 1, not {batch_size!r}.")
         named = ((image, describe(image, i)) for i, image in enumerate(images))
         chunks = ([list(part) for part in zip(*chunk)] for chunk in iter(lambda: list(islice(named, batch_size)), []))
         for names, results in prepared_chunks(chunks, workers):

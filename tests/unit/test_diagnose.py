@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from digitlab.evaluation.diagnose import diagnose, diagnose_network
 from digitlab.data.arrays import shape_for
@@ -73,6 +74,11 @@ def test_a_healthy_trained_preset_is_reported_healthy(tmp_path, data_dir):
     assert "grad_norm/dense_1" in run.history and "update_ratio/dense_2" in run.history
     result = diagnose(run.path, data_dir=data_dir, limit=5000)
     assert result.history_used
+    from digitlab.errors import ConfigError
+
+    for limit in (0, -5, 2.5):  # -5 diagnosed all but 5 images, 0 raised a KeyError (third review)
+        with pytest.raises(ConfigError, match="limit is a number of training images, at least 1"):
+            diagnose(run.path, data_dir=data_dir, limit=limit)
     assert [r.verdict for r in result.layers] == ["healthy"]
     assert result.layers[0].dead_fraction < 0.1
 

@@ -20,7 +20,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from digitlab.errors import DataError
+from digitlab.errors import DataError, WriteError
 from digitlab.files import write_bytes
 
 # Type code -> NumPy dtype. IDX is big-endian, so multi-byte dtypes are read with '>'.
@@ -236,5 +236,8 @@ def write_idx(path: str | os.PathLike, array: np.ndarray, *, compress: bool | No
     if compress:
         # mtime=0: the same array always gives the same bytes.
         payload = gzip.compress(payload, mtime=0)
-    write_bytes(path, payload)
+    try:
+        write_bytes(path, payload)
+    except OSError as e:  # a missing folder, a full disk: one line, as for every other file digitlab writes
+        raise WriteError(f"{path}: cannot write ({e.strerror or e}); check that the folder exists and has room.") from None
     return path

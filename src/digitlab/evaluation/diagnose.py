@@ -17,7 +17,7 @@ import numpy as np
 
 from digitlab.data.arrays import shape_for
 from digitlab.data.userdata import load_dataset
-from digitlab.errors import RunError
+from digitlab.errors import ConfigError, RunError
 from digitlab.evaluation.evaluate import load_model
 from digitlab.runs import HISTORY_JSON, open_run
 from digitlab.scratch.convert import from_keras
@@ -159,6 +159,8 @@ def diagnose(
     net = from_keras(load_model(run.model))
     (x_train, _), _ = load_dataset(run.dataset, data_dir=data_dir)
     if limit is not None:
+        if not (isinstance(limit, (int, np.integer)) and limit >= 1):  # -5 took all but 5 images; 0 a KeyError
+            raise ConfigError(f"limit is a number of training images, at least 1, not {limit!r}.")
         x_train = x_train[:limit]
     history = run.read(HISTORY_JSON)
     x = shape_for(x_train, (net.dense_layers()[0].shape[0],))

@@ -22,6 +22,9 @@ def load_model(path: str | os.PathLike, *, trust: bool = False):
     it is refused unless `trust=True` (`--trust-model` on the command line), for a file whose
     origin the user knows.
     """
+    if Path(path).is_dir():  # Keras' own error named an UnboundLocalError
+        raise RunError(f"{path}: a folder; load_model takes a model file (its model.keras or model.skops). For a run "
+                       "folder, use digitlab.Recognizer.load(folder) or digitlab.evaluate(folder).")
     if Path(path).suffix == ".skops":
         return load_classic(path)
     if Path(path).suffix == ".keras" and Path(path).is_file() and not zipfile.is_zipfile(path):

@@ -189,7 +189,7 @@ DEFAULT_PRESET = "mlp"
 def get_preset(name: str) -> Preset:
     try:
         return PRESETS[name]
-    except KeyError:
+    except (KeyError, TypeError):  # TypeError: a list, a dict, which cannot be a key
         raise ConfigError(f'"{name}" is not a preset. Choose one of: {", ".join(PRESETS)}.') from None
 
 

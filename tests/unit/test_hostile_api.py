@@ -1,0 +1,38 @@
+"""The Python API as a notebook calls it, each attack of the third outsider's review (2026-12-07)
+kept as a test: wrong types and values get one clear error, never a silent wrong answer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from digitlab.errors import ConfigError, DigitlabError
+
+
+def test_a_recognizers_threshold_and_batch_size_are_checked():
+    """threshold=None or "0.5" raised a TypeError; predict_iter(batch_size=0) returned no answer for
+    an image, silently, and -1 a ValueError from itertools."""
+    from digitlab.recognize import Recognizer
+
+    for threshold in (None, "0.5", 2, float("nan")):
+        with pytest.raises(ConfigError, match="the threshold is a probability"):
+            Recognizer.load("reader", threshold=threshold)
+    recognizer = Recognizer.load("reader", threshold=np.float32(0.6))
+    for batch_size in (0, -1, 2.0):
+        with pytest.raises(ConfigError, match="batch_size is a number of images"):
+            list(recognizer.predict_iter([np.zeros((28, 28))], batch_size=batch_size))
+    assert len(list(recognizer.predict_iter([np.zeros((28, 28))] * 3, batch_size=np.int64(2)))) == 3
+
+
+def test_names_files_and_folders_of_the_wrong_kind_are_one_error(tmp_path):
+    """get_preset([]) raised a TypeError, write_idx into a missing folder a FileNotFoundError, and
+    load_model of a run folder "cannot load the model (UnboundLocalError: ... weights_store ...)"."""
+    import digitlab
+    from digitlab.models.files import load_model
+
+    with pytest.raises(ConfigError, match="is not a preset"):
+        digitlab.get_preset([])
+    with pytest.raises(DigitlabError, match="missing/x.idx: cannot write"):
+        digitlab.write_idx(tmp_path / "missing" / "x.idx", np.zeros(3, np.uint8))
+    with pytest.raises(DigitlabError, match="a folder; load_model takes a model file"):
+        load_model(tmp_path)
