@@ -319,3 +319,23 @@ def test_a_server_on_ipv6_loopback_answers_its_clients_and_refuses_other_hosts_i
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_an_uploads_threshold_is_the_one_sent():
+    """The upload endpoints took no threshold: a client sending one got the server's, silently (third
+    review). It is a form field beside `file`, checked as the JSON body's is."""
+    from digitlab.recognize import Recognizer
+    from digitlab.serve.app import create_app, model_facts
+
+    png = io.BytesIO()
+    seven().save(png, "PNG")
+    recognizer = Recognizer.load("reader")
+    with TestClient(create_app(recognizer, model_facts(recognizer))) as client:
+        for path in ("/api/v1/predict/upload", "/api/v1/read/upload"):
+            def post(threshold):
+                return client.post(path, files={"file": ("seven.png", png.getvalue(), "image/png")},
+                                   data={} if threshold is None else {"threshold": threshold})
+            assert post(None).status_code == 200
+            sure, unsure = post("0.5").json(), post("1").json()
+            assert (sure.get("text") or sure.get("digit")) == "7" and (unsure.get("text") or unsure.get("digit")) in ("?", None)
+            assert post("2").status_code == 422 and post("x").status_code == 422

@@ -28,7 +28,7 @@ from typing import Annotated
 
 import anyio
 import numpy as np
-from fastapi import FastAPI, File, HTTPException, Request, UploadFile
+from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -124,6 +124,11 @@ def _keras_backend() -> str:
 # ---- request and response bodies (they are the OpenAPI schema) ----
 
 Row = Annotated[list[Annotated[float, Field(ge=0, le=255)]], Field(min_length=28, max_length=28)]
+
+
+# An upload's threshold, a form field beside `file` (it was not taken: the server's was used, silently).
+UploadThreshold = Annotated[float | None, Form(ge=0, le=1, description="Answers under this probability are "
+                                               "'unsure' [default: the server's].")]
 
 
 class ImageBody(BaseModel):
@@ -300,10 +305,12 @@ def create_app(recognizer: Recognizer, facts: ModelFacts, limits: Limits = Limit
 
     @app.post(f"{API}/predict/upload", tags=["recognize"],
               responses={415: {"description": "Not an image type."}, 422: {"description": "Not a readable image."}})
-    async def predict_upload(file: Annotated[UploadFile, File(description="An image file.")]) -> PredictResponse:
-        """As `predict`, for an image uploaded as multipart/form-data (field `file`)."""
+    async def predict_upload(file: Annotated[UploadFile, File(description="An image file.")],
+                             threshold: UploadThreshold = None) -> PredictResponse:
+        """As `predict`, for an image uploaded as multipart/form-data (field `file`, optional field `threshold`)."""
         image = await upload(file)  # decoded on the worker, in the same run as the prediction
-        return await run(lambda: _prediction(recognizer.predict(image(), keep_prepared=True)[0], recognizer))
+        rec = with_threshold(threshold)
+        return await run(lambda: _prediction(rec.predict(image(), keep_prepared=True)[0], rec))
 
     @app.post(f"{API}/read", tags=["recognize"], responses={422: {"description": "Not a readable image."}})
     async def read(body: ImageBody) -> ReadResponse:
@@ -314,12 +321,14 @@ def create_app(recognizer: Recognizer, facts: ModelFacts, limits: Limits = Limit
 
     @app.post(f"{API}/read/upload", tags=["recognize"],
               responses={415: {"description": "Not an image type."}, 422: {"description": "Not a readable image."}})
-    async def read_upload(file: Annotated[UploadFile, File(description="An image file.")]) -> ReadResponse:
-        """As `read`, for an image uploaded as multipart/form-data (field `file`)."""
+    async def read_upload(file: Annotated[UploadFile, File(description="An image file.")],
+                          threshold: UploadThreshold = None) -> ReadResponse:
+        """As `read`, for an image uploaded as multipart/form-data (field `file`, optional field `threshold`)."""
         image = await upload(file)
+        rec = with_threshold(threshold)
         deadline = time.monotonic() + limits.timeout_s
-        return await run(lambda: _reading(recognizer.read(image(), file.filename or "upload", deadline=deadline),
-                                          recognizer), read_pool)
+        return await run(lambda: _reading(rec.read(image(), file.filename or "upload", deadline=deadline), rec),
+                         read_pool)
 
     web = resources.files("digitlab.serve") / "web"
 
