@@ -339,3 +339,18 @@ def test_an_uploads_threshold_is_the_one_sent():
             sure, unsure = post("0.5").json(), post("1").json()
             assert (sure.get("text") or sure.get("digit")) == "7" and (unsure.get("text") or unsure.get("digit")) in ("?", None)
             assert post("2").status_code == 422 and post("x").status_code == 422
+
+
+@pytest.mark.parametrize("body", ["[" * 100_000, '{"pixels": ' + "9" * 5000 + "}"], ids=["deep", "long-number"])
+def test_a_body_no_parser_can_read_says_what_to_send(body):
+    """FastAPI answers "There was an error parsing the body" for any parser's error, which says neither
+    what was wrong nor what to send (third review)."""
+    from digitlab.recognize import Recognizer
+    from digitlab.serve.app import create_app, model_facts
+
+    recognizer = Recognizer.load("reader")
+    with TestClient(create_app(recognizer, model_facts(recognizer))) as client:
+        answer = client.post("/api/v1/predict", content=body, headers={"content-type": "application/json"})
+        assert answer.status_code == 400 and answer.headers["x-content-type-options"] == "nosniff"
+        assert "nested too deep, a number of over 4,300 digits" in answer.json()["detail"]
+        assert client.get("/no/such/path").json() == {"detail": "Not Found"}  # other errors as FastAPI has them

@@ -29,10 +29,12 @@ from typing import Annotated
 import anyio
 import numpy as np
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from pydantic import BaseModel, Field
 
 from digitlab.errors import ImageError
@@ -282,6 +284,16 @@ def create_app(recognizer: Recognizer, facts: ModelFacts, limits: Limits = Limit
             elif err["loc"][:2] == ["body", "file"] and "UploadFile" in err["msg"]:
                 err["msg"] = "the field 'file' is not a file: send it as a file part of multipart/form-data, with a filename"
         return JSONResponse({"detail": errors}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, e: StarletteHTTPException):
+        if e.status_code == 400 and e.detail == "There was an error parsing the body":  # FastAPI's words, for any
+            # parser's error: JSON nested too deep, a number of over 4,300 digits, a damaged multipart form
+            e = StarletteHTTPException(400, f"the request body could not be parsed as {media_type(request.headers.get('content-type'))} "
+                                            "(JSON nested too deep, a number of over 4,300 digits, or a damaged multipart "
+                                            "form); send {\"image\": \"<base64 of the file>\"} or {\"pixels\": [[...28 rows]]} "
+                                            "as JSON, or the file as multipart/form-data.")
+        return await http_exception_handler(request, e)
 
     @app.exception_handler(ImageError)
     async def image_error(request: Request, e: ImageError):
