@@ -36,3 +36,16 @@ def test_names_files_and_folders_of_the_wrong_kind_are_one_error(tmp_path):
         digitlab.write_idx(tmp_path / "missing" / "x.idx", np.zeros(3, np.uint8))
     with pytest.raises(DigitlabError, match="a folder; load_model takes a model file"):
         load_model(tmp_path)
+
+
+def test_plots_given_arrays_that_do_not_fit_say_so():
+    """plot_samples with 5 images and 3 labels raised an IndexError from inside the grid, a 1-D
+    confusion matrix an AxisError (third review)."""
+    from digitlab.reports import plots
+
+    with pytest.raises(ValueError, match="one label each"):
+        plots.plot_samples(np.zeros((5, 28, 28), np.uint8), np.zeros(3, int))
+    with pytest.raises(ValueError, match="a confusion matrix is square"):
+        plots.plot_confusion(np.zeros(3))
+    with pytest.raises(ValueError, match="probabilities must be"):
+        plots.plot_predictions(np.zeros((2, 28, 28)), np.zeros(2, int), np.zeros(10))

@@ -56,6 +56,7 @@ def plot_samples(
     title: str = "Sample images",
 ) -> Figure:
     """A grid of the first `n` images, each captioned with its label."""
+    _check_images(images, labels)
     n = min(n, len(images))
     names = _names(class_names, int(np.max(labels)) + 1 if len(labels) else 10)
     captions = [names[int(labels[i])] for i in range(n)]
@@ -63,6 +64,13 @@ def plot_samples(
                       empty="no images", vmax=255 if images.dtype == np.uint8 else 1)
     fig.suptitle(title)
     return fig
+
+
+def _check_images(images, labels) -> None:
+    """A ValueError saying what is wrong, not an IndexError from inside the grid."""
+    if np.ndim(images) not in (3, 4) or np.ndim(labels) != 1 or len(images) != len(labels):
+        raise ValueError(f"images (n, height, width) and one label each are needed, not images of shape "
+                         f"{np.shape(images)} and labels of shape {np.shape(labels)}.")
 
 
 def _image_grid(images, captions: list[str], colours: list[str], frames: list[tuple[str, float] | None],
@@ -140,6 +148,8 @@ def plot_confusion(
 ) -> Figure:
     """A heat map of the confusion matrix with counts in the cells (rows: true, columns: predicted)."""
     matrix = np.asarray(matrix)
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+        raise ValueError(f"a confusion matrix is square (classes x classes), not of shape {matrix.shape}.")
     names = _names(class_names, len(matrix))
     fixed = _fixed(names)
     fig = Figure(figsize=(7.5, 6.5), layout=None if fixed else "constrained")
@@ -172,6 +182,9 @@ def plot_predictions(
     title: str = "Test predictions",
 ) -> Figure:
     """A grid of images titled "Predicted: p  Label: l"; mistakes in red with a red frame."""
+    _check_images(images, labels)
+    if np.ndim(probabilities) != 2 or len(probabilities) != len(images):
+        raise ValueError(f"probabilities must be (n, classes) for the {len(images)} images, not {np.shape(probabilities)}.")
     n = min(n, len(images))
     names = _names(class_names, probabilities.shape[1])
     predicted = probabilities.argmax(axis=1)
