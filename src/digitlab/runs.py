@@ -53,16 +53,21 @@ def training_lock(run_dir: Path) -> Iterator[None]:
     except ImportError:  # Windows has no flock: runs are not locked there
         yield
         return
-    try:
-        fd = os.open(run_dir / CONFIG_FILE, os.O_RDONLY)
-    except OSError as e:
-        raise RunError(f"{run_dir / CONFIG_FILE}: cannot open ({e.strerror or e}).") from None
+    try:  # for writing where it can be: NFS emulates flock with locks that need it
+        fd = os.open(run_dir / CONFIG_FILE, os.O_RDWR)
+    except OSError:
+        try:
+            fd = os.open(run_dir / CONFIG_FILE, os.O_RDONLY)
+        except OSError as e:
+            raise RunError(f"{run_dir / CONFIG_FILE}: cannot open ({e.strerror or e}).") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise RunError(f"{run_dir}: another digitlab process is training this run now. Wait for it to end, "
                            "or stop it (Ctrl-C keeps its epochs) and resume then.") from None
+        except OSError:  # a file system without locks: train unlocked, as before there was a lock
+            pass
         yield
     finally:
         os.close(fd)

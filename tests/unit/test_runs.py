@@ -149,3 +149,19 @@ def test_a_run_being_trained_cannot_be_resumed_by_a_second_process_until_the_fir
     with pytest.raises(RunError, match="no checkpoint"):  # past the lock, to the run's own state
         resume(run)
     assert sorted(p.name for p in run.iterdir()) == ["config.json"]
+
+
+def test_a_file_system_without_locks_trains_unlocked_rather_than_not_at_all(tmp_path, monkeypatch):
+    import errno
+    import fcntl
+
+    from digitlab.config import RunConfig
+    from digitlab.runs import training_lock
+
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    RunConfig().save(tmp_path / "config.json")
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with training_lock(tmp_path):
+        pass
