@@ -43,7 +43,7 @@ def test_what_a_killed_download_left_in_the_cache_is_cleared_by_the_next_fetch(s
 
     _, base = server
     folder = tmp_path / "tiny"
-    code = ("from tests.unit.test_fetch import TINY, FILE; from digitlab.data.fetch import fetch_file; "
+    code = ("from tests.unit.mirror import TINY, FILE; from digitlab.data.fetch import fetch_file; "
             f"fetch_file(TINY, FILE, cache_dir={str(tmp_path)!r}, mirrors=[{base + '/stall/'!r}], progress=False)")
     process = subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).parents[2])
     deadline = time.monotonic() + 60
