@@ -25,7 +25,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):
         kind = self.path.strip("/").split("/")[0]
-        if kind not in ("good", "corrupt", "cut", "endless", "stall", "trickle") or not self.path.endswith(FILE.filename):
+        if kind not in ("good", "corrupt", "cut", "endless", "stall", "trickle", "slow-headers") or not self.path.endswith(FILE.filename):
             self.send_error(404)
             return
         if kind == "endless":  # no Content-Length, and bytes for as long as the client reads
@@ -35,6 +35,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
             try:
                 for _ in range(10_000):  # 10 GB at most, should the client never stop
                     self.wfile.write(bytes(1 << 20))
+            except OSError:
+                pass
+            return
+        if kind == "slow-headers":  # a status line, then a header a byte every 50 ms, never ending
+            self.server.hits.append(kind)
+            try:
+                self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+                while not self.server.stop.wait(0.05):
+                    self.wfile.write(b"a")
+                    self.wfile.flush()
             except OSError:
                 pass
             return

@@ -41,7 +41,7 @@ def test_what_a_killed_download_left_in_the_cache_is_cleared_by_the_next_fetch(s
     import sys
     import time
 
-    _, base = server
+    httpd, base = server
     folder = tmp_path / "tiny"
     code = ("from tests.unit.mirror import TINY, FILE; from digitlab.data.fetch import fetch_file; "
             f"fetch_file(TINY, FILE, cache_dir={str(tmp_path)!r}, mirrors=[{base + '/stall/'!r}], progress=False)")
@@ -56,11 +56,18 @@ def test_what_a_killed_download_left_in_the_cache_is_cleared_by_the_next_fetch(s
     (folder / ".download-other-idx.gz-x").mkdir()
     fetch_file(TINY, FILE, cache_dir=tmp_path, mirrors=[f"{base}/good/"], progress=False)
     assert leftovers(tmp_path) == ["tiny/.download-other-idx.gz-x"]
+    # A `fetch --force` killed over a good copy: the next fetch finds the copy verified, and clears up too.
+    (folder / f".download-{FILE.filename}-y").mkdir()
+    (folder / ".tiny-idx.456-abcd1234.tmp.gz").write_bytes(GZ[:10])
+    fetch_file(TINY, FILE, cache_dir=tmp_path, mirrors=[f"{base}/good/"], progress=False)
+    assert leftovers(tmp_path) == ["tiny/.download-other-idx.gz-x"] and httpd.hits.count("good") == 1
 
 
-def test_a_mirror_trickling_bytes_is_stopped_at_its_deadline_and_the_next_one_tried(server, tmp_path, monkeypatch):
-    """requests' timeout is per read: a mirror sending a byte every 50 ms (5 s a byte in the review)
-    never trips it, and held `fetch` for as long as it went on. The whole file has a deadline."""
+@pytest.mark.parametrize("slow", ["trickle", "slow-headers"])
+def test_a_mirror_trickling_bytes_is_stopped_at_its_deadline_and_the_next_one_tried(server, tmp_path, monkeypatch, slow):
+    """requests' timeout is per read: a mirror sending a byte every 50 ms (5 s a byte in the review),
+    of the file or of its headers (a later review), never trips it, and held `fetch` for as long as
+    it went on. The whole file has a deadline."""
     import time
 
     from digitlab.data import fetch
@@ -69,12 +76,12 @@ def test_a_mirror_trickling_bytes_is_stopped_at_its_deadline_and_the_next_one_tr
     monkeypatch.setattr(fetch, "MIN_BYTES_PER_S", 10**9)  # 1 s for the whole file
     httpd, base = server
     started = time.monotonic()
-    with pytest.raises(FetchError, match=r"trickle/tiny-idx.gz: too slow: the file was not complete after 1 s"):
-        fetch_file(TINY, FILE, cache_dir=tmp_path, mirrors=[f"{base}/trickle/"], progress=False)
-    assert time.monotonic() - started < 10  # the whole file takes 25 s
+    with pytest.raises(FetchError, match=rf"{slow}/tiny-idx.gz: too slow: the file was not complete after 1 s"):
+        fetch_file(TINY, FILE, cache_dir=tmp_path, mirrors=[f"{base}/{slow}/"], progress=False)
+    assert time.monotonic() - started < 10  # the whole file takes 25 s, the headers for ever
     assert leftovers(tmp_path) == []
-    path = fetch_file(TINY, FILE, cache_dir=tmp_path, mirrors=[f"{base}/trickle/", f"{base}/good/"], progress=False)
-    assert path.read_bytes() == GZ and httpd.hits == ["trickle", "trickle", "good"]
+    path = fetch_file(TINY, FILE, cache_dir=tmp_path, mirrors=[f"{base}/{slow}/", f"{base}/good/"], progress=False)
+    assert path.read_bytes() == GZ and httpd.hits == [slow, slow, "good"]
 
 
 def test_all_mirrors_failing_says_what_was_tried_and_what_to_do(server, tmp_path):

@@ -162,6 +162,20 @@ def test_a_folder_where_the_cache_keeps_a_file_is_named_with_what_to_do(tmp_path
     (tmp_path / "tiny" / name).mkdir(parents=True)
     (tmp_path / "mirror").mkdir()
     (tmp_path / "mirror" / FILE.filename).write_bytes(GZ)
-    with pytest.raises(FetchError, match=rf"tiny/{name}: not a file, where the cache keeps one. Delete it") as info:
+    with pytest.raises(FetchError, match=rf"tiny/{name}: not a file, where the cache keeps one. Move it away") as info:
         fetch_file(TINY, FILE, cache_dir=tmp_path, mirrors=[str(tmp_path / "mirror")])
     assert "writable" not in str(info.value) and (tmp_path / "tiny" / name).is_dir()
+
+
+def test_a_file_where_the_cache_keeps_a_data_sets_folder_is_named_and_a_linked_file_is_taken(server, tmp_path):
+    """A file at <cache>/tiny was "cannot write ... (File exists) ... Make it writable"; a cached file
+    that is a link to the user's own copy was refused by `--force` (a later review)."""
+    (tmp_path / "tiny").write_text("not a folder")
+    with pytest.raises(FetchError, match="tiny: not a folder, where the cache keeps tiny's files"):
+        fetch_file(TINY, FILE, cache_dir=tmp_path, mirrors=[f"{server[1]}/good/"])
+    (tmp_path / "tiny").unlink()
+    (tmp_path / "tiny").mkdir()
+    (tmp_path / "own.gz").write_bytes(GZ)
+    (tmp_path / "tiny" / FILE.filename).symlink_to(tmp_path / "own.gz")
+    path = fetch_file(TINY, FILE, cache_dir=tmp_path, mirrors=[f"{server[1]}/good/"], force=True, progress=False)
+    assert path.read_bytes() == GZ and (tmp_path / "own.gz").read_bytes() == GZ

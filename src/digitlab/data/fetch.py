@@ -65,14 +65,19 @@ def fetch_file(
     folder = cache_dir / dataset.name
     target = folder / datafile.filename
     if not force and _verified(target, datafile):
+        if _leftovers(target):  # of a fetch --force killed since: cleared if no fetch of the file is running
+            _remove_leftovers(target, wait=False)
         return target
     import filelock  # here, not at the top: `digitlab predict` never fetches, and starts sooner without it
 
     lock = filelock.FileLock(str(target) + ".lock")
+    if folder.exists() and not folder.is_dir():  # "make it writable" would mislead
+        raise FetchError(f"{folder}: not a folder, where the cache keeps {dataset.name}'s files. Move it away, or set "
+                         f"{CACHE_ENV} to another folder.")
     for path in (target, Path(lock.lock_file)):
-        if path.is_symlink() or (path.exists() and not path.is_file()):  # a folder: "make it writable" would mislead
-            raise FetchError(f"{path}: not a file, where the cache keeps one. Delete it (it holds nothing digitlab "
-                             f"made), or set {CACHE_ENV} to another folder.")
+        if path.exists() and not path.is_file():  # a folder, a device (a link to a file is the user's choice)
+            raise FetchError(f"{path}: not a file, where the cache keeps one. Move it away, or set {CACHE_ENV} to "
+                             "another folder.")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         lock.acquire(timeout=LOCK_TIMEOUT_S)
@@ -108,14 +113,34 @@ def fetch_file(
         lock.release()
 
 
-def _remove_leftovers(target: Path) -> None:
-    """Delete what a fetch of `target` killed mid-way (SIGKILL, power cut) left beside it: its
-    staging folders and atomic_write's temporary copies. The caller holds `target`'s lock, so no
-    living process is writing them; without this they would pile up in the cache, unseen (hidden names)."""
-    for leftover in target.parent.glob(f".download-{glob.escape(target.name)}-*"):
-        shutil.rmtree(leftover, ignore_errors=True)
-    for leftover in temporaries(target):
-        leftover.unlink(missing_ok=True)
+def _leftovers(target: Path) -> list[Path]:
+    """What a fetch of `target` killed mid-way (SIGKILL, power cut) left beside it, hidden: its
+    staging folders and atomic_write's temporary copies."""
+    return [*target.parent.glob(f".download-{glob.escape(target.name)}-*"), *temporaries(target)]
+
+
+def _remove_leftovers(target: Path, wait: bool = True) -> None:
+    """Delete `_leftovers(target)`, which would otherwise pile up in the cache, unseen. Only under
+    `target`'s lock, when no living process is writing them: the caller holds it, or (`wait=False`)
+    it is taken here if it is free at once."""
+    if not wait:
+        import filelock
+
+        lock = filelock.FileLock(str(target) + ".lock")
+        try:
+            lock.acquire(timeout=0)
+        except (filelock.Timeout, OSError):
+            return
+        try:
+            _remove_leftovers(target)
+        finally:
+            lock.release()
+        return
+    for leftover in _leftovers(target):
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
 
 
 class _MirrorFailed(Exception):
@@ -177,14 +202,13 @@ def _fetch_from(mirror: str, datafile: DataFile, target: Path, progress: bool) -
     deadline = _Deadline(DEADLINE_BASE_S + limit / MIN_BYTES_PER_S)
     downloader = pooch.HTTPDownloader(progressbar=progress, timeout=TIMEOUT_S, hooks={"response": deadline.watch})
     try:
-        with deadline:
-            fetched = pooch.retrieve(
-                url,
-                known_hash=f"sha256:{datafile.gz_sha256}",
-                fname=target.name,
-                path=staging,
-                downloader=_capped(downloader, limit),
-            )
+        fetched = deadline.run(lambda: pooch.retrieve(
+            url,
+            known_hash=f"sha256:{datafile.gz_sha256}",
+            fname=target.name,
+            path=staging,
+            downloader=_capped(downloader, limit, deadline),
+        ))
         os.replace(fetched, target)
     except ValueError as e:
         if "hash" in str(e):  # pooch's checksum mismatch
@@ -202,33 +226,49 @@ def _fetch_from(mirror: str, datafile: DataFile, target: Path, progress: bool) -
 
 class _Deadline:
     """Stops a download still running after `seconds`. requests' timeout is per read, so a mirror
-    sending a byte every few seconds would hold `fetch` for ever; urllib3's `HTTPResponse.shutdown`
-    (made for this) ends the blocked read at once, and the mirror fails like a cut-off one."""
+    sending a byte every few seconds, of its headers or of the file, would hold `fetch` for ever.
+
+    The download runs in a thread the caller stops waiting for at the deadline. Once the headers
+    are in, urllib3's `HTTPResponse.shutdown` (made for this) also ends the blocked read at once; a
+    thread still reading headers is left to its daemon end, and `_Capped` refuses its writes."""
 
     def __init__(self, seconds: float):
         self.seconds, self.expired, self.response = seconds, False, None
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
 
     def watch(self, response, **kwargs):
         """requests' response hook: remember the response whose body is being read."""
         self.response = response
         if self.expired:
-            self._expire()
+            self._shutdown()
         return response
 
-    def _expire(self) -> None:
-        self.expired = True
+    def _shutdown(self) -> None:
         if self.response is not None:
             with contextlib.suppress(Exception):  # the body may be complete and its connection released
                 self.response.raw.shutdown()
 
-    def __enter__(self):
-        self._timer.start()
-        return self
+    def run(self, call):
+        """call()'s result, or TimeoutError once `seconds` have passed (what call raised, if it did)."""
+        outcome: dict = {}
 
-    def __exit__(self, *exc) -> None:
-        self._timer.cancel()
+        def work() -> None:
+            try:
+                outcome["result"] = call()
+            except BaseException as e:  # noqa: BLE001 - handed to the waiting thread, raised there
+                outcome["error"] = e
+
+        thread = threading.Thread(target=work, name="digitlab-download", daemon=True)
+        thread.start()
+        thread.join(self.seconds)
+        if thread.is_alive():
+            self.expired = True
+            self._shutdown()
+            thread.join(5)  # a shut-down read ends at once, with the mirror's error
+        if thread.is_alive():
+            raise TimeoutError(f"the download took over {self.seconds:g} s")
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["result"]
 
 
 def _most_bytes(datafile: DataFile) -> int:
@@ -239,27 +279,30 @@ def _most_bytes(datafile: DataFile) -> int:
 
 
 class _Capped:
-    """A file that takes at most `limit` bytes. pooch streams what a mirror sends for as long as it
-    sends it, so a mirror streaming without end (no Content-Length) would fill the cache's disk."""
+    """A file that takes at most `limit` bytes, and none once `deadline` has expired. pooch streams
+    what a mirror sends for as long as it sends it, so a mirror streaming without end (no
+    Content-Length) would fill the cache's disk."""
 
-    def __init__(self, file, limit: int):
-        self.file, self.limit, self.written = file, limit, 0
+    def __init__(self, file, limit: int, deadline: _Deadline):
+        self.file, self.limit, self.deadline, self.written = file, limit, deadline, 0
 
     def write(self, data: bytes) -> int:
         self.written += len(data)
         if self.written > self.limit:
             raise ValueError(f"the mirror sent over {self.limit:,} bytes, more than the file can be; stopped")
+        if self.deadline.expired:
+            raise TimeoutError("the download's deadline passed")
         return self.file.write(data)
 
     def flush(self) -> None:
         self.file.flush()
 
 
-def _capped(downloader, limit: int):
+def _capped(downloader, limit: int, deadline: _Deadline):
     """pooch's `downloader`, writing through `_Capped` (pooch's downloaders take a file object)."""
     def download(url, output_file, pooch_instance, **kwargs):
         with open(output_file, "w+b") as f:
-            downloader(url, _Capped(f, limit), pooch_instance, **kwargs)
+            downloader(url, _Capped(f, limit, deadline), pooch_instance, **kwargs)
     return download
 
 
