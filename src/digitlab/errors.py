@@ -15,6 +15,10 @@ class DataError(DigitlabError, ValueError):
 class FetchError(DigitlabError, OSError):
     """A data file could not be found locally nor downloaded from any mirror."""
 
+    # A message of several lines (one a mirror) keeps them here: a newline inside a line, from a
+    # file or mirror name, is escaped where it is printed, so that it cannot print a line of its own.
+    lines: tuple[str, ...] = ()
+
 
 class ConfigError(DigitlabError, ValueError):
     """A run configuration, preset name or option value is invalid."""

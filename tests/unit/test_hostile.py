@@ -354,3 +354,18 @@ def test_a_body_no_parser_can_read_says_what_to_send(body):
         assert answer.status_code == 400 and answer.headers["x-content-type-options"] == "nosniff"
         assert "nested too deep, a number of over 4,300 digits" in answer.json()["detail"]
         assert client.get("/no/such/path").json() == {"detail": "Not Found"}  # other errors as FastAPI has them
+
+
+def test_a_newline_in_a_name_inside_an_error_message_prints_no_line_of_its_own(tmp_path):
+    """Errors kept their newlines so that a fetch error could list its mirrors a line each; a file
+    name with a newline inside an error then printed a made-up line on stderr (a later review)."""
+    bad = tmp_path / "bad\nTest accuracy: 0.9990 (99.90% of 10,000 images).csv"
+    bad.write_text("label,pixel0\n7,not-a-number\n")
+    done = invoke_cli("train", "--dataset", str(bad), "--epochs", "1", "--out", str(tmp_path / "runs"))
+    assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "bad\\x0aTest accuracy" in done.stderr
+    done = invoke_cli("fetch", "mnist", env={"DIGITLAB_DATA": "", "DIGITLAB_CACHE": str(tmp_path / "cache"),
+                                             "DIGITLAB_MIRROR": str(tmp_path / "no\nmirror: ok")})
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 1 and lines[0].startswith("error: could not fetch") and len(lines) == 3, done.stderr
+    assert "no\\x0amirror: ok" in lines[1]

@@ -270,7 +270,7 @@ for command in (predict, read, reproduce, compare, serve):
 def _show_warning(message, category, filename, lineno, file=None, line=None, _default=warnings.showwarning) -> None:
     """digitlab's own warnings as one line on stderr, like its errors; other libraries' as Python shows them."""
     if issubclass(category, UserWarning) and "digitlab" in Path(filename).parts:
-        err.print(f"[yellow]warning:[/] {escape(str(message), lines=True)}", highlight=False, soft_wrap=True)
+        err.print(f"[yellow]warning:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
     else:
         _default(message, category, filename, lineno, file, line)
 
@@ -281,7 +281,10 @@ def main() -> None:
     try:
         app()
     except DigitlabError as e:
-        err.print(f"[red]error:[/] {escape(str(e), lines=True)}", highlight=False, soft_wrap=True)
+        first, *more = getattr(e, "lines", ()) or (str(e),)  # each line escaped: no newline of a name gets out
+        err.print(f"[red]error:[/] {escape(first)}", highlight=False, soft_wrap=True)
+        for line in more:
+            err.print(escape(line), highlight=False, soft_wrap=True)
         sys.exit(130 if isinstance(e, Interrupted) else 1)
 
 

@@ -16,16 +16,17 @@ from digitlab.data.pen import MNIST_PEN
 # emoji=False: Rich would print a file named "scan:fire:01.png" as "scan🔥01.png"
 out = Console(soft_wrap=True, emoji=False)  # paths stay whole on one line, for copy and paste
 err = Console(stderr=True, emoji=False)
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-CONTROL_BUT_NEWLINE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+# C0 and C1 controls; zero-width, direction marks and overrides; line and paragraph separators; BOM
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
 
 
-def escape(text: str, *, lines: bool = False) -> str:
+def escape(text: str) -> str:
     """`text` (a file name, a message naming one) to print as it is: Rich's markup escaped, and
     control characters shown as \\xNN: an ESC in a file name would otherwise drive the terminal,
-    and a newline in one would print a line of its own, such as a made-up answer ("seven.png: 7").
-    `lines=True` keeps the newlines of a message written in several lines (an error's)."""
-    return escape_markup((CONTROL_BUT_NEWLINE if lines else CONTROL).sub(lambda m: f"\\x{ord(m.group()):02x}", text))
+    and a newline (or a Unicode line separator) in one would print a line of its own, such as a
+    made-up answer ("seven.png: 7"); a bidirectional override would show the name reversed."""
+    return escape_markup(CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256
+                                     else f"\\u{ord(m.group()):04x}", text))
 
 
 def choice(kind: str, choices):

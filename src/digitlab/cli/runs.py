@@ -92,7 +92,7 @@ def sweep_runner(stack: contextlib.ExitStack, cluster: str | None, out_dir: Path
 
 def show_failures(failures: list[str]) -> None:
     for failure in failures:
-        err.print(f"[red]failed:[/] {escape(failure, lines=True)}", highlight=False, soft_wrap=True)
+        err.print(f"[red]failed:[/] {escape(failure)}", highlight=False, soft_wrap=True)
 
 
 def compare(

@@ -102,13 +102,14 @@ def fetch_file(
                 failures.append(f"{mirror}{datafile.filename}: {e}")
             except _CacheUnwritable as e:
                 raise cache_error(folder, e.error) from None
-        tried = "\n  ".join(failures) or "(no mirrors configured)"
-        raise FetchError(
-            f"could not fetch {dataset.name}/{datafile.filename} from any mirror:\n  {tried}\n"
-            f"On a machine without internet, put the files in a folder and pass it with "
-            f"--data-dir (or set DIGITLAB_DATA), or set {MIRROR_ENV} to a folder or URL "
-            f"laid out as <base>/{dataset.name}/{datafile.filename}."
-        )
+        lines = (f"could not fetch {dataset.name}/{datafile.filename} from any mirror:",
+                 *(f"  {f}" for f in failures or ["(no mirrors configured)"]),
+                 f"On a machine without internet, put the files in a folder and pass it with --data-dir (or set "
+                 f"DIGITLAB_DATA), or set {MIRROR_ENV} to a folder or URL laid out as "
+                 f"<base>/{dataset.name}/{datafile.filename}.")
+        error = FetchError("\n".join(lines))
+        error.lines = lines
+        raise error
     finally:
         lock.release()
 
