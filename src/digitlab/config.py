@@ -88,7 +88,10 @@ class RunConfig:
             elif kind.rstrip("?") == "int" and isinstance(value, numbers.Integral) and not isinstance(value, bool):
                 value = int(value)
             elif kind.rstrip("?") == "float" and isinstance(value, numbers.Real) and not isinstance(value, bool):
-                value = float(value) if not isinstance(value, int) else value
+                try:
+                    value = float(value)
+                except OverflowError:  # an int of 400 digits: no float holds it
+                    value = math.inf
             if not _is_kind(value, kind):
                 wrong.append(f"{name} must be {_KINDS[kind.rstrip('?')][1]}, not {value!r}")
             object.__setattr__(self, name, value)

@@ -99,3 +99,17 @@ def test_a_run_without_a_classes_file_uses_its_data_sets_names(animal_run):
     run, _, _ = animal_run
     (run / "classes.json").unlink()
     assert open_run(run).class_names is None and recorded_classes(open_run(run)) is None
+
+
+def test_a_run_from_before_runs_recorded_their_classes_is_checked_by_its_data_sets(tmp_path):
+    """Without classes.json, an MNIST run evaluated on Fashion-MNIST printed its answers under
+    Fashion's names again (a later review): the run's registered data set gives its classes."""
+    from digitlab.models import build_model
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"model": "softmax", "dataset": "mnist"}))
+    build_model("softmax", (28, 28), 10).save(run / "model.keras")
+    with pytest.raises(ConfigError, match="answers the classes 0, 1, 2"):
+        recorded_classes(open_run(run), "fashion-mnist")
+    assert recorded_classes(open_run(run), "mnist") is None

@@ -24,6 +24,7 @@ def test_round_trip(tmp_path):
         ("learning_rate", 0.0, "learning_rate must be a positive number"),
         ("learning_rate", float("nan"), "learning_rate must be a positive number"),
         ("init_std", float("inf"), "init_std must be a positive number"),
+        ("learning_rate", 10**400, "learning_rate must be a positive number, got inf"),  # an OverflowError in training
         ("validation_split", 1.0, "validation_split must be in"),
         ("second_look_below", 1.5, "second_look_below must be in"),
         ("second_look_below", -0.1, "second_look_below must be in"),

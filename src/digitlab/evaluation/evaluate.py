@@ -9,7 +9,7 @@ import numpy as np
 
 from digitlab.evaluation import metrics
 from digitlab.models.backend import select_backend
-from digitlab.data.userdata import dataset_info, load_dataset
+from digitlab.data.userdata import dataset_info, is_user_data, load_dataset
 from digitlab.errors import ConfigError
 from digitlab.models import get_preset
 from digitlab.models.numpy_model import INFERENCE_FILE, exported_from, predict_batches, second_look
@@ -149,6 +149,8 @@ def recorded_classes(run: RunFiles, dataset: str | None = None) -> list[str] | N
         # Another data set: its label k must mean the run's output k. Its classes may be the first
         # of the run's (your own digits 0-4 against an MNIST run), not other names (Fashion's).
         other = list(dataset_info(dataset).class_names)
+        if names is None and not is_user_data(run.dataset):  # a run from before classes.json: its data set's
+            names = list(dataset_info(run.dataset).class_names)
         if names is not None and other != names[:len(other)]:
             raise ConfigError(f"{run.folder} answers the classes {', '.join(names[:12])}; {dataset_label(dataset)}'s are "
                               f"{', '.join(other[:12])}: its labels would be counted against outputs that mean other "
