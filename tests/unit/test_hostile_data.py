@@ -265,3 +265,16 @@ def test_compare_with_no_data_set_or_a_seed_out_of_range_is_a_usage_error(tmp_pa
         done = invoke_cli("compare", "--models", "softmax", option, value, "--out", str(tmp_path / "c"))
         assert done.returncode == 2 and says in said(done), done.stderr
     assert not (tmp_path / "c").exists()
+
+
+def test_a_home_folder_of_a_user_who_does_not_exist_is_one_line(tmp_path):
+    """`~nouser/x` as a data set or data folder raised pathlib's RuntimeError, a traceback (a later review)."""
+    import digitlab
+    from digitlab.errors import DataError
+
+    with pytest.raises(DataError, match="no user 'nouser-digitlab' on this machine"):
+        digitlab.load_dataset("~nouser-digitlab/x")
+    done = invoke_cli("train", "--data-dir", "~nouser-digitlab/d", "--epochs", "1", "--out", str(tmp_path / "r"))
+    assert done.returncode == 1 and "no user 'nouser-digitlab'" in done.stderr and "Traceback" not in done.stderr
+    done = invoke_cli("evaluate", "--dataset", "~nouser-digitlab/x")
+    assert done.returncode == 2 and "no user 'nouser-digitlab'" in said(done)

@@ -11,7 +11,9 @@ from rich.console import Console
 from rich.markup import escape as escape_markup
 
 from digitlab.data import DATASETS
+from digitlab.data.load import expand_user
 from digitlab.data.pen import MNIST_PEN
+from digitlab.errors import DataError
 
 # emoji=False: Rich would print a file named "scan:fire:01.png" as "scan🔥01.png"
 out = Console(soft_wrap=True, emoji=False)  # paths stay whole on one line, for copy and paste
@@ -44,10 +46,13 @@ def dataset_arg(value):
     """A registered data set name, or a path to your own data (checked when it is loaded)."""
     if value is None or value in DATASETS or value == MNIST_PEN:
         return value
-    if not value.strip():  # Path("") is the current folder: an unset "$DS" would train on whatever is here
+    if not value.strip() and not (value and Path(value).exists()):  # Path("") is the current folder: an unset "$DS"
         raise typer.BadParameter(f'is empty; name a data set ({", ".join([*DATASETS, MNIST_PEN])}) or the path to '
                                  "your own data (\".\" for the current folder).")
-    path = Path(value).expanduser()
+    try:
+        path = expand_user(value)
+    except DataError as e:
+        raise typer.BadParameter(str(e)) from None
     if not path.exists():
         raise typer.BadParameter(f'"{value}" is not a data set ({", ".join([*DATASETS, MNIST_PEN])}) nor an existing '
                                  "file or folder of your own data.")

@@ -56,7 +56,7 @@ def find_local(dataset: Dataset, datafile: DataFile, data_dir: str | os.PathLike
     folder = data_dir if data_dir is not None else os.environ.get(DATA_ENV)
     if not folder:
         return None
-    folder = Path(folder).expanduser()
+    folder = expand_user(folder)
     if not folder.is_dir():
         source = "--data-dir" if data_dir is not None else f"${DATA_ENV}"
         raise DataError(f"{source} names {folder}, which is not a folder. Fix the path, or leave it unset to use the cache.")
@@ -67,6 +67,17 @@ def find_local(dataset: Dataset, datafile: DataFile, data_dir: str | os.PathLike
             if candidate.is_file():
                 return candidate
     return None
+
+
+def expand_user(path: str | os.PathLike) -> Path:
+    """`path` with a leading ~ or ~user made the home folder, as the shell would; a DataError for a
+    user this machine does not have (pathlib raises a bare RuntimeError)."""
+    try:
+        return Path(path).expanduser()
+    except RuntimeError:
+        user = str(path).split("/", 1)[0]
+        raise DataError(f"{path}: no user {user[1:]!r} on this machine to make {user} a home folder of; "
+                        "write the folder in full.") from None
 
 
 def _load_file(dataset, datafile, data_dir, cache_dir, mirrors, progress) -> np.ndarray:

@@ -26,6 +26,7 @@ import numpy as np
 from digitlab.data import DATASETS, get_dataset, read_idx
 from digitlab.data.idx import MAX_BYTES, read_idx_header
 from digitlab.data import load_dataset as load_registered
+from digitlab.data.load import expand_user
 from digitlab.data.pen import MNIST_PEN, MNIST_PEN_CLASSES, MNIST_PEN_DESCRIPTION, pen_training_split
 from digitlab.errors import DataError, ImageError
 
@@ -137,10 +138,10 @@ def _name(name) -> str:
 
 
 def _layout(name: str) -> tuple[str, Path]:
-    if not name.strip():  # Path("") is the current folder, which no one meant by an empty name
+    if not name.strip() and not (name and Path(name).exists()):  # Path("") is the current folder, not meant by ""
         raise DataError(f'the data set name is empty; choose one of: {", ".join(DATASETS)}, or give the path to your '
                         'own data (".", for the current folder).')
-    path = Path(name).expanduser()
+    path = expand_user(name)
     if not path.exists():
         raise DataError(f'"{name}" is not a known data set nor an existing file or folder. '
                         f'Choose one of: {", ".join(DATASETS)}, or give the path to your own data.')
