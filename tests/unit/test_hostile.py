@@ -244,6 +244,10 @@ def test_a_server_on_any_loopback_address_answers_only_its_own_names():
     assert host_names_answered("my-host.example") is None
     answered = host_names_answered("127.0.0.2")
     assert "127.0.0.2" in answered and "localhost" in answered and host_names_answered("::1") is not None
+    # Another spelling of a loopback address, or this machine's name for one, is decided by the address
+    # bound: the check was off, with a warning that other machines could reach it (a later review).
+    assert "127.1" in host_names_answered("127.1", "127.0.0.1") and host_names_answered("my-vm", "127.0.1.1")
+    assert host_names_answered("my-vm", "192.168.1.5") is None
     recognizer = Recognizer.load("reader")
     facts = ModelFacts("reader", None, "mnist+pen", recognizer.class_names, None, None, 0.5, "numpy")
     with TestClient(create_app(recognizer, facts, allowed_hosts=answered), base_url="http://127.0.0.2:8000") as c:

@@ -162,10 +162,10 @@ def serve(
     facts = model_facts(recognizer)
     limits = Limits(max_body_bytes=max_body, max_pixels=max_pixels, timeout_s=timeout, workers=workers,
                     read_workers=read_workers)
-    answered = host_names_answered(host)
-    api = create_app(recognizer, facts, limits, allowed_hosts=answered)
     sock = listening_socket(host, port)  # bound here: a taken port is one line, port 0 gets its real number
-    port = sock.getsockname()[1]
+    address, port = sock.getsockname()[:2]
+    answered = host_names_answered(host, address)  # by the address bound: "127.1" and this machine's name are loopback
+    api = create_app(recognizer, facts, limits, allowed_hosts=answered)
     if answered is None:
         err.print(f"[yellow]warning:[/] serving on {escape(host)}: other machines can reach the API, which has no "
                   "authentication; use --host 127.0.0.1 to serve this machine only.", highlight=False, soft_wrap=True)

@@ -56,18 +56,19 @@ TYPE_ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg", "image/x
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
-def host_names_answered(host: str) -> tuple[str, ...] | None:
-    """The Host headers a server listening on `host` answers: its loopback names, and the address
-    itself (127.0.0.2 is this machine too), when `host` is a loopback address; None (every host)
-    for an address other machines reach."""
+def host_names_answered(host: str, address: str | None = None) -> tuple[str, ...] | None:
+    """The Host headers a server listening on `host` answers: its loopback names, and the name and
+    address served (127.0.0.2 is this machine too), when it is a loopback address; None (every host)
+    for an address other machines reach. `address`: the one the socket was bound to, which decides
+    where `host` is a name or a spelling of an address ("127.1", this machine's own name)."""
     try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:  # a host name: not a loopback address
-        loopback = False
+        loopback = ipaddress.ip_address(address or host).is_loopback
+    except ValueError:  # a host name: loopback only as "localhost"
+        loopback = host == "localhost"
     if not loopback:
         return None
     # As a Host header carries them: an IPv6 address in brackets ("[::1]:8000"), as the host parser gives it.
-    return tuple(dict.fromkeys(f"[{h}]" if ":" in h else h for h in (*LOOPBACK_HOSTS, host)))
+    return tuple(dict.fromkeys(f"[{h}]" if ":" in h else h for h in (*LOOPBACK_HOSTS, host, address or host)))
 
 
 @dataclass(frozen=True)
