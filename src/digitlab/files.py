@@ -40,6 +40,27 @@ def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+def check_writable(path: str | os.PathLike) -> None:
+    """A WriteError now if atomic_write could not write `path` later: for an output named before
+    hours of work. Its folder must take a new file (one is made and deleted), and `path` must be
+    absent or a regular file."""
+    path = Path(path)
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise WriteError(f"{path}: not a regular file (a device, pipe, folder or link); name a new file.")
+    try:
+        with atomic_write(path) as tmp:
+            tmp.touch()
+            raise _Probe
+    except _Probe:
+        pass
+    except OSError as e:
+        raise WriteError(f"{path}: cannot be written ({e.strerror or e}); name a file in a folder you can write to.") from None
+
+
+class _Probe(Exception):
+    """Ends check_writable's trial write before its file replaces anything."""
+
+
 def _temporary_stem(path: Path) -> str:
     return shortened(path.stem, 60)
 

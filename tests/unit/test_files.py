@@ -43,3 +43,12 @@ def test_the_temporary_name_is_hidden_unique_and_keeps_the_suffix(tmp_path):
     with np.load(tmp_path / "inference.npz") as data:
         assert list(data["a"]) == [0, 1, 2]
     assert [p.name for p in tmp_path.iterdir()] == ["inference.npz"]
+
+
+def test_check_writable_leaves_nothing_and_changes_nothing(tmp_path):
+    from digitlab.files import check_writable
+
+    check_writable(tmp_path / "new.md")
+    (tmp_path / "old.md").write_text("kept")
+    check_writable(tmp_path / "old.md")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.md"] and (tmp_path / "old.md").read_text() == "kept"

@@ -217,6 +217,13 @@ def test_a_markdown_table_that_cannot_be_written_is_refused_before_any_training(
         done = invoke_cli("reproduce", "--presets", "softmax", "--out", str(tmp_path / "runs"), "--markdown", str(markdown))
         assert done.returncode == 2 and says in said(done), done.stderr
         assert not (tmp_path / "runs").exists()
+    (tmp_path / "link.md").symlink_to(tmp_path / "kept.md")  # and what atomic_write refuses, or no file can be made in
+    (tmp_path / "kept.md").write_text("kept")
+    for markdown, says in (("/dev/full", "not a regular file"), (tmp_path / "link.md", "not a regular file"),
+                           ("/proc/table.md", "cannot be written")):
+        done = invoke_cli("reproduce", "--presets", "softmax", "--out", str(tmp_path / "runs"), "--markdown", str(markdown))
+        assert done.returncode == 1 and says in done.stderr, done.stderr
+        assert not (tmp_path / "runs").exists() and (tmp_path / "kept.md").read_text() == "kept"
 
 
 @pytest.mark.parametrize("content", ["[1]", '"abc"', '{"test_accuracy": "lots"}', '{"test_accuracy": 1.5}'])

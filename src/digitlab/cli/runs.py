@@ -23,7 +23,7 @@ from digitlab.cli.options import (
 )
 from digitlab.cli.options import names as split_names
 from digitlab.errors import ServeError, WriteError
-from digitlab.files import write_text
+from digitlab.files import check_writable, write_text
 from digitlab.models.presets import PRESETS
 
 
@@ -49,6 +49,8 @@ def reproduce(
     if markdown is not None and markdown.is_dir():
         raise typer.BadParameter(f"{markdown} is a folder; name a file, such as {markdown / 'reproduce.md'}.",
                                  param_hint="--markdown")
+    if markdown is not None:
+        check_writable(markdown)  # a device, a link, a folder that takes no file: now, not after the trainings
     table = Table(title=f"Tutorial presets, {seeds} seed(s) each")
     for col in ("preset", "recipe", "tutorial reported", "we got", "meets"):
         table.add_column(col)
