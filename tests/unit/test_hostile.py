@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import struct
 import zlib
@@ -343,6 +344,12 @@ def test_an_uploads_threshold_is_the_one_sent():
             sure, unsure = post("0.5").json(), post("1").json()
             assert (sure.get("text") or sure.get("digit")) == "7" and (unsure.get("text") or unsure.get("digit")) in ("?", None)
             assert post("2").status_code == 422 and post("x").status_code == 422
+            answer = client.post(path + "?threshold=1", files={"file": ("seven.png", png.getvalue(), "image/png")}).json()
+            assert (answer.get("text") or answer.get("digit")) in ("?", None)  # in the URL (a later review)
+        body = {"image": base64.b64encode(png.getvalue()).decode()}
+        assert client.post("/api/v1/predict?threshold=1", json=body).json()["status"] == "unsure"
+        misspelt = client.post("/api/v1/predict", json={**body, "thresold": 1})
+        assert misspelt.status_code == 422 and misspelt.json()["detail"][0]["loc"] == ["body", "thresold"]
 
 
 @pytest.mark.parametrize("body", ["[" * 100_000, '{"pixels": ' + "9" * 5000 + "}"], ids=["deep", "long-number"])

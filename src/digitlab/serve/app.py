@@ -28,14 +28,14 @@ from typing import Annotated
 
 import anyio
 import numpy as np
-from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from digitlab.errors import ImageError
 from digitlab.images.read import open_image
@@ -129,13 +129,17 @@ def _keras_backend() -> str:
 Row = Annotated[list[Annotated[float, Field(ge=0, le=255)]], Field(min_length=28, max_length=28)]
 
 
-# An upload's threshold, a form field beside `file` (it was not taken: the server's was used, silently).
+# An upload's threshold, a form field beside `file` (it was not taken: the server's was used, silently);
+# for any request, `?threshold=` in the URL too, where the body gives none.
 UploadThreshold = Annotated[float | None, Form(ge=0, le=1, description="Answers under this probability are "
                                                "'unsure' [default: the server's].")]
+QueryThreshold = Annotated[float | None, Query(alias="threshold", ge=0, le=1, description="As the body's `threshold`, where it gives none.")]
 
 
 class ImageBody(BaseModel):
     """One image, as exactly one of: an image file in base64, or 28 x 28 grayscale pixels."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt "thresold" is a 422 that names it, not ignored
 
     image: str | None = Field(None, description="An image file (PNG, JPEG, GIF, BMP, WebP, TIFF) in base64; "
                               "a 'data:image/png;base64,' prefix is accepted.")
@@ -311,34 +315,34 @@ def create_app(recognizer: Recognizer, facts: ModelFacts, limits: Limits = Limit
         return facts
 
     @app.post(f"{API}/predict", tags=["recognize"], responses={422: {"description": "Not a readable image."}})
-    async def predict(body: ImageBody) -> PredictResponse:
+    async def predict(body: ImageBody, threshold: QueryThreshold = None) -> PredictResponse:
         """The digit in one image: its probability, the top 3, all ten probabilities, the image the model saw."""
-        rec = with_threshold(body.threshold)
+        rec = with_threshold(body.threshold if body.threshold is not None else threshold)
         return await run(lambda: _prediction(rec.predict(decode(body), keep_prepared=True)[0], rec))
 
     @app.post(f"{API}/predict/upload", tags=["recognize"],
               responses={415: {"description": "Not an image type."}, 422: {"description": "Not a readable image."}})
     async def predict_upload(file: Annotated[UploadFile, File(description="An image file.")],
-                             threshold: UploadThreshold = None) -> PredictResponse:
+                             threshold: UploadThreshold = None, query: QueryThreshold = None) -> PredictResponse:
         """As `predict`, for an image uploaded as multipart/form-data (field `file`, optional field `threshold`)."""
         image = await upload(file)  # decoded on the worker, in the same run as the prediction
-        rec = with_threshold(threshold)
+        rec = with_threshold(threshold if threshold is not None else query)
         return await run(lambda: _prediction(rec.predict(image(), keep_prepared=True)[0], rec))
 
     @app.post(f"{API}/read", tags=["recognize"], responses={422: {"description": "Not a readable image."}})
-    async def read(body: ImageBody) -> ReadResponse:
+    async def read(body: ImageBody, threshold: QueryThreshold = None) -> ReadResponse:
         """A handwritten number in one image: its text and, per digit, the prediction and its box."""
-        rec = with_threshold(body.threshold)
+        rec = with_threshold(body.threshold if body.threshold is not None else threshold)
         deadline = time.monotonic() + limits.timeout_s
         return await run(lambda: _reading(rec.read(decode(body), "image", deadline=deadline), rec), read_pool)
 
     @app.post(f"{API}/read/upload", tags=["recognize"],
               responses={415: {"description": "Not an image type."}, 422: {"description": "Not a readable image."}})
     async def read_upload(file: Annotated[UploadFile, File(description="An image file.")],
-                          threshold: UploadThreshold = None) -> ReadResponse:
+                          threshold: UploadThreshold = None, query: QueryThreshold = None) -> ReadResponse:
         """As `read`, for an image uploaded as multipart/form-data (field `file`, optional field `threshold`)."""
         image = await upload(file)
-        rec = with_threshold(threshold)
+        rec = with_threshold(threshold if threshold is not None else query)
         deadline = time.monotonic() + limits.timeout_s
         return await run(lambda: _reading(rec.read(image(), file.filename or "upload", deadline=deadline), rec),
                          read_pool)
