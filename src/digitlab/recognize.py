@@ -112,7 +112,7 @@ class Recognizer:
 
     def __init__(self, model, class_names: list[str], temperature: float | None = None,
                  threshold: float = DEFAULT_THRESHOLD, run: RunFiles | None = None, second_look_below: float | None = None):
-        if not (isinstance(threshold, (int, float, np.floating)) and 0 <= threshold <= 1):  # NaN too: all "unsure"
+        if isinstance(threshold, bool) or not (isinstance(threshold, (int, float, np.number)) and 0 <= threshold <= 1):
             raise ConfigError(f"the threshold is a probability, from 0 to 1, not {threshold!r}.")
         outputs = (getattr(model, "output_shape", None) or (None,))[-1]
         if isinstance(outputs, int) and outputs != len(class_names):

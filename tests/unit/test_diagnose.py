@@ -49,8 +49,11 @@ def test_a_last_epoch_whose_norms_are_not_numbers_gives_no_gradient_verdict(mnis
     """A null (history.json allows them) raised a TypeError; a diverged epoch's NaN called every layer's
     gradients vanishing (third review)."""
     net = mlp([784, 32, 32, 10], "relu", rng=np.random.default_rng(0))
-    for bad in (None, float("nan"), float("inf")):
+    for bad in (None, float("nan"), float("inf"), -20.0):
         history = {"grad_norm/dense_1": [0.5, bad], "grad_norm/dense_2": [0.5, 0.3], "grad_norm/dense_3": [0.5, 0.4]}
+        result = diagnose_network(net, images(mnist, 300), history)
+        assert not result.history_used and all(r.verdict == "healthy" and r.grad_norm is None for r in result.layers)
+        history = {"grad_norm/dense_1": [0.5, 0.3], "grad_norm/dense_2": [0.5, 0.3], "update_ratio/dense_1": [0.1, bad]}
         result = diagnose_network(net, images(mnist, 300), history)
         assert not result.history_used and all(r.verdict == "healthy" and r.grad_norm is None for r in result.layers)
 

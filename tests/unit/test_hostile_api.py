@@ -14,9 +14,10 @@ def test_a_recognizers_threshold_and_batch_size_are_checked():
     an image, silently, and -1 a ValueError from itertools."""
     from digitlab.recognize import Recognizer
 
-    for threshold in (None, "0.5", 2, float("nan")):
+    for threshold in (None, "0.5", 2, float("nan"), True):
         with pytest.raises(ConfigError, match="the threshold is a probability"):
             Recognizer.load("reader", threshold=threshold)
+    assert Recognizer.load("reader", threshold=np.int64(1)).threshold == 1
     recognizer = Recognizer.load("reader", threshold=np.float32(0.6))
     for batch_size in (0, -1, 2.0):
         with pytest.raises(ConfigError, match="batch_size is a number of images"):
@@ -34,6 +35,9 @@ def test_names_files_and_folders_of_the_wrong_kind_are_one_error(tmp_path):
         digitlab.get_preset([])
     with pytest.raises(DigitlabError, match="missing/x.idx: cannot write"):
         digitlab.write_idx(tmp_path / "missing" / "x.idx", np.zeros(3, np.uint8))
+    with pytest.raises(DigitlabError, match="is a folder; name a file") as info:  # its one message, not two
+        digitlab.write_idx(tmp_path, np.zeros(3, np.uint8))
+    assert "check that the folder exists" not in str(info.value)
     with pytest.raises(DigitlabError, match="a folder; load_model takes a model file"):
         load_model(tmp_path)
 

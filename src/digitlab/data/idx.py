@@ -238,6 +238,8 @@ def write_idx(path: str | os.PathLike, array: np.ndarray, *, compress: bool | No
         payload = gzip.compress(payload, mtime=0)
     try:
         write_bytes(path, payload)
+    except WriteError:  # atomic_write's own: a folder, a device
+        raise
     except OSError as e:  # a missing folder, a full disk: one line, as for every other file digitlab writes
         raise WriteError(f"{path}: cannot write ({e.strerror or e}); check that the folder exists and has room.") from None
     return path

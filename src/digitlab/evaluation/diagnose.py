@@ -111,8 +111,8 @@ def diagnose_network(net: Network, x: np.ndarray, history: dict | None = None) -
     stats = activation_stats(net, x)
     last = {k.split("/", 1)[1]: v[-1] for k, v in (history or {}).items() if k.startswith("grad_norm/") and v}
     moved = {k.split("/", 1)[1]: v[-1] for k, v in (history or {}).items() if k.startswith("update_ratio/") and v}
-    if not all(type(v) in (int, float) and math.isfinite(v) for v in last.values()):
-        last = {}  # a diverged epoch's NaN (or a null) would call every layer's gradients vanishing: none are used
+    if not all(type(v) in (int, float) and math.isfinite(v) and v >= 0 for v in [*last.values(), *moved.values()]):
+        last = moved = {}  # a diverged epoch's NaN (or a null, a norm under 0) would call every layer vanishing
     largest = max(last.values(), default=0.0)
     reports = []
     for dense, act in hidden_layers(net):
