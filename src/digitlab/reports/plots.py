@@ -56,7 +56,7 @@ def plot_samples(
     title: str = "Sample images",
 ) -> Figure:
     """A grid of the first `n` images, each captioned with its label."""
-    _check_images(images, labels)
+    _check_images(images, labels, n)
     n = min(n, len(images))
     names = _names(class_names, int(np.max(labels)) + 1 if len(labels) else 10)
     captions = [names[int(labels[i])] for i in range(n)]
@@ -66,9 +66,10 @@ def plot_samples(
     return fig
 
 
-def _check_images(images, labels) -> None:
-    """A ValueError saying what is wrong, not an IndexError from inside the grid."""
-    if np.ndim(images) not in (3, 4) or np.ndim(labels) != 1 or len(images) != len(labels):
+def _check_images(images, labels, n: int) -> None:
+    """A ValueError saying what is wrong, not an IndexError from inside the grid: a label for each
+    of the first `n` images (more are fine: a run's figures pass all labels and the images shown)."""
+    if np.ndim(images) not in (3, 4) or np.ndim(labels) != 1 or len(labels) < min(n, len(images)):
         raise ValueError(f"images (n, height, width) and one label each are needed, not images of shape "
                          f"{np.shape(images)} and labels of shape {np.shape(labels)}.")
 
@@ -182,9 +183,9 @@ def plot_predictions(
     title: str = "Test predictions",
 ) -> Figure:
     """A grid of images titled "Predicted: p  Label: l"; mistakes in red with a red frame."""
-    _check_images(images, labels)
-    if np.ndim(probabilities) != 2 or len(probabilities) != len(images):
-        raise ValueError(f"probabilities must be (n, classes) for the {len(images)} images, not {np.shape(probabilities)}.")
+    _check_images(images, labels, n)
+    if np.ndim(probabilities) != 2 or len(probabilities) < min(n, len(images)):
+        raise ValueError(f"probabilities must be (n, classes) for the images shown, not {np.shape(probabilities)}.")
     n = min(n, len(images))
     names = _names(class_names, probabilities.shape[1])
     predicted = probabilities.argmax(axis=1)
