@@ -10,7 +10,7 @@ import digitlab
 PACKAGE = Path(digitlab.__file__).parent
 # Left to right, as the README's map says: a module may import from its own layer and those to its left.
 LAYERS = [
-    {"errors", "files", "config", "runs"},
+    {"errors", "files", "threads", "config", "runs"},
     {"scratch"},
     {"images"},
     {"data"},

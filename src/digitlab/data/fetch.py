@@ -16,7 +16,6 @@ import math
 import os
 import shutil
 import tempfile
-import threading
 from pathlib import Path
 
 import platformdirs
@@ -24,6 +23,7 @@ import platformdirs
 from digitlab.data.registry import DataFile, Dataset
 from digitlab.errors import FetchError
 from digitlab.files import atomic_write, sha256_file, temporaries
+from digitlab.threads import in_thread
 
 CACHE_ENV = "DIGITLAB_CACHE"  # overrides the cache folder
 MIRROR_ENV = "DIGITLAB_MIRROR"  # comma-separated URLs or folders laid out as <base>/<dataset>/<file>
@@ -250,26 +250,13 @@ class _Deadline:
 
     def run(self, call):
         """call()'s result, or TimeoutError once `seconds` have passed (what call raised, if it did)."""
-        outcome: dict = {}
-
-        def work() -> None:
-            try:
-                outcome["result"] = call()
-            except BaseException as e:  # noqa: BLE001 - handed to the waiting thread, raised there
-                outcome["error"] = e
-
-        thread = threading.Thread(target=work, name="digitlab-download", daemon=True)
-        thread.start()
-        thread.join(self.seconds)
-        if thread.is_alive():
+        wait = in_thread(call, "digitlab-download")
+        try:
+            return wait(timeout=self.seconds)
+        except TimeoutError:
             self.expired = True
             self._shutdown()
-            thread.join(5)  # a shut-down read ends at once, with the mirror's error
-        if thread.is_alive():
-            raise TimeoutError(f"the download took over {self.seconds:g} s")
-        if "error" in outcome:
-            raise outcome["error"]
-        return outcome["result"]
+            return wait(timeout=5)  # a shut-down read ends at once, with the mirror's error
 
 
 def _most_bytes(datafile: DataFile) -> int:

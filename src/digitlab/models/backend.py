@@ -19,16 +19,13 @@ import importlib.util
 import os
 import platform
 import sys
-import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 
 from digitlab.data.fetch import default_cache_dir
+from digitlab.threads import in_thread
 
-T = TypeVar("T")
 BACKENDS = ("jax", "tensorflow", "torch")
 DEFAULT_BACKEND = "jax"
 CONVNET = "convnet"  # a preset's backend rule: whichever trains convolutions fastest on this CPU
@@ -43,38 +40,6 @@ def select_backend_meanwhile(preferred: str | None = None) -> Callable[[], str]:
     reading a data set (gzip and SHA-256, which release the GIL) is the next thing a training
     does: the two overlap. Nothing else may touch Keras until the wait returns."""
     return in_thread(lambda: select_backend(preferred), "digitlab-import-keras")
-
-
-def in_thread(call: Callable[[], T], name: str) -> Callable[[], T]:
-    """Start call() in a thread; returns the function that waits for it and gives its result (or
-    raises what it raised). The wait goes a tenth of a second at a time, so that Ctrl-C is heard
-    however the call waits (JAX's join of a job waits in C++, where Python sees no signal).
-
-    A plain daemon thread, not concurrent.futures: its worker threads are not daemons, and one left
-    running would turn off the command's quick exit (cli.main.run)."""
-    outcome: dict = {}
-
-    def work() -> None:
-        try:
-            outcome["result"] = call()
-        except BaseException as e:  # noqa: BLE001 - handed to the waiting thread, raised there
-            outcome["error"] = e
-
-    thread = threading.Thread(target=work, name=name, daemon=True)
-    thread.start()
-
-    def wait(timeout: float | None = None) -> T:
-        """The call's result; TimeoutError if it is still running after `timeout` seconds."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while thread.is_alive():
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"{name} still running after {timeout:g} s")
-            thread.join(0.1)
-        if "error" in outcome:
-            raise outcome["error"]
-        return outcome["result"]
-
-    return wait
 
 
 @contextlib.contextmanager

@@ -140,14 +140,14 @@ def initialize(job: Job) -> None:
 
 
 def _interruptible(call) -> None:
-    """call(), waited for where Ctrl-C is heard (`digitlab.models.backend.in_thread`): JAX's
+    """call(), waited for where Ctrl-C is heard (`digitlab.threads.in_thread`): JAX's
     initialize waits for the other processes inside C++, where Python sees no signal, and Ctrl-C
     did nothing for up to its 5 minutes; digitlab stops waiting at JOIN_TIMEOUT_S. An interrupted or
     timed-out call's thread is left behind, still
     waiting inside JAX, which ends the whole process when its wait runs out: after an interrupted
     join, the process must end (the CLI does at once; from Python, restart the interpreter before
     joining another job)."""
-    from digitlab.models.backend import in_thread
+    from digitlab.threads import in_thread
 
     in_thread(call, "digitlab-join-job")(timeout=JOIN_TIMEOUT_S)
 
