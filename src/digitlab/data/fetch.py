@@ -65,8 +65,8 @@ def fetch_file(
     folder = cache_dir / dataset.name
     target = folder / datafile.filename
     if not force and _verified(target, datafile):
-        if _leftovers(target):  # of a fetch --force killed since: cleared if no fetch of the file is running
-            _remove_leftovers(target, wait=False)
+        if _leftovers(target):  # of a fetch --force killed since
+            _remove_leftovers_if_free(target)
         return target
     import filelock  # here, not at the top: `digitlab predict` never fetches, and starts sooner without it
 
@@ -120,28 +120,30 @@ def _leftovers(target: Path) -> list[Path]:
     return [*target.parent.glob(f".download-{glob.escape(target.name)}-*"), *temporaries(target)]
 
 
-def _remove_leftovers(target: Path, wait: bool = True) -> None:
-    """Delete `_leftovers(target)`, which would otherwise pile up in the cache, unseen. Only under
-    `target`'s lock, when no living process is writing them: the caller holds it, or (`wait=False`)
-    it is taken here if it is free at once."""
-    if not wait:
-        import filelock
-
-        lock = filelock.FileLock(str(target) + ".lock")
-        try:
-            lock.acquire(timeout=0)
-        except (filelock.Timeout, OSError):
-            return
-        try:
-            _remove_leftovers(target)
-        finally:
-            lock.release()
-        return
+def _remove_leftovers(target: Path) -> None:
+    """Delete `_leftovers(target)`, which would otherwise pile up in the cache, unseen. The caller
+    holds `target`'s lock: no living process is writing them."""
     for leftover in _leftovers(target):
         if leftover.is_dir() and not leftover.is_symlink():
             shutil.rmtree(leftover, ignore_errors=True)
         else:
             leftover.unlink(missing_ok=True)
+
+
+def _remove_leftovers_if_free(target: Path) -> None:
+    """`_remove_leftovers` under `target`'s lock if it is free at once; if not, a fetch of the file
+    is running, and the leftovers may be its own."""
+    import filelock
+
+    lock = filelock.FileLock(str(target) + ".lock")
+    try:
+        lock.acquire(timeout=0)
+    except (filelock.Timeout, OSError):
+        return
+    try:
+        _remove_leftovers(target)
+    finally:
+        lock.release()
 
 
 class _MirrorFailed(Exception):
