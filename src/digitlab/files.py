@@ -40,6 +40,19 @@ def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+@contextlib.contextmanager
+def write_errors(path: str | os.PathLike, what: str) -> Iterator[None]:
+    """An OSError while writing `what` to `path` (a missing folder, a full disk) as one WriteError
+    line; atomic_write's own WriteErrors (a folder, a device, a link in the way) pass as they are."""
+    try:
+        yield
+    except WriteError:
+        raise
+    except OSError as e:
+        raise WriteError(f"{path}: cannot write {what} ({e.strerror or e}); check that the folder exists, is "
+                         "writable and has space.") from None
+
+
 def check_writable(path: str | os.PathLike) -> None:
     """A WriteError now if atomic_write could not write `path` later: for an output named before
     hours of work. Its folder must take a new file (one is made and deleted), and `path` must be

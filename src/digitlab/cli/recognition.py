@@ -20,8 +20,8 @@ from digitlab.cli.options import (
     escape,
     CsvOption, JsonLinesOption, ModelOption, RunsOption, ThresholdOption, TrustOption, err, out,
 )
-from digitlab.errors import ClusterError, WriteError
-from digitlab.files import atomic_write, shortened
+from digitlab.errors import ClusterError
+from digitlab.files import atomic_write, shortened, write_errors
 
 
 def predict(
@@ -199,14 +199,8 @@ def image_format(path: Path) -> str | None:
 
 def save_image(image, path: Path) -> None:
     """Save a Pillow image atomically, in the format its name says; one line if it cannot be written."""
-    try:
-        with atomic_write(path) as tmp:
-            image.save(tmp, format=image_format(path) or "PNG")
-    except WriteError:  # atomic_write's own line (a device or a link in the way)
-        raise
-    except OSError as e:
-        raise WriteError(f"{path}: cannot write the image ({e.strerror or e}); check that the folder exists, is "
-                         "writable and has space.") from None
+    with write_errors(path, "the image"), atomic_write(path) as tmp:
+        image.save(tmp, format=image_format(path) or "PNG")
 
 
 def _one_format(as_json: bool, as_csv: bool) -> None:

@@ -20,8 +20,8 @@ from typing import BinaryIO
 
 import numpy as np
 
-from digitlab.errors import DataError, WriteError
-from digitlab.files import write_bytes
+from digitlab.errors import DataError
+from digitlab.files import write_bytes, write_errors
 
 # Type code -> NumPy dtype. IDX is big-endian, so multi-byte dtypes are read with '>'.
 TYPE_CODES: dict[int, np.dtype] = {
@@ -236,10 +236,6 @@ def write_idx(path: str | os.PathLike, array: np.ndarray, *, compress: bool | No
     if compress:
         # mtime=0: the same array always gives the same bytes.
         payload = gzip.compress(payload, mtime=0)
-    try:
+    with write_errors(path, "the IDX file"):
         write_bytes(path, payload)
-    except WriteError:  # atomic_write's own: a folder, a device
-        raise
-    except OSError as e:  # a missing folder, a full disk: one line, as for every other file digitlab writes
-        raise WriteError(f"{path}: cannot write ({e.strerror or e}); check that the folder exists and has room.") from None
     return path

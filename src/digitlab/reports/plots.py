@@ -15,8 +15,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from digitlab.errors import ConfigError, WriteError
-from digitlab.files import atomic_write
+from digitlab.errors import ConfigError
+from digitlab.files import atomic_write, write_errors
 
 MISTAKE = "#c62828"
 CORRECT = "#1b5e20"
@@ -282,12 +282,6 @@ def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 110) -> Path:
     kind = path.suffix.lstrip(".").lower() or "png"
     if kind not in fig.canvas.get_supported_filetypes():
         raise ConfigError(f"{path}: matplotlib cannot write .{kind} files; name it .png, .svg or .pdf.")
-    try:
-        with atomic_write(path) as tmp:
-            fig.savefig(tmp, dpi=dpi, format=kind)
-    except WriteError:  # atomic_write's own line (a device or a link in the way)
-        raise
-    except OSError as e:
-        raise WriteError(f"{path}: cannot write the figure ({e.strerror or e}); check that the folder exists, "
-                         "is writable and has space.") from None
+    with write_errors(path, "the figure"), atomic_write(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format=kind)
     return path

@@ -244,7 +244,9 @@ def create_app(recognizer: Recognizer, facts: ModelFacts, limits: Limits = Limit
             raise HTTPException(500, "internal error: digitlab could not answer this request (the server "
                                      "logged it); please report it with the image that caused it.") from None
 
-    def with_threshold(threshold: float | None) -> Recognizer:
+    def with_threshold(threshold: float | None, in_url: float | None = None) -> Recognizer:
+        """The recognizer with the request's threshold: the body's (or form's), else the URL's, else the server's."""
+        threshold = threshold if threshold is not None else in_url
         if threshold is None:
             return recognizer
         other = copy.copy(recognizer)  # shares the model; only the threshold differs
@@ -317,7 +319,7 @@ def create_app(recognizer: Recognizer, facts: ModelFacts, limits: Limits = Limit
     @app.post(f"{API}/predict", tags=["recognize"], responses={422: {"description": "Not a readable image."}})
     async def predict(body: ImageBody, threshold: QueryThreshold = None) -> PredictResponse:
         """The digit in one image: its probability, the top 3, all ten probabilities, the image the model saw."""
-        rec = with_threshold(body.threshold if body.threshold is not None else threshold)
+        rec = with_threshold(body.threshold, threshold)
         return await run(lambda: _prediction(rec.predict(decode(body), keep_prepared=True)[0], rec))
 
     @app.post(f"{API}/predict/upload", tags=["recognize"],
@@ -326,13 +328,13 @@ def create_app(recognizer: Recognizer, facts: ModelFacts, limits: Limits = Limit
                              threshold: UploadThreshold = None, query: QueryThreshold = None) -> PredictResponse:
         """As `predict`, for an image uploaded as multipart/form-data (field `file`, optional field `threshold`)."""
         image = await upload(file)  # decoded on the worker, in the same run as the prediction
-        rec = with_threshold(threshold if threshold is not None else query)
+        rec = with_threshold(threshold, query)
         return await run(lambda: _prediction(rec.predict(image(), keep_prepared=True)[0], rec))
 
     @app.post(f"{API}/read", tags=["recognize"], responses={422: {"description": "Not a readable image."}})
     async def read(body: ImageBody, threshold: QueryThreshold = None) -> ReadResponse:
         """A handwritten number in one image: its text and, per digit, the prediction and its box."""
-        rec = with_threshold(body.threshold if body.threshold is not None else threshold)
+        rec = with_threshold(body.threshold, threshold)
         deadline = time.monotonic() + limits.timeout_s
         return await run(lambda: _reading(rec.read(decode(body), "image", deadline=deadline), rec), read_pool)
 
@@ -342,7 +344,7 @@ def create_app(recognizer: Recognizer, facts: ModelFacts, limits: Limits = Limit
                           threshold: UploadThreshold = None, query: QueryThreshold = None) -> ReadResponse:
         """As `read`, for an image uploaded as multipart/form-data (field `file`, optional field `threshold`)."""
         image = await upload(file)
-        rec = with_threshold(threshold if threshold is not None else query)
+        rec = with_threshold(threshold, query)
         deadline = time.monotonic() + limits.timeout_s
         return await run(lambda: _reading(rec.read(image(), file.filename or "upload", deadline=deadline), rec),
                          read_pool)
