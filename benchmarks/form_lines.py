@@ -33,7 +33,7 @@ def median_ms(step, images) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--numbers", type=int, default=60)
     parser.add_argument("--digits", type=int, default=100)
     parser.add_argument("--data-dir", default=os.environ.get("DIGITLAB_DATA"))

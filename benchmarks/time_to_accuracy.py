@@ -89,7 +89,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None, help="every recipe's epochs (default: each preset's)")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--limit", type=int, default=60000, help="training images")
-    parser.add_argument("--quick", action="store_true", help="smoke run: mlp to 90% on 3,000 images")
+    parser.add_argument("--quick", action="store_true", help="smoke run: mlp to 90%% on 3,000 images")
     parser.add_argument("--warm", action="store_true",
                         help="let digitlab use its compilation cache (default: each run compiles from scratch)")
     args = parser.parse_args()

@@ -189,6 +189,24 @@ def test_bad_arguments_exit_2_with_a_message_and_no_traceback(args, phrase):
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize("command", ["train", "evaluate", "plot", "reproduce"])
+def test_help_shows_every_default_in_its_own_words(command):
+    """Help texts are plain text: Rich markup once ate "[default: the preset's]" as a tag and left
+    "Epochs ." (the docs' review of 2026-12-07)."""
+    done = invoke_cli(command, "--help")
+    assert done.returncode == 0
+    assert "[default:" in done.stdout and not re.search(r"\w \.(\s|$)", done.stdout), done.stdout
+
+
+def test_every_benchmark_script_prints_its_help():
+    """`python benchmarks/X.py --help` for each script the docs name (argparse %-formats help
+    texts: a "90%" in one made --help a TypeError)."""
+    for script in sorted((REPO / "benchmarks").glob("*.py")):
+        done = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, cwd=REPO,
+                              env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
+        assert done.returncode == 0 and "usage:" in done.stdout, f"{script.name}: {done.stderr[-500:]}"
+
+
 def test_user_errors_exit_1_with_one_line(tmp_path):
     done = invoke_cli("evaluate", str(tmp_path / "nothing"))
     assert done.returncode == 1

@@ -40,6 +40,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,  # help texts are plain: Rich markup would eat their "[default: ...]"
 )
 
 PLOT_KINDS = ("samples", "curves", "confusion", "predictions", "probabilities")
@@ -81,7 +82,7 @@ def train(
     data_dir: Optional[Path] = DataDirOption,
     plots: bool = typer.Option(True, help="Write the PNG figures into the run folder."),
     resume: Optional[Path] = typer.Option(None, help="Continue an interrupted run folder from its last checkpoint "
-                                                     "(with its own configuration; other options are ignored)."),
+                                                     "(with its own configuration; other options but --no-plots and --data-dir are ignored)."),
     coordinator: Optional[str] = typer.Option(None, help="Spread a dense preset's training over processes: process "
                                               "0's HOST:PORT, given to every process (docs/cluster.md)."),
     num_processes: Optional[int] = typer.Option(None, help="With --coordinator: how many processes train."),
