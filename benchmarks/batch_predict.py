@@ -32,7 +32,8 @@ from PIL import Image
 
 from digitlab.data.userdata import load_dataset
 from digitlab.images.batch import default_workers
-from digitlab.recognize import Recognizer, expand
+from digitlab.images.folders import expand
+from digitlab.recognize import Recognizer
 
 
 def write_scans(folder: Path, count: int, data_dir: str | None) -> list[Path]:

@@ -14,6 +14,16 @@ from pathlib import Path
 from digitlab.errors import WriteError
 
 
+def utf8_name(text: str) -> str:
+    """`text` (a file name, or a message naming one) as UTF-8 text: a name's bytes that are not UTF-8
+    (held as surrogates, PEP 383) as backslash escapes, "caf\\xe9.png"; other text as it is. A
+    terminal, a CSV reader or Arrow would otherwise fail on the name, or the whole output with it."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a lone surrogate that stands for no byte
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path` to write to; rename it into place when the block ends.

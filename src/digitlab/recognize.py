@@ -17,7 +17,6 @@ import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
-from pathlib import Path
 
 import numpy as np
 from PIL import ImageDraw
@@ -29,7 +28,7 @@ from digitlab.errors import ConfigError, ImageError, RunError
 from digitlab.evaluation.calibration import apply_temperature
 from digitlab.images.batch import prepared_chunks
 from digitlab.images.prepare import ink_mask, to_mnist
-from digitlab.images.read import IMAGE_SUFFIXES, open_image, orientation, to_ink, upright
+from digitlab.images.read import open_image, orientation, to_ink, upright
 from digitlab.images.rulings import remove_rulings
 from digitlab.images.segment import digit_candidates, segment
 from digitlab.models import get_preset
@@ -78,33 +77,6 @@ def describe(source, index: int) -> str:
     if isinstance(source, (str, os.PathLike)):
         return str(source)
     return f"<{type(source).__name__} #{index}>"
-
-
-def expand(paths: Iterable[str | os.PathLike], skip: Iterable[str | os.PathLike] = ()) -> Iterator[Path]:
-    """Files as given, and the image files inside folders (recursively, sorted), lazily; never
-    inside the folders `skip` (where the command writes its own images: read, they would be
-    answered along with the user's, and counted twice over).
-
-    A folder with no image file at all is an ImageError naming what it holds instead: silence
-    there (a folder of .heic photos) would look like success."""
-    skipped = {Path(s).resolve() for s in skip}
-    for p in map(Path, paths):
-        if p.is_dir():
-            found, others = 0, []
-            for root, dirs, files in os.walk(p):
-                dirs[:] = sorted(d for d in dirs if (Path(root) / d).resolve() not in skipped)
-                for f in sorted(files):
-                    if Path(f).suffix.lower() in IMAGE_SUFFIXES:
-                        found += 1
-                        yield Path(root) / f
-                    else:
-                        others.append(f)
-            if not found:
-                held = f"{len(others)} other file(s), such as {others[0]}" if others else "nothing"
-                raise ImageError(f"{p}: no image files in the folder (it holds {held}); digitlab reads "
-                                 f"{', '.join(sorted(IMAGE_SUFFIXES))}. Convert the images, e.g. to PNG.")
-        else:
-            yield p
 
 
 class Recognizer:

@@ -127,7 +127,8 @@ def test_a_node_lost_mid_job_loses_and_repeats_no_row(cluster, scans, local_rows
     import ray
 
     from digitlab.cluster.predict import predict_on_cluster
-    from digitlab.recognize import Recognizer, expand
+    from digitlab.images.folders import expand
+    from digitlab.recognize import Recognizer
 
     local, _ = cluster
     paths = [str(p) for p in expand([scans])]

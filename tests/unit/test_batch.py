@@ -131,7 +131,8 @@ def test_otsu_rows_is_otsu_of_each_row(values, peaks):
 
 def test_predicting_a_folder_in_worker_processes_gives_the_same_answers(mnist, tmp_path):
     """What `digitlab predict FOLDER` runs: chunks of files prepared in 2 processes, predicted here."""
-    from digitlab.recognize import Recognizer, expand
+    from digitlab.images.folders import expand
+    from digitlab.recognize import Recognizer
 
     _, (x_test, _) = mnist
     for i in range(700):

@@ -14,6 +14,7 @@ from digitlab.data import DATASETS
 from digitlab.data.load import expand_user
 from digitlab.data.pen import MNIST_PEN
 from digitlab.errors import DataError
+from digitlab.files import utf8_name
 
 # emoji=False: Rich would print a file named "scan:fire:01.png" as "scan🔥01.png"
 out = Console(soft_wrap=True, emoji=False)  # paths stay whole on one line, for copy and paste
@@ -26,9 +27,10 @@ def escape(text: str) -> str:
     """`text` (a file name, a message naming one) to print as it is: Rich's markup escaped, and
     control characters shown as \\xNN: an ESC in a file name would otherwise drive the terminal,
     and a newline (or a Unicode line separator) in one would print a line of its own, such as a
-    made-up answer ("seven.png: 7"); a bidirectional override would show the name reversed."""
+    made-up answer ("seven.png: 7"); a bidirectional override would show the name reversed. A
+    name's bytes that are not UTF-8 are shown as \\xNN too (`files.utf8_name`)."""
     return escape_markup(CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256
-                                     else f"\\u{ord(m.group()):04x}", text))
+                                     else f"\\u{ord(m.group()):04x}", utf8_name(text)))
 
 
 def choice(kind: str, choices):

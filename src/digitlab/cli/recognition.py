@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -21,11 +22,11 @@ from digitlab.cli.options import (
     CsvOption, JsonLinesOption, ModelOption, RunsOption, ThresholdOption, TrustOption, err, out,
 )
 from digitlab.errors import ClusterError
-from digitlab.files import atomic_write, shortened, write_errors
+from digitlab.files import atomic_write, shortened, utf8_name, write_errors
 
 
 def predict(
-    files: list[Path] = typer.Argument(..., help="Image files or folders (searched recursively)."),
+    files: list[Path] = typer.Argument(..., readable=False, help="Image files or folders (searched recursively)."),
     model: Optional[Path] = ModelOption,
     runs_dir: Path = RunsOption,
     threshold: float = ThresholdOption,
@@ -43,7 +44,8 @@ def predict(
 ) -> None:
     """The digit in each image, its probability and the top 3. Exit 1 if any image failed."""
     from digitlab.images.batch import default_workers
-    from digitlab.recognize import CSV_COLUMNS, expand
+    from digitlab.images.folders import expand
+    from digitlab.recognize import CSV_COLUMNS
 
     _one_format(as_json, as_csv)
     if cluster is not None or out_file is not None:
@@ -69,16 +71,17 @@ def predict(
                 save_image(Image.fromarray(np.uint8(np.rint(pred.prepared * 255))),
                            save_prepared / _numbered_name(i, Path(pred.source)))
             if as_json:
-                print(json.dumps({**pred.to_dict(), "model": recognizer.name}), flush=False)
+                print(json.dumps(_utf8({**pred.to_dict(), "model": recognizer.name})), flush=False)
             elif writer:
-                writer.writerow(pred.csv_row())
+                writer.writerow(_utf8(pred.csv_row()))
             else:
                 out.print(prediction_line(pred), highlight=False)
     _exit_if_failed(failed, total)
 
 
 def read(
-    files: list[Path] = typer.Argument(..., help="Images of handwritten numbers, or folders of them (searched recursively)."),
+    files: list[Path] = typer.Argument(..., readable=False,
+                                       help="Images of handwritten numbers, or folders of them (searched recursively)."),
     model: Optional[Path] = ModelOption,
     runs_dir: Path = RunsOption,
     threshold: float = ThresholdOption,
@@ -90,7 +93,8 @@ def read(
     trust_model: bool = TrustOption,
 ) -> None:
     """Read handwritten numbers: "90210", with a probability per digit and the boxes found. Exit 1 if any image failed."""
-    from digitlab.recognize import draw_boxes, expand
+    from digitlab.images.folders import expand
+    from digitlab.recognize import draw_boxes
 
     _one_format(as_json, as_csv)
     as_folder = save_boxes is not None and (not save_boxes.suffix or save_boxes.is_dir())
@@ -112,11 +116,11 @@ def read(
             if boxes_for is not None and reading.status == "ok":
                 save_image(draw_boxes(paths[i], reading), boxes_for(i, paths[i]))
             if as_json:
-                print(json.dumps({**reading.to_dict(), "model": recognizer.name}), flush=False)
+                print(json.dumps(_utf8({**reading.to_dict(), "model": recognizer.name})), flush=False)
             elif writer:
-                writer.writerow([reading.source, reading.status, reading.text,
-                                 " ".join(f"{d.probability:.6f}" for d in reading.digits),
-                                 " ".join(":".join(map(str, b)) for b in reading.boxes), reading.message])
+                writer.writerow(_utf8([reading.source, reading.status, reading.text,
+                                       " ".join(f"{d.probability:.6f}" for d in reading.digits),
+                                       " ".join(":".join(map(str, b)) for b in reading.boxes), reading.message]))
             elif reading.status == "error":
                 out.print(f"[red]error:[/] {escape(reading.message)}", highlight=False)
             else:
@@ -154,7 +158,7 @@ def _boxes_destination(save_boxes: Path | None, paths: list[Path]):
                                      param_hint="--save-boxes")
         if not save_boxes.parent.is_dir():
             raise typer.BadParameter(f"folder {save_boxes.parent} does not exist.", param_hint="--save-boxes")
-        if save_boxes.exists() and paths[0].exists() and save_boxes.samefile(paths[0]):
+        if save_boxes.exists() and os.path.exists(paths[0]) and save_boxes.samefile(paths[0]):
             raise typer.BadParameter(f"{save_boxes} is the image read; name another file, so that it is kept.",
                                      param_hint="--save-boxes")
         return lambda i, path: save_boxes
@@ -203,6 +207,16 @@ def save_image(image, path: Path) -> None:
         image.save(tmp, format=image_format(path) or "PNG")
 
 
+def _utf8(value):
+    """A --json record or --csv row with its names as UTF-8 text (`files.utf8_name`): a name's bytes
+    that are not UTF-8 failed the output part-way, or made a CSV file no UTF-8 reader opens."""
+    if isinstance(value, str):
+        return utf8_name(value)
+    if isinstance(value, dict):
+        return {k: _utf8(v) for k, v in value.items()}
+    return [_utf8(v) for v in value] if isinstance(value, list) else value
+
+
 def _one_format(as_json: bool, as_csv: bool) -> None:
     if as_json and as_csv:
         raise typer.BadParameter("choose one of --json and --csv.")
@@ -212,7 +226,8 @@ def _predict_on_cluster(files: list[Path], cluster: str | None, out_file: Path |
                         recognizer) -> None:
     from digitlab.cluster.connect import check_address, connected, import_ray
     from digitlab.cluster.predict import check_out, predict_on_cluster
-    from digitlab.recognize import expand
+    from digitlab.images.folders import expand
+    from digitlab.images.read import Unreadable
 
     if cluster is None or out_file is None:
         raise ClusterError("--cluster and --out go together: --cluster ADDRESS --out results.csv (or .parquet, or a new FOLDER of parts).")
@@ -221,10 +236,12 @@ def _predict_on_cluster(files: list[Path], cluster: str | None, out_file: Path |
     check_address(cluster)
     check_out(out_file)
     import_ray()
-    paths = [str(p) for p in expand(files)]
-    missing = next((p for p in paths if not Path(p).is_file()), None)
-    if missing is not None:  # locally a row of its own; Ray would fail the whole job on it
-        raise ClusterError(f"{missing}: no such file, or not a regular file; --cluster reads existing files only.")
+    found = list(expand(files))
+    bad = next((p for p in found if isinstance(p, Unreadable) or not p.is_file()), None)
+    if bad is not None:  # locally a row of its own; Ray would fail the whole job on it
+        raise ClusterError(bad.message if isinstance(bad, Unreadable) else
+                           f"{bad}: no such file, or not a regular file; --cluster reads existing files only.")
+    paths = [str(p) for p in found]
     model = recognizer()
     with connected(cluster) as resources:
         err.print(f"Cluster {escape(cluster)}: {resources.get('CPU', 0):g} CPUs; {len(paths):,} files", highlight=False)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 
 from digitlab.errors import ClusterError
-from digitlab.files import atomic_write
+from digitlab.files import atomic_write, utf8_name
 from digitlab.images.batch import prepare_many
 from digitlab.models.numpy_model import NumpyModel
 from digitlab.recognize import CSV_COLUMNS, Recognizer
@@ -260,13 +260,12 @@ def _parquet_schema():  # made on use: pyarrow is imported only with Ray
 
 
 def _text_array(pa, texts):
-    """An Arrow text column; a file name's bytes that are not UTF-8 (held as surrogates, PEP 383)
-    written as backslash escapes, "caf\\xe9.png", since Arrow's and Parquet's text is UTF-8."""
+    """An Arrow text column; a file name's bytes that are not UTF-8 written as backslash escapes
+    (`files.utf8_name`), since Arrow's and Parquet's text is UTF-8."""
     try:
         return pa.array(texts, pa.string())
     except UnicodeEncodeError:
-        return pa.array([t.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace") for t in texts],
-                        pa.string())
+        return pa.array([utf8_name(t) for t in texts], pa.string())
 
 
 def _write(path: Path, suffix: str, batches, counts: Counter) -> int:

@@ -13,6 +13,7 @@ import io
 import os
 import stat
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -27,10 +28,28 @@ WORK_SIDE = 512  # larger images are reduced to this longest side before any ana
 ORIENTATION = 0x0112  # the EXIF tag that says how a camera held the picture (2-8: turned or mirrored)
 
 
+@dataclass(frozen=True)
+class Unreadable(os.PathLike):
+    """A path already known not to give an image (a folder that cannot be listed, or holds no
+    image): `open_image` raises its message, so that a batch answers it with an error of its own
+    and goes on with the others."""
+
+    path: str
+    message: str
+
+    def __fspath__(self) -> str:
+        return self.path
+
+    def __str__(self) -> str:
+        return self.path
+
+
 def open_image(source, *, name: str | None = None, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """A decoded Pillow image from a path, bytes, a PIL image or an array, within the pixel limit."""
     if isinstance(source, Image.Image):
         return source
+    if isinstance(source, Unreadable):
+        raise ImageError(source.message)
     if isinstance(source, (np.ndarray, np.generic)):
         return Image.fromarray(_array_to_uint8(source, name))
     if isinstance(source, memoryview):
