@@ -28,6 +28,21 @@ def png(image: Image.Image, fmt: str = "PNG", **kw) -> bytes:
     return out.getvalue()
 
 
+def card(corners: bool) -> Image.Image:
+    """The dark digit on an opaque light card whose corners are transparent, or which sits on a
+    transparent canvas twice its size."""
+    rgb = np.repeat((235 - DIGIT.astype(int) * 235 // 255)[:, :, None], 3, axis=2).astype(np.uint8)
+    alpha = np.full((28, 28), 255, np.uint8)
+    if corners:
+        for rows, cols in ((slice(0, 4), slice(0, 4)), (slice(0, 4), slice(-4, None)),
+                           (slice(-4, None), slice(0, 4)), (slice(-4, None), slice(-4, None))):
+            alpha[rows, cols] = 0
+        return Image.fromarray(np.dstack([rgb, alpha]))
+    canvas = np.zeros((56, 56, 4), np.uint8)
+    canvas[14:42, 14:42] = np.dstack([rgb, alpha])
+    return Image.fromarray(canvas)
+
+
 def stroke_share(ink: np.ndarray) -> float:
     return float((ink > 0.5 * ink.max()).mean())
 
@@ -39,10 +54,13 @@ def stroke_share(ink: np.ndarray) -> float:
         lambda: Image.fromarray(255 - DIGIT),  # black on white
         lambda: Image.fromarray(np.stack([255 - DIGIT, 255 - DIGIT // 2, np.full_like(DIGIT, 255)], -1)),  # RGB
         lambda: Image.fromarray(np.dstack([np.zeros((28, 28, 3), np.uint8), DIGIT])),  # transparent background
+        lambda: Image.fromarray(np.dstack([np.full((28, 28, 3), 255, np.uint8), DIGIT])),  # white on transparent
+        lambda: card(corners=True),  # an opaque card with transparent rounded corners (the whole card was "ink")
+        lambda: card(corners=False),  # the card on a transparent canvas
         lambda: Image.fromarray(255 - DIGIT).convert("P"),  # palette
         lambda: Image.fromarray((255 - DIGIT).astype(np.uint16) * 257),  # 16-bit
     ],
-    ids=["mnist", "inverted", "rgb", "rgba", "palette", "16-bit"],
+    ids=["mnist", "inverted", "rgb", "rgba", "rgba-white", "card-corners", "card-margin", "palette", "16-bit"],
 )
 def test_every_mode_gives_the_same_stroke(make):
     image = Image.open(io.BytesIO(png(make())))

@@ -192,8 +192,8 @@ def to_ink(image: Image.Image, *, name: str = "image") -> np.ndarray:
 
 def to_gray(image: Image.Image, *, name: str = "image") -> tuple[np.ndarray, bool]:
     """The image as (h, w) float32 grey levels in [0, 1], upright, at most WORK_SIDE a side, and
-    False; or, for an image whose transparent background leaves the opaque part as the stroke,
-    that ink map and True. `ink_of_gray` finishes `to_ink` for grey levels."""
+    False; or, for an image whose transparent background leaves the opaque part, all of one colour,
+    as the stroke, that ink map and True. `ink_of_gray` finishes `to_ink` for grey levels."""
     image = upright(image)
     if getattr(image, "n_frames", 1) > 1:
         image.seek(0)  # an animated image: its first frame
@@ -219,9 +219,16 @@ def to_gray(image: Image.Image, *, name: str = "image") -> tuple[np.ndarray, boo
         return np.asarray(image, dtype=np.float32) / 255, False
     rgba = np.asarray(image, dtype=np.float32) / 255
     alpha = rgba[:, :, 3]
-    if alpha.min() < 0.5 < alpha.max():  # a transparent background: the opaque part is the ink
-        return alpha, True
-    return (rgba[:, :, :3] @ np.array([0.299, 0.587, 0.114], np.float32)) * alpha + (1 - alpha), False
+    gray = rgba[:, :, :3] @ np.array([0.299, 0.587, 0.114], np.float32)
+    if alpha.min() < 0.5 < alpha.max():
+        opaque = gray[alpha > 0.5]
+        low, high = np.percentile(opaque, [0.1, 99.9])
+        if high - low < 0.3:  # the opaque part is of one colour: a stroke on a transparent background
+            return alpha, True
+        # a picture with transparent corners or margins (a card, a sticker): they take its paper's level,
+        # not the whole card taken for ink (a "7" on a card with rounded corners was "not a digit")
+        return gray * alpha + np.median(opaque) * (1 - alpha), False
+    return gray * alpha + (1 - alpha), False
 
 
 def ink_of_gray(gray: np.ndarray) -> np.ndarray:
