@@ -17,7 +17,7 @@ from importlib import import_module
 from digitlab.data import augment  # distorted copies of training digits (uint8 in, uint8 out; JAX inside)
 from digitlab.config import RunConfig
 from digitlab.data import DATASETS, read_idx, write_idx
-from digitlab.errors import ConfigError, DataError, DigitlabError, FetchError, RunError
+from digitlab.errors import ConfigError, DataError, DigitlabError, FetchError, ImageError, RunError
 from digitlab.models.presets import PRESETS, config_for, get_preset
 from digitlab.scratch.neuron import Neuron
 from digitlab.data.userdata import load_dataset  # registered names and paths to your own data
@@ -34,6 +34,8 @@ _LAZY = {
     "load_model": "digitlab.models.files",
     "build_model": "digitlab.models",
     "Recognizer": "digitlab.recognize",
+    "Prediction": "digitlab.recognize",
+    "Reading": "digitlab.recognize",
     "plots": "digitlab.reports.plots",
 }
 
@@ -46,7 +48,7 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "DATASETS", "PRESETS", "ConfigError", "DataError", "DigitlabError", "FetchError", "Neuron",
+    "DATASETS", "PRESETS", "ConfigError", "DataError", "DigitlabError", "FetchError", "ImageError", "Neuron",
     "RunConfig", "RunError", "augment", "config_for", "get_preset", "load_dataset", "read_idx", "write_idx",
     *_LAZY,
 ]

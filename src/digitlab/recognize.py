@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import threading
 import time
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 
 import numpy as np
-from PIL import ImageDraw
+from PIL import Image, ImageDraw
 
 from digitlab.config import check_precision
 from digitlab.data.notdigits import NOT_A_DIGIT
@@ -73,6 +74,23 @@ class Prediction:
 CSV_COLUMNS = ["source", "status", "digit", "probability", "top1", "p1", "top2", "p2", "top3", "p3", "message"]
 
 
+def images_of(images) -> Iterable:
+    """The images `predict` and the `*_iter` methods go through: one image (a path, bytes, a file
+    opened in binary mode, a PIL image, a 2-D or (h, w, channels) array) is one; an (n, h, w) or
+    (n, h, w, channels) array is its n images, as `load_dataset` gives them (an object with
+    `__array__`, such as a tensor, too); any other iterable its items. Anything else is a TypeError."""
+    if hasattr(images, "__array__") and not isinstance(images, (np.ndarray, Image.Image)):
+        images = np.asarray(images)
+    if isinstance(images, np.ndarray):
+        return images if images.ndim == 4 or (images.ndim == 3 and images.shape[-1] not in (1, 3, 4)) else [images]
+    if isinstance(images, (str, os.PathLike, bytes, bytearray, memoryview, io.IOBase, Image.Image)):
+        return [images]
+    if not isinstance(images, Iterable):
+        raise TypeError(f"give an image (a file's path, its bytes, a PIL image or an array) or several, "
+                        f"not {type(images).__name__}.")
+    return images
+
+
 def describe(source, index: int) -> str:
     if isinstance(source, (str, os.PathLike)):
         return str(source)
@@ -103,6 +121,9 @@ class Recognizer:
         # Keras models are not safe to call from several threads at once (on JAX, two concurrent
         # predict() calls swap each other's variables out); preparing images needs no lock.
         self._model_lock = contextlib.nullcontext() if getattr(model, "thread_safe", False) else threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Recognizer({self.name!r}, {len(self.class_names)} classes, threshold={self.threshold:g})"
 
     @property
     def name(self) -> str:
@@ -176,9 +197,8 @@ class Recognizer:
         return apply_temperature(p, self.temperature) if self.temperature else p
 
     def predict(self, images, *, keep_prepared: bool = False) -> list[Prediction]:
-        """Predictions for one image or a list of them (paths, bytes, PIL images, arrays)."""
-        if not isinstance(images, (list, tuple)):
-            images = [images]
+        """Predictions for one image or several (paths, bytes, PIL images, arrays; an (n, 28, 28)
+        array is n images): `images_of`."""
         return list(self.predict_iter(images, keep_prepared=keep_prepared))
 
     def predict_iter(self, images: Iterable, *, batch_size: int = 256, keep_prepared: bool = False,
@@ -188,7 +208,7 @@ class Recognizer:
         processes (the answers are the same; `images.batch.default_workers()` suits this machine)."""
         if not (isinstance(batch_size, (int, np.integer)) and batch_size >= 1):  # 0 gave no answers, silently
             raise ConfigError(f"batch_size is a number of images, at least 1, not {batch_size!r}.")
-        named = ((image, describe(image, i)) for i, image in enumerate(images))
+        named = ((image, describe(image, i)) for i, image in enumerate(images_of(images)))
         chunks = ([list(part) for part in zip(*chunk)] for chunk in iter(lambda: list(islice(named, batch_size)), []))
         for names, results in prepared_chunks(chunks, workers):
             yield from self.predictions(names, results, keep_prepared=keep_prepared)
@@ -210,7 +230,7 @@ class Recognizer:
     def read_iter(self, images: Iterable) -> Iterator[Reading]:
         """Readings in order, one image at a time; an image that cannot be read is a Reading with
         status "error" and its message, and the others go on."""
-        for i, image in enumerate(images):
+        for i, image in enumerate(images_of(images)):
             name = describe(image, i)
             try:
                 yield self.read(image, name)
@@ -235,7 +255,7 @@ class Recognizer:
         pred.probability = prob
         if best == NOT_A_DIGIT:
             pred.status = "unsure"
-            pred.message = (f"this does not look like a digit ({prob:.0%} for the model's \"{NOT_A_DIGIT}\" class); "
+            pred.message = (f"this does not look like a digit: the model's \"{NOT_A_DIGIT}\" class has {prob:.1%}; "
                             f"the likeliest digit is {next((c for c, _ in pred.top if c != NOT_A_DIGIT), '?')}.")
         elif prob >= self.threshold:
             pred.digit = best

@@ -158,9 +158,12 @@ def test_arrays_of_any_range_and_things_that_are_not_images_in_the_python_api():
     png_bytes = io.BytesIO()
     seven().save(png_bytes, "PNG")
     assert recognizer.predict(memoryview(png_bytes.getvalue()))[0].digit == "7"
-    for thing, phrase in ((np.float32(3), "is not an image"), (3, "int is not an image"), (None, "is not an image")):
-        answer = recognizer.predict(thing)[0]
+    for thing, phrase in ((np.float32(3), "is not an image"), ([3], "int is not an image"), ([None], "is not an image")):
+        answer = recognizer.predict(thing)[0]  # in a batch, an answer of its own
         assert answer.status == "error" and phrase in answer.message, answer.message
+    for thing in (3, None):  # alone, a mistake in the call
+        with pytest.raises(TypeError, match="give an image"):
+            recognizer.predict(thing)
     for threshold in (2, -1, float("nan")):
         with pytest.raises(ConfigError, match="from 0 to 1"):
             Recognizer.load("reader", threshold=threshold)

@@ -45,7 +45,7 @@ def test_a_not_a_digit_answer_is_unsure_and_says_why():
     p[10], p[4] = 0.85, 0.06
     (pred,) = Recognizer(Fixed(p / p.sum()), CLASSES).predict(one())
     assert pred.status == "unsure" and pred.digit is None
-    assert 'does not look like a digit (85% for the model\'s "not a digit" class); the likeliest digit is 4' in pred.message
+    assert 'does not look like a digit: the model\'s "not a digit" class has 85.0%; the likeliest digit is 4' in pred.message
 
 
 def test_reading_a_number_does_not_count_not_a_digit_as_confidence():

@@ -154,3 +154,60 @@ def test_a_misspelt_or_shadowed_reader_is_explained(tmp_path, monkeypatch):
     (tmp_path / "reader").mkdir()
     shadowed = invoke_cli("predict", str(image), "--model", "reader")
     assert shadowed.returncode == 1 and "names the folder reader/ here" in shadowed.stderr, shadowed.stderr
+
+
+def test_the_python_api_takes_what_a_notebook_has(mnist, tmp_path):
+    """The review of 2026-12-07: `predict(x_test[:10])` was one error ("shape (10, 28, 28) is not an
+    image"), a generator one error, `predict_iter("a.png")` a row per character, a BytesIO or a
+    tensor refused, `predict(None)` an error row; the Recognizer's repr said nothing."""
+    import io
+
+    import digitlab
+
+    (_, _), (x_test, y_test) = mnist
+    reader = Recognizer.load("reader")
+    assert repr(reader) == "Recognizer('reader (shipped with digitlab)', 11 classes, threshold=0.5)"
+    truth = [str(int(y)) for y in y_test[:10]]
+    assert [p.digit for p in reader.predict(x_test[:10])] == truth  # an (n, 28, 28) array: n images
+    assert [p.digit for p in reader.predict(x_test[:10, :, :, None])] == truth  # (n, 28, 28, 1) too
+    assert [p.digit for p in reader.predict(x for x in x_test[:3])] == truth[:3]
+
+    class Tensor:  # what torch and the like offer NumPy
+        def __array__(self, dtype=None, copy=None):
+            return x_test[:2]
+
+    assert [p.digit for p in reader.predict(Tensor())] == truth[:2]
+    png = io.BytesIO()
+    Image.fromarray(255 - x_test[0]).save(png, format="PNG")
+    png.seek(0)
+    assert reader.predict(png)[0].digit == truth[0]
+    Image.fromarray(255 - x_test[1]).save(tmp_path / "two.png")
+    assert len(list(reader.predict_iter(str(tmp_path / "two.png")))) == 1  # a path is one image, not its characters
+    assert [r.text for r in reader.read_iter(str(tmp_path / "two.png"))] == [truth[1]]
+    with open(tmp_path / "two.png") as text:
+        assert "open it in binary mode" in reader.predict(text)[0].message
+    for wrong in (None, 5):
+        with pytest.raises(TypeError, match="give an image"):
+            reader.predict(wrong)
+    assert (digitlab.Prediction, digitlab.Reading) == (type(reader.predict(x_test[0])[0]), type(reader.read(png.getvalue())))
+    assert issubclass(digitlab.ImageError, digitlab.DigitlabError)
+
+
+def test_read_says_which_kind_of_unsure_each_question_mark_is(tmp_path, mnist):
+    """A "?" printed its percentage of another class (not a digit, or the best digit under the
+    threshold) with nothing to tell the two apart."""
+    from digitlab.images.synthetic import compose_number
+
+    (_, _), (x_test, y_test) = mnist
+    letter = Image.new("L", (120, 120), 255)
+    from PIL import ImageDraw
+
+    ImageDraw.Draw(letter).line([(20, 100), (60, 15), (100, 100), (80, 60), (40, 60)], fill=0, width=9)  # an "A"
+    number = np.asarray(compose_number([x_test[0], x_test[1]], np.random.default_rng(0)))
+    image = np.hstack([np.asarray(letter.resize((number.shape[0],) * 2)), number])
+    Image.fromarray(image).save(tmp_path / "a72.png")
+    done = invoke_cli("read", str(tmp_path / "a72.png"), "--model", "reader")
+    assert done.stdout.splitlines()[0] == "?" + "".join(str(int(y)) for y in y_test[:2]), done.stdout
+    assert "(not a digit)" in done.stdout.splitlines()[1]
+    done = invoke_cli("read", str(tmp_path / "a72.png"), "--model", "reader", "--threshold", "1")
+    assert "(best guess " in done.stdout and ", under the threshold)" in done.stdout

@@ -127,8 +127,8 @@ def read(
                 out.print(f"[bold]{escape(reading.text)}[/]" + ("" if total == 1 else f"  {escape(reading.source)}"),
                           highlight=False)
                 for d, (top, left, bottom, right) in zip(reading.digits, reading.boxes):
-                    out.print(f"  {escape(d.digit or '?')}  {d.probability:.1%}  box x {left}-{right}, y {top}-{bottom}",
-                              highlight=False)
+                    out.print(f"  {escape(d.digit or '?')}  {d.probability:.1%}  box x {left}-{right}, y {top}-{bottom}"
+                              f"{_why_unsure(d)}", highlight=False)
     if save_boxes is not None and failed < total and not (as_json or writer):
         out.print(f"Wrote {escape(str(save_boxes))}", highlight=False)
     _exit_if_failed(failed, total)
@@ -205,6 +205,16 @@ def save_image(image, path: Path) -> None:
     """Save a Pillow image atomically, in the format its name says; one line if it cannot be written."""
     with write_errors(path, "the image"), atomic_write(path) as tmp:
         image.save(tmp, format=image_format(path) or "PNG")
+
+
+def _why_unsure(digit) -> str:
+    """After a "?" of `read`: which of the two it is, since its percentage is of another class."""
+    from digitlab.data.notdigits import NOT_A_DIGIT
+
+    if digit.digit is not None:
+        return ""
+    best = digit.top[0][0]
+    return "  (not a digit)" if best == NOT_A_DIGIT else f"  (best guess {escape(best)}, under the threshold)"
 
 
 def _utf8(value):

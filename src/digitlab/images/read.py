@@ -54,6 +54,10 @@ def open_image(source, *, name: str | None = None, max_pixels: int = MAX_PIXELS)
         return Image.fromarray(_array_to_uint8(source, name))
     if isinstance(source, memoryview):
         source = source.tobytes()
+    if isinstance(source, io.TextIOBase):
+        raise ImageError(f"{name or 'file'}: the file is open as text; open it in binary mode ('rb').")
+    if isinstance(source, io.IOBase):  # a file opened in binary mode, an io.BytesIO
+        source = source.read()
     if not isinstance(source, (str, os.PathLike, bytes, bytearray)):
         raise ImageError(f"{name or type(source).__name__}: {type(source).__name__} is not an image; give a file's "
                          "path, its bytes, a PIL image or an array.")
