@@ -285,7 +285,6 @@ def test_unfinished_uploads_hold_neither_memory_nor_the_connection_for_long():
         await send({"type": "http.response.body", "body": str(len(message["body"])).encode()})
 
     limit = BodyLimit(app, max_bytes=1000, max_buffered=1500, timeout_s=0.3)
-    scope = {"type": "http", "headers": [], "method": "POST", "path": "/"}
 
     def trickle(chunks, then_wait=False):
         queue = list(chunks)
@@ -297,29 +296,80 @@ def test_unfinished_uploads_hold_neither_memory_nor_the_connection_for_long():
 
         return receive
 
-    async def request(receive):
+    async def request(receive, client="10.0.0.1"):
         sent = []
 
         async def send(message):
             sent.append(message)
 
-        await limit(scope, receive, send)
+        await limit({"type": "http", "headers": [], "method": "POST", "path": "/", "client": (client, 5000)}, receive, send)
         return next(m["status"] for m in sent if m["type"] == "http.response.start"), sent[-1].get("body", b"")
 
     async def scenario():
         results = {}
 
-        async def store(key, receive):
-            results[key] = await request(receive)
+        async def store(key, receive, client="10.0.0.1"):
+            results[key] = await request(receive, client)
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(store, "stalled", trickle([b"x" * 900], then_wait=True))  # holds 900 bytes, then stops
             await anyio.sleep(0.05)
-            tg.start_soon(store, "second", trickle([b"y" * 700]))  # 900 + 700 > 1500 while the first is held
-        results["after"] = await request(trickle([b"z" * 700]))  # the stalled one was cut off: room again
+            tg.start_soon(store, "other", trickle([b"w" * 500], then_wait=True), "10.0.0.2")  # 1,400 held
+            await anyio.sleep(0.05)
+            tg.start_soon(store, "second", trickle([b"y" * 700]), "10.0.0.3")  # 1,400 + 700 > 1,500
+        results["after"] = await request(trickle([b"z" * 700]))  # the stalled ones were cut off: room again
         return results
 
     results = anyio.run(scenario)
     assert results["stalled"][0] == 408 and b"did not arrive within 0.3 s" in results["stalled"][1]
-    assert results["second"][0] == 503 and b"too many uploads at once" in results["second"][1]
-    assert results["after"] == (200, b"700") and limit.buffered == 0
+    assert results["second"][0] == 503 and b"the server is receiving too many uploads at once" in results["second"][1]
+    assert results["after"] == (200, b"700") and limit.buffered == 0 and limit.by_client == {}
+
+
+def test_one_client_cannot_hold_every_upload_slot():
+    """The review of 2026-12-07: four slow 5 MB uploads from one address held the whole 20 MB for
+    bodies, and every other client's upload got 503 for 30 s. One address now holds at most a
+    quarter of it (one largest body); another client's upload goes through meanwhile."""
+    import anyio
+
+    from digitlab.serve.middleware import BodyLimit
+
+    async def app(scope, receive, send):
+        message = await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": str(len(message["body"])).encode()})
+
+    limit = BodyLimit(app, max_bytes=1000, max_buffered=4000, timeout_s=0.5)
+
+    async def post(client, chunks, stall=False):
+        queue, sent = list(chunks), []
+
+        async def receive():
+            if queue:
+                return {"type": "http.request", "body": queue.pop(0), "more_body": bool(queue) or stall}
+            await anyio.sleep(60)
+
+        async def send(message):
+            sent.append(message)
+
+        await limit({"type": "http", "headers": [], "method": "POST", "path": "/", "client": (client, 1)}, receive, send)
+        return next(m["status"] for m in sent if m["type"] == "http.response.start"), sent[-1].get("body", b"")
+
+    async def scenario():
+        results = []
+
+        async def store(*args):
+            results.append(await post(*args))
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(4):  # an attacker's four slow uploads of the largest body
+                tg.start_soon(store, "10.6.6.6", [b"x" * 999], True)
+                await anyio.sleep(0.02)
+            await anyio.sleep(0.05)
+            polite = await post("10.0.0.7", [b"p" * 800])
+        return results, polite
+
+    results, polite = anyio.run(scenario)
+    assert polite == (200, b"800")
+    assert sorted(status for status, _ in results) == [408, 503, 503, 503]
+    assert all(b"this client is sending too many uploads at once" in body for status, body in results if status == 503)

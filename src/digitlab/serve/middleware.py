@@ -65,11 +65,16 @@ class BodyLimit:
     buffered up to the limit, then replayed to the application. All the bodies held at once count
     against `max_buffered` (503 beyond), and a body must arrive within `timeout_s` (408 beyond), so
     clients that start uploads and never finish them hold neither memory nor connections for long.
+    One client address holds at most a quarter of `max_buffered` (or one largest body, if more):
+    four slow uploads of 5 MB from one address held the whole budget for 30 s, and every other
+    client's upload got 503.
     """
 
     def __init__(self, app, max_bytes: int, max_buffered: int = 20_000_000, timeout_s: float = 30.0):
         self.app, self.max_bytes, self.max_buffered, self.timeout_s = app, max_bytes, max_buffered, timeout_s
+        self.per_client = max(max_bytes, max_buffered // 4)
         self.buffered = 0  # bytes held by requests in progress (one event loop: no lock needed)
+        self.by_client: dict[str, int] = {}  # the same, per client address
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -81,6 +86,7 @@ class BodyLimit:
                 await self._drain(receive, 2 * self.max_bytes)
             return await self._refuse(scope, receive, send, 413, too_large)
         body = bytearray()
+        client = (scope.get("client") or ("",))[0]
         try:
             with anyio.move_on_after(self.timeout_s) as waiting:
                 while True:
@@ -92,11 +98,15 @@ class BodyLimit:
                         if message.get("more_body", False):
                             await self._drain(receive, self.max_bytes)
                         return await self._refuse(scope, receive, send, 413, too_large)
+                    if self.by_client.get(client, 0) + len(chunk) > self.per_client:
+                        return await self._refuse(scope, receive, send, 503, "this client is sending too many "
+                                                  "uploads at once; send one image at a time.")
                     if self.buffered + len(chunk) > self.max_buffered:
                         return await self._refuse(scope, receive, send, 503, "the server is receiving too many "
                                                   "uploads at once; try again in a moment.")
                     body += chunk
                     self.buffered += len(chunk)
+                    self.by_client[client] = self.by_client.get(client, 0) + len(chunk)
                     if not message.get("more_body", False):
                         break
             if waiting.cancelled_caught:
@@ -114,6 +124,10 @@ class BodyLimit:
             await self.app(scope, replay, send)
         finally:
             self.buffered -= len(body)
+            if body:
+                self.by_client[client] -= len(body)
+                if not self.by_client[client]:
+                    del self.by_client[client]
 
     async def _drain(self, receive, limit: int) -> None:
         """Read and drop the rest of a refused body (at most `limit` bytes, within the body timeout)

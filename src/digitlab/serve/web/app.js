@@ -15,6 +15,7 @@ const bars = document.getElementById("bars");
 const digits = document.getElementById("digits");
 const seenFigure = document.getElementById("seen-figure");
 const hint = document.getElementById("hint");
+const spoken = document.getElementById("spoken");
 
 let mode = "digit";
 let drawing = false;
@@ -24,6 +25,7 @@ let sent = 0; // requests sent; only the answer to the latest is shown
 let timer = null;
 let inFlight = false; // a live request is on its way: the next waits for it, so none queue up
 let changed = false; // ink added since the last request was sent
+let pointer = null; // the one pointer drawing: a second finger on the canvas is ignored
 
 function clearPad() {
   ctx.fillStyle = "#fff";
@@ -52,13 +54,17 @@ function setMode(next) {
 
 // The pointer in canvas pixels, through the canvas's content box: getBoundingClientRect includes
 // the border (and padding), so mapping through it put the ink a border's width off the pointer.
+// The box is measured as drawn on screen: CSS zoom or a transform scales it, and its border and
+// padding with it (layout sizes alone put the ink 70-140 px off under a zoom of 1.5-2).
 function point(event) {
   const r = pad.getBoundingClientRect();
   const s = getComputedStyle(pad);
-  const left = r.left + pad.clientLeft + parseFloat(s.paddingLeft);
-  const top = r.top + pad.clientTop + parseFloat(s.paddingTop);
-  const width = pad.clientWidth - parseFloat(s.paddingLeft) - parseFloat(s.paddingRight);
-  const height = pad.clientHeight - parseFloat(s.paddingTop) - parseFloat(s.paddingBottom);
+  const sx = r.width / pad.offsetWidth;
+  const sy = r.height / pad.offsetHeight;
+  const left = r.left + sx * (pad.clientLeft + parseFloat(s.paddingLeft));
+  const top = r.top + sy * (pad.clientTop + parseFloat(s.paddingTop));
+  const width = sx * (pad.clientWidth - parseFloat(s.paddingLeft) - parseFloat(s.paddingRight));
+  const height = sy * (pad.clientHeight - parseFloat(s.paddingTop) - parseFloat(s.paddingBottom));
   return [(event.clientX - left) * (pad.width / width), (event.clientY - top) * (pad.height / height)];
 }
 
@@ -89,21 +95,23 @@ function dot(at) {
 }
 
 pad.addEventListener("pointerdown", (event) => {
+  if (drawing || event.button !== 0) return; // a second finger, or a right click
   drawing = true;
+  pointer = event.pointerId;
   pad.setPointerCapture(event.pointerId);
   last = point(event);
   dot(last);
 });
 pad.addEventListener("pointermove", (event) => {
-  if (!drawing) return;
+  if (!drawing || event.pointerId !== pointer) return;
   const p = point(event);
   stroke(last, p);
   last = p;
   if (!timer) timer = setTimeout(() => { timer = null; recognise(true); }, LIVE_INTERVAL_MS);
 });
 for (const type of ["pointerup", "pointercancel"]) {
-  pad.addEventListener(type, () => {
-    if (!drawing) return;
+  pad.addEventListener(type, (event) => {
+    if (!drawing || event.pointerId !== pointer) return;
     drawing = false;
     clearTimeout(timer);
     timer = null;
@@ -130,8 +138,13 @@ async function recognise(live) {
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ image: pad.toDataURL("image/png") }),
     });
-    body = await response.json();
+    const text = await response.text();
     ok = response.ok;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      body = { detail: `The server answered ${response.status} ${response.statusText} without saying why.` };
+    }
   } catch (error) {
     body = { detail: "The server cannot be reached: " + error };
   }
@@ -140,8 +153,13 @@ async function recognise(live) {
     if (drawing && changed && !timer) timer = setTimeout(() => { timer = null; recognise(true); }, LIVE_INTERVAL_MS);
   }
   if (mine !== sent) return; // a newer drawing has been sent since
-  if (!ok) {
+  if (!ok) { // nothing of an earlier answer stays beside the error: it was for another drawing
     answer.textContent = "–";
+    answer.className = "";
+    confidence.textContent = "";
+    showBars(null);
+    digits.replaceChildren();
+    drawPixels(document.getElementById("seen"), null);
     message.textContent = typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail);
   } else if (mode === "digit") {
     showPrediction(body);
@@ -150,6 +168,8 @@ async function recognise(live) {
   }
   answer.classList.toggle("live", live);
   document.body.dataset.state = live ? "live" : "done";
+  // A screen reader hears the final answer once, not every live update of the whole panel.
+  if (!live) spoken.textContent = ok ? `The network reads ${answer.textContent} ${confidence.textContent}.` : message.textContent;
 }
 
 function showPrediction(p) {
@@ -194,12 +214,16 @@ function showBars(p) {
     const fill = document.createElement("div");
     fill.style.width = `${(100 * p.probabilities[k]).toFixed(1)}%`;
     bar.append(fill);
+    const percent = `${(100 * p.probabilities[k]).toFixed(1)}%`;
     bar.setAttribute("role", "meter");
     bar.setAttribute("aria-label", `probability of ${name}`);
-    bar.setAttribute("aria-valuenow", p.probabilities[k].toFixed(4));
+    bar.setAttribute("aria-valuemin", "0");
+    bar.setAttribute("aria-valuemax", "100");
+    bar.setAttribute("aria-valuenow", (100 * p.probabilities[k]).toFixed(1));
+    bar.setAttribute("aria-valuetext", percent);
     const pct = document.createElement("span");
     pct.className = "pct";
-    pct.textContent = `${(100 * p.probabilities[k]).toFixed(1)}%`;
+    pct.textContent = percent;
     return [label, bar, pct];
   }));
 }
@@ -220,7 +244,8 @@ for (const radio of document.querySelectorAll('input[name="mode"]')) {
 }
 
 fetch(API + "/model").then((r) => r.json()).then((m) => {
-  const accuracy = m.test_accuracy == null ? "" : `, ${(100 * m.test_accuracy).toFixed(2)}% on the test set`;
+  const testSet = m.dataset === "mnist+pen" ? "MNIST's test set" : "the test set"; // the reader is tested on MNIST's
+  const accuracy = m.test_accuracy == null ? "" : `, ${(100 * m.test_accuracy).toFixed(2)}% on ${testSet}`;
   document.getElementById("model-facts").textContent =
     `Model ${m.name}: ${m.preset ?? "a Keras model"} trained on ${m.dataset}${accuracy}.` +
     (m.shipped ? " Serve one of your runs with digitlab serve --model RUN_FOLDER." : "");
