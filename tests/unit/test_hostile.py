@@ -366,7 +366,7 @@ def test_a_body_no_parser_can_read_says_what_to_send(body):
     with TestClient(create_app(recognizer, model_facts(recognizer))) as client:
         answer = client.post("/api/v1/predict", content=body, headers={"content-type": "application/json"})
         assert answer.status_code == 400 and answer.headers["x-content-type-options"] == "nosniff"
-        assert "nested too deep, a number of over 4,300 digits" in answer.json()["detail"]
+        assert "JSON nested too deep, or a number of over 4,300 digits" in answer.json()["detail"]
         assert client.get("/no/such/path").json() == {"detail": "Not Found"}  # other errors as FastAPI has them
 
 

@@ -53,3 +53,48 @@ def test_plots_given_arrays_that_do_not_fit_say_so():
         plots.plot_confusion(np.zeros(3))
     with pytest.raises(ValueError, match="probabilities must be"):
         plots.plot_predictions(np.zeros((2, 28, 28)), np.zeros(2, int), np.zeros(10))
+
+
+def test_the_http_api_answers_what_the_fourth_review_sent():
+    """The review of 2026-12-07: a misspelt `?thresold=` or form field was ignored silently; bad JSON's
+    hint never showed (pydantic's location is ["body", position]) and an empty body had none; bytes
+    that are not UTF-8 were blamed on nesting or long numbers; HEAD got 405; a 10,000 x 10,000 PNG was
+    refused in Pillow's words and with its limit, not the server's; /docs' "Try it out" sent a body
+    of both fields (a 422)."""
+    import base64
+    import io
+
+    from fastapi.testclient import TestClient
+    from PIL import Image
+
+    from digitlab.recognize import Recognizer
+    from digitlab.serve.app import ImageBody, Limits, create_app, model_facts
+    from tests.conftest import seven
+
+    png = io.BytesIO()
+    seven().save(png, "PNG")
+    upload = {"file": ("seven.png", png.getvalue(), "image/png")}
+    body = {"image": base64.b64encode(png.getvalue()).decode()}
+    recognizer = Recognizer.load("reader")
+    with TestClient(create_app(recognizer, model_facts(recognizer), Limits(max_pixels=12_000_000))) as client:
+        answer = client.post("/api/v1/predict?thresold=0.9", json=body)
+        assert answer.status_code == 422 and "'thresold' is not a query parameter" in answer.json()["detail"]
+        answer = client.post("/api/v1/read/upload", files=upload, data={"thresold": "1"})
+        assert answer.status_code == 422 and "'thresold' is not a form field" in answer.json()["detail"]
+        assert client.post("/api/v1/predict/upload?threshold=0.5", files=upload, data={"threshold": "0.5"}).status_code == 200
+        for sent in ("{bad", ""):
+            answer = client.post("/api/v1/predict", content=sent, headers={"content-type": "application/json"})
+            assert answer.status_code == 422 and "send a JSON object" in answer.json()["detail"][0]["msg"], sent
+        answer = client.post("/api/v1/predict", content=b'{"image": "\xff"}', headers={"content-type": "application/json"})
+        assert answer.status_code == 400 and "not UTF-8 JSON" in answer.json()["detail"]
+        for path in ("/api/v1/health", "/api/v1/model", "/"):
+            assert client.head(path).status_code == 200, path
+        huge = io.BytesIO()
+        Image.new("1", (10_000, 10_000)).save(huge, "PNG")
+        answer = client.post("/api/v1/predict/upload", files={"file": ("huge.png", huge.getvalue(), "image/png")})
+        assert answer.status_code == 422
+        assert answer.json()["detail"] == "huge.png: 100,000,000 pixels is more than the limit of 12,000,000; scale the image down first."
+        example = ImageBody.model_json_schema()["examples"][0]
+        assert client.post("/api/v1/predict", json=example).json()["digit"] == "7"
+        answer = client.post("/api/v1/predict/upload", files={"file": ("x.heic", b"x", "image/heic")})
+        assert answer.status_code == 415 and "is not an image type read here" in answer.json()["detail"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import stat
 import warnings
 from dataclasses import dataclass
@@ -89,8 +90,11 @@ def open_image(source, *, name: str | None = None, max_pixels: int = MAX_PIXELS)
                 image.load()
         except ImageError:
             raise
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-            raise ImageError(f"{label}: refused as a possible decompression bomb ({e}); scale the image down first.") from None
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:  # over Pillow's own limit (89
+            # million pixels), so over ours too: said in our words, with our limit, not Pillow's
+            size = re.search(r"\((\d+) pixels\)", str(e))
+            raise ImageError(f"{label}: {f'{int(size[1]):,} pixels' if size else 'the image'} is more than the limit of "
+                             f"{min(max_pixels, Image.MAX_IMAGE_PIXELS or max_pixels):,}; scale the image down first.") from None
         except UnidentifiedImageError:
             if _known_format(header):  # its decoder refused its header: a damaged file of a format read here
                 raise ImageError(f"{label}: the image is damaged or truncated (a {_known_format(header)} file whose "

@@ -28,7 +28,7 @@ from typing import Annotated
 
 import anyio
 import numpy as np
-from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
@@ -132,14 +132,16 @@ Row = Annotated[list[Annotated[float, Field(ge=0, le=255)]], Field(min_length=28
 # An upload's threshold, a form field beside `file` (it was not taken: the server's was used, silently);
 # for any request, `?threshold=` in the URL too, where the body gives none.
 UploadThreshold = Annotated[float | None, Form(ge=0, le=1, description="Answers under this probability are "
-                                               "'unsure' [default: the server's].")]
+                                               "'unsure' [default: the server's].", examples=[0.5])]
 QueryThreshold = Annotated[float | None, Query(alias="threshold", ge=0, le=1, description="As the body's `threshold`, where it gives none.")]
 
 
 class ImageBody(BaseModel):
     """One image, as exactly one of: an image file in base64, or 28 x 28 grayscale pixels."""
 
-    model_config = ConfigDict(extra="forbid")  # a misspelt "thresold" is a 422 that names it, not ignored
+    # extra="forbid": a misspelt "thresold" is a 422 that names it, not ignored. The example, a 28 x 28
+    # PNG of a "7", is what /docs' "Try it out" sends: its schema's own sample sent both fields (a 422).
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"image": "iVBORw0KGgoAAAANSUhEUgAAABwAAAAcCAAAAABXZoBIAAAASElEQVR42mP8z4AbMDHQX5IFSjOiCv8nrJMRi1cYoRpJdhBcI6k6ERpJ1ImkkTSdyBpJ0omikRSdqBpJ0ImmEWuUDWjqwysJADFFDDWivVGxAAAAAElFTkSuQmCC"}]})
 
     image: str | None = Field(None, description="An image file (PNG, JPEG, GIF, BMP, WebP, TIFF) in base64; "
                               "a 'data:image/png;base64,' prefix is accepted.")
@@ -269,10 +271,19 @@ def create_app(recognizer: Recognizer, facts: ModelFacts, limits: Limits = Limit
             raise HTTPException(422, "'image' is not valid base64.") from None
         return open_image(data, name="image", max_pixels=limits.max_pixels)
 
+    async def known_fields(request: Request) -> None:
+        """A misspelt `?thresold=` or form field was ignored, and the server's threshold answered."""
+        upload = request.url.path.endswith("/upload")
+        for where, names, known in (("query parameter", request.query_params, {"threshold"}),
+                                    ("form field", await request.form() if upload else {}, {"file", "threshold"})):
+            if unknown := sorted(set(names) - known):
+                raise HTTPException(422, f"{unknown[0]!r} is not a {where} of this endpoint; it takes "
+                                         f"{' and '.join(repr(k) for k in sorted(known))}.")
+
     async def upload(file: UploadFile):
         """Check an upload's type and read its bytes; returns their decoding, to run on a worker."""
         if media_type(file.content_type) not in IMAGE_TYPES:
-            raise HTTPException(415, f"a file of type {file.content_type!r} is not an image; send one of "
+            raise HTTPException(415, f"a file of type {file.content_type!r} is not an image type read here; send one of "
                                      f"{', '.join(IMAGE_TYPES)}.")
         data = await file.read()
         return lambda: open_image(data, name=file.filename or "upload", max_pixels=limits.max_pixels)
@@ -284,7 +295,8 @@ def create_app(recognizer: Recognizer, facts: ModelFacts, limits: Limits = Limit
         errors = [{"loc": [str(p) for p in err.get("loc", ())], "msg": str(err.get("msg", "")), "type": str(err.get("type", ""))}
                   for err in e.errors()]
         for err in errors:  # pydantic's words, and what to send instead
-            if err["loc"] == ["body"] and err["type"] in ("model_attributes_type", "dict_type", "json_invalid"):
+            if err["loc"][:1] == ["body"] and err["type"] in ("model_attributes_type", "dict_type", "json_invalid") or (
+                    err["loc"] == ["body"] and err["type"] == "missing"):  # not JSON (at a position), or no body
                 err["msg"] += (f"; send a JSON object, {{\"image\": \"<base64 of the file>\"}} or {{\"pixels\": [[...28 rows]]}}, "
                                f"as Content-Type: application/json, or upload the file as multipart/form-data to "
                                f"{request.url.path.rstrip('/')}/upload")
@@ -296,9 +308,10 @@ def create_app(recognizer: Recognizer, facts: ModelFacts, limits: Limits = Limit
     async def http_error(request: Request, e: StarletteHTTPException):
         if e.status_code == 400 and e.detail == "There was an error parsing the body":  # FastAPI's words, for any
             # parser's error: JSON nested too deep, a number of over 4,300 digits, a damaged multipart form
-            e = StarletteHTTPException(400, f"the request body could not be parsed as {media_type(request.headers.get('content-type'))} "
-                                            "(JSON nested too deep, a number of over 4,300 digits, or a damaged multipart "
-                                            "form); send {\"image\": \"<base64 of the file>\"} or {\"pixels\": [[...28 rows]]} "
+            kind = media_type(request.headers.get("content-type"))
+            why = "a damaged form" if "form" in kind else "not UTF-8 JSON, JSON nested too deep, or a number of over 4,300 digits"
+            e = StarletteHTTPException(400, f"the request body could not be parsed as {kind} ({why}); send "
+                                            "{\"image\": \"<base64 of the file>\"} or {\"pixels\": [[...28 rows]]} "
                                             "as JSON, or the file as multipart/form-data.")
         return await http_exception_handler(request, e)
 
@@ -306,23 +319,23 @@ def create_app(recognizer: Recognizer, facts: ModelFacts, limits: Limits = Limit
     async def image_error(request: Request, e: ImageError):
         return JSONResponse({"detail": str(e)}, status_code=422)
 
-    @app.get(f"{API}/health", tags=["service"])
+    @app.api_route(f"{API}/health", methods=["GET", "HEAD"], tags=["service"])  # HEAD: uptime checks send it
     def health() -> Health:
         """The server is up and its model is loaded."""
         return Health(status="ok")
 
-    @app.get(f"{API}/model", tags=["service"])
+    @app.api_route(f"{API}/model", methods=["GET", "HEAD"], tags=["service"])
     def model() -> ModelFacts:
         """The loaded model: its run, preset, data set, classes, test accuracy, calibration."""
         return facts
 
-    @app.post(f"{API}/predict", tags=["recognize"], responses={422: {"description": "Not a readable image."}})
+    @app.post(f"{API}/predict", tags=["recognize"], dependencies=[Depends(known_fields)], responses={422: {"description": "Not a readable image."}})
     async def predict(body: ImageBody, threshold: QueryThreshold = None) -> PredictResponse:
         """The digit in one image: its probability, the top 3, all ten probabilities, the image the model saw."""
         rec = with_threshold(body.threshold, threshold)
         return await run(lambda: _prediction(rec.predict(decode(body), keep_prepared=True)[0], rec))
 
-    @app.post(f"{API}/predict/upload", tags=["recognize"],
+    @app.post(f"{API}/predict/upload", tags=["recognize"], dependencies=[Depends(known_fields)],
               responses={415: {"description": "Not an image type."}, 422: {"description": "Not a readable image."}})
     async def predict_upload(file: Annotated[UploadFile, File(description="An image file.")],
                              threshold: UploadThreshold = None, query: QueryThreshold = None) -> PredictResponse:
@@ -331,14 +344,14 @@ def create_app(recognizer: Recognizer, facts: ModelFacts, limits: Limits = Limit
         rec = with_threshold(threshold, query)
         return await run(lambda: _prediction(rec.predict(image(), keep_prepared=True)[0], rec))
 
-    @app.post(f"{API}/read", tags=["recognize"], responses={422: {"description": "Not a readable image."}})
+    @app.post(f"{API}/read", tags=["recognize"], dependencies=[Depends(known_fields)], responses={422: {"description": "Not a readable image."}})
     async def read(body: ImageBody, threshold: QueryThreshold = None) -> ReadResponse:
         """A handwritten number in one image: its text and, per digit, the prediction and its box."""
         rec = with_threshold(body.threshold, threshold)
         deadline = time.monotonic() + limits.timeout_s
         return await run(lambda: _reading(rec.read(decode(body), "image", deadline=deadline), rec), read_pool)
 
-    @app.post(f"{API}/read/upload", tags=["recognize"],
+    @app.post(f"{API}/read/upload", tags=["recognize"], dependencies=[Depends(known_fields)],
               responses={415: {"description": "Not an image type."}, 422: {"description": "Not a readable image."}})
     async def read_upload(file: Annotated[UploadFile, File(description="An image file.")],
                           threshold: UploadThreshold = None, query: QueryThreshold = None) -> ReadResponse:
@@ -351,7 +364,7 @@ def create_app(recognizer: Recognizer, facts: ModelFacts, limits: Limits = Limit
 
     web = resources.files("digitlab.serve") / "web"
 
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     def page() -> FileResponse:
         return FileResponse(str(web / "index.html"))
 
