@@ -18,12 +18,13 @@ from digitlab.images.components import (
     pieces,
     shift_whole,
 )
-from digitlab.images.rulings import cell_lines
+from digitlab.images.rulings import RULE_SPAN, cell_lines, level_lines
 
 BOX = 20
 FRAME = 28
 SPECK_SHARE = 0.05  # ink components smaller than this share of the largest are noise
 FAINT_GROWTH = 2.0  # ink_mask's faint ink may at most double a piece of stroke
+PAPER_REACH = 1.25  # ... and reaching this much further than the stroke, its long straight lines are paper's
 
 
 def ink_mask(ink: np.ndarray, faint: float = 1.0) -> np.ndarray:
@@ -39,13 +40,31 @@ def ink_mask(ink: np.ndarray, faint: float = 1.0) -> np.ndarray:
     if faint >= 1:
         return large_pieces(ink > level, SPECK_SHARE)
     strong = ink > level
-    labels, boxes = pieces(ink > max(faint * level, floor))
+    candidates = ink > max(faint * level, floor)
+    weak = candidates & ~strong
+    if weak.any() and strong.any():
+        candidates &= ~(_paper_lines(candidates, strong) & weak)
+    labels, boxes = pieces(candidates)
     # A piece of faint ink is kept where it joins stroke, unless it is mostly faint: then it is a
     # shadow or a smudge that a stroke runs into, and only its stroke is kept.
     faint_size = np.bincount(labels.ravel(), minlength=len(boxes) + 1)
     strong_size = np.bincount(labels[strong], minlength=len(boxes) + 1)
     joined = (strong_size > 0) & (faint_size <= FAINT_GROWTH * strong_size)  # label 0, no ink, has no stroke
     return large_pieces(joined[labels] | strong, SPECK_SHARE)
+
+
+def _paper_lines(candidates: np.ndarray, strong: np.ndarray) -> np.ndarray:
+    """Ruled or squared paper's faint lines among the hysteresis' candidates: joined to the digit
+    they cross, they made one piece as wide as the page. Looked for across (and down) only where the
+    faint ink reaches PAPER_REACH times as far as the stroke does, so that a pale digit's own faint
+    bar or stem, which stays within its stroke's extent, is never taken for one."""
+    lines = np.zeros(candidates.shape, bool)
+    for axis in (0, 1):  # 0: level lines, along the columns' extent; 1: plumb ones
+        extent, stroke = (np.flatnonzero(m.any(axis=axis)) for m in (candidates, strong))
+        span = extent[-1] - extent[0] + 1
+        if span >= PAPER_REACH * (stroke[-1] - stroke[0] + 1):
+            lines |= level_lines(candidates, RULE_SPAN * span) if axis == 0 else level_lines(candidates.T, RULE_SPAN * span).T
+    return lines
 
 
 def digit_mask(mask: np.ndarray) -> np.ndarray:
