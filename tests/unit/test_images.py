@@ -28,6 +28,13 @@ def png(image: Image.Image, fmt: str = "PNG", **kw) -> bytes:
     return out.getvalue()
 
 
+def two_tone(lower) -> Image.Image:
+    """The digit on a transparent background, black above row 12 and `lower` below it."""
+    rgb = np.zeros((28, 28, 3), np.uint8)
+    rgb[12:] = lower
+    return Image.fromarray(np.dstack([rgb, DIGIT]))
+
+
 def card(corners: bool) -> Image.Image:
     """The dark digit on an opaque light card whose corners are transparent, or which sits on a
     transparent canvas twice its size."""
@@ -55,12 +62,15 @@ def stroke_share(ink: np.ndarray) -> float:
         lambda: Image.fromarray(np.stack([255 - DIGIT, 255 - DIGIT // 2, np.full_like(DIGIT, 255)], -1)),  # RGB
         lambda: Image.fromarray(np.dstack([np.zeros((28, 28, 3), np.uint8), DIGIT])),  # transparent background
         lambda: Image.fromarray(np.dstack([np.full((28, 28, 3), 255, np.uint8), DIGIT])),  # white on transparent
+        lambda: two_tone(np.array([0, 160, 0])),  # a stroke in two colours on a transparent background
+        lambda: two_tone(np.array([140, 140, 140])),  # a pencil's greys (read as half a digit by one rule tried)
         lambda: card(corners=True),  # an opaque card with transparent rounded corners (the whole card was "ink")
         lambda: card(corners=False),  # the card on a transparent canvas
         lambda: Image.fromarray(255 - DIGIT).convert("P"),  # palette
         lambda: Image.fromarray((255 - DIGIT).astype(np.uint16) * 257),  # 16-bit
     ],
-    ids=["mnist", "inverted", "rgb", "rgba", "rgba-white", "card-corners", "card-margin", "palette", "16-bit"],
+    ids=["mnist", "inverted", "rgb", "rgba", "rgba-white", "two-colour", "pencil", "card-corners", "card-margin",
+         "palette", "16-bit"],
 )
 def test_every_mode_gives_the_same_stroke(make):
     image = Image.open(io.BytesIO(png(make())))

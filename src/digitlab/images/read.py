@@ -26,6 +26,7 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".ti
 FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF", "PPM")  # Pillow's decoders for those (PPM reads PGM too)
 MAX_PIXELS = 40_000_000  # a 40-megapixel phone photo passes; decompression bombs do not
 WORK_SIDE = 512  # larger images are reduced to this longest side before any analysis
+CARD_FILL = 0.8  # an opaque part filling this share of its box, with contrast in it, is a card, not a stroke
 ORIENTATION = 0x0112  # the EXIF tag that says how a camera held the picture (2-8: turned or mirrored)
 
 
@@ -200,8 +201,8 @@ def to_ink(image: Image.Image, *, name: str = "image") -> np.ndarray:
 
 def to_gray(image: Image.Image, *, name: str = "image") -> tuple[np.ndarray, bool]:
     """The image as (h, w) float32 grey levels in [0, 1], upright, at most WORK_SIDE a side, and
-    False; or, for an image whose transparent background leaves the opaque part, all of one colour,
-    as the stroke, that ink map and True. `ink_of_gray` finishes `to_ink` for grey levels."""
+    False; or, for an image whose transparent background leaves the opaque part as the stroke (it
+    fills little of its box, or is of one colour), that ink map and True. `ink_of_gray` finishes `to_ink` for grey levels."""
     image = upright(image)
     if getattr(image, "n_frames", 1) > 1:
         image.seek(0)  # an animated image: its first frame
@@ -229,10 +230,12 @@ def to_gray(image: Image.Image, *, name: str = "image") -> tuple[np.ndarray, boo
     alpha = rgba[:, :, 3]
     gray = rgba[:, :, :3] @ np.array([0.299, 0.587, 0.114], np.float32)
     if alpha.min() < 0.5 < alpha.max():
-        opaque = gray[alpha > 0.5]
+        solid = alpha > 0.5
+        rows, cols = np.flatnonzero(solid.any(axis=1)), np.flatnonzero(solid.any(axis=0))
+        opaque = gray[solid]
         low, high = np.percentile(opaque, [0.1, 99.9])
-        if high - low < 0.3:  # the opaque part is of one colour: a stroke on a transparent background
-            return alpha, True
+        if solid[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].mean() < CARD_FILL or high - low < 0.3:
+            return alpha, True  # a drawing or a cut-out on a transparent background: the opaque part is the ink
         # a picture with transparent corners or margins (a card, a sticker): they take its paper's level,
         # not the whole card taken for ink (a "7" on a card with rounded corners was "not a digit")
         return gray * alpha + np.median(opaque) * (1 - alpha), False
