@@ -78,11 +78,15 @@ def images_of(images) -> Iterable:
     """The images `predict` and the `*_iter` methods go through: one image (a path, bytes, a file
     opened in binary mode, a PIL image, a 2-D or (h, w, channels) array) is one; an (n, h, w) or
     (n, h, w, channels) array is its n images, as `load_dataset` gives them (an object with
-    `__array__`, such as a tensor, too); any other iterable its items. Anything else is a TypeError."""
+    `__array__`, such as a tensor, too), and an array or Series of paths its paths; any other
+    iterable its items. Anything else is a TypeError."""
     if hasattr(images, "__array__") and not isinstance(images, (np.ndarray, Image.Image)):
         images = np.asarray(images)
     if isinstance(images, np.ndarray):
-        return images if images.ndim == 4 or (images.ndim == 3 and images.shape[-1] not in (1, 3, 4)) else [images]
+        if images.ndim == 1 and images.dtype.kind in "OUS":  # paths, as a DataFrame's column holds them
+            # str(): np.str_ is a NumPy scalar too, which open_image would take for pixels
+            return [str(item) if isinstance(item, str) else item for item in images]
+        return images if images.ndim == 4 or (images.ndim == 3 and images.shape[-1] not in (1, 2, 3, 4)) else [images]
     if isinstance(images, (str, os.PathLike, bytes, bytearray, memoryview, io.IOBase, Image.Image)):
         return [images]
     if not isinstance(images, Iterable):
@@ -94,6 +98,8 @@ def images_of(images) -> Iterable:
 def describe(source, index: int) -> str:
     if isinstance(source, (str, os.PathLike)):
         return str(source)
+    if isinstance(source, io.IOBase) and isinstance(getattr(source, "name", None), str):  # an open file
+        return source.name
     return f"<{type(source).__name__} #{index}>"
 
 

@@ -186,6 +186,15 @@ def test_the_python_api_takes_what_a_notebook_has(mnist, tmp_path):
     assert [r.text for r in reader.read_iter(str(tmp_path / "two.png"))] == [truth[1]]
     with open(tmp_path / "two.png") as text:
         assert "open it in binary mode" in reader.predict(text)[0].message
+    with open(tmp_path / "two.png", "rb") as binary:  # named by its file; a second read finds its end
+        assert [(p.source, p.digit) for p in reader.predict(binary)] == [(str(tmp_path / "two.png"), truth[1])]
+        assert "nothing left to read" in reader.predict(binary)[0].message
+    # the sixth review: a column of paths (a pandas Series, an object array) is its paths, not one
+    # image; an (h, w, 2) array, grey and alpha as Pillow gives an "LA" PNG, is one image, not h
+    paths = np.array([str(tmp_path / "two.png")] * 2, dtype=object)
+    assert [p.digit for p in reader.predict(paths)] == [truth[1]] * 2
+    assert [r.text for r in reader.read_iter(paths.astype(str))] == [truth[1]] * 2
+    assert len(reader.predict(np.zeros((112, 112, 2), np.uint8))) == 1
     for wrong in (None, 5):
         with pytest.raises(TypeError, match="give an image"):
             reader.predict(wrong)

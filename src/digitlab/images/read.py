@@ -25,6 +25,7 @@ from digitlab.images.components import zoom_linear
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
 FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF", "PPM")  # Pillow's decoders for those (PPM reads PGM too)
 MAX_PIXELS = 40_000_000  # a 40-megapixel phone photo passes; decompression bombs do not
+MAX_FILE_BYTES = 256_000_000  # read from an open file object at most (a path's file is only read as decoded)
 WORK_SIDE = 512  # larger images are reduced to this longest side before any analysis
 CARD_FILL = 0.8  # an opaque part filling this share of its box, with contrast in it, is a card, not a stroke
 ORIENTATION = 0x0112  # the EXIF tag that says how a camera held the picture (2-8: turned or mirrored)
@@ -58,8 +59,12 @@ def open_image(source, *, name: str | None = None, max_pixels: int = MAX_PIXELS)
         source = source.tobytes()
     if isinstance(source, io.TextIOBase):
         raise ImageError(f"{name or 'file'}: the file is open as text; open it in binary mode ('rb').")
-    if isinstance(source, io.IOBase):  # a file opened in binary mode, an io.BytesIO
-        source = source.read()
+    if isinstance(source, io.IOBase):  # a file opened in binary mode, an io.BytesIO: read from where it is
+        source = source.read(MAX_FILE_BYTES + 1)
+        if not source:
+            raise ImageError(f"{name or 'file'}: nothing left to read (was it read to its end already? seek(0) first).")
+        if len(source) > MAX_FILE_BYTES:
+            raise ImageError(f"{name or 'file'}: more than {MAX_FILE_BYTES:,} bytes; no image digitlab reads is that large.")
     if not isinstance(source, (str, os.PathLike, bytes, bytearray)):
         raise ImageError(f"{name or type(source).__name__}: {type(source).__name__} is not an image; give a file's "
                          "path, its bytes, a PIL image or an array.")
