@@ -328,8 +328,8 @@ def test_unfinished_uploads_hold_neither_memory_nor_the_connection_for_long():
 
 def test_one_client_cannot_hold_every_upload_slot():
     """The review of 2026-12-07: four slow 5 MB uploads from one address held the whole 20 MB for
-    bodies, and every other client's upload got 503 for 30 s. One address now holds at most a
-    quarter of it (one largest body); another client's upload goes through meanwhile."""
+    bodies, and every other client's upload got 503 for 30 s. One address now holds at most half
+    of it; another client's upload goes through meanwhile."""
     import anyio
 
     from digitlab.serve.middleware import BodyLimit
@@ -371,5 +371,5 @@ def test_one_client_cannot_hold_every_upload_slot():
 
     results, polite = anyio.run(scenario)
     assert polite == (200, b"800")
-    assert sorted(status for status, _ in results) == [408, 503, 503, 503]
+    assert sorted(status for status, _ in results) == [408, 408, 503, 503]
     assert all(b"this client is sending too many uploads at once" in body for status, body in results if status == 503)

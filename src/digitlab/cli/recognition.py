@@ -247,10 +247,11 @@ def _predict_on_cluster(files: list[Path], cluster: str | None, out_file: Path |
     check_out(out_file)
     import_ray()
     found = list(expand(files))
-    bad = next((p for p in found if isinstance(p, Unreadable) or not p.is_file()), None)
+    bad = next((p for p in found if isinstance(p, Unreadable) or not _regular_file(p)), None)
     if bad is not None:  # locally a row of its own; Ray would fail the whole job on it
-        raise ClusterError(bad.message if isinstance(bad, Unreadable) else
-                           f"{bad}: no such file, or not a regular file; --cluster reads existing files only.")
+        raise ClusterError(f"{bad.message} --cluster reads existing, readable files only." if isinstance(bad, Unreadable)
+                           else f"{bad}: no such file, not a regular file, or not readable; --cluster reads existing, "
+                                "readable files only.")
     paths = [str(p) for p in found]
     model = recognizer()
     with connected(cluster) as resources:
@@ -260,6 +261,13 @@ def _predict_on_cluster(files: list[Path], cluster: str | None, out_file: Path |
     out.print(f"Wrote {len(paths):,} rows to {escape(str(out_file))}{parts} ({counts['ok']:,} ok, {counts['unsure']:,} unsure, "
               f"{counts['error']:,} errors)", highlight=False)
     _exit_if_failed(counts["error"], len(paths), f"their messages are in {escape(str(out_file))}")
+
+
+def _regular_file(path: Path) -> bool:
+    try:
+        return path.is_file() and os.access(path, os.R_OK)
+    except OSError:  # a folder that cannot be entered: is_file raises
+        return False
 
 
 def _exit_if_failed(failed: int, total: int, where: str = "see the messages above") -> None:

@@ -18,6 +18,7 @@ import base64
 import binascii
 import contextlib
 import copy
+import difflib
 import ipaddress
 import logging
 import time
@@ -272,13 +273,14 @@ def create_app(recognizer: Recognizer, facts: ModelFacts, limits: Limits = Limit
         return open_image(data, name="image", max_pixels=limits.max_pixels)
 
     async def known_fields(request: Request) -> None:
-        """A misspelt `?thresold=` or form field was ignored, and the server's threshold answered."""
+        """A misspelt `?thresold=` or form field was ignored, and the server's threshold answered. Only
+        near misses are refused: other names (a cache-buster `?_=1`, a form's submit button) are not ours."""
         upload = request.url.path.endswith("/upload")
-        for where, names, known in (("query parameter", request.query_params, {"threshold"}),
-                                    ("form field", await request.form() if upload else {}, {"file", "threshold"})):
-            if unknown := sorted(set(names) - known):
-                raise HTTPException(422, f"{unknown[0]!r} is not a {where} of this endpoint; it takes "
-                                         f"{' and '.join(repr(k) for k in sorted(known))}.")
+        for where, names, known in (("query parameter", request.query_params, ["threshold"]),
+                                    ("form field", await request.form() if upload else {}, ["file", "threshold"])):
+            for name in sorted(set(names) - set(known)):
+                if meant := difflib.get_close_matches(name.lower(), known, n=1, cutoff=0.75):
+                    raise HTTPException(422, f"{name!r} is not a {where} of this endpoint; did you mean {meant[0]!r}?")
 
     async def upload(file: UploadFile):
         """Check an upload's type and read its bytes; returns their decoding, to run on a worker."""
@@ -319,12 +321,12 @@ def create_app(recognizer: Recognizer, facts: ModelFacts, limits: Limits = Limit
     async def image_error(request: Request, e: ImageError):
         return JSONResponse({"detail": str(e)}, status_code=422)
 
-    @app.api_route(f"{API}/health", methods=["GET", "HEAD"], tags=["service"])  # HEAD: uptime checks send it
+    @app.get(f"{API}/health", tags=["service"])
     def health() -> Health:
         """The server is up and its model is loaded."""
         return Health(status="ok")
 
-    @app.api_route(f"{API}/model", methods=["GET", "HEAD"], tags=["service"])
+    @app.get(f"{API}/model", tags=["service"])
     def model() -> ModelFacts:
         """The loaded model: its run, preset, data set, classes, test accuracy, calibration."""
         return facts
@@ -364,9 +366,12 @@ def create_app(recognizer: Recognizer, facts: ModelFacts, limits: Limits = Limit
 
     web = resources.files("digitlab.serve") / "web"
 
-    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
+    @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
         return FileResponse(str(web / "index.html"))
+
+    for route in [r for r in app.routes if getattr(r, "methods", None) == {"GET"}]:  # HEAD, as uptime checks send
+        app.add_api_route(route.path, route.endpoint, methods=["HEAD"], include_in_schema=False)  # (no second operationId)
 
     app.mount("/static", StaticFiles(directory=str(web)), name="static")
     return app

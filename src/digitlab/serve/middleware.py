@@ -65,14 +65,15 @@ class BodyLimit:
     buffered up to the limit, then replayed to the application. All the bodies held at once count
     against `max_buffered` (503 beyond), and a body must arrive within `timeout_s` (408 beyond), so
     clients that start uploads and never finish them hold neither memory nor connections for long.
-    One client address holds at most a quarter of `max_buffered` (or one largest body, if more):
-    four slow uploads of 5 MB from one address held the whole budget for 30 s, and every other
-    client's upload got 503.
+    One client address holds at most half of `max_buffered` (or one largest body, if more): four
+    slow uploads of 5 MB from one address held the whole budget for 30 s, and every other client's
+    upload got 503. Half, not less: behind a proxy, Docker's port mapping or a NAT every client has
+    one address, and two phone photos at once must still pass.
     """
 
     def __init__(self, app, max_bytes: int, max_buffered: int = 20_000_000, timeout_s: float = 30.0):
         self.app, self.max_bytes, self.max_buffered, self.timeout_s = app, max_bytes, max_buffered, timeout_s
-        self.per_client = max(max_bytes, max_buffered // 4)
+        self.per_client = max(max_bytes, max_buffered // 2)
         self.buffered = 0  # bytes held by requests in progress (one event loop: no lock needed)
         self.by_client: dict[str, int] = {}  # the same, per client address
 
