@@ -233,7 +233,11 @@ def test_an_error_leaves_no_earlier_answer_beside_it(page):
     draw(page, STROKES["7"])
     assert page.locator(".bar").count() == 10
     for status, body, kind, said in ((503, '{"detail": "the server is busy"}', "application/json", "the server is busy"),
-                                     (502, "<html>Bad gateway</html>", "text/html", "The server answered 502")):
+                                     (502, "<html>Bad gateway</html>", "text/html", "The server answered 502"),
+                                     # the sixth review: a gateway's JSON, a body of null, a captive portal's page
+                                     (502, '{"message": "Internal server error"}', "application/json", "Internal server error"),
+                                     (500, "null", "application/json", "The server answered 500"),
+                                     (200, "<html>Log in to the Wi-Fi</html>", "text/html", "The server answered 200")):
         page.route("**/api/v1/predict", lambda route: route.fulfill(status=status, body=body, content_type=kind))
         try:
             draw(page, [[(0.2, 0.9), (0.8, 0.9)]])
@@ -241,4 +245,21 @@ def test_an_error_leaves_no_earlier_answer_beside_it(page):
             page.unroute("**/api/v1/predict")
         assert said in page.inner_text("#message") and page.inner_text("#answer") == "–"
         assert page.inner_text("#confidence") == "" and page.locator(".bar").count() == 0
-        assert said in page.inner_text("#spoken")
+        assert said in page.inner_text("#spoken") and page.evaluate("document.body.dataset.state") == "done"
+
+
+def test_the_stroke_ends_when_the_left_button_is_let_go_whatever_else_is_held(page):
+    """The sixth review: left pressed, right pressed, left let go: no pointerup comes until the last
+    button is up, and the page drew on with only the right button held."""
+    page.click("#clear")
+    box = page.locator("#pad").bounding_box()
+    page.mouse.move(box["x"] + 60, box["y"] + 140)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 100, box["y"] + 140, steps=4)
+    page.mouse.down(button="right")
+    page.mouse.up()  # the left button
+    page.mouse.move(box["x"] + 100, box["y"] + 260, steps=8)  # only the right button held: no ink
+    page.mouse.up(button="right")
+    wait_until(page, "document.body.dataset.state === 'done'")
+    x, y = ink_centre(page)
+    assert abs(y - 138) < 4, (x, y)  # the level stroke alone, nothing down towards y = 260

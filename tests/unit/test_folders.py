@@ -43,6 +43,11 @@ def test_hidden_files_are_left_out_and_links_to_folders_followed_once(tmp_path):
     (tmp_path / "scans" / "more").symlink_to(tmp_path / "more")  # a link to a folder: searched
     (tmp_path / "more" / "loop").symlink_to(tmp_path / "scans")  # and a link back: not searched again
     assert names(expand([tmp_path / "scans"]), tmp_path / "scans") == ["a.png", "more/c.png", "sub/b.png"]
+    (tmp_path / "only-hidden").mkdir()
+    seven().save(tmp_path / "only-hidden" / ".h.png")
+    (found,) = expand([tmp_path / "only-hidden"])
+    assert "(it holds only 1 hidden file(s), left out; name them to read them)" in found.message
+    assert list(expand([tmp_path / "only-hidden" / ".h.png"])) == [tmp_path / "only-hidden" / ".h.png"]  # named: read
 
 
 def test_folders_that_cannot_be_entered_or_listed_are_named_not_skipped(tmp_path):

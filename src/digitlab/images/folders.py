@@ -31,7 +31,7 @@ def expand(paths: Iterable[str | os.PathLike], skip: Iterable[str | os.PathLike]
 
 
 def _search(folder: Path, skipped: set[Path]) -> Iterator[Path | Unreadable]:
-    found, others, failures, seen = 0, [], [], {folder.resolve()}
+    found, others, hidden, failures, seen = 0, [], 0, [], {folder.resolve()}
     for root, dirs, files in os.walk(folder, onerror=failures.append, followlinks=True):
         found += len(failures)
         yield from _failed(failures)
@@ -42,6 +42,7 @@ def _search(folder: Path, skipped: set[Path]) -> Iterator[Path | Unreadable]:
                 seen.add(real)
                 kept.append(d)
         dirs[:] = kept
+        hidden += sum(f.startswith(".") for f in files)
         for f in sorted(f for f in files if not f.startswith(".")):
             if Path(f).suffix.lower() in IMAGE_SUFFIXES:
                 found += 1
@@ -51,7 +52,8 @@ def _search(folder: Path, skipped: set[Path]) -> Iterator[Path | Unreadable]:
     found += len(failures)
     yield from _failed(failures)
     if not found:  # nothing answered for the folder yet: say why
-        held = f"{len(others)} other file(s), such as {others[0]}" if others else "nothing"
+        held = (f"{len(others)} other file(s), such as {others[0]}" if others else
+                f"only {hidden} hidden file(s), left out; name them to read them" if hidden else "nothing")
         yield Unreadable(str(folder), f"{folder}: no image files in the folder (it holds {held}); digitlab reads "
                                       f"{', '.join(sorted(IMAGE_SUFFIXES))}. Convert the images, e.g. to PNG.")
 

@@ -104,20 +104,20 @@ pad.addEventListener("pointerdown", (event) => {
 });
 pad.addEventListener("pointermove", (event) => {
   if (!drawing || event.pointerId !== pointer) return;
+  if (event.pointerType === "mouse" && !(event.buttons & 1)) return penUp(event); // the left button is up
   const p = point(event);
   stroke(last, p);
   last = p;
   if (!timer) timer = setTimeout(() => { timer = null; recognise(true); }, LIVE_INTERVAL_MS);
 });
-for (const type of ["pointerup", "pointercancel"]) {
-  pad.addEventListener(type, (event) => {
-    if (!drawing || event.pointerId !== pointer) return;
-    drawing = false;
-    clearTimeout(timer);
-    timer = null;
-    recognise(false);
-  });
+function penUp(event) {
+  if (!drawing || event.pointerId !== pointer) return;
+  drawing = false;
+  clearTimeout(timer);
+  timer = null;
+  recognise(false);
 }
+for (const type of ["pointerup", "pointercancel", "lostpointercapture"]) pad.addEventListener(type, penUp);
 
 // live: a provisional answer while the pen moves. At most one live request is on its way; while it
 // is, the drawing goes on and the next is sent when it returns, so answers are never queued up
@@ -139,11 +139,18 @@ async function recognise(live) {
       body: JSON.stringify({ image: pad.toDataURL("image/png") }),
     });
     const text = await response.text();
-    ok = response.ok;
     try {
       body = JSON.parse(text);
     } catch {
-      body = { detail: `The server answered ${response.status} ${response.statusText} without saying why.` };
+      body = null;
+    }
+    // An answer is an object of the shape asked for; anything else (a proxy's or a captive portal's
+    // page, null) is an error that says what came back.
+    ok = response.ok && body !== null && typeof body === "object" &&
+      (mode === "digit" ? Array.isArray(body.probabilities) : Array.isArray(body.digits));
+    if (body === null || typeof body !== "object") body = {};
+    if (!ok && body.detail == null) {
+      body.detail = body.message ?? `The server answered ${response.status} ${response.statusText} with no answer this page understands.`;
     }
   } catch (error) {
     body = { detail: "The server cannot be reached: " + error };
