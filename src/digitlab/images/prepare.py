@@ -63,7 +63,8 @@ def _paper_lines(candidates: np.ndarray, strong: np.ndarray) -> np.ndarray:
         extent, stroke = (np.flatnonzero(m.any(axis=axis)) for m in (candidates, strong))
         span = extent[-1] - extent[0] + 1
         if span >= PAPER_REACH * (stroke[-1] - stroke[0] + 1):
-            lines |= level_lines(candidates, RULE_SPAN * span) if axis == 0 else level_lines(candidates.T, RULE_SPAN * span).T
+            found = level_lines(candidates if axis == 0 else candidates.T, RULE_SPAN * span)
+            lines |= found if axis == 0 else found.T
     return lines
 
 

@@ -207,7 +207,8 @@ def to_ink(image: Image.Image, *, name: str = "image") -> np.ndarray:
 def to_gray(image: Image.Image, *, name: str = "image") -> tuple[np.ndarray, bool]:
     """The image as (h, w) float32 grey levels in [0, 1], upright, at most WORK_SIDE a side, and
     False; or, for an image whose transparent background leaves the opaque part as the stroke (it
-    fills little of its box, or is of one colour), that ink map and True. `ink_of_gray` finishes `to_ink` for grey levels."""
+    fills little of its box, or is of one colour), that ink map and True. `ink_of_gray` finishes
+    `to_ink` for grey levels."""
     image = upright(image)
     if getattr(image, "n_frames", 1) > 1:
         image.seek(0)  # an animated image: its first frame
