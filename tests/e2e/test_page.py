@@ -263,3 +263,22 @@ def test_the_stroke_ends_when_the_left_button_is_let_go_whatever_else_is_held(pa
     wait_until(page, "document.body.dataset.state === 'done'")
     x, y = ink_centre(page)
     assert abs(y - 138) < 4, (x, y)  # the level stroke alone, nothing down towards y = 260
+
+
+def test_a_pen_takes_over_from_a_resting_palm_and_its_ink_is_taken_back(page):
+    """The sixth review: on a tablet without palm rejection the palm touches first, and the pen's
+    stroke was ignored as a second pointer; only the palm's dot was drawn and read."""
+    page.click("#clear")
+    page.evaluate("""(() => {
+        const pad = document.getElementById('pad'), r = pad.getBoundingClientRect();
+        const at = (type, id, kind, x, y) => pad.dispatchEvent(new PointerEvent(type, {pointerId: id,
+            pointerType: kind, button: 0, buttons: 1, bubbles: true, clientX: r.left + 2 + x, clientY: r.top + 2 + y}));
+        at('pointerdown', 5, 'touch', 250, 250);  // the palm
+        at('pointerdown', 6, 'pen', 140, 40);
+        for (let y = 40; y <= 240; y += 20) at('pointermove', 6, 'pen', 140, y);
+        at('pointerup', 6, 'pen', 140, 240);
+        at('pointerup', 5, 'touch', 250, 250);
+    })()""")
+    wait_until(page, "document.body.dataset.state === 'done'")
+    x, y = ink_centre(page)
+    assert abs(x - 140) < 3 and abs(y - 140) < 3, (x, y)  # the pen's stroke alone, no dot at (250, 250)

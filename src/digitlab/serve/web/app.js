@@ -26,6 +26,7 @@ let timer = null;
 let inFlight = false; // a live request is on its way: the next waits for it, so none queue up
 let changed = false; // ink added since the last request was sent
 let pointer = null; // the one pointer drawing: a second finger on the canvas is ignored
+let kind = null; // its type: "mouse", "pen" or "touch"
 
 function clearPad() {
   ctx.fillStyle = "#fff";
@@ -94,11 +95,24 @@ function dot(at) {
   inked = changed = true;
 }
 
+// Before each stroke, the canvas as it was: a pen that comes down while a touch is drawing (a palm
+// resting on a tablet came first) takes over, and the palm's ink is taken back.
+let before = null;
 pad.addEventListener("pointerdown", (event) => {
-  if (drawing || event.button !== 0) return; // a second finger, or a right click
+  if (event.button !== 0) return; // a right click
+  if (drawing) {
+    if (!(event.pointerType === "pen" && kind === "touch")) return; // a second finger
+    ctx.putImageData(before.image, 0, 0);
+    inked = before.inked;
+  } else {
+    before = { image: ctx.getImageData(0, 0, pad.width, pad.height), inked };
+  }
   drawing = true;
   pointer = event.pointerId;
-  pad.setPointerCapture(event.pointerId);
+  kind = event.pointerType;
+  try {
+    pad.setPointerCapture(event.pointerId);
+  } catch {} // a pointer the browser no longer knows: the stroke goes on without capture
   last = point(event);
   dot(last);
 });
