@@ -83,7 +83,7 @@ def images_of(images) -> Iterable:
     if hasattr(images, "__array__") and not isinstance(images, (np.ndarray, Image.Image)):
         images = np.asarray(images)
     if isinstance(images, np.ndarray):
-        if images.ndim == 1 and images.dtype.kind in "OUS":  # paths, as a DataFrame's column holds them
+        if images.ndim == 1 and images.dtype.kind in "OU":  # paths, as a DataFrame's column holds them
             # str(): np.str_ is a NumPy scalar too, which open_image would take for pixels
             return [str(item) if isinstance(item, str) else item for item in images]
         return images if images.ndim == 4 or (images.ndim == 3 and images.shape[-1] not in (1, 2, 3, 4)) else [images]

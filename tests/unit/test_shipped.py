@@ -189,6 +189,9 @@ def test_the_python_api_takes_what_a_notebook_has(mnist, tmp_path):
     with open(tmp_path / "two.png", "rb") as binary:  # named by its file; a second read finds its end
         assert [(p.source, p.digit) for p in reader.predict(binary)] == [(str(tmp_path / "two.png"), truth[1])]
         assert "nothing left to read" in reader.predict(binary)[0].message
+    (tmp_path / "empty.png").write_bytes(b"")
+    with open(tmp_path / "empty.png", "rb") as empty:
+        assert reader.predict(empty)[0].message.endswith("the file is empty.")
     # the sixth review: a column of paths (a pandas Series, an object array) is its paths, not one
     # image; an (h, w, 2) array, grey and alpha as Pillow gives an "LA" PNG, is one image, not h
     paths = np.array([str(tmp_path / "two.png")] * 2, dtype=object)

@@ -25,6 +25,7 @@ FRAME = 28
 SPECK_SHARE = 0.05  # ink components smaller than this share of the largest are noise
 FAINT_GROWTH = 2.0  # ink_mask's faint ink may at most double a piece of stroke
 PAPER_REACH = 1.25  # ... and reaching this much further than the stroke, its long straight lines are paper's
+PAPER_PAST = 0.05  # ... if they run past the stroke on both sides by this share of the faint ink's extent
 
 
 def ink_mask(ink: np.ndarray, faint: float = 1.0) -> np.ndarray:
@@ -56,14 +57,20 @@ def ink_mask(ink: np.ndarray, faint: float = 1.0) -> np.ndarray:
 def _paper_lines(candidates: np.ndarray, strong: np.ndarray) -> np.ndarray:
     """Ruled or squared paper's faint lines among the hysteresis' candidates: joined to the digit
     they cross, they made one piece as wide as the page. Looked for across (and down) only where the
-    faint ink reaches PAPER_REACH times as far as the stroke does, so that a pale digit's own faint
-    bar or stem, which stays within its stroke's extent, is never taken for one."""
+    faint ink reaches PAPER_REACH times as far as the stroke does, and a line is one only where it
+    runs past the stroke on both sides: a pencil "7"'s faint bar ends at its stem, a "9"'s faint
+    tail at its loop (taken for lines, they were read "1" and "0")."""
     lines = np.zeros(candidates.shape, bool)
     for axis in (0, 1):  # 0: level lines, along the columns' extent; 1: plumb ones
         extent, stroke = (np.flatnonzero(m.any(axis=axis)) for m in (candidates, strong))
         span = extent[-1] - extent[0] + 1
         if span >= PAPER_REACH * (stroke[-1] - stroke[0] + 1):
             found = level_lines(candidates if axis == 0 else candidates.T, RULE_SPAN * span)
+            labels, boxes = pieces(found)
+            past = PAPER_PAST * span  # beyond the stroke's end by more than its edge's blur
+            across = [i for i, (_, left, _, right) in enumerate(boxes, start=1)
+                      if left < stroke[0] - past and right > stroke[-1] + 1 + past]
+            found = np.isin(labels, across)
             lines |= found if axis == 0 else found.T
     return lines
 

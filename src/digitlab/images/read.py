@@ -27,7 +27,7 @@ FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF", "PPM")  # Pillow's decod
 MAX_PIXELS = 40_000_000  # a 40-megapixel phone photo passes; decompression bombs do not
 MAX_FILE_BYTES = 256_000_000  # read from an open file object at most (a path's file is only read as decoded)
 WORK_SIDE = 512  # larger images are reduced to this longest side before any analysis
-CARD_FILL = 0.8  # an opaque part filling this share of its box, with contrast in it, is a card, not a stroke
+CARD_FILL = 0.75  # an opaque part filling this share of its box (a disc 0.785), with contrast in it, is a card
 ORIENTATION = 0x0112  # the EXIF tag that says how a camera held the picture (2-8: turned or mirrored)
 
 
@@ -60,9 +60,11 @@ def open_image(source, *, name: str | None = None, max_pixels: int = MAX_PIXELS)
     if isinstance(source, io.TextIOBase):
         raise ImageError(f"{name or 'file'}: the file is open as text; open it in binary mode ('rb').")
     if isinstance(source, io.IOBase):  # a file opened in binary mode, an io.BytesIO: read from where it is
+        at = source.tell() if source.seekable() else None
         source = source.read(MAX_FILE_BYTES + 1)
         if not source:
-            raise ImageError(f"{name or 'file'}: nothing left to read (was it read to its end already? seek(0) first).")
+            raise ImageError(f"{name or 'file'}: " + ("the file is empty." if at == 0 else
+                                                      "nothing left to read (was it read to its end already? seek(0) first)."))
         if len(source) > MAX_FILE_BYTES:
             raise ImageError(f"{name or 'file'}: more than {MAX_FILE_BYTES:,} bytes; no image digitlab reads is that large.")
     if not isinstance(source, (str, os.PathLike, bytes, bytearray)):
