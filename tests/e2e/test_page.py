@@ -282,3 +282,24 @@ def test_a_pen_takes_over_from_a_resting_palm_and_its_ink_is_taken_back(page):
     wait_until(page, "document.body.dataset.state === 'done'")
     x, y = ink_centre(page)
     assert abs(x - 140) < 3 and abs(y - 140) < 3, (x, y)  # the pen's stroke alone, no dot at (250, 250)
+
+
+def test_clear_while_a_palm_rests_brings_nothing_back(page):
+    """The eighth review: the pen draws a 7, the palm comes down, the pen taps Clear, then draws a 1:
+    the takeover restored the canvas as it was when the palm came down, the 7 under the 1."""
+    page.click("#clear")
+    draw(page, STROKES["7"])
+    page.evaluate("""(() => {
+        const pad = document.getElementById('pad'), r = pad.getBoundingClientRect();
+        pad.dispatchEvent(new PointerEvent('pointerdown', {pointerId: 5, pointerType: 'touch', button: 0,
+            buttons: 1, bubbles: true, clientX: r.left + 252, clientY: r.top + 252}));
+        document.getElementById('clear').click();
+        const at = (type, x, y) => pad.dispatchEvent(new PointerEvent(type, {pointerId: 6, pointerType: 'pen',
+            button: 0, buttons: 1, bubbles: true, clientX: r.left + 2 + x, clientY: r.top + 2 + y}));
+        at('pointerdown', 140, 40);
+        for (let y = 40; y <= 240; y += 20) at('pointermove', 140, y);
+        at('pointerup', 140, 240);
+    })()""")
+    wait_until(page, "document.body.dataset.state === 'done'")
+    x, y = ink_centre(page)
+    assert abs(x - 140) < 3 and abs(y - 140) < 3, (x, y)  # the pen's 1 alone

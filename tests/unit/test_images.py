@@ -35,16 +35,6 @@ def two_tone(lower) -> Image.Image:
     return Image.fromarray(np.dstack([rgb, DIGIT]))
 
 
-def disc() -> Image.Image:
-    """The digit in white on an opaque blue disc, transparent outside it (the seventh review)."""
-    yy, xx = np.mgrid[0:48, 0:48]
-    inside = (yy - 23.5) ** 2 + (xx - 23.5) ** 2 <= 24**2
-    rgba = np.zeros((48, 48, 4), np.uint8)
-    rgba[inside] = (30, 80, 200, 255)
-    rgba[10:38, 10:38, :3][DIGIT > 128] = 255
-    return Image.fromarray(rgba)
-
-
 def card(corners: bool) -> Image.Image:
     """The dark digit on an opaque light card whose corners are transparent, or which sits on a
     transparent canvas twice its size."""
@@ -76,12 +66,11 @@ def stroke_share(ink: np.ndarray) -> float:
         lambda: two_tone(np.array([140, 140, 140])),  # a pencil's greys (read as half a digit by one rule tried)
         lambda: card(corners=True),  # an opaque card with transparent rounded corners (the whole card was "ink")
         lambda: card(corners=False),  # the card on a transparent canvas
-        lambda: disc(),  # a white digit on a blue disc, an icon: a disc fills 78.5% of its box
         lambda: Image.fromarray(255 - DIGIT).convert("P"),  # palette
         lambda: Image.fromarray((255 - DIGIT).astype(np.uint16) * 257),  # 16-bit
     ],
     ids=["mnist", "inverted", "rgb", "rgba", "rgba-white", "two-colour", "pencil", "card-corners", "card-margin",
-         "disc", "palette", "16-bit"],
+         "palette", "16-bit"],
 )
 def test_every_mode_gives_the_same_stroke(make):
     image = Image.open(io.BytesIO(png(make())))

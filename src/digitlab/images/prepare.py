@@ -18,14 +18,12 @@ from digitlab.images.components import (
     pieces,
     shift_whole,
 )
-from digitlab.images.rulings import RULE_SPAN, cell_lines, level_lines
+from digitlab.images.rulings import cell_lines
 
 BOX = 20
 FRAME = 28
 SPECK_SHARE = 0.05  # ink components smaller than this share of the largest are noise
 FAINT_GROWTH = 2.0  # ink_mask's faint ink may at most double a piece of stroke
-PAPER_REACH = 1.25  # ... and reaching this much further than the stroke, its long straight lines are paper's
-PAPER_PAST = 0.05  # ... if they run past the stroke on both sides by this share of the faint ink's extent
 
 
 def ink_mask(ink: np.ndarray, faint: float = 1.0) -> np.ndarray:
@@ -41,38 +39,13 @@ def ink_mask(ink: np.ndarray, faint: float = 1.0) -> np.ndarray:
     if faint >= 1:
         return large_pieces(ink > level, SPECK_SHARE)
     strong = ink > level
-    candidates = ink > max(faint * level, floor)
-    weak = candidates & ~strong
-    if weak.any() and strong.any():
-        candidates &= ~(_paper_lines(candidates, strong) & weak)
-    labels, boxes = pieces(candidates)
+    labels, boxes = pieces(ink > max(faint * level, floor))
     # A piece of faint ink is kept where it joins stroke, unless it is mostly faint: then it is a
     # shadow or a smudge that a stroke runs into, and only its stroke is kept.
     faint_size = np.bincount(labels.ravel(), minlength=len(boxes) + 1)
     strong_size = np.bincount(labels[strong], minlength=len(boxes) + 1)
     joined = (strong_size > 0) & (faint_size <= FAINT_GROWTH * strong_size)  # label 0, no ink, has no stroke
     return large_pieces(joined[labels] | strong, SPECK_SHARE)
-
-
-def _paper_lines(candidates: np.ndarray, strong: np.ndarray) -> np.ndarray:
-    """Ruled or squared paper's faint lines among the hysteresis' candidates: joined to the digit
-    they cross, they made one piece as wide as the page. Looked for across (and down) only where the
-    faint ink reaches PAPER_REACH times as far as the stroke does, and a line is one only where it
-    runs past the stroke on both sides: a pencil "7"'s faint bar ends at its stem, a "9"'s faint
-    tail at its loop (taken for lines, they were read "1" and "0")."""
-    lines = np.zeros(candidates.shape, bool)
-    for axis in (0, 1):  # 0: level lines, along the columns' extent; 1: plumb ones
-        extent, stroke = (np.flatnonzero(m.any(axis=axis)) for m in (candidates, strong))
-        span = extent[-1] - extent[0] + 1
-        if span >= PAPER_REACH * (stroke[-1] - stroke[0] + 1):
-            found = level_lines(candidates if axis == 0 else candidates.T, RULE_SPAN * span)
-            labels, boxes = pieces(found)
-            past = PAPER_PAST * span  # beyond the stroke's end by more than its edge's blur
-            across = [i for i, (_, left, _, right) in enumerate(boxes, start=1)
-                      if left < stroke[0] - past and right > stroke[-1] + 1 + past]
-            found = np.isin(labels, across)
-            lines |= found if axis == 0 else found.T
-    return lines
 
 
 def digit_mask(mask: np.ndarray) -> np.ndarray:

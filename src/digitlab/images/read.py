@@ -27,7 +27,7 @@ FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF", "PPM")  # Pillow's decod
 MAX_PIXELS = 40_000_000  # a 40-megapixel phone photo passes; decompression bombs do not
 MAX_FILE_BYTES = 256_000_000  # read from an open file object at most (a path's file is only read as decoded)
 WORK_SIDE = 512  # larger images are reduced to this longest side before any analysis
-CARD_FILL = 0.75  # an opaque part filling this share of its box (a disc 0.785), with contrast in it, is a card
+CARD_FILL = 0.8  # an opaque part filling this share of its box, with contrast in it, is a card, not a stroke
 ORIENTATION = 0x0112  # the EXIF tag that says how a camera held the picture (2-8: turned or mirrored)
 
 

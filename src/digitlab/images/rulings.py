@@ -266,11 +266,6 @@ def _crossing(line: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarra
     return line & (start < top - 1) & (end > bottom + 2)
 
 
-def level_lines(mask: np.ndarray, length: float) -> np.ndarray:
-    """The mask's pixels on straight runs at least `length` long, within about 5 degrees of level."""
-    return _level_runs(mask, length)
-
-
 def _level_runs(mask: np.ndarray, length: float, pool: int = POOL) -> np.ndarray:
     """Pixels of the mask on straight runs at least `length` long, level or tilted by one of TILTS:
     each tilt shears the columns level (a cell is ink give or take a row, for the tilts between). The

@@ -27,11 +27,14 @@ let inFlight = false; // a live request is on its way: the next waits for it, so
 let changed = false; // ink added since the last request was sent
 let pointer = null; // the one pointer drawing: a second finger on the canvas is ignored
 let kind = null; // its type: "mouse", "pen" or "touch"
+let before = null; // the canvas as it was before the stroke, and whether it was inked
 
 function clearPad() {
   ctx.fillStyle = "#fff";
   ctx.fillRect(0, 0, pad.width, pad.height);
   inked = false;
+  drawing = false; // a palm resting on the pad while the pen taps Clear: its stroke is over too
+  before = null; // and a pen coming down later restores nothing of what was cleared
   sent += 1; // answers still on their way are for a drawing that is gone
   answer.textContent = "–";
   answer.className = "";
@@ -95,15 +98,16 @@ function dot(at) {
   inked = changed = true;
 }
 
-// Before each stroke, the canvas as it was: a pen that comes down while a touch is drawing (a palm
-// resting on a tablet came first) takes over, and the palm's ink is taken back.
-let before = null;
+// Before each stroke, the canvas as it was (`before`): a pen that comes down while a touch is
+// drawing (a palm resting on a tablet came first) takes over, and the palm's ink is taken back.
 pad.addEventListener("pointerdown", (event) => {
   if (event.button !== 0) return; // a right click
   if (drawing) {
     if (!(event.pointerType === "pen" && kind === "touch")) return; // a second finger
-    ctx.putImageData(before.image, 0, 0);
-    inked = before.inked;
+    if (before) {
+      ctx.putImageData(before.image, 0, 0);
+      inked = before.inked;
+    }
   } else {
     before = { image: ctx.getImageData(0, 0, pad.width, pad.height), inked };
   }
