@@ -303,3 +303,24 @@ def test_clear_while_a_palm_rests_brings_nothing_back(page):
     wait_until(page, "document.body.dataset.state === 'done'")
     x, y = ink_centre(page)
     assert abs(x - 140) < 3 and abs(y - 140) < 3, (x, y)  # the pen's 1 alone
+
+
+@pytest.mark.parametrize("size", [(360, 640), (320, 568)])
+def test_on_a_phone_held_upright_the_answer_shows_under_the_pad_without_scrolling(page, server, size):
+    """The answer sat at 579-647 px on a 360 x 640 screen, half below the fold (the review of
+    2026-12-06); a tighter heading and gaps on narrow screens bring it up, bars beginning under it."""
+    width, height = size
+    phone = page.context.browser.new_page(viewport={"width": width, "height": height}, is_mobile=True,
+                                          has_touch=True, device_scale_factor=2)
+    try:
+        phone.goto(server + "/")
+        wait_until(phone, "!document.getElementById('model-facts').textContent.startsWith('Loading')")
+        draw(phone, STROKES["7"])
+        assert phone.inner_text("#answer") == "7"
+        assert phone.evaluate("document.documentElement.scrollWidth") <= width, "nothing wider than the screen"
+        pad, answer = phone.locator("#pad").bounding_box(), phone.locator("#answer").bounding_box()
+        assert pad["x"] >= 0 and pad["x"] + pad["width"] <= width
+        assert phone.evaluate("window.scrollY") == 0 and answer["y"] + answer["height"] <= height
+        assert phone.locator(".bar").first.bounding_box()["y"] < height, "the first bars show too"
+    finally:
+        phone.close()
