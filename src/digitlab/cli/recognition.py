@@ -7,6 +7,7 @@ Each imports the library it calls in its body, as `digitlab.cli.main` explains.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import sys
@@ -26,7 +27,7 @@ from digitlab.files import atomic_write, shortened, utf8_name, write_errors
 
 
 def predict(
-    files: list[Path] = typer.Argument(..., readable=False, help="Image files or folders (searched recursively)."),
+    files: list[str] = typer.Argument(..., help="Image files or folders (searched recursively); - for one image on standard input."),
     model: Optional[Path] = ModelOption,
     runs_dir: Path = RunsOption,
     threshold: float = ThresholdOption,
@@ -49,27 +50,31 @@ def predict(
 
     _one_format(as_json, as_csv)
     if cluster is not None or out_file is not None:
-        return _predict_on_cluster(files, cluster, out_file, as_json or as_csv or save_prepared is not None,
+        if _piped(files):
+            raise ClusterError("--cluster reads files every node can reach, not standard input ('-').")
+        return _predict_on_cluster([Path(f) for f in files], cluster, out_file, as_json or as_csv or save_prepared is not None,
                                    lambda: load_recognizer(model, runs_dir, threshold, trust_model))
+    piped, files = _stdin_image(files), [Path(f) for f in files]  # Path("./-") would be "-"
     skip = _output_folder(save_prepared, files, "--save-prepared")
     recognizer = load_recognizer(model, runs_dir, threshold, trust_model)
     if save_prepared is not None:
         _make_folder(save_prepared, "--save-prepared")  # only once the model loaded: a failed run leaves nothing
-    total = sum(1 for _ in expand(files, skip))
+    images = (lambda: [piped]) if piped is not None else (lambda: expand(files, skip))
+    total = sum(1 for _ in images())
     writer = csv.writer(sys.stdout) if as_csv else None
     if writer:
         writer.writerow(CSV_COLUMNS)
     failed = 0
     with progress(err, total) as advance:
-        for i, pred in enumerate(recognizer.predict_iter(expand(files, skip), keep_prepared=save_prepared is not None,
-                                                                    workers=workers or default_workers())):
+        for i, pred in enumerate(recognizer.predict_iter(images(), keep_prepared=save_prepared is not None,
+                                                         workers=workers or default_workers())):
             advance()
             failed += pred.status == "error"
             if save_prepared is not None and pred.prepared is not None:
                 from PIL import Image
 
                 save_image(Image.fromarray(np.uint8(np.rint(pred.prepared * 255))),
-                           save_prepared / _numbered_name(i, Path(pred.source)))
+                           save_prepared / _numbered_name(i, Path("stdin" if piped is not None else pred.source)))
             if as_json:
                 print(json.dumps(_utf8({**pred.to_dict(), "model": recognizer.name})), flush=False)
             elif writer:
@@ -80,8 +85,8 @@ def predict(
 
 
 def read(
-    files: list[Path] = typer.Argument(..., readable=False,
-                                       help="Images of handwritten numbers, or folders of them (searched recursively)."),
+    files: list[str] = typer.Argument(...,
+                                       help="Images of handwritten numbers, or folders of them (searched recursively); - for one on standard input."),
     model: Optional[Path] = ModelOption,
     runs_dir: Path = RunsOption,
     threshold: float = ThresholdOption,
@@ -98,8 +103,9 @@ def read(
 
     _one_format(as_json, as_csv)
     as_folder = save_boxes is not None and (not save_boxes.suffix or save_boxes.is_dir())
+    piped, files = _stdin_image(files), [Path(f) for f in files]  # Path("./-") would be "-"
     skip = _output_folder(save_boxes if as_folder else None, files, "--save-boxes")
-    paths = list(expand(files, skip))  # once: draw_boxes opens each again, and boxes are written as they go
+    paths = [piped] if piped is not None else list(expand(files, skip))  # once: draw_boxes opens each again
     boxes_for = _boxes_destination(save_boxes, paths)
     recognizer = load_recognizer(model, runs_dir, threshold, trust_model)
     if as_folder:
@@ -114,7 +120,9 @@ def read(
             advance()
             failed += reading.status == "error"
             if boxes_for is not None and reading.status == "ok":
-                save_image(draw_boxes(paths[i], reading), boxes_for(i, paths[i]))
+                if paths[i] is piped:
+                    piped.seek(0)  # read once already
+                save_image(draw_boxes(paths[i], reading), boxes_for(i, Path("stdin") if paths[i] is piped else paths[i]))
             if as_json:
                 print(json.dumps(_utf8({**reading.to_dict(), "model": recognizer.name})), flush=False)
             elif writer:
@@ -158,11 +166,34 @@ def _boxes_destination(save_boxes: Path | None, paths: list[Path]):
                                      param_hint="--save-boxes")
         if not save_boxes.parent.is_dir():
             raise typer.BadParameter(f"folder {save_boxes.parent} does not exist.", param_hint="--save-boxes")
-        if save_boxes.exists() and os.path.exists(paths[0]) and save_boxes.samefile(paths[0]):
+        if save_boxes.exists() and not isinstance(paths[0], io.IOBase) and os.path.exists(paths[0]) and save_boxes.samefile(paths[0]):
             raise typer.BadParameter(f"{save_boxes} is the image read; name another file, so that it is kept.",
                                      param_hint="--save-boxes")
         return lambda i, path: save_boxes
     return lambda i, path: save_boxes / _numbered_name(i, path)
+
+
+def _piped(files: list[str]) -> bool:
+    return "-" in files
+
+
+def _stdin_image(files: list[str]) -> io.BytesIO | None:
+    """`-`, given alone: the image piped into standard input, as a file named "<stdin>" (read whole
+    first, since a pipe is read once and `read --save-boxes` draws on the image again). A file
+    named "-" is `./-`, as for other Unix tools."""
+    from digitlab.images.read import MAX_FILE_BYTES
+
+    if not _piped(files):
+        return None
+    if len(files) > 1:
+        raise typer.BadParameter("'-' (an image on standard input) goes alone; name the other files in a command of "
+                                 "their own, or a file called '-' as ./-.", param_hint="FILES")
+    if sys.stdin is None or sys.stdin.isatty():
+        raise typer.BadParameter("'-' reads an image piped into standard input, and this is a terminal: "
+                                 "digitlab ... - < digit.png, or name the file.", param_hint="FILES")
+    image = io.BytesIO(sys.stdin.buffer.read(MAX_FILE_BYTES + 1))  # open_image says when it is too large, or empty
+    image.name = "<stdin>"
+    return image
 
 
 def _output_folder(folder: Path | None, files: list[Path], option: str) -> list[Path]:
