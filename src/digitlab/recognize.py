@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from digitlab.config import check_precision
 from digitlab.data.notdigits import NOT_A_DIGIT
@@ -29,7 +29,7 @@ from digitlab.errors import ConfigError, ImageError, RunError
 from digitlab.evaluation.calibration import apply_temperature
 from digitlab.images.batch import prepared_chunks
 from digitlab.images.prepare import ink_mask, to_mnist
-from digitlab.images.read import open_image, orientation, to_ink, upright
+from digitlab.images.read import open_image, orientation, to_ink
 from digitlab.images.rulings import remove_rulings
 from digitlab.images.segment import digit_candidates, segment
 from digitlab.models import get_preset
@@ -233,11 +233,13 @@ class Recognizer:
         stops with an ImageError: a server that gives up on a request gets its worker back."""
         return read_number(self, image, name or describe(image, 0), deadline=deadline)
 
-    def read_iter(self, images: Iterable) -> Iterator[Reading]:
+    def read_iter(self, images: Iterable, names: Iterable[str] | None = None) -> Iterator[Reading]:
         """Readings in order, one image at a time; an image that cannot be read is a Reading with
-        status "error" and its message, and the others go on."""
-        for i, image in enumerate(images_of(images)):
-            name = describe(image, i)
+        status "error" and its message, and the others go on. `names`: what to call each image
+        (its path as given, for one opened by another)."""
+        images = images_of(images)
+        for i, (image, name) in enumerate(zip(images, names) if names is not None else ((x, None) for x in images)):
+            name = name if name is not None else describe(image, i)
             try:
                 yield self.read(image, name)
             except ImageError as e:
@@ -287,6 +289,14 @@ class Reading:
     def to_dict(self) -> dict:
         return {"source": self.source, "status": self.status, "text": self.text, "message": self.message,
                 "digits": [{**d.to_dict(), "box": list(map(int, b))} for d, b in zip(self.digits, self.boxes)]}
+
+    def csv_row(self) -> list[str]:
+        """The row of `digitlab read --csv` (columns READ_COLUMNS); a box is top:left:bottom:right."""
+        return [self.source, self.status, self.text, " ".join(f"{d.probability:.6f}" for d in self.digits),
+                " ".join(":".join(map(str, b)) for b in self.boxes), self.message]
+
+
+READ_COLUMNS = ["source", "status", "text", "probabilities", "boxes", "message"]
 
 
 # What each digit of a reading costs, in log-probability: of two readings the model is about as
@@ -385,14 +395,3 @@ def read_number(recognizer: Recognizer, image, name: str = "image", *, deadline:
     text = "".join(d.digit if d.digit is not None else "?" for d in digits)
     return Reading(name, text, digits, boxes)
 
-
-def draw_boxes(image, reading: Reading):
-    """A copy of the image (RGB) with each digit's box and reading drawn on it."""
-    picture = upright(open_image(image)).convert("RGB")
-    draw = ImageDraw.Draw(picture)
-    width = max(1, round(max(picture.size) / 300))
-    for (top, left, bottom, right), d in zip(reading.boxes, reading.digits):
-        colour = (46, 125, 50) if d.digit is not None else (198, 40, 40)
-        draw.rectangle([left - width, top - width, right + width, bottom + width], outline=colour, width=width)
-        draw.text((left, max(0, top - 12 * width)), f"{d.digit or '?'} {d.probability:.0%}", fill=colour)
-    return picture

@@ -119,6 +119,44 @@ def parquet_rows(folder: Path) -> list[list[str]]:
                             for row in table.to_pylist()]
 
 
+def test_read_on_the_cluster_writes_the_rows_of_a_local_read(cluster, mnist, tmp_path):
+    """`digitlab read --cluster`: numbers of MNIST test digits (and a damaged file) read on the
+    worker nodes, into one file or the nodes' parts, as a local `digitlab read --csv` reads them."""
+    from digitlab.recognize import READ_COLUMNS
+
+    local, _ = cluster
+    (x, _), folder = mnist[1], tmp_path / "forms"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(300):
+        digits = rng.integers(0, len(x), rng.integers(3, 7))
+        Image.fromarray(255 - np.hstack([np.pad(x[k], 4) for k in digits])).save(folder / f"{i:03d}.png")
+    (folder / "150.png").write_bytes(b"not a png")
+    here = run_cli("read", str(folder), "--model", "reader", "--csv")
+    assert here.returncode == 1, here.stderr
+    want = list(csv.reader(here.stdout.splitlines()))
+    assert want[0] == READ_COLUMNS and len(want) == 301
+
+    def same(got: list[list[str]]) -> None:
+        assert [r[:3] + r[4:] for r in got] == [w[:3] + w[4:] for w in want]  # source, status, text, boxes, message
+        for g, w in zip(got[1:], want[1:]):
+            assert len(g[3].split()) == len(w[3].split())
+            assert all(abs(float(a) - float(b)) <= 1.01e-6 for a, b in zip(g[3].split(), w[3].split())), (g, w)
+
+    done = run_cli("read", str(folder), "--model", "reader", "--cluster", local.address, "--out", str(tmp_path / "n.csv"))
+    assert done.returncode == 1 and "Wrote 300 rows" in done.stdout and "(299 ok, 1 errors)" in done.stdout, done.stdout
+    same(rows(tmp_path / "n.csv"))
+    parts = invoke_cli("read", str(folder), "--model", "reader", "--cluster", local.address,
+                       "--out", str(tmp_path / "parts"))
+    assert parts.returncode == 1 and "Parquet parts" in parts.stdout, parts.stdout
+
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(sorted((tmp_path / "parts").glob("part-*.parquet")))
+    assert table.column_names == READ_COLUMNS
+    same([READ_COLUMNS] + [list(r.values()) for r in table.to_pylist()])
+
+
 @pytest.mark.parametrize("into", ["results.csv", "parts"])
 def test_a_node_lost_mid_job_loses_and_repeats_no_row(cluster, scans, local_rows, tmp_path, into):
     """A worker node is killed (not drained) while the job runs; Ray runs its tasks again on the

@@ -90,7 +90,7 @@ def task_rows(tmp_path):
     the rows a local run writes for the same files."""
     import pyarrow as pa
 
-    from digitlab.cluster.predict import predict_batch
+    from digitlab.cluster.predict import Job, predict_batch
     from digitlab.recognize import Recognizer
 
     names = []
@@ -102,8 +102,7 @@ def task_rows(tmp_path):
     (tmp_path / "broken.png").write_bytes(b"\x89PNG not really")
     names.append(str(tmp_path / "broken.png"))
     recognizer = Recognizer.load("reader")
-    spec = (recognizer.model, recognizer.class_names, recognizer.temperature, recognizer.threshold,
-            recognizer.second_look_below)
+    spec = Job.of(recognizer)
     given = [f"n{i}" for i in range(len(names) - 2)] + ["caf\udce9.png", "n5"]
     table = predict_batch(pa.table({"path": pa.array([os.fsencode(n) for n in names], pa.binary()),
                                     "name": pa.array([os.fsencode(n) for n in given], pa.binary())}), spec)
@@ -302,11 +301,11 @@ def test_ctrl_c_leaves_no_staging_folder_even_when_a_late_part_lands_in_it(scans
 def test_a_retried_block_writes_its_part_again_and_no_other(scans, tmp_path):
     import pyarrow as pa
 
-    from digitlab.cluster.predict import check_parts, predict_into_part
+    from digitlab.cluster.predict import Job, check_parts, predict_into_part
     from digitlab.recognize import Recognizer
 
     reader = Recognizer.load("reader")
-    spec = (reader.model, reader.class_names, reader.temperature, reader.threshold, reader.second_look_below)
+    spec = Job.of(reader)
     block = pa.table({"path": pa.array([os.fsencode(p) for p in scans[:4]], pa.binary()),
                       "name": pa.array([os.fsencode(p) for p in scans[:4]], pa.binary()),
                       "index": pa.array(range(4), pa.int64())})

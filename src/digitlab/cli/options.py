@@ -96,6 +96,12 @@ DataDirOption = typer.Option(
 )
 
 # A sweep on a Ray cluster (compare, reproduce): each training a Ray Tune trial.
+RecognizeClusterOption = typer.Option(
+    None, "--cluster", help="Recognise on a Ray cluster: auto, HOST:PORT, ray://HOST:PORT, or local:N (N nodes started "
+    "here). Needs --out and digitlab[ray].")
+ClusterOutOption = typer.Option(
+    None, "--out", help="With --cluster: the results file, .csv or .parquet (the columns of --csv); or a new folder "
+    "(no suffix) on storage every node reaches, where the nodes write Parquet parts (for millions of files).")
 ClusterOption = typer.Option(None, help="Train on a Ray cluster, each training a Ray Tune trial: auto, HOST:PORT, "
                              "ray://HOST:PORT or local:N. --out must be on storage every node sees.")
 CpusPerRunOption = typer.Option(1, min=0.01, help="With --cluster: CPUs each training reserves.")

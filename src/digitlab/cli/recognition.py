@@ -20,7 +20,8 @@ import typer
 from digitlab.cli.console import prediction_line, progress
 from digitlab.cli.options import (
     escape,
-    CsvOption, JsonLinesOption, ModelOption, RunsOption, ThresholdOption, TrustOption, err, out,
+    ClusterOutOption, CsvOption, JsonLinesOption, ModelOption, RecognizeClusterOption, RunsOption, ThresholdOption,
+    TrustOption, err, out,
 )
 from digitlab.errors import ClusterError
 from digitlab.files import atomic_write, shortened, utf8_name, write_errors
@@ -36,11 +37,8 @@ def predict(
     save_prepared: Optional[Path] = typer.Option(None, help="Write the 28x28 image the model saw for each file here."),
     workers: int = typer.Option(0, min=0, max=64, help="Processes that decode and prepare the images of a folder "
                                 "(0: this machine's cores, at most 4; 1: none)."),
-    cluster: Optional[str] = typer.Option(None, help="Predict on a Ray cluster: auto, HOST:PORT, ray://HOST:PORT, or "
-                                          "local:N (N nodes started here). Needs --out and digitlab[ray]."),
-    out_file: Optional[Path] = typer.Option(None, "--out", help="With --cluster: the results file, .csv or .parquet "
-                                            "(the columns of --csv); or a new folder (no suffix) on storage every node "
-                                            "reaches, where the nodes write Parquet parts (for millions of files)."),
+    cluster: Optional[str] = RecognizeClusterOption,
+    out_file: Optional[Path] = ClusterOutOption,
     trust_model: bool = TrustOption,
 ) -> None:
     """The digit in each image, its probability and the top 3. Exit 1 if any image failed."""
@@ -50,10 +48,8 @@ def predict(
 
     _one_format(as_json, as_csv)
     if cluster is not None or out_file is not None:
-        if _piped(files):
-            raise ClusterError("--cluster reads files every node can reach, not standard input ('-').")
-        return _predict_on_cluster([Path(f) for f in files], cluster, out_file, as_json or as_csv or save_prepared is not None,
-                                   lambda: load_recognizer(model, runs_dir, threshold, trust_model))
+        return _on_cluster("predict", files, cluster, out_file, as_json or as_csv or save_prepared is not None,
+                           lambda: load_recognizer(model, runs_dir, threshold, trust_model))
     piped, files = _stdin_image(files), [Path(f) for f in files]  # Path("./-") would be "-"
     skip = _output_folder(save_prepared, files, "--save-prepared")
     recognizer = load_recognizer(model, runs_dir, threshold, trust_model)
@@ -95,13 +91,18 @@ def read(
     save_boxes: Optional[Path] = typer.Option(
         None, help="Write a copy of each image with its digit boxes drawn: an image file name for one image, "
                    "or a folder."),
+    cluster: Optional[str] = RecognizeClusterOption,
+    out_file: Optional[Path] = ClusterOutOption,
     trust_model: bool = TrustOption,
 ) -> None:
     """Read handwritten numbers: "90210", with a probability per digit and the boxes found. Exit 1 if any image failed."""
     from digitlab.images.folders import expand
-    from digitlab.recognize import draw_boxes
+    from digitlab.recognize import READ_COLUMNS
 
     _one_format(as_json, as_csv)
+    if cluster is not None or out_file is not None:
+        return _on_cluster("read", files, cluster, out_file, as_json or as_csv or save_boxes is not None,
+                           lambda: load_recognizer(model, runs_dir, threshold, trust_model))
     as_folder = save_boxes is not None and (not save_boxes.suffix or save_boxes.is_dir())
     piped, files = _stdin_image(files), [Path(f) for f in files]  # Path("./-") would be "-"
     skip = _output_folder(save_boxes if as_folder else None, files, "--save-boxes")
@@ -113,7 +114,7 @@ def read(
     total = len(paths)
     writer = csv.writer(sys.stdout) if as_csv else None
     if writer:
-        writer.writerow(["source", "status", "text", "probabilities", "boxes", "message"])
+        writer.writerow(READ_COLUMNS)
     failed = 0
     with progress(err, total) as advance:
         for i, reading in enumerate(recognizer.read_iter(paths)):
@@ -126,9 +127,7 @@ def read(
             if as_json:
                 print(json.dumps(_utf8({**reading.to_dict(), "model": recognizer.name})), flush=False)
             elif writer:
-                writer.writerow(_utf8([reading.source, reading.status, reading.text,
-                                       " ".join(f"{d.probability:.6f}" for d in reading.digits),
-                                       " ".join(":".join(map(str, b)) for b in reading.boxes), reading.message]))
+                writer.writerow(_utf8(reading.csv_row()))
             elif reading.status == "error":
                 out.print(f"[red]error:[/] {escape(reading.message)}", highlight=False)
             else:
@@ -238,6 +237,22 @@ def save_image(image, path: Path) -> None:
         image.save(tmp, format=image_format(path) or "PNG")
 
 
+def draw_boxes(image, reading):
+    """A copy of the image (RGB) with each digit's box and reading drawn on it."""
+    from PIL import ImageDraw
+
+    from digitlab.images.read import open_image, upright
+
+    picture = upright(open_image(image)).convert("RGB")
+    draw = ImageDraw.Draw(picture)
+    width = max(1, round(max(picture.size) / 300))
+    for (top, left, bottom, right), d in zip(reading.boxes, reading.digits):
+        colour = (46, 125, 50) if d.digit is not None else (198, 40, 40)
+        draw.rectangle([left - width, top - width, right + width, bottom + width], outline=colour, width=width)
+        draw.text((left, max(0, top - 12 * width)), f"{d.digit or '?'} {d.probability:.0%}", fill=colour)
+    return picture
+
+
 def _why_unsure(digit) -> str:
     """After a "?" of `read`: which of the two it is, since its percentage is of another class."""
     from digitlab.data.notdigits import NOT_A_DIGIT
@@ -263,8 +278,9 @@ def _one_format(as_json: bool, as_csv: bool) -> None:
         raise typer.BadParameter("choose one of --json and --csv.")
 
 
-def _predict_on_cluster(files: list[Path], cluster: str | None, out_file: Path | None, other_output: bool,
-                        recognizer) -> None:
+def _on_cluster(task: str, files: list[str], cluster: str | None, out_file: Path | None, other_output: bool,
+                recognizer) -> None:
+    """`predict` or `read` (`task`) with --cluster: every file on the cluster, the rows into --out."""
     from digitlab.cluster.connect import check_address, connected, import_ray
     from digitlab.cluster.predict import check_out, predict_on_cluster
     from digitlab.images.folders import expand
@@ -273,7 +289,11 @@ def _predict_on_cluster(files: list[Path], cluster: str | None, out_file: Path |
     if cluster is None or out_file is None:
         raise ClusterError("--cluster and --out go together: --cluster ADDRESS --out results.csv (or .parquet, or a new FOLDER of parts).")
     if other_output:
-        raise ClusterError("--cluster writes its results to --out; leave out --json, --csv and --save-prepared.")
+        saved = "--save-prepared" if task == "predict" else "--save-boxes"
+        raise ClusterError(f"--cluster writes its results to --out; leave out --json, --csv and {saved}.")
+    if _piped(files):
+        raise ClusterError("--cluster reads files every node can reach, not standard input ('-').")
+    files = [Path(f) for f in files]
     check_address(cluster)
     check_out(out_file)
     import_ray()
@@ -287,9 +307,10 @@ def _predict_on_cluster(files: list[Path], cluster: str | None, out_file: Path |
     model = recognizer()
     with connected(cluster) as resources:
         err.print(f"Cluster {escape(cluster)}: {resources.get('CPU', 0):g} CPUs; {len(paths):,} files", highlight=False)
-        counts = predict_on_cluster(model, paths, out_file)
+        counts = predict_on_cluster(model, paths, out_file, task=task)
     parts = f" as {len(list(out_file.glob('part-*.parquet'))):,} Parquet parts" if out_file.is_dir() else ""
-    out.print(f"Wrote {len(paths):,} rows to {escape(str(out_file))}{parts} ({counts['ok']:,} ok, {counts['unsure']:,} unsure, "
+    unsure = f"{counts['unsure']:,} unsure, " if task == "predict" else ""  # a reading's "?" is in its text
+    out.print(f"Wrote {len(paths):,} rows to {escape(str(out_file))}{parts} ({counts['ok']:,} ok, {unsure}"
               f"{counts['error']:,} errors)", highlight=False)
     _exit_if_failed(counts["error"], len(paths), f"their messages are in {escape(str(out_file))}")
 

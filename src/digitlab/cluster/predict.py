@@ -1,8 +1,10 @@
-"""`digitlab predict FILES --cluster ADDRESS --out results.csv|.parquet`: recognition on Ray Data.
+"""`digitlab predict FILES --cluster ADDRESS --out results.csv|.parquet`, and `digitlab read` the
+same way: recognition on Ray Data.
 
 The list of files goes to Ray Data as blocks (`block_size`: about four for each CPU), and stateless
 tasks open each block's files, prepare them as a stack and predict with the model's NumPy inference file: the
-same code, on the same bytes, as a local `digitlab predict`. (Ray Data's own `read_binary_files`
+same code, on the same bytes, as a local `digitlab predict` (`read`: each file read as a number, as
+`digitlab read` reads it). (Ray Data's own `read_binary_files`
 was measured first: for 12,000 files of 28 x 28 it spent 9.6 s listing their metadata on the
 driver before reading anything, and 16 s more reading them in one task; plain reads in the tasks
 take 0.5 s in all. benchmarks/scaling.py; BENCHMARKS.md.) The model travels once
@@ -24,17 +26,44 @@ import math
 import os
 import re
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
-
 
 from digitlab.errors import ClusterError
 from digitlab.files import atomic_write, utf8_name
 from digitlab.images.batch import prepare_many
 from digitlab.models.numpy_model import NumpyModel
-from digitlab.recognize import CSV_COLUMNS, Recognizer
+from digitlab.recognize import CSV_COLUMNS, READ_COLUMNS, Recognizer
 
 OUT_SUFFIXES = (".csv", ".parquet")
-FLOAT_COLUMNS = ("probability", "p1", "p2", "p3")
+FLOAT_COLUMNS = ("probability", "p1", "p2", "p3")  # numbers in a Parquet file (a reading's columns are all text)
+
+
+@dataclass(frozen=True)
+class Job:
+    """What every task of a job needs, sent once through Ray's object store: the model and its
+    settings, and what is done with each file, "predict" (a digit) or "read" (a number)."""
+
+    model: NumpyModel
+    class_names: list[str]
+    temperature: float | None
+    threshold: float
+    second_look_below: float
+    task: str = "predict"
+
+    @classmethod
+    def of(cls, recognizer: Recognizer, task: str = "predict") -> Job:
+        return cls(recognizer.model, recognizer.class_names, recognizer.temperature, recognizer.threshold,
+                   recognizer.second_look_below, task)
+
+    def recognizer(self) -> Recognizer:
+        return Recognizer(self.model, self.class_names, self.temperature, self.threshold,
+                          second_look_below=self.second_look_below)
+
+    @property
+    def columns(self) -> list[str]:
+        """The columns of `digitlab predict --csv`, or of `digitlab read --csv`."""
+        return CSV_COLUMNS if self.task == "predict" else READ_COLUMNS
 
 
 def is_folder(out: Path) -> bool:
@@ -81,10 +110,12 @@ MIN_BLOCK, MAX_BLOCK, FOLDER_MAX_BLOCK = 256, 4096, 32768
 PART = "part-{:010d}.parquet"  # a folder's part, named by its first file's place in the list
 
 
-def predict_on_cluster(recognizer: Recognizer, paths: list[str], out: Path, *, batch_size: int | None = None) -> Counter:
-    """Predict every file of `paths` on the connected Ray cluster and write the rows to `out`;
-    returns how many rows had each status ("ok", "unsure", "error"). `batch_size`, the images of a
-    task, is `block_size` of the job and the cluster's CPUs unless given."""
+def predict_on_cluster(recognizer: Recognizer, paths: list[str], out: Path, *, batch_size: int | None = None,
+                       task: str = "predict") -> Counter:
+    """Predict every file of `paths` (or, with `task="read"`, read each as a number) on the connected
+    Ray cluster and write the rows to `out`; returns how many rows had each status ("ok", "unsure",
+    "error"). `batch_size`, the images of a task, is `block_size` of the job and the cluster's
+    CPUs unless given."""
     import pyarrow as pa
     import ray
 
@@ -97,8 +128,7 @@ def predict_on_cluster(recognizer: Recognizer, paths: list[str], out: Path, *, b
         raise ClusterError("no image files to predict.")
     folder = is_folder(out)
     batch_size = batch_size or block_size(len(paths), ray.cluster_resources().get("CPU", 1.0), folder)
-    spec = (recognizer.model, recognizer.class_names, recognizer.temperature, recognizer.threshold,
-            recognizer.second_look_below)
+    spec = Job.of(recognizer, task)
     ray.data.DataContext.get_current().execution_options.preserve_order = True
     # The nodes open the files by absolute path (their working folder is not ours); the rows and
     # messages name them as given, as a local run does. One Arrow table a block: Ray Data's
@@ -116,24 +146,28 @@ def predict_on_cluster(recognizer: Recognizer, paths: list[str], out: Path, *, b
     rows = files.map_batches(predict_batch, fn_kwargs={"spec": spec}, batch_size=batch_size, batch_format="pyarrow")
     counts: Counter = Counter()
     with atomic_write(out) as tmp:
-        written = _write(tmp, out.suffix.lower(), rows.iter_batches(batch_format="pyarrow", batch_size=None), counts)
+        written = _write(tmp, out.suffix.lower(), rows.iter_batches(batch_format="pyarrow", batch_size=None), counts,
+                         spec.columns)
         if written != len(paths):  # Ray's retries guarantee it; a check costs nothing (and out is kept as it was)
             raise ClusterError(f"the cluster returned {written} rows for {len(paths)} files; {out} not written.")
     return counts
 
 
-def predict_batch(batch, spec):
+def predict_batch(batch, spec: Job):
     """A block of files (an Arrow table: "path", absolute, and "name", as given) -> an Arrow table
-    of the `--csv` columns of their predictions, all text, as `digitlab predict --csv` writes them."""
+    of the `--csv` columns of their predictions (or readings), all text, as `digitlab predict --csv`
+    (`read --csv`) writes them."""
     import pyarrow as pa
 
-    model, class_names, temperature, threshold, second_look_below = spec
-    recognizer = Recognizer(model, class_names, temperature, threshold, second_look_below=second_look_below)
+    recognizer = spec.recognizer()
     names = [os.fsdecode(n) for n in batch.column("name").to_pylist()]
     paths = [os.fsdecode(p) for p in batch.column("path").to_pylist()]
-    predictions = recognizer.predictions(names, prepare_many(paths, names))
-    columns = list(zip(*(p.csv_row() for p in predictions)))
-    return pa.table({c: _text_array(pa, columns[k]) for k, c in enumerate(CSV_COLUMNS)})
+    if spec.task == "read":
+        rows = [r.csv_row() for r in recognizer.read_iter(paths, names)]
+    else:
+        rows = [p.csv_row() for p in recognizer.predictions(names, prepare_many(paths, names))]
+    columns = list(zip(*rows))
+    return pa.table({c: _text_array(pa, columns[k]) for k, c in enumerate(spec.columns)})
 
 
 def _predict_into_folder(files, spec, batch_size: int, out: Path, n: int) -> Counter:
@@ -204,7 +238,7 @@ def predict_into_part(batch, spec, folder: bytes):
     rows = predict_batch(batch, spec)
     name = PART.format(batch.column("index")[0].as_py())
     tmp = os.path.join(where, f".{name}.{uuid.uuid4().hex}")
-    pq.write_table(_parquet_table(rows), tmp)
+    pq.write_table(_parquet_table(rows, spec.columns), tmp)
     os.replace(tmp, os.path.join(where, name))
     statuses = pc.value_counts(rows.column("status")).to_pylist()
     counts = {s: 0 for s in ("ok", "unsure", "error")} | {c["values"]: c["counts"] for c in statuses}
@@ -242,21 +276,21 @@ def _cause(error: BaseException) -> str:
     return lines[-1][:300] if lines else type(error).__name__
 
 
-def _parquet_table(batch):
+def _parquet_table(batch, names: list[str] = CSV_COLUMNS):
     """An Arrow table of the text columns as the Parquet file holds them: probabilities as numbers
     (a blank, for an image that could not be read, a null)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     columns = [pc.cast(pc.if_else(pc.equal(batch.column(c), ""), None, batch.column(c)), pa.float64())
-               if c in FLOAT_COLUMNS else batch.column(c) for c in CSV_COLUMNS]
-    return pa.table(columns, schema=_parquet_schema())
+               if c in FLOAT_COLUMNS else batch.column(c) for c in names]
+    return pa.table(columns, schema=_parquet_schema(names))
 
 
-def _parquet_schema():  # made on use: pyarrow is imported only with Ray
+def _parquet_schema(names: list[str] = CSV_COLUMNS):  # made on use: pyarrow is imported only with Ray
     import pyarrow as pa
 
-    return pa.schema([(c, pa.float64() if c in FLOAT_COLUMNS else pa.string()) for c in CSV_COLUMNS])
+    return pa.schema([(c, pa.float64() if c in FLOAT_COLUMNS else pa.string()) for c in names])
 
 
 def _text_array(pa, texts):
@@ -268,23 +302,23 @@ def _text_array(pa, texts):
         return pa.array([utf8_name(t) for t in texts], pa.string())
 
 
-def _write(path: Path, suffix: str, batches, counts: Counter) -> int:
-    """The rows (Arrow tables of text columns) to one .csv or .parquet file; the statuses counted."""
+def _write(path: Path, suffix: str, batches, counts: Counter, names: list[str] = CSV_COLUMNS) -> int:
+    """The rows (Arrow tables of text columns `names`) to one .csv or .parquet file; the statuses counted."""
     written = 0
     if suffix == ".csv":
         with open(path, "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
-            writer.writerow(CSV_COLUMNS)
+            writer.writerow(names)
             for batch in batches:
-                writer.writerows(zip(*(batch.column(c).to_pylist() for c in CSV_COLUMNS)))
+                writer.writerows(zip(*(batch.column(c).to_pylist() for c in names)))
                 counts.update(batch.column("status").to_pylist())
                 written += batch.num_rows
         return written
     import pyarrow.parquet as pq
 
-    with pq.ParquetWriter(path, _parquet_schema()) as writer:
+    with pq.ParquetWriter(path, _parquet_schema(names)) as writer:
         for batch in batches:
-            writer.write_table(_parquet_table(batch))
+            writer.write_table(_parquet_table(batch, names))
             counts.update(batch.column("status").to_pylist())
             written += batch.num_rows
     return written
