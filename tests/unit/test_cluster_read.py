@@ -76,7 +76,8 @@ def test_a_read_task_returns_the_rows_of_a_local_read(numbers, tmp_path):
 @pytest.mark.parametrize(("extra", "says"), [
     (["--cluster", "local:2"], "--cluster and --out go together"),
     (["--cluster", "local:2", "--out", "{tmp}/r.txt"], ".csv or .parquet"),
-    (["--cluster", "local:2", "--out", "{tmp}/r.csv", "--save-boxes", "{tmp}/boxes"], "leave out --json, --csv and --save-boxes"),
+    (["--cluster", "local:2", "--out", "{tmp}/r.csv", "--save-boxes", "{tmp}/boxes"],
+     "leave out --json, --csv and --save-boxes"),
     (["--cluster", "local:2", "--out", "{tmp}/r.csv", "--json"], "leave out --json"),
     (["--cluster", "nohost", "--out", "{tmp}/r.csv"], "is not a cluster address"),
 ])

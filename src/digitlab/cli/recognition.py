@@ -28,7 +28,8 @@ from digitlab.files import atomic_write, shortened, utf8_name, write_errors
 
 
 def predict(
-    files: list[str] = typer.Argument(..., help="Image files or folders (searched recursively); - for one image on standard input."),
+    files: list[str] = typer.Argument(..., help="Image files or folders (searched recursively); - for one image on "
+                                      "standard input."),
     model: Optional[Path] = ModelOption,
     runs_dir: Path = RunsOption,
     threshold: float = ThresholdOption,
@@ -81,8 +82,8 @@ def predict(
 
 
 def read(
-    files: list[str] = typer.Argument(...,
-                                       help="Images of handwritten numbers, or folders of them (searched recursively); - for one on standard input."),
+    files: list[str] = typer.Argument(..., help="Images of handwritten numbers, or folders of them (searched "
+                                      "recursively); - for one on standard input."),
     model: Optional[Path] = ModelOption,
     runs_dir: Path = RunsOption,
     threshold: float = ThresholdOption,
@@ -165,7 +166,8 @@ def _boxes_destination(save_boxes: Path | None, paths: list[Path]):
                                      param_hint="--save-boxes")
         if not save_boxes.parent.is_dir():
             raise typer.BadParameter(f"folder {save_boxes.parent} does not exist.", param_hint="--save-boxes")
-        if save_boxes.exists() and not isinstance(paths[0], io.IOBase) and os.path.exists(paths[0]) and save_boxes.samefile(paths[0]):
+        if (save_boxes.exists() and not isinstance(paths[0], io.IOBase) and os.path.exists(paths[0])
+                and save_boxes.samefile(paths[0])):
             raise typer.BadParameter(f"{save_boxes} is the image read; name another file, so that it is kept.",
                                      param_hint="--save-boxes")
         return lambda i, path: save_boxes
