@@ -33,7 +33,9 @@ def test_a_large_std_sigmoid_network_is_saturated(mnist):
     net = mlp([784, 64, 64, 64, 10], "sigmoid", rng=np.random.default_rng(0), init="normal", std=4.0)
     result = diagnose_network(net, images(mnist, 1000))
     assert all(r.saturated_fraction > 0.5 for r in result.layers)
-    assert all(r.verdict.startswith("saturated (") and "gradients vanish" in r.verdict for r in result.layers)
+    # saturated, not "gradients vanish through them": with weights this large their norms need not
+    # (the review of 2026-12-07: the docs' N(0, 4) run had dense_1's the largest)
+    assert all(r.verdict.startswith("saturated (") and "vanish" not in r.verdict for r in result.layers)
 
 
 def test_a_layer_whose_gradient_is_tiny_is_reported_vanishing(mnist):
@@ -41,7 +43,7 @@ def test_a_layer_whose_gradient_is_tiny_is_reported_vanishing(mnist):
     history = {"grad_norm/dense_1": [0.5, 0.001], "grad_norm/dense_2": [0.5, 0.3], "grad_norm/dense_3": [0.5, 0.4],
                "update_ratio/dense_1": [0.1, 0.0001]}
     first, second = diagnose_network(net, images(mnist, 500), history).layers
-    assert first.verdict == "vanishing gradients (0.2% of the largest layer's norm)"
+    assert first.verdict == "vanishing gradients (0.25% of the largest layer's norm)"
     assert first.update_ratio == 0.0001 and second.verdict == "healthy"
 
 

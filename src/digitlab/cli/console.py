@@ -47,6 +47,8 @@ def print_diagnosis(out: Console, result) -> None:
         out.print("No hidden layers: the network maps the pixels straight to the classes, so there is nothing "
                   "inside it to diagnose. Try a preset with hidden layers, such as mlp-deep-sigmoid.")
         return
+    if result.not_learning:
+        out.print(f"[red]{escape(result.not_learning[0].upper() + result.not_learning[1:])}[/]", highlight=False)
     out.print(f"Hidden layers over {result.images:,} training images:")
 
     def num(v):
@@ -57,13 +59,14 @@ def print_diagnosis(out: Console, result) -> None:
                  else f"saturated {r.saturated_fraction:.1%}")
         grads = (f", grad norm {num(r.grad_norm)} ({num(r.grad_ratio)} x the largest), update ratio {num(r.update_ratio)}"
                  if r.grad_norm is not None else "")
-        style = "green" if r.verdict == "healthy" else "red"
+        style = "green" if r.verdict == "healthy" else "yellow" if not r.verdicts else "red"
         out.print(f"  {r.name} ({r.activation}, {r.units} units): {share}, activation mean {r.mean:.3f} "
                   f"sd {r.std:.3f}{grads} -> [{style}]{escape(r.verdict)}[/]")
     t = result.thresholds
     out.print(f"Thresholds: dead = zero for every training image, reported at >= {t['dead_layer_share']:.0%} of a layer; "
               f"saturated = within {t['saturation_margin']} of the bounds on > {t['saturated_unit_share_of_images']:.0%} of images, "
-              f"reported at >= {t['saturated_layer_share']:.0%}; vanishing = gradient norm < {t['vanishing_ratio']:g} x the largest layer's.")
+              f"reported at >= {t['saturated_layer_share']:.0%}; vanishing = gradient norm < {t['vanishing_ratio']:g} x the largest layer's; "
+              f"not learning = last training loss >= {t['not_learning_loss']:g} x chance's.")
     if not result.history_used:
         out.print("No per-layer gradient history (a bare model file, a run without one, or one whose last epoch's "
                   "norms are not all finite numbers): activation checks only.")

@@ -18,9 +18,9 @@ import numpy as np
 from digitlab.data.arrays import shape_for
 from digitlab.data.userdata import load_dataset
 from digitlab.errors import ConfigError, RunError
-from digitlab.evaluation.evaluate import load_model
+from digitlab.evaluation.evaluate import load_model, recorded_classes
 from digitlab.runs import HISTORY_JSON, open_run
-from digitlab.scratch.convert import from_keras
+from digitlab.scratch.convert import PASS_THROUGH, from_keras
 from digitlab.scratch.layers import Dense, ReLU, Sigmoid, Tanh
 from digitlab.scratch.network import Network
 
@@ -32,6 +32,7 @@ THRESHOLDS = {
     "saturated_unit_share_of_images": 0.5,  # a unit saturated on more than half of the images
     "saturated_layer_share": 0.5,  # a layer with at least this share of saturated units
     "vanishing_ratio": 0.02,  # kernel gradient norm below this times the largest layer's
+    "not_learning_loss": 0.95,  # a last epoch's training loss at least this share of chance's, ln(classes)
 }
 
 
@@ -52,9 +53,13 @@ class LayerReport:
     update_ratio: float | None = None  # ||W_end - W_start|| / ||W_start|| over the last epoch
     verdicts: list[str] = field(default_factory=list)
 
+    learning: bool = True  # whether the network as a whole learned (Diagnosis.not_learning)
+
     @property
     def verdict(self) -> str:
-        return "; ".join(self.verdicts) if self.verdicts else "healthy"
+        if self.verdicts:
+            return "; ".join(self.verdicts)
+        return "healthy" if self.learning else "no fault of its own found"
 
 
 @dataclass
@@ -63,11 +68,16 @@ class Diagnosis:
     images: int
     history_used: bool
     thresholds: dict = field(default_factory=lambda: dict(THRESHOLDS))
+    # The network's own verdict, where its training loss stayed at chance's: no layer is then
+    # "healthy", whatever its units and gradients (a deep sigmoid net under SGD: 11% and every
+    # layer's numbers within bounds)
+    not_learning: str | None = None
 
     def to_dict(self) -> dict:
         return {
             "images": self.images,
             "history_used": self.history_used,
+            "not_learning": self.not_learning,
             "thresholds": self.thresholds,
             "layers": [{**asdict(layer), "verdict": layer.verdict} for layer in self.layers],
         }
@@ -109,8 +119,11 @@ def activation_stats(net: Network, x: np.ndarray, batch_size: int = 2000) -> dic
 def diagnose_network(net: Network, x: np.ndarray, history: dict | None = None) -> Diagnosis:
     """Diagnose a NumPy-engine network on flattened float images `x`, with an optional history."""
     stats = activation_stats(net, x)
-    last = {k.split("/", 1)[1]: v[-1] for k, v in (history or {}).items() if k.startswith("grad_norm/") and v}
-    moved = {k.split("/", 1)[1]: v[-1] for k, v in (history or {}).items() if k.startswith("update_ratio/") and v}
+    # Only the network's own layers: a key naming no layer of it set "the largest" norm
+    names = {f"{kind}/{dense.name}" for dense in net.dense_layers() for kind in ("grad_norm", "update_ratio")}
+    history = {k: v for k, v in (history or {}).items() if k in names or k == "loss"}
+    last = {k.split("/", 1)[1]: v[-1] for k, v in history.items() if k.startswith("grad_norm/") and v}
+    moved = {k.split("/", 1)[1]: v[-1] for k, v in history.items() if k.startswith("update_ratio/") and v}
     if not all(type(v) in (int, float) and math.isfinite(v) and v >= 0 for v in [*last.values(), *moved.values()]):
         last = moved = {}  # a diverged epoch's NaN (or a null, a norm under 0) would call every layer vanishing
     largest = max(last.values(), default=0.0)
@@ -132,17 +145,35 @@ def diagnose_network(net: Network, x: np.ndarray, history: dict | None = None) -
             share = s["saturated"] / len(x) > THRESHOLDS["saturated_unit_share_of_images"]
             report.saturated_fraction = float(share.mean())
             if report.saturated_fraction >= THRESHOLDS["saturated_layer_share"]:
-                report.verdicts.append(
-                    f"saturated ({report.saturated_fraction:.0%} of units): gradients vanish through them"
+                report.verdicts.append(  # not "gradients vanish": their norms need not (N(0, 4) weights make up for it)
+                    f"saturated ({report.saturated_fraction:.0%} of units): outputs pinned at their bounds, "
+                    "where the slope is near 0"
                 )
         if dense.name in last:
             report.grad_norm = last[dense.name]
             report.grad_ratio = last[dense.name] / largest if largest > 0 else 0.0
             report.update_ratio = moved.get(dense.name)
             if report.grad_ratio < THRESHOLDS["vanishing_ratio"]:
-                report.verdicts.append(f"vanishing gradients ({report.grad_ratio:.1%} of the largest layer's norm)")
+                report.verdicts.append(f"vanishing gradients ({100 * report.grad_ratio:.3g}% of the largest "
+                                       "layer's norm)")  # 1.97%, not "2.0%" under a 2% rule
         reports.append(report)
-    return Diagnosis(reports, len(x), bool(last))
+    not_learning = _not_learning(history.get("loss"), net.dense_layers()[-1].shape[1])
+    for report in reports:
+        report.learning = not_learning is None
+    return Diagnosis(reports, len(x), bool(last), not_learning=not_learning)
+
+
+def _not_learning(losses, classes: int) -> str | None:
+    """Why the network as a whole has not learned, if its last epoch's training loss is still
+    about chance's (ln of the number of classes: the loss of a uniform guess); else None."""
+    if not (isinstance(losses, list) and losses and type(losses[-1]) in (int, float) and math.isfinite(losses[-1])):
+        return None
+    chance = math.log(classes)
+    if losses[-1] < THRESHOLDS["not_learning_loss"] * chance:
+        return None
+    return (f"the network has not learned: its training loss in the last epoch, {losses[-1]:.3f}, is what a "
+            f"uniform guess scores (ln {classes} = {chance:.3f}). Look at the recipe (the optimizer, the learning "
+            "rate, the initialisation) as much as at the layers below.")
 
 
 def diagnose(
@@ -156,7 +187,18 @@ def diagnose(
     run = open_run(run_or_model, out)
     if run.model.suffix != ".keras":
         raise RunError(f"{run.model}: diagnose looks inside neural networks; this is a scikit-learn model.")
-    net = from_keras(load_model(run.model))
+    model = load_model(run.model)
+    other = next((layer for layer in model.layers if type(layer).__name__ not in ("Dense", "Dropout", *PASS_THROUGH)), None)
+    if other is not None:  # the engine's own message spoke of the engine, which the user had not asked for
+        raise RunError(f"{run.model}: diagnose looks inside dense networks (Dense layers and their activations); "
+                       f"{other.name} is a {type(other).__name__} layer.")
+    net = from_keras(model)
+    for layer in net.layers:
+        for key, value in layer.params.items():
+            if not np.isfinite(value).all():  # NaN activations were reported as "100% dead units"
+                raise RunError(f"{run.model}: layer {layer.name}'s {key} holds values that are not finite numbers "
+                               "(NaN or infinity): the training diverged or the file was changed; train it again.")
+    recorded_classes(run)  # the data set's classes as the run trained on them, as `evaluate` checks
     (x_train, _), _ = load_dataset(run.dataset, data_dir=data_dir)
     if limit is not None:
         if not (isinstance(limit, (int, np.integer)) and limit >= 1):  # -5 took all but 5 images; 0 a KeyError

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from digitlab.errors import ConfigError
 from digitlab.scratch.network import Network
 
 
@@ -27,6 +28,11 @@ def gradcheck(net: Network, x: np.ndarray, labels: np.ndarray, eps: float = 1e-5
     and truncation (~eps^2). Dropout is off (training=False), so the function is deterministic.
     `max_entries` checks a random sample of each array's entries (None: all of them).
     """
+    single = [f"{layer.name}.{k}" for layer in net.layers for k, p in layer.params.items() if p.dtype != np.float64]
+    if single:  # float32's rounding gave errors of ~1e-3 on a right network, read as a wrong backward pass
+        raise ConfigError(f"gradcheck needs a float64 network, and {', '.join(single)} is not: build it with "
+                          "dtype=np.float64 (mlp(..., dtype=np.float64)); in float32 rounding swamps the finite "
+                          "differences.")
     rng = np.random.default_rng(seed)
     x = np.asarray(x, dtype=np.float64)
 

@@ -191,6 +191,11 @@ class SoftmaxCrossEntropy:
         e = np.exp(shifted)
         norm = e.sum(axis=1, keepdims=True)
         n = len(labels)
+        labels = np.asarray(labels)
+        if n and (labels.dtype.kind not in "iu" or labels.min() < 0 or labels.max() >= logits.shape[1]):
+            # NumPy's indexing would take -1 for the last class, silently
+            raise ConfigError(f"labels are class numbers from 0 to {logits.shape[1] - 1}, not "
+                             f"{labels.dtype} from {labels.min()} to {labels.max()}.")
         self.probs = e / norm
         self._labels = labels
         # log-sum-exp: the largest shifted logit is 0, so norm >= 1 and its log is finite

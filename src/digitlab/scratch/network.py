@@ -27,6 +27,8 @@ class Network:
             layer.name = f"{kind}_{counts[kind]}"
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        if training and self.layers and not isinstance(self.layers[0], Dense):
+            x = np.array(x)  # an activation first: ReLU reuses its input in training, which is the caller's here
         for layer in self.layers:
             x = layer.forward(x, training)
         return x

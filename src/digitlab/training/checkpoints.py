@@ -141,6 +141,13 @@ def load_numpy_state(path: Path, net, optimizer) -> None:
                     state = [data[k].copy() for k in keys]
                     if [a.shape for a in state] != [p.shape for p in params]:
                         raise ValueError(f"the optimiser's {name[1:]} arrays do not fit the network")
+                    # as the parameters: an int array failed the update with a traceback, and a NaN
+                    # (or, for Adam's second moment, a negative) state was blamed on the learning rate
+                    if not all(np.issubdtype(a.dtype, np.floating) and np.isfinite(a).all() for a in state) or (
+                            name == "_v" and any((a < 0).any() for a in state)):
+                        raise ValueError(f"the optimiser's {name[1:]} arrays are not all finite numbers"
+                                         + (" of at least 0" if name == "_v" else ""))
+                    state = [a.astype(p.dtype) for a, p in zip(state, params)]
                     setattr(optimizer, name, state)
     except (OSError, KeyError, ValueError, TypeError, EOFError, zipfile.BadZipFile) as e:
         raise RunError(f"{path}: cannot load the checkpoint ({type(e).__name__}: {e}); digitlab did not write it "
