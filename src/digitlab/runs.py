@@ -162,6 +162,7 @@ class RunFiles:
     config: RunConfig | None
     shipped: bool = False  # a model shipped with digitlab (digitlab.models.shipped): `model` is its inference.npz
     default: bool = False  # chosen by the default rule (`open_model`), no model having been named
+    passed_over: Path | None = None  # by that rule: a newer complete run, whose classes are not digits
 
     @property
     def dataset(self) -> str:

@@ -85,6 +85,34 @@ def test_the_default_rule_names_the_model_and_how_to_choose_another(tmp_path):
     assert named.shipped and not named.default and which_model(named) == "the reader shipped with digitlab"
 
 
+def test_the_default_rule_passes_over_a_newer_run_whose_classes_are_not_digits(tmp_path):
+    """After `digitlab train --dataset fashion-mnist`, `read` spelt "90210" as "?SandalShirt??" and
+    `predict` answered "Shirt" (the README walkthrough of 2026-12-07)."""
+    import os
+    import time
+
+    from digitlab.runs import write_json
+    from tests.unit.test_runs import make_run
+
+    def run(name, classes, age):
+        folder = make_run(tmp_path, name)
+        write_json(folder / "classes.json", {"classes": classes})
+        os.utime(folder / "status.json", (time.time() - age, time.time() - age))
+        return folder
+
+    fashion = run("c-fashion", ["T-shirt/top", "Trouser", "Pullover"], 10)
+    chosen = open_model(None, tmp_path)
+    assert chosen.shipped and chosen.default and chosen.passed_over == fashion
+    assert f"{fashion} has classes that are not digits: name it with --model" in which_model(chosen, tmp_path)
+    digits = run("b-digits", [str(d) for d in range(10)], 20)
+    chosen = open_model(None, tmp_path)
+    assert chosen.folder == digits and chosen.passed_over == fashion and "your latest complete run of digits" in (
+        which_model(chosen, tmp_path))
+    reader = run("d-reader", [str(d) for d in range(10)] + ["not a digit"], 5)
+    assert open_model(None, tmp_path).folder == reader and open_model(None, tmp_path).passed_over is None
+    assert open_model(fashion, tmp_path).folder == fashion  # named, it answers
+
+
 def test_a_run_folder_named_reader_is_the_users_not_the_shipped_one(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "reader").mkdir()

@@ -19,7 +19,9 @@ import os
 from pathlib import Path
 
 from digitlab.config import RunConfig
-from digitlab.errors import RunError
+from digitlab.data.notdigits import NOT_A_DIGIT
+from digitlab.data.userdata import dataset_info
+from digitlab.errors import DigitlabError, RunError
 from digitlab.files import sha256_file
 from digitlab.runs import CONFIG_FILE, RunFiles, complete_runs, open_run
 
@@ -56,13 +58,19 @@ def open_model(path: str | os.PathLike | None = None, out: str | os.PathLike = "
     """The model recognition uses: `open_run`'s, or a model shipped with digitlab.
 
     The rule: a run folder or model file named is used; a shipped model's name ("reader") that is
-    no file here names the shipped one; named nothing, the latest complete run in `out` answers
-    (the user trained it for a reason), and the shipped reader when there is none (a fresh install).
+    no file here names the shipped one; named nothing, the latest complete run in `out` that reads
+    digits answers (the user trained it for a reason), and the shipped reader when there is none (a
+    fresh install). A newer run of other classes (Fashion-MNIST's clothes, your own letters) is passed
+    over, and said so (`RunFiles.passed_over`): `read` spelt "?SandalShirt??" for "90210" with it.
     """
     if path is not None and str(path) in SHIPPED_MODELS and not Path(path).exists():
         return shipped_run(str(path))
-    if path is None and not complete_runs(out):
-        return dataclasses.replace(shipped_run("reader"), default=True)
+    if path is None:
+        runs = complete_runs(out)
+        digits = next((run for run in reversed(runs) if _reads_digits(run)), None)
+        passed = runs[-1] if runs and runs[-1] != digits else None
+        chosen = shipped_run("reader") if digits is None else open_run(digits, out)
+        return dataclasses.replace(chosen, default=True, passed_over=passed)
     try:
         return dataclasses.replace(open_run(path, out), default=path is None)
     except RunError as e:
@@ -73,6 +81,20 @@ def open_model(path: str | os.PathLike | None = None, out: str | os.PathLike = "
         if close and not Path(path).exists():
             raise RunError(f"{e} Did you mean --model {close[0]}, the model shipped with digitlab?") from None
         raise
+
+
+def _reads_digits(folder: Path) -> bool:
+    """Whether a run's classes are digits (and "not a digit"): its own record of them, else its data
+    set's. A run whose files cannot be read counts as one, so that its error is what is said."""
+    try:
+        run = open_run(folder)
+        names = run.class_names or list(dataset_info(run.dataset).class_names)
+    except DigitlabError:
+        return True
+    return all(name in DIGITS or name == NOT_A_DIGIT for name in names)
+
+
+DIGITS = tuple(str(d) for d in range(10))
 
 
 def shipped_run(name: str) -> RunFiles:
@@ -91,10 +113,16 @@ def model_name(run: RunFiles) -> str:
 
 def which_model(run: RunFiles, out: str | os.PathLike = "runs") -> str:
     """Which model answers, and how to choose another, in one line for the person at the terminal."""
+    passed = (f"; {run.passed_over}, newer, has classes that are not digits: name it with --model to use it"
+              if run.passed_over is not None else "")
     if run.shipped:
         name = f"the {run.folder.name} shipped with digitlab"
+        if run.default and passed:
+            return (f"{name} (no complete run of digits in {out}/; {run.passed_over} has classes that are not "
+                    "digits: name it with --model to use it)")
         return (f"{name} (no complete run in {out}/: train one, or name one with --model, to use your own)"
                 if run.default else name)
     if run.default:
-        return f"{run.folder}, your latest complete run (--model reader for the reader shipped with digitlab)"
+        return (f"{run.folder}, your latest complete run of digits (--model reader for the reader shipped with "
+                f"digitlab{passed})")
     return str(run.folder or run.model)
