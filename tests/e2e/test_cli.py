@@ -66,6 +66,7 @@ def test_evaluate_prints_the_report(trained):
     run, _ = trained
     done = run_cli("evaluate", str(run))
     assert done.returncode == 0, done.stderr
+    assert done.stderr.startswith(f"Model: {run}")  # which run, said (the README walkthrough of 2026-12-07)
     metrics = json.loads((run / "metrics.json").read_text())
     assert f"Test accuracy: {metrics['test_accuracy']:.4f}" in done.stdout
     for phrase in ("Confusion matrix", "Per-class report", "precision", "recall", "F1", "Most confused pairs", "taken for"):
@@ -80,6 +81,7 @@ def test_evaluate_json_agrees_with_scikit_learn(trained, mnist):
     done = run_cli("evaluate", str(run / "model.keras"), "--json")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
+    assert report["model"] == "model.keras"
     import digitlab
 
     model = digitlab.load_model(run / "model.keras")

@@ -113,6 +113,20 @@ def test_the_default_rule_passes_over_a_newer_run_whose_classes_are_not_digits(t
     assert open_model(fashion, tmp_path).folder == fashion  # named, it answers
 
 
+def test_evaluate_checks_the_shipped_readers_own_figure(tmp_path):
+    """`digitlab evaluate reader` was "no such run folder": the README's 99.42% could not be checked."""
+    import json
+
+    from tests.conftest import invoke_cli
+
+    done = invoke_cli("evaluate", "reader", "--runs", str(tmp_path), "--json")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.startswith("Model: the reader shipped with digitlab")
+    report, shipped = json.loads(done.stdout), open_model("reader", tmp_path).read("metrics.json")
+    assert report["model"] == "reader (shipped with digitlab)"
+    assert abs(report["test_accuracy"] - shipped["test_accuracy"]) < 1e-9 and shipped["test_accuracy"] >= 0.994
+
+
 def test_a_run_folder_named_reader_is_the_users_not_the_shipped_one(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "reader").mkdir()

@@ -91,6 +91,14 @@ def load_dataset(name: str = "mnist", *, data_dir: str | os.PathLike | None = No
     return train, test
 
 
+def load_test_split(name: str = "mnist", *, data_dir: str | os.PathLike | None = None) -> Split:
+    """`(x_test, y_test)` of `load_dataset(name)`, without making its training split: mnist+pen's
+    test split is MNIST's, and its training split draws the pen digits (minutes, on an empty cache)."""
+    if _name(name) == MNIST_PEN:
+        return load_registered("mnist", data_dir=data_dir)[1]
+    return load_dataset(name, data_dir=data_dir)[1]
+
+
 MAX_CLASSES = 1000
 
 

@@ -9,12 +9,13 @@ import numpy as np
 
 from digitlab.evaluation import metrics
 from digitlab.models.backend import select_backend
-from digitlab.data.userdata import dataset_info, is_user_data, load_dataset
+from digitlab.data.userdata import dataset_info, is_user_data, load_test_split
 from digitlab.errors import ConfigError
 from digitlab.models import get_preset
 from digitlab.models.numpy_model import INFERENCE_FILE, exported_from, predict_batches, second_look
 from digitlab.models.numpy_model import load as load_inference
 from digitlab.models.precision import computing_in, prediction_precision
+from digitlab.models.shipped import open_model
 from digitlab.data.arrays import shape_for
 from digitlab.evaluation.calibration import apply_temperature, expected_calibration_error
 from digitlab.models.files import load_model  # noqa: F401 (digitlab.load_model's old home)
@@ -111,15 +112,19 @@ def evaluate(
     export (`inference.npz`, when it is the export of the run's model.keras as it is now, and the
     network is dense): the network `predict` answers with, the same float32 arithmetic as Keras' up
     to rounding."""
-    run = open_run(run_or_model, out)
+    # "reader": the model shipped with digitlab, as `predict --model reader` names it (a folder of
+    # that name here wins, as there); its 99.42% was not to be checked otherwise
+    run = open_run(run_or_model, out) if run_or_model is None else open_model(run_or_model, out)
     dataset = dataset or run.dataset
     if run.model.suffix == ".skops" and precision == "mixed_bfloat16":
         raise ConfigError(f"{run.model} is a scikit-learn model: it computes in float32; precision "
                           "mixed_bfloat16 applies to Keras networks.")
     trained = run.config.precision if run.config else None
     export = run.model.parent / INFERENCE_FILE
-    model = None
-    if (run.model.name == MODEL_FILE and (precision == "float32" or (precision == "auto" and trained in (None, "float32")))
+    model = load_inference(run.model) if run.shipped else None  # its NumPy file is all it has
+    if run.shipped:
+        precision = "float32"
+    elif (run.model.name == MODEL_FILE and (precision == "float32" or (precision == "auto" and trained in (None, "float32")))
             and export.is_file() and exported_from(export, run.model)):
         # The run's NumPy export, which `predict` and `serve` answer with: the same float32 network
         # without Keras' import and compilation (`digitlab evaluate` 3.3 s -> 0.9 s; BENCHMARKS.md).
@@ -135,7 +140,7 @@ def evaluate(
         model = load_model(run.model, trust=trust)
         precision = prediction_precision(trained, backend, precision)
     names = recorded_classes(run, dataset)
-    _, (x_test, y_test) = load_dataset(dataset, data_dir=data_dir)
+    x_test, y_test = load_test_split(dataset, data_dir=data_dir)
     return evaluate_model(model, x_test, y_test, dataset, run.temperature, precision, names,
                           second_look_below=run.config.second_look_below if run.config else 0.0)
 
