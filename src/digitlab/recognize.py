@@ -270,8 +270,7 @@ class Recognizer:
         else:
             pred.status = "unsure"
             shown = f"{prob:.0%}" if f"{prob:.0%}" != f"{self.threshold:.0%}" else f"{prob:.4%}"  # not "100%, under 100%"
-            pred.message = (f"not sure: the best guess, {best}, has {shown}, under the threshold of "
-                            f"{self.threshold:.0%}; it may not be a digit.")
+            pred.message = f"the best guess, {best}, has {shown}, under the threshold of {self.threshold:.0%}."
 
 
 @dataclass

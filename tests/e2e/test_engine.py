@@ -30,6 +30,7 @@ def test_numpy_engine_reaches_97_5_percent_on_the_default_recipe(numpy_run):
     assert accuracy >= 0.975
     config = json.loads((run / "config.json").read_text())
     assert config["engine"] == "numpy" and config["model"] == "mlp"
+    assert json.loads((run / "status.json").read_text())["backend"] == "numpy"  # it said "jax", which only saved it
     history = json.loads((run / "history.json").read_text())
     assert len(history["val_accuracy"]) == 5 and len(history["grad_norm/dense_1"]) == 5
 

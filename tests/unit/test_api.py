@@ -75,6 +75,9 @@ def test_an_image_with_no_ink_is_422_not_500(client):
     Image.new("L", (40, 40), 255).save(white, "PNG")
     response = client.post("/api/v1/read/upload", files={"file": ("white.png", white.getvalue(), "image/png")})
     assert response.status_code == 422 and "blank" in response.json()["detail"]
+    # named by its file, as a read of it is (it was "image: ..."; the README walkthrough of 2026-12-07)
+    response = client.post("/api/v1/predict/upload", files={"file": ("white.png", white.getvalue(), "image/png")})
+    assert response.status_code == 422 and response.json()["detail"].startswith("white.png: the image is blank")
 
 
 def test_the_page_and_its_assets_are_served(client):

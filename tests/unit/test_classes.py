@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -113,3 +114,23 @@ def test_a_run_from_before_runs_recorded_their_classes_is_checked_by_its_data_se
     with pytest.raises(ConfigError, match="answers the classes 0, 1, 2"):
         recorded_classes(open_run(run), "fashion-mnist")
     assert recorded_classes(open_run(run), "mnist") is None
+
+
+def test_an_unsure_answer_of_a_model_without_a_not_a_digit_class_says_only_what_it_knows():
+    """"unsure (not sure: the best guess, 4, has 32%, ...; it may not be a digit.)": "unsure (not
+    sure" said it twice, and a model of ten digits cannot tell what is not one (the README
+    walkthrough of 2026-12-07)."""
+    from digitlab.recognize import Recognizer
+
+    class Model:  # a model of the ten digits, 32% sure of a 4
+        input_shape, thread_safe = (None, 28, 28), True
+
+        def predict(self, x, **_):
+            p = np.full((len(x), 10), 0.68 / 9, np.float32)
+            p[:, 4] = 0.32
+            return p
+
+    image = np.zeros((28, 28), np.uint8)
+    image[6:22, 12:16] = 255
+    (pred,) = Recognizer(Model(), list("0123456789")).predict([image])
+    assert pred.status == "unsure" and pred.message == "the best guess, 4, has 32%, under the threshold of 50%."

@@ -82,3 +82,4 @@ def test_a_dash_with_a_terminal_for_standard_input_says_so_instead_of_waiting(tm
         os.close(leader)
         os.close(follower)
     assert done.returncode == 2 and "this is a terminal" in said(done)
+

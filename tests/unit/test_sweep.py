@@ -134,3 +134,15 @@ def test_reproduce_with_every_seed_failed_has_no_row_but_each_failure(tmp_path):
     rows = reproduce(["softmax", "mlp"], 1, tmp_path, runner=lambda ts: [(None, "no room")] * len(ts),
                      failures=failures)
     assert rows == [] and failures == ["softmax (seed 0): no room", "mlp (seed 0): no room"]
+
+
+def test_one_seed_shows_no_spread_rather_than_a_spread_of_zero():
+    """`reproduce --seeds 1` printed "92.38% ± 0.00%": with one seed the spread is unknown (the
+    README walkthrough of 2026-12-07)."""
+    from digitlab.lab.reproduce import Reproduction, markdown_table
+
+    one = Reproduction("softmax", "sgd", "about 92%", "test_accuracy", 0.915, [0.9238], [3.0])
+    two = Reproduction("mlp", "adam", "97.88%", "test_accuracy", 0.9768, [0.9770, 0.9780], [9.0, 9.0])
+    assert one.summary == "92.38% (1 seed)" and two.summary == "97.75% ± 0.07%"
+    table = markdown_table([one, two])
+    assert "92.38% (1 seed) test, n=1" in table and "± 0.00%" not in table and "97.75% ± 0.07% test, n=2" in table

@@ -56,9 +56,9 @@ def reproduce(
         table.add_column(col)
 
     def show(r):
-        out.print(f"{r.preset}: {r.mean:.2%} ± {r.spread:.2%} ({'meets' if r.meets else 'misses'} \"{r.claim}\")")
+        out.print(f"{r.preset}: {r.summary} ({'meets' if r.meets else 'misses'} \"{r.claim}\")")
         where = "held-out" if r.metric == "val_accuracy" else "test"
-        table.add_row(r.preset, r.recipe, r.claim, f"{r.mean:.2%} ± {r.spread:.2%} {where}",
+        table.add_row(r.preset, r.recipe, r.claim, f"{r.summary} {where}",
                       "[green]yes[/]" if r.meets else "[red]no[/]")
 
     failures: list[str] = []

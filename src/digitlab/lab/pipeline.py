@@ -281,7 +281,7 @@ def _finish(config: RunConfig, splits, run_dir: Path, model, history: dict, trai
                    comments="")
     if on_result is not None:
         on_result(metrics)
-    env = environment()
+    env = environment(config.engine)
     if plots_enabled:  # by the helpers, which imported matplotlib meanwhile (not this process, nor for --no-plots)
         samples = (splits.x_train[:SAMPLES], splits.y_train[:SAMPLES])
         draw_run(run_dir, config.to_dict(), history, evaluation, samples, splits.x_test, metrics, env, helpers)
@@ -290,15 +290,16 @@ def _finish(config: RunConfig, splits, run_dir: Path, model, history: dict, trai
     return Run(run_dir, config, model, history, evaluation, metrics)
 
 
-def environment() -> dict:
+def environment(engine: str = "keras") -> dict:
     """Versions and machine facts recorded with a run, so its numbers can be compared later.
 
     A classic baseline's run never imports Keras (and TensorFlow with it, seconds of a short run),
-    so its Keras version is read from the installed package and its backend is None.
+    so its Keras version is read from the installed package and its backend is None. A NumPy-engine
+    run's backend is "numpy": Keras only wrote its model.keras (it said "jax").
     """
     keras = sys.modules.get("keras")
     return {
-        "backend": keras.backend.backend() if keras is not None else None,
+        "backend": "numpy" if engine == "numpy" else keras.backend.backend() if keras is not None else None,
         "keras": keras.__version__ if keras is not None else version("keras"),
         "scikit-learn": version("scikit-learn"),  # not imported: 1.5 s a run does not need
         "numpy": np.__version__,

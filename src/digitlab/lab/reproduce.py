@@ -42,6 +42,13 @@ class Reproduction:
         return statistics.stdev(self.values) if len(self.values) > 1 else 0.0
 
     @property
+    def summary(self) -> str:
+        """"99.21% ± 0.05%", or "92.38% (1 seed)": one seed has no spread to show, not a spread of 0."""
+        if len(self.values) < 2:
+            return f"{self.mean:.2%} (1 seed)"
+        return f"{self.mean:.2%} ± {self.spread:.2%}"
+
+    @property
     def meets(self) -> bool:
         return self.mean >= self.threshold
 
@@ -136,6 +143,6 @@ def markdown_table(results: list[Reproduction]) -> str:
     ]
     for r in results:
         where = "held-out" if r.metric == "val_accuracy" else "test"
-        got = f"{r.mean:.2%} ± {r.spread:.2%} {where}, n={len(r.values)}"
+        got = f"{r.summary} {where}, n={len(r.values)}"
         lines.append(f"| {r.preset} | {r.recipe} | {r.claim} | {got} | {'yes' if r.meets else 'no'} |")
     return "\n".join(lines)

@@ -288,7 +288,8 @@ def create_app(recognizer: Recognizer, facts: ModelFacts, limits: Limits = Limit
         """As `predict`, for an image uploaded as multipart/form-data (field `file`, optional field `threshold`)."""
         image = await upload(file)  # decoded on the worker, in the same run as the prediction
         rec = with_threshold(threshold, query)
-        return await run(lambda: _prediction(rec.predict(image(), keep_prepared=True)[0], rec))
+        return await run(lambda: _prediction(rec.predict(image(), keep_prepared=True)[0], rec,
+                                             file.filename or "upload"))
 
     @app.post(f"{API}/read", tags=["recognize"], dependencies=[Depends(known_fields)], responses={422: {"description": "Not a readable image."}})
     async def read(body: ImageBody, threshold: QueryThreshold = None) -> ReadResponse:
@@ -321,9 +322,11 @@ def create_app(recognizer: Recognizer, facts: ModelFacts, limits: Limits = Limit
     return app
 
 
-def _prediction(pred: Prediction, recognizer: Recognizer) -> PredictResponse:
+def _prediction(pred: Prediction, recognizer: Recognizer, name: str = "image") -> PredictResponse:
+    """The answer to a request for one image, named `name` in an error (an upload's file name, as
+    a read of it names it; a blank upload was "image: ...")."""
     if pred.status == "error":  # predict() reports a bad image instead of raising
-        raise ImageError(pred.message.replace(pred.source, "image", 1))
+        raise ImageError(pred.message.replace(pred.source, name, 1))
     return PredictResponse(**_predicted(pred, recognizer))
 
 
