@@ -87,7 +87,8 @@ def test_a_real_small_or_read_only_cache_filesystem(tmp_path, options, says):
     script = 'mount -t tmpfs -o "$1" tmpfs "$2" || exit 99; "$3" -m digitlab fetch mnist; code=$?; cp -a "$2/." "$4"; exit $code'
     done = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script, "sh", options,
                            str(cache), sys.executable, str(snapshot)], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "DIGITLAB_CACHE": str(cache), "DIGITLAB_MIRROR": str(DATA_DIR)})
+                          env={**os.environ, "DIGITLAB_CACHE": str(cache), "DIGITLAB_MIRROR": str(DATA_DIR),
+                               "DIGITLAB_DATA": ""})
     assert done.returncode != 99, f"this machine allows no user namespace to mount a tmpfs in: {done.stderr}"
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
@@ -145,7 +146,8 @@ def test_fetch_command_with_an_unusable_cache_prints_one_line(tmp_path):
 
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    done = invoke_cli("fetch", "mnist", env={"DIGITLAB_CACHE": str(blocker / "cache"), "DIGITLAB_MIRROR": str(DATA_DIR)})
+    done = invoke_cli("fetch", "mnist", env={"DIGITLAB_CACHE": str(blocker / "cache"), "DIGITLAB_MIRROR": str(DATA_DIR),
+                                             "DIGITLAB_DATA": ""})
     assert done.returncode == 1 and done.stdout == "", done.stdout + done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
@@ -177,3 +179,21 @@ def test_a_file_where_the_cache_keeps_a_data_sets_folder_is_named_and_a_linked_f
     (tmp_path / "tiny" / FILE.filename).symlink_to(tmp_path / "own.gz")
     path = fetch_file(TINY, FILE, cache_dir=tmp_path, mirrors=[f"{server[1]}/good/"], force=True, progress=False)
     assert path.read_bytes() == GZ and (tmp_path / "own.gz").read_bytes() == GZ
+
+
+def test_fetch_with_the_data_folder_set_checks_it_and_downloads_nothing(tmp_path):
+    """With DIGITLAB_DATA holding the files, `fetch` went to the internet and then said to set
+    DIGITLAB_DATA (the README walkthrough of 2026-12-07)."""
+    from tests.conftest import DATA_DIR, invoke_cli
+
+    cache = tmp_path / "cache"
+    done = invoke_cli("fetch", "mnist", env={"DIGITLAB_CACHE": str(cache), "DIGITLAB_DATA": str(DATA_DIR)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count(" ok ") == 4 and "Nothing to download: $DIGITLAB_DATA holds mnist's files" in done.stdout
+    assert not cache.exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    done = invoke_cli("fetch", "mnist", env={"DIGITLAB_CACHE": str(cache), "DIGITLAB_DATA": str(empty),
+                                             "DIGITLAB_MIRROR": str(empty)})
+    assert done.returncode == 1 and f"DIGITLAB_DATA is set, but {empty} holds no mnist/" in done.stderr
+    assert "(or set DIGITLAB_DATA)" not in done.stderr

@@ -202,7 +202,18 @@ def fetch(
     force: bool = typer.Option(False, help="Download again even if the cache holds a good copy."),
 ) -> None:
     """Download a data set's files into the cache (checksums verified)."""
+    from digitlab.data.load import DATA_ENV, checked_array, find_local
+
     ds = get_dataset(dataset)
+    local = [find_local(ds, f, None) for f in ds.files]
+    if all(local) and not force:  # it downloaded nothing, then told the user to set what was set
+        for f, path in zip(ds.files, local):
+            checked_array(ds, f, path)
+            out.print(f"{escape(str(path))}  [green]ok[/] (sha256 {f.sha256[:12]}… of its content)")
+        out.print(f"Nothing to download: ${DATA_ENV} holds {ds.name}'s files, and every command reads them from "
+                  f"there. To copy them into the cache too: DIGITLAB_MIRROR=\"${DATA_ENV}\" digitlab fetch {ds.name} "
+                  "--force", highlight=False)
+        return
     for f in ds.files:
         path = fetch_file(ds, f, force=force)
         out.print(f"{escape(str(path))}  [green]ok[/] (sha256 {f.gz_sha256[:12]}…)")

@@ -102,10 +102,13 @@ def fetch_file(
                 failures.append(f"{mirror}{datafile.filename}: {e}")
             except _CacheUnwritable as e:
                 raise cache_error(folder, e.error) from None
+        data = os.environ.get("DIGITLAB_DATA")  # (digitlab.data.load.DATA_ENV, which imports this module)
+        where = (f"DIGITLAB_DATA is set, but {data} holds no {dataset.name}/{datafile.filename}: put the files there "
+                 "(or name another folder with --data-dir)"
+                 if data else "put the files in a folder and pass it with --data-dir (or set DIGITLAB_DATA)")
         lines = (f"could not fetch {dataset.name}/{datafile.filename} from any mirror:",
                  *(f"  {f}" for f in failures or ["(no mirrors configured)"]),
-                 f"On a machine without internet, put the files in a folder and pass it with --data-dir (or set "
-                 f"DIGITLAB_DATA), or set {MIRROR_ENV} to a folder or URL laid out as "
+                 f"On a machine without internet, {where}, or set {MIRROR_ENV} to a folder or URL laid out as "
                  f"<base>/{dataset.name}/{datafile.filename}.")
         error = FetchError("\n".join(lines))
         error.lines = lines

@@ -84,6 +84,11 @@ def _load_file(dataset, datafile, data_dir, cache_dir, mirrors, progress) -> np.
     path = find_local(dataset, datafile, data_dir)
     if path is None:
         path = fetch_file(dataset, datafile, cache_dir=cache_dir, mirrors=mirrors, progress=progress)
+    return checked_array(dataset, datafile, path)
+
+
+def checked_array(dataset: Dataset, datafile: DataFile, path: Path) -> np.ndarray:
+    """The file's array, its content's checksum and shape checked against the registry."""
     # The registry knows each file's size (uint8: one byte an item), so a hostile header cannot ask for more.
     array = read_idx(path, sha256=datafile.sha256, max_bytes=math.prod(datafile.shape))
     if array.shape != datafile.shape or array.dtype != np.uint8:
