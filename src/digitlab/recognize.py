@@ -28,7 +28,7 @@ from digitlab.data.userdata import dataset_info
 from digitlab.errors import ConfigError, ImageError, RunError
 from digitlab.evaluation.calibration import apply_temperature
 from digitlab.images.batch import prepared_chunks
-from digitlab.images.prepare import ink_mask, to_mnist
+from digitlab.images.prepare import ink_mask, several_digits_hint, to_mnist
 from digitlab.images.read import open_image, orientation, to_ink
 from digitlab.images.rulings import remove_rulings
 from digitlab.images.segment import digit_candidates, segment
@@ -251,6 +251,7 @@ class Recognizer:
             probs = self.probabilities(np.stack([img for _, img in ready]))
             for (pred, img), p in zip(ready, probs):
                 self._fill(pred, p)
+                pred.message = " ".join(filter(None, [pred.message, several_digits_hint(img)]))
                 pred.prepared = img if keep_prepared else None
         for pred, _ in batch:
             yield pred

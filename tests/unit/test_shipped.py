@@ -265,3 +265,18 @@ def test_read_says_which_kind_of_unsure_each_question_mark_is(tmp_path, mnist):
     assert "(not a digit)" in done.stdout.splitlines()[1]
     done = invoke_cli("read", str(tmp_path / "a72.png"), "--model", "reader", "--threshold", "1")
     assert "(best guess " in done.stdout and ", under the threshold)" in done.stdout
+
+
+def test_predict_of_several_digits_points_to_reading_a_number(mnist, tmp_path):
+    """`predict zip-code.png` answered "not a digit" (or a confident "5" from another model) with no
+    word of `read` (the README walkthrough of 2026-12-07); no single MNIST digit is that wide."""
+    from digitlab.images.prepare import several_digits_hint
+    from digitlab.recognize import Recognizer
+
+    x, _ = mnist[1]
+    assert not any(several_digits_hint(image / 255) for image in x)
+    reader = Recognizer.load("reader")
+    number, one = 255 - np.hstack([np.pad(x[i], 4) for i in range(1, 5)]), 255 - x[0]
+    wide, single = reader.predict([number, one])
+    assert "The ink is 5.0 times as wide as tall: if it is several digits, read it as a number" in wide.message
+    assert "several digits" not in single.message

@@ -79,7 +79,8 @@ def prediction_line(pred) -> str:
     top = " · ".join(f"{escape(c)} {p:.1%}" for c, p in pred.top)
     if pred.status == "unsure":
         return f"{source}: [yellow]unsure[/] ({escape(pred.message)})  top 3: {top}"
-    return f"{source}: [bold]{escape(pred.digit)}[/] ({pred.probability:.1%})  top 3: {top}"
+    note = f"  ({escape(pred.message)})" if pred.message else ""  # a hint, such as several digits' (to read them)
+    return f"{source}: [bold]{escape(pred.digit)}[/] ({pred.probability:.1%})  top 3: {top}{note}"
 
 
 def progress(err: Console, total: int):

@@ -88,6 +88,21 @@ def to_mnist(ink: np.ndarray, *, name: str = "image", mask: np.ndarray | None = 
     return centred(np.clip(crop / max(strong, 1e-6), 0, 1).astype(np.float32))
 
 
+# A prepared digit wider than this many times its height is likely several digits: none of MNIST's
+# 10,000 test digits is over 2.0 (31 over 1.6); "2104" side by side is 5.0.
+WIDE = 2.5
+
+
+def several_digits_hint(prepared: np.ndarray) -> str:
+    """A hint to read a number instead, where the prepared image's ink is much wider than tall
+    (`predict` of "90210" answered "not a digit", or a confident "5", with no word of `read`)."""
+    rows, cols = np.flatnonzero((prepared > 0.15).any(axis=1)), np.flatnonzero((prepared > 0.15).any(axis=0))
+    if not rows.size or (cols[-1] - cols[0] + 1) < WIDE * (rows[-1] - rows[0] + 1):
+        return ""
+    return (f"The ink is {(cols[-1] - cols[0] + 1) / (rows[-1] - rows[0] + 1):.1f} times as wide as tall: if it is "
+            "several digits, read it as a number (digitlab read, /api/v1/read, Recognizer.read).")
+
+
 def blank_error(name: str) -> ImageError:
     return ImageError(f"{name}: the image is blank after thresholding; no ink stroke found. Draw darker or larger strokes.")
 
