@@ -31,6 +31,7 @@ print("never")
     (["evaluate", "no-such-run"], 1, "no such run folder", False),  # digitlab's own error: one line, exit 1
     (["train", "--model", "nonsense"], 2, "is not a preset", False),  # a usage error: Click's exit 2
     (["models"], 0, "mlp-dropout", True),  # counts each preset's parameters with Keras
+    (["--version"], 0, "digitlab 0.", False),  # there was none (the README walkthrough of 2026-12-07)
 ])
 def test_the_command_exits_with_mains_code_output_and_handlers(tmp_path, imports, args, code, says, loads_keras):
     marker = tmp_path / "atexit.txt"

@@ -46,6 +46,20 @@ app = typer.Typer(
 PLOT_KINDS = ("samples", "curves", "confusion", "predictions", "probabilities")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        out.print(f"digitlab {version('digitlab')}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                          help="Print digitlab's version and exit.")) -> None:
+    pass
+
+
 @app.command()
 def train(
     model: str = typer.Option(DEFAULT_PRESET, "--model", "-m", help="Preset name (see `digitlab models`).",
