@@ -132,9 +132,11 @@ class RunConfig:
             raise ConfigError("invalid run configuration: " + "; ".join(problems) + ".")
 
     def extras_note(self) -> str:
-        """For one-line summaries: ', affine augmentation' for a run on distorted copies, ', mixed
-        bfloat16' (or ', precision auto') for one not in float32, '' for neither."""
-        notes = [f"{self.augment} augmentation"] if self.augment != "none" else []
+        """For one-line summaries: ', cosine decay' for a rate that decays, ', affine augmentation'
+        for a run on distorted copies, ', mixed bfloat16' (or ', precision auto') for one not in
+        float32, '' for none of them."""
+        notes = ["cosine decay"] if self.lr_schedule == "cosine" else []
+        notes += [f"{self.augment} augmentation"] if self.augment != "none" else []
         if self.precision != "float32":
             notes.append({"mixed_bfloat16": "mixed bfloat16"}.get(self.precision, f"precision {self.precision}"))
         return "".join(f", {n}" for n in notes)

@@ -52,6 +52,8 @@ def test_the_one_line_summary_names_augmentation_and_precision():
     assert RunConfig(augment="affine").extras_note() == ", affine augmentation"
     assert RunConfig(augment="affine", precision="mixed_bfloat16").extras_note() == ", affine augmentation, mixed bfloat16"
     assert RunConfig(precision="auto").extras_note() == ", precision auto"
+    # the training line said "adam" for cnn's Adam with cosine decay (the README walkthrough of 2026-12-07)
+    assert RunConfig(lr_schedule="cosine", augment="affine").extras_note() == ", cosine decay, affine augmentation"
 
 
 @pytest.mark.parametrize("data, phrase", [

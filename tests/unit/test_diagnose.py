@@ -77,6 +77,8 @@ def test_a_healthy_trained_preset_is_reported_healthy(tmp_path, data_dir):
     run = digitlab.train(digitlab.config_for("mlp", epochs=1, train_limit=10000, out=str(tmp_path)),
                          data_dir=data_dir, verbose=0, plots_enabled=False)
     assert "grad_norm/dense_1" in run.history and "update_ratio/dense_2" in run.history
+    # a notebook shows a run in a line, not its 10,000 x 10 probabilities (the README walkthrough of 2026-12-07)
+    assert repr(run) == f"Run({str(run.path)!r}, mlp on mnist, test_accuracy={run.metrics['test_accuracy']:.4f})"
     result = diagnose(run.path, data_dir=data_dir, limit=5000)
     assert result.history_used
     from digitlab.errors import ConfigError

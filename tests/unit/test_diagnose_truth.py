@@ -116,3 +116,17 @@ def test_a_damaged_optimiser_state_in_a_checkpoint_is_one_line(tmp_path, tamper)
     np.savez(tmp_path / "checkpoint.npz", **arrays)
     with pytest.raises(RunError, match="cannot load the checkpoint .*optimiser's [mv] arrays are not all finite numbers"):
         load_numpy_state(tmp_path / "checkpoint.npz", mlp([4, 3, 2], "relu", rng=np.random.default_rng(1)), Adam())
+
+
+def test_a_run_whose_data_set_now_has_other_classes_is_refused_as_evaluate_refuses_it(tmp_path, data_dir):
+    """A digits run whose config.json was made to say fashion-mnist was diagnosed on clothes, in silence."""
+    from digitlab.config import RunConfig
+    from digitlab.runs import write_json
+
+    run = tmp_path / "run"
+    run.mkdir()
+    to_keras(mlp([784, 16, 10], "relu", rng=np.random.default_rng(0))).save(run / "model.keras")
+    write_json(run / "config.json", RunConfig(dataset="fashion-mnist").to_dict())
+    write_json(run / "classes.json", {"classes": [str(d) for d in range(10)]})
+    with pytest.raises(ConfigError, match="fashion-mnist's classes are now T-shirt/top.*trained on 0, 1"):
+        diagnose(run, data_dir=data_dir, limit=100)

@@ -62,6 +62,11 @@ class Run:
     evaluation: Evaluation
     metrics: dict
 
+    def __repr__(self) -> str:  # the dataclass's dumped 10,000 x 10 probabilities and the history in a notebook
+        accuracy = self.metrics.get("test_accuracy") if isinstance(self.metrics, dict) else None
+        shown = f", test_accuracy={accuracy:.4f}" if isinstance(accuracy, float) else ""
+        return f"Run({str(self.path)!r}, {self.config.model} on {self.config.dataset}{shown})"
+
 
 def train(
     config: RunConfig | str | None = None,
