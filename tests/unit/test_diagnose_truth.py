@@ -34,8 +34,14 @@ def test_a_network_whose_loss_stayed_at_chance_is_not_learning_and_no_layer_is_h
     assert result.to_dict()["not_learning"] == result.not_learning
     learned = diagnose_network(net, images(mnist), {**history, "loss": [2.31, 0.4]})
     assert learned.not_learning is None and [r.verdict for r in learned.layers] == ["healthy"] * 2
-    for odd in ([], [None], [float("nan")], "2.3", [True]):  # a history.json anyone may have written
+    for odd in ([], [None], "2.3", [True]):  # a history.json anyone may have written
         assert diagnose_network(net, images(mnist), {**history, "loss": odd}).not_learning is None
+    # far above chance's (lr 0.5 ended at 229), or no number at all: diverged, not "a uniform guess"
+    for diverged in ([228.846], [float("nan")], [float("inf")], [10**400]):
+        said = diagnose_network(net, images(mnist), {**history, "loss": diverged}).not_learning
+        assert "is far above what a uniform guess scores" in said and "the training diverged" in said
+    huge = {**history, "grad_norm/dense_1": [10**400]}  # an OverflowError traceback
+    assert not diagnose_network(net, images(mnist), huge).history_used
 
 
 def test_a_history_key_naming_no_layer_of_the_network_is_left_out(mnist):
@@ -56,7 +62,7 @@ def test_weights_that_are_not_numbers_are_one_line_not_dead_units(tmp_path, data
     net = mlp([784, 16, 10], "relu", rng=np.random.default_rng(0))
     net.dense_layers()[0].params["kernel"][0, 0] = bad
     to_keras(net).save(tmp_path / "nan.keras")
-    with pytest.raises(RunError, match="dense_1's kernel holds values that are not finite numbers"):
+    with pytest.raises(RunError, match=r"the weights dense_1/kernel are not all finite numbers \(NaN or infinity\)"):
         diagnose(tmp_path / "nan.keras", data_dir=data_dir, limit=100)
 
 
@@ -79,12 +85,14 @@ def test_training_with_an_activation_first_leaves_the_callers_array_alone():
     assert x.tolist() == [[-1.0, 2.0, -3.0]]  # it became [[0, 2, 0]]
 
 
-@pytest.mark.parametrize("labels", [[-1, 0], [0, 10], [0.0, 1.0]])
+@pytest.mark.parametrize("labels", [[-1, 0], [0, 10], [0.0, 1.0], [[0], [1]], [[1] + [0] * 9, [0, 1] + [0] * 8], [0]])
 def test_labels_outside_the_classes_are_refused_not_wrapped(labels):
+    """-1 wrapped to the last class; a column (n, 1) gave a wrong loss in silence; one-hot labels or
+    too few a traceback (the attack review of 2026-12-07)."""
     from digitlab.scratch.optimizers import Adam
 
     net = mlp([4, 3, 10], "relu", rng=np.random.default_rng(0))
-    with pytest.raises(ConfigError, match="labels are class numbers from 0 to 9"):
+    with pytest.raises(ConfigError, match=r"labels are (class numbers from 0 to 9|one class number per image, shape \(2,\))"):
         net.train_batch(np.ones((2, 4), np.float32), np.array(labels), Adam())
 
 
@@ -98,7 +106,7 @@ def test_gradcheck_refuses_a_float32_network_whose_rounding_it_would_report_as_e
     assert max(errors.values()) < 1e-6
 
 
-@pytest.mark.parametrize("tamper", ["int", "nan", "negative_v", "text"])
+@pytest.mark.parametrize("tamper", ["int", "nan", "negative_v", "text", "missing"])
 def test_a_damaged_optimiser_state_in_a_checkpoint_is_one_line(tmp_path, tamper):
     """An int Adam moment gave a traceback from the update; a NaN or negative one was blamed on the
     learning rate as a diverged training."""
@@ -111,10 +119,15 @@ def test_a_damaged_optimiser_state_in_a_checkpoint_is_one_line(tmp_path, tamper)
     arrays = {f"param{i}": p for i, p in enumerate(net.parameters())}
     arrays |= {f"opt_m{i}": m for i, m in enumerate(optimizer._m)} | {f"opt_v{i}": v for i, v in enumerate(optimizer._v)}
     key = "opt_v0" if tamper == "negative_v" else "opt_m0"
-    arrays[key] = {"int": arrays[key].astype(np.int64), "nan": arrays[key] * np.nan,
-                   "negative_v": arrays[key] - 1, "text": arrays[key].astype(str)}[tamper]
+    if tamper == "missing":  # every moment left out: it resumed with fresh ones, another result in silence
+        arrays = {k: v for k, v in arrays.items() if not k.startswith("opt")}
+    else:
+        arrays[key] = {"int": arrays[key].astype(np.int64), "nan": arrays[key] * np.nan,
+                       "negative_v": arrays[key] - 1, "text": arrays[key].astype(str)}[tamper]
     np.savez(tmp_path / "checkpoint.npz", **arrays)
-    with pytest.raises(RunError, match="cannot load the checkpoint .*optimiser's [mv] arrays are not all finite numbers"):
+    says = "holds no optimiser m arrays, which Adam keeps" if tamper == "missing" else (
+        "optimiser's [mv] arrays are not all finite floating-point numbers")
+    with pytest.raises(RunError, match=f"cannot load the checkpoint .*{says}"):
         load_numpy_state(tmp_path / "checkpoint.npz", mlp([4, 3, 2], "relu", rng=np.random.default_rng(1)), Adam())
 
 

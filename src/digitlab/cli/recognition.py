@@ -166,12 +166,21 @@ def _boxes_destination(save_boxes: Path | None, paths: list[Path]):
                                      param_hint="--save-boxes")
         if not save_boxes.parent.is_dir():
             raise typer.BadParameter(f"folder {save_boxes.parent} does not exist.", param_hint="--save-boxes")
-        if (save_boxes.exists() and not isinstance(paths[0], io.IOBase) and os.path.exists(paths[0])
-                and save_boxes.samefile(paths[0])):
+        if save_boxes.exists() and (_is_stdin(save_boxes) if isinstance(paths[0], io.IOBase)
+                                    else os.path.exists(paths[0]) and save_boxes.samefile(paths[0])):
             raise typer.BadParameter(f"{save_boxes} is the image read; name another file, so that it is kept.",
                                      param_hint="--save-boxes")
         return lambda i, path: save_boxes
     return lambda i, path: save_boxes / _numbered_name(i, path)
+
+
+def _is_stdin(path: Path) -> bool:
+    """Whether standard input is the file at `path` (`read - --save-boxes w.png < w.png` replaced the image)."""
+    try:
+        there, piped = path.stat(), os.fstat(sys.stdin.fileno())
+    except (OSError, ValueError, AttributeError):
+        return False
+    return (there.st_dev, there.st_ino) == (piped.st_dev, piped.st_ino)
 
 
 def _piped(files: list[str]) -> bool:
@@ -189,10 +198,17 @@ def _stdin_image(files: list[str]) -> io.BytesIO | None:
     if len(files) > 1:
         raise typer.BadParameter("'-' (an image on standard input) goes alone; name the other files in a command of "
                                  "their own, or a file called '-' as ./-.", param_hint="FILES")
-    if sys.stdin is None or sys.stdin.isatty():
+    if sys.stdin is None:
+        raise typer.BadParameter("'-' reads an image piped into standard input, which is closed: "
+                                 "digitlab ... - < digit.png, or name the file.", param_hint="FILES")
+    if sys.stdin.isatty():
         raise typer.BadParameter("'-' reads an image piped into standard input, and this is a terminal: "
                                  "digitlab ... - < digit.png, or name the file.", param_hint="FILES")
-    image = io.BytesIO(sys.stdin.buffer.read(MAX_FILE_BYTES + 1))  # open_image says when it is too large, or empty
+    try:
+        image = io.BytesIO(sys.stdin.buffer.read(MAX_FILE_BYTES + 1))  # open_image says when it is too large, or empty
+    except OSError as e:  # opened for writing only (0>file), or a device that fails
+        raise typer.BadParameter(f"cannot read standard input ({e.strerror or e}); pipe an image into it: "
+                                 "digitlab ... - < digit.png.", param_hint="FILES") from None
     image.name = "<stdin>"
     return image
 

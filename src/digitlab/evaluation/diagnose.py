@@ -124,7 +124,7 @@ def diagnose_network(net: Network, x: np.ndarray, history: dict | None = None) -
     history = {k: v for k, v in (history or {}).items() if k in names or k == "loss"}
     last = {k.split("/", 1)[1]: v[-1] for k, v in history.items() if k.startswith("grad_norm/") and v}
     moved = {k.split("/", 1)[1]: v[-1] for k, v in history.items() if k.startswith("update_ratio/") and v}
-    if not all(type(v) in (int, float) and math.isfinite(v) and v >= 0 for v in [*last.values(), *moved.values()]):
+    if not all(_number(v) and v >= 0 for v in [*last.values(), *moved.values()]):
         last = moved = {}  # a diverged epoch's NaN (or a null, a norm under 0) would call every layer vanishing
     largest = max(last.values(), default=0.0)
     reports = []
@@ -163,15 +163,29 @@ def diagnose_network(net: Network, x: np.ndarray, history: dict | None = None) -
     return Diagnosis(reports, len(x), bool(last), not_learning=not_learning)
 
 
+def _number(value) -> bool:
+    """A finite number, as history.json may hold it (10**400 is an int that no float holds)."""
+    try:
+        return type(value) in (int, float) and math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def _not_learning(losses, classes: int) -> str | None:
     """Why the network as a whole has not learned, if its last epoch's training loss is still
-    about chance's (ln of the number of classes: the loss of a uniform guess); else None."""
-    if not (isinstance(losses, list) and losses and type(losses[-1]) in (int, float) and math.isfinite(losses[-1])):
+    about chance's (ln of the number of classes: the loss of a uniform guess) or above it (the
+    training diverged); else None."""
+    if not (isinstance(losses, list) and losses and type(losses[-1]) in (int, float)):
         return None
-    chance = math.log(classes)
-    if losses[-1] < THRESHOLDS["not_learning_loss"] * chance:
+    chance, last = math.log(classes), losses[-1]
+    if _number(last) and last < THRESHOLDS["not_learning_loss"] * chance:
         return None
-    return (f"the network has not learned: its training loss in the last epoch, {losses[-1]:.3f}, is what a "
+    if not _number(last) or last > 2 * chance:  # a loss of 229 (lr 0.5) is no uniform guess
+        shown = f"{last:.4g}" if _number(last) else "not a finite number"
+        return (f"the network has not learned: its training loss in the last epoch, {shown}, is far above what a "
+                f"uniform guess scores (ln {classes} = {chance:.3f}): the training diverged. Try a smaller "
+                "learning rate.")
+    return (f"the network has not learned: its training loss in the last epoch, {last:.3f}, is what a "
             f"uniform guess scores (ln {classes} = {chance:.3f}). Look at the recipe (the optimizer, the learning "
             "rate, the initialisation) as much as at the layers below.")
 
@@ -192,12 +206,7 @@ def diagnose(
     if other is not None:  # the engine's own message spoke of the engine, which the user had not asked for
         raise RunError(f"{run.model}: diagnose looks inside dense networks (Dense layers and their activations); "
                        f"{other.name} is a {type(other).__name__} layer.")
-    net = from_keras(model)
-    for layer in net.layers:
-        for key, value in layer.params.items():
-            if not np.isfinite(value).all():  # NaN activations were reported as "100% dead units"
-                raise RunError(f"{run.model}: layer {layer.name}'s {key} holds values that are not finite numbers "
-                               "(NaN or infinity): the training diverged or the file was changed; train it again.")
+    net = from_keras(model)  # load_model refused weights that are not finite (they were "100% dead units")
     recorded_classes(run)  # the data set's classes as the run trained on them, as `evaluate` checks
     (x_train, _), _ = load_dataset(run.dataset, data_dir=data_dir)
     if limit is not None:

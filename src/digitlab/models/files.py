@@ -35,7 +35,7 @@ def load_model(path: str | os.PathLike, *, trust: bool = False):
     import keras
 
     try:
-        return keras.saving.load_model(path, safe_mode=not trust)
+        model = keras.saving.load_model(path, safe_mode=not trust)
     except ValueError as e:
         if "safe_mode" in str(e) or "arbitrary code" in str(e):
             what = "a Lambda layer's Python function" if "Lambda" in str(e) else "Python code"
@@ -47,3 +47,10 @@ def load_model(path: str | os.PathLike, *, trust: bool = False):
         raise RunError(f"{path}: cannot load the model ({type(e).__name__}: {e}).") from None
     except Exception as e:  # Keras raises ValueError, OSError, zipfile errors... for a bad file
         raise RunError(f"{path}: cannot load the model ({type(e).__name__}: {e}).") from None
+    import numpy as np
+
+    for variable in model.weights:  # a NaN answered "the best guess, 9, has nan%", and evaluated as 9.80%
+        if not np.isfinite(np.asarray(variable)).all():
+            raise RunError(f"{path}: the weights {variable.path} are not all finite numbers (NaN or infinity): the "
+                           "training diverged or the file was changed; train it again.")
+    return model

@@ -192,6 +192,8 @@ class SoftmaxCrossEntropy:
         norm = e.sum(axis=1, keepdims=True)
         n = len(labels)
         labels = np.asarray(labels)
+        if labels.shape != (len(logits),):  # a column (n, 1) gave a wrong loss in silence, one-hot a traceback
+            raise ConfigError(f"labels are one class number per image, shape ({len(logits)},), not {labels.shape}.")
         if n and (labels.dtype.kind not in "iu" or labels.min() < 0 or labels.max() >= logits.shape[1]):
             # NumPy's indexing would take -1 for the last class, silently
             raise ConfigError(f"labels are class numbers from 0 to {logits.shape[1] - 1}, not "

@@ -134,9 +134,15 @@ def load_numpy_state(path: Path, net, optimizer) -> None:
                 if value.shape != p.shape or not np.issubdtype(value.dtype, np.floating) or not np.isfinite(value).all():
                     raise ValueError(f"param{i} is not {p.shape} finite numbers")
                 p[...] = value
+            # What a step of this optimiser keeps: a checkpoint without it resumed with fresh moments,
+            # a result other than the run's without a word
+            kept = {"Adam": ("_m", "_v"), "RMSprop": ("_velocity", "_momentum")}.get(
+                type(optimizer).__name__, ("_velocity",) if getattr(optimizer, "momentum", 0) else ())
             for name in ("_m", "_v", "_velocity", "_momentum"):
                 keys = sorted((k for k in data.files if k.startswith(f"opt{name}") and k[len(f"opt{name}"):].isdigit()),
                               key=lambda k: int(k[len(f"opt{name}"):]))
+                if not keys and name in kept:
+                    raise ValueError(f"it holds no optimiser {name[1:]} arrays, which {type(optimizer).__name__} keeps")
                 if keys:
                     state = [data[k].copy() for k in keys]
                     if [a.shape for a in state] != [p.shape for p in params]:
@@ -145,7 +151,7 @@ def load_numpy_state(path: Path, net, optimizer) -> None:
                     # (or, for Adam's second moment, a negative) state was blamed on the learning rate
                     if not all(np.issubdtype(a.dtype, np.floating) and np.isfinite(a).all() for a in state) or (
                             name == "_v" and any((a < 0).any() for a in state)):
-                        raise ValueError(f"the optimiser's {name[1:]} arrays are not all finite numbers"
+                        raise ValueError(f"the optimiser's {name[1:]} arrays are not all finite floating-point numbers"
                                          + (" of at least 0" if name == "_v" else ""))
                     state = [a.astype(p.dtype) for a, p in zip(state, params)]
                     setattr(optimizer, name, state)
