@@ -189,11 +189,14 @@ def test_fetch_with_the_data_folder_set_checks_it_and_downloads_nothing(tmp_path
     cache = tmp_path / "cache"
     done = invoke_cli("fetch", "mnist", env={"DIGITLAB_CACHE": str(cache), "DIGITLAB_DATA": str(DATA_DIR)})
     assert done.returncode == 0, done.stderr
-    assert done.stdout.count(" ok ") == 4 and "Nothing to download: $DIGITLAB_DATA holds mnist's files" in done.stdout
+    assert done.stdout.count(" ok ") == 4 and "Nothing downloaded: $DIGITLAB_DATA holds mnist's files" in done.stdout
     assert not cache.exists()
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    done = invoke_cli("fetch", "mnist", env={"DIGITLAB_CACHE": str(cache), "DIGITLAB_DATA": str(empty),
-                                             "DIGITLAB_MIRROR": str(empty)})
-    assert done.returncode == 1 and f"DIGITLAB_DATA is set, but {empty} holds no mnist/" in done.stderr
+    part = tmp_path / "part" / "mnist"  # all but one file: that one is named, not the first (the attack review)
+    part.mkdir(parents=True)
+    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz"):
+        (part / name).symlink_to(DATA_DIR / "mnist" / name)
+    done = invoke_cli("fetch", "mnist", env={"DIGITLAB_CACHE": str(cache), "DIGITLAB_DATA": str(part.parent),
+                                             "DIGITLAB_MIRROR": str(tmp_path / "nowhere")})
+    assert done.returncode == 1 and done.stdout.count(" ok ") == 3, done.stdout + done.stderr
+    assert f"put mnist/t10k-labels-idx1-ubyte.gz in DIGITLAB_DATA's folder, {part.parent}" in done.stderr
     assert "(or set DIGITLAB_DATA)" not in done.stderr

@@ -219,19 +219,19 @@ def fetch(
     from digitlab.data.load import DATA_ENV, checked_array, find_local
 
     ds = get_dataset(dataset)
-    local = [find_local(ds, f, None) for f in ds.files]
-    if all(local) and not force:  # it downloaded nothing, then told the user to set what was set
-        for f, path in zip(ds.files, local):
-            checked_array(ds, f, path)
-            out.print(f"{escape(str(path))}  [green]ok[/] (sha256 {f.sha256[:12]}… of its content)")
-        out.print(f"Nothing to download: ${DATA_ENV} holds {ds.name}'s files, and every command reads them from "
-                  f"there. To copy them into the cache too: DIGITLAB_MIRROR=\"${DATA_ENV}\" digitlab fetch {ds.name} "
-                  "--force", highlight=False)
-        return
-    for f in ds.files:
+    local = {f.filename: find_local(ds, f, None) for f in ds.files} if not force else {}
+    for f in ds.files:  # a file $DIGITLAB_DATA holds is checked there, not downloaded (it went to the internet)
+        if local.get(f.filename) is not None:
+            checked_array(ds, f, local[f.filename])
+            out.print(f"{escape(str(local[f.filename]))}  [green]ok[/] (sha256 {f.sha256[:12]}… of its content)")
+            continue
         path = fetch_file(ds, f, force=force)
         out.print(f"{escape(str(path))}  [green]ok[/] (sha256 {f.gz_sha256[:12]}…)")
-    out.print(f"Cache: {escape(str(default_cache_dir()))}")
+    if all(local.get(f.filename) for f in ds.files):
+        out.print(f"Nothing downloaded: ${DATA_ENV} holds {ds.name}'s files, and every command reads them from there.",
+                  highlight=False)
+    else:
+        out.print(f"Cache: {escape(str(default_cache_dir()))}")
 
 
 @app.command()

@@ -103,8 +103,8 @@ def fetch_file(
             except _CacheUnwritable as e:
                 raise cache_error(folder, e.error) from None
         data = os.environ.get("DIGITLAB_DATA")  # (digitlab.data.load.DATA_ENV, which imports this module)
-        where = (f"DIGITLAB_DATA is set, but {data} holds no {dataset.name}/{datafile.filename}: put the files there "
-                 "(or name another folder with --data-dir)"
+        where = (f"put {dataset.name}/{datafile.filename} in DIGITLAB_DATA's folder, {data}, where the commands read "
+                 "the files without a download (or name another folder with --data-dir)"
                  if data else "put the files in a folder and pass it with --data-dir (or set DIGITLAB_DATA)")
         lines = (f"could not fetch {dataset.name}/{datafile.filename} from any mirror:",
                  *(f"  {f}" for f in failures or ["(no mirrors configured)"]),
