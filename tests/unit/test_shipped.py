@@ -277,6 +277,9 @@ def test_predict_of_several_digits_points_to_reading_a_number(mnist, tmp_path):
     assert not any(several_digits_hint(image / 255) for image in x)
     reader = Recognizer.load("reader")
     number, one = 255 - np.hstack([np.pad(x[i], 4) for i in range(1, 5)]), 255 - x[0]
-    wide, single = reader.predict([number, one])
-    assert "The ink is 5.0 times as wide as tall: if it is several digits, read it as a number" in wide.message
-    assert "several digits" not in single.message
+    dash = np.full((40, 200), 255, np.uint8)  # one stroke, a dash or a "1" lying down: no hint (the attack review)
+    dash[18:23, 10:190] = 0
+    wide, single, stroke = reader.predict([number, one, dash])
+    assert "The ink is 5.0 times as wide as tall, in pieces: if it is several digits, read them as a number" in (
+        wide.message)
+    assert "several digits" not in single.message and "several digits" not in stroke.message

@@ -94,13 +94,15 @@ WIDE = 2.5
 
 
 def several_digits_hint(prepared: np.ndarray) -> str:
-    """A hint to read a number instead, where the prepared image's ink is much wider than tall
-    (`predict` of "90210" answered "not a digit", or a confident "5", with no word of `read`)."""
-    rows, cols = np.flatnonzero((prepared > 0.15).any(axis=1)), np.flatnonzero((prepared > 0.15).any(axis=0))
-    if not rows.size or (cols[-1] - cols[0] + 1) < WIDE * (rows[-1] - rows[0] + 1):
+    """A hint to read a number instead, where the prepared image's ink is much wider than tall and
+    in several pieces (`predict` of "90210" answered "not a digit", or a confident "5", with no word
+    of `read`; one stroke, a dash or a "1" lying down, gets none)."""
+    ink = prepared > 0.15
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    if not rows.size or (cols[-1] - cols[0] + 1) < WIDE * (rows[-1] - rows[0] + 1) or len(pieces(ink)[1]) < 2:
         return ""
-    return (f"The ink is {(cols[-1] - cols[0] + 1) / (rows[-1] - rows[0] + 1):.1f} times as wide as tall: if it is "
-            "several digits, read it as a number (digitlab read, /api/v1/read, Recognizer.read).")
+    return (f"The ink is {(cols[-1] - cols[0] + 1) / (rows[-1] - rows[0] + 1):.1f} times as wide as tall, in pieces: "
+            "if it is several digits, read them as a number (digitlab read; on the draw page, \"A whole number\").")
 
 
 def blank_error(name: str) -> ImageError:
