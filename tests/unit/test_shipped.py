@@ -125,6 +125,11 @@ def test_evaluate_checks_the_shipped_readers_own_figure(tmp_path):
     report, shipped = json.loads(done.stdout), open_model("reader", tmp_path).read("metrics.json")
     assert report["model"] == "reader (shipped with digitlab)"
     assert abs(report["test_accuracy"] - shipped["test_accuracy"]) < 1e-9 and shipped["test_accuracy"] >= 0.994
+    # what it cannot do is said (the attack review): bfloat16 was run in float32; "mnist_pen" no command takes
+    done = invoke_cli("evaluate", "reader", "--runs", str(tmp_path), "--precision", "mixed_bfloat16")
+    assert done.returncode == 1 and "has only its NumPy inference file, which computes in float32" in done.stderr
+    done = invoke_cli("evaluate", "reader", "--runs", str(tmp_path), "--dataset", "fashion-mnist")
+    assert done.returncode == 1 and "Evaluate the run on mnist+pen," in done.stderr, done.stderr
 
 
 def test_a_run_folder_named_reader_is_the_users_not_the_shipped_one(tmp_path, monkeypatch):

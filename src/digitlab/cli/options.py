@@ -86,7 +86,7 @@ def in_range(flag: str, low: float, high: float | None, low_closed: bool = False
 # The options several commands take, each declared once here.
 RunArgument = typer.Argument(None, help="Run folder, or a model file (.keras, .skops) [default: the latest run in --runs].")
 ModelOption = typer.Option(None, "--model", help="Run folder, a model file (.keras, .skops), or 'reader': the model "
-                           "shipped with digitlab [default: the latest complete run in --runs, else the reader].")
+                           "shipped with digitlab [default: the latest complete run of digits in --runs, else the reader].")
 RunsOption = typer.Option(Path("runs"), "--runs", help="Where to look for the latest run.")
 ThresholdOption = typer.Option(0.5, min=0, max=1, help="Below this probability an answer is 'unsure' (a digit of a "
                                "number reads as '?').")

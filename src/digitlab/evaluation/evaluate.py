@@ -123,6 +123,10 @@ def evaluate(
     export = run.model.parent / INFERENCE_FILE
     model = load_inference(run.model) if run.shipped else None  # its NumPy file is all it has
     if run.shipped:
+        if precision == "mixed_bfloat16":  # it was computed in float32 in silence
+            raise ConfigError(f"the shipped {run.folder.name} has only its NumPy inference file, which computes in "
+                              "float32; leave out --precision, or train a Keras model: digitlab train --model "
+                              f"{run.preset}.")
         precision = "float32"
     elif (run.model.name == MODEL_FILE and (precision == "float32" or (precision == "auto" and trained in (None, "float32")))
             and export.is_file() and exported_from(export, run.model)):
@@ -159,7 +163,7 @@ def recorded_classes(run: RunFiles, dataset: str | None = None) -> list[str] | N
         if names is not None and other != names[:len(other)]:
             raise ConfigError(f"{run.folder} answers the classes {', '.join(names[:12])}; {dataset_label(dataset)}'s are "
                               f"{', '.join(other[:12])}: its labels would be counted against outputs that mean other "
-                              f"things. Evaluate the run on {dataset_label(run.dataset)}, or on data with its classes.")
+                              f"things. Evaluate the run on {run.dataset}, or on data with its classes.")
         return names
     if names is not None:
         now = list(dataset_info(run.dataset).class_names)
