@@ -175,9 +175,10 @@ def evaluate(
     from digitlab.models.shipped import model_name, open_model, which_model
 
     opened = open_run(run, runs_dir) if run is None else open_model(run, runs_dir)  # as evaluate_run opens it
-    # which run is evaluated: with several, the latest was not always the one a user had in mind
-    err.print(f"Model: {escape(which_model(opened, runs_dir))}", highlight=False, soft_wrap=True)
     ev = evaluate_run(run, dataset=dataset, data_dir=data_dir, out=runs_dir, trust=trust_model, precision=precision)
+    # which run was evaluated: with several, the latest was not always the one a user had in mind (said
+    # once it is evaluated, so that a model refused is one line)
+    err.print(f"Model: {escape(which_model(opened, runs_dir))}", highlight=False, soft_wrap=True)
     if as_json:
         out.print_json(json.dumps({"model": model_name(opened), **ev.to_dict(), "confusion": ev.confusion.tolist()}))
         return
