@@ -172,15 +172,14 @@ def evaluate(
 ) -> None:
     """Test loss and accuracy, confusion matrix, per-class report, most confused pairs."""
     from digitlab.evaluation.evaluate import evaluate as evaluate_run
-    from digitlab.models.shipped import model_name, open_model, which_model
+    from digitlab.models.shipped import model_name, which_model
 
-    opened = open_run(run, runs_dir) if run is None else open_model(run, runs_dir)  # as evaluate_run opens it
     ev = evaluate_run(run, dataset=dataset, data_dir=data_dir, out=runs_dir, trust=trust_model, precision=precision)
     # which run was evaluated: with several, the latest was not always the one a user had in mind (said
     # once it is evaluated, so that a model refused is one line)
-    err.print(f"Model: {escape(which_model(opened, runs_dir))}", highlight=False, soft_wrap=True)
+    err.print(f"Model: {escape(which_model(ev.run, runs_dir))}", highlight=False, soft_wrap=True)
     if as_json:
-        out.print_json(json.dumps({"model": model_name(opened), **ev.to_dict(), "confusion": ev.confusion.tolist()}))
+        out.print_json(json.dumps({"model": model_name(ev.run), **ev.to_dict(), "confusion": ev.confusion.tolist()}))
         return
     print_evaluation(out, ev)
 

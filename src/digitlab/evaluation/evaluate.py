@@ -35,6 +35,7 @@ class Evaluation:
     loss: float = field(init=False)
     accuracy: float = field(init=False)
     confusion: np.ndarray = field(init=False)
+    run: RunFiles | None = field(default=None, init=False, repr=False)  # what `evaluate` opened and evaluated
 
     def __post_init__(self) -> None:
         self.loss = metrics.cross_entropy(self.labels, self.probabilities)
@@ -145,8 +146,10 @@ def evaluate(
         precision = prediction_precision(trained, backend, precision)
     names = recorded_classes(run, dataset)
     x_test, y_test = load_test_split(dataset, data_dir=data_dir)
-    return evaluate_model(model, x_test, y_test, dataset, run.temperature, precision, names,
-                          second_look_below=run.config.second_look_below if run.config else 0.0)
+    evaluation = evaluate_model(model, x_test, y_test, dataset, run.temperature, precision, names,
+                                second_look_below=run.config.second_look_below if run.config else 0.0)
+    evaluation.run = run
+    return evaluation
 
 
 def recorded_classes(run: RunFiles, dataset: str | None = None) -> list[str] | None:
