@@ -28,7 +28,7 @@ from digitlab.data.userdata import dataset_info
 from digitlab.errors import ConfigError, ImageError, RunError
 from digitlab.evaluation.calibration import apply_temperature
 from digitlab.images.batch import prepared_chunks
-from digitlab.images.prepare import ink_mask, several_digits_hint, to_mnist
+from digitlab.images.prepare import ink_mask, several_digits_hints, to_mnist
 from digitlab.images.read import open_image, orientation, to_ink
 from digitlab.images.rulings import remove_rulings
 from digitlab.images.segment import digit_candidates, segment
@@ -238,8 +238,8 @@ class Recognizer:
         status "error" and its message, and the others go on. `names`: what to call each image
         (its path as given, for one opened by another)."""
         images = images_of(images)
-        for i, (image, name) in enumerate(zip(images, names) if names is not None else ((x, None) for x in images)):
-            name = name if name is not None else describe(image, i)
+        named = zip(images, names) if names is not None else ((image, describe(image, i)) for i, image in enumerate(images))
+        for image, name in named:
             try:
                 yield self.read(image, name)
             except ImageError as e:
@@ -248,10 +248,10 @@ class Recognizer:
     def _finish(self, batch, keep_prepared: bool) -> Iterator[Prediction]:
         ready = [(pred, img) for pred, img in batch if img is not None]
         if ready:
-            probs = self.probabilities(np.stack([img for _, img in ready]))
-            for (pred, img), p in zip(ready, probs):
+            stack = np.stack([img for _, img in ready])
+            for (pred, img), p, hint in zip(ready, self.probabilities(stack), several_digits_hints(stack)):
                 self._fill(pred, p)
-                pred.message = " ".join(filter(None, [pred.message, several_digits_hint(img)]))
+                pred.message = " ".join(filter(None, [pred.message, hint]))
                 pred.prepared = img if keep_prepared else None
         for pred, _ in batch:
             yield pred

@@ -275,11 +275,11 @@ def test_read_says_which_kind_of_unsure_each_question_mark_is(tmp_path, mnist):
 def test_predict_of_several_digits_points_to_reading_a_number(mnist, tmp_path):
     """`predict zip-code.png` answered "not a digit" (or a confident "5" from another model) with no
     word of `read` (the README walkthrough of 2026-12-07); no single MNIST digit is that wide."""
-    from digitlab.images.prepare import several_digits_hint
+    from digitlab.images.prepare import several_digits_hints
     from digitlab.recognize import Recognizer
 
     x, _ = mnist[1]
-    assert not any(several_digits_hint(image / 255) for image in x)
+    assert not any(several_digits_hints(x / 255))
     reader = Recognizer.load("reader")
     number, one = 255 - np.hstack([np.pad(x[i], 4) for i in range(1, 5)]), 255 - x[0]
     dash = np.full((40, 200), 255, np.uint8)  # one stroke, a dash or a "1" lying down: no hint (the attack review)

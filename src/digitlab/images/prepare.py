@@ -93,16 +93,23 @@ def to_mnist(ink: np.ndarray, *, name: str = "image", mask: np.ndarray | None = 
 WIDE = 2.5
 
 
-def several_digits_hint(prepared: np.ndarray) -> str:
-    """A hint to read a number instead, where the prepared image's ink is much wider than tall and
-    in several pieces (`predict` of "90210" answered "not a digit", or a confident "5", with no word
-    of `read`; one stroke, a dash or a "1" lying down, gets none)."""
+def several_digits_hints(prepared: np.ndarray) -> list[str]:
+    """For each prepared image (n, 28, 28), a hint to read a number instead where its ink is much
+    wider than tall and in several pieces, else "" (`predict` of "90210" answered "not a digit", or a
+    confident "5", with no word of `read`; one stroke, a dash or a "1" lying down, gets none). For
+    the whole stack at once: it is on every prediction's path."""
     ink = prepared > 0.15
-    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
-    if not rows.size or (cols[-1] - cols[0] + 1) < WIDE * (rows[-1] - rows[0] + 1) or len(pieces(ink)[1]) < 2:
-        return ""
-    return (f"The ink is {(cols[-1] - cols[0] + 1) / (rows[-1] - rows[0] + 1):.1f} times as wide as tall, in pieces: "
-            "if it is several digits, read them as a number (digitlab read; on the draw page, \"A whole number\").")
+    height, width = _span(ink.any(axis=2)), _span(ink.any(axis=1))
+    wide = (height > 0) & (width >= WIDE * height)
+    return [f"The ink is {width[i] / height[i]:.1f} times as wide as tall, in pieces: if it is several digits, "
+            "read them as a number (digitlab read; on the draw page, \"A whole number\")."
+            if wide[i] and len(pieces(ink[i])[1]) >= 2 else "" for i in range(len(prepared))]
+
+
+def _span(any_ink: np.ndarray) -> np.ndarray:
+    """Per row of (n, k) booleans, from the first True to the last, in cells (0 for none)."""
+    first, last = any_ink.argmax(axis=1), any_ink.shape[1] - 1 - any_ink[:, ::-1].argmax(axis=1)
+    return np.where(any_ink.any(axis=1), last - first + 1, 0)
 
 
 def blank_error(name: str) -> ImageError:
